@@ -1,0 +1,42 @@
+# Two commands: `make demo` and `make test`. Each installs what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8000
+HOST ?= 127.0.0.1
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test install postgis db serve lint bench clean
+
+demo: db ## set up, load the demo cooperative, serve on http://$(HOST):$(PORT)
+	$(BIN)/commons-map demo load
+	$(BIN)/commons-map serve --host $(HOST) --port $(PORT)
+
+test: postgis ## set up, then run the whole suite against a real PostGIS
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	PYTHON=$(PYTHON) scripts/ensure-system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+postgis: install
+	scripts/ensure-postgis.sh
+
+db: postgis
+	$(BIN)/commons-map db upgrade
+
+serve: db
+	$(BIN)/commons-map serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/python -m ruff check commons_map api ingest maps tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The HTTP adapter: FastAPI routes over the services of commons_map."""

@@ -1,0 +1,66 @@
+"""Dependencies: the settings, a database session per request, the signed-in member."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from commons_map.errors import AuthenticationFailed
+from commons_map.people.auth import member_from_token
+from commons_map.people.models import Member
+from commons_map.settings import Settings
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: committed when the handler returns, else rolled back."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# scope="function": the commit happens before the response is sent, so a failed commit is an error.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def optional_member(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2)],
+) -> Member | None:
+    """The member named by the bearer token (or the session cookie), or None for anonymous."""
+    if token:
+        return member_from_token(session, token, settings)
+    cookie_auth = getattr(request.app.state, "cookie_member", None)
+    if cookie_auth is not None:
+        return cookie_auth(request, session)
+    return None
+
+
+def current_member(member: Annotated[Member | None, Depends(optional_member)]) -> Member:
+    """The signed-in member, or 401."""
+    if member is None:
+        raise AuthenticationFailed("Sign in first: send 'Authorization: Bearer <token>'")
+    return member
+
+
+OptionalMember = Annotated[Member | None, Depends(optional_member)]
+CurrentMember = Annotated[Member, Depends(current_member)]

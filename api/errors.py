@@ -1,0 +1,97 @@
+"""One table from domain errors to HTTP statuses, answered as problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from commons_map import errors as e
+
+log = logging.getLogger("commons_map.api")
+
+STATUS: dict[type[e.DomainError], int] = {
+    e.ValidationFailed: 422,
+    e.NotFound: 404,
+    e.PermissionDenied: 403,
+    e.AuthenticationFailed: 401,
+    e.Conflict: 409,
+}
+
+TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Unprocessable content",
+    429: "Too many requests",
+}
+
+
+def problem(status: int, detail: str, *, errors: list[dict] | None = None, **extra: object) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def status_for(exc: e.DomainError) -> int:
+    """The HTTP status of a domain error (its nearest known class)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+async def _domain(request: Request, exc: e.DomainError) -> JSONResponse:
+    status = status_for(exc)
+    log.info("%s %s -> %s %s", request.method, request.url.path, status, exc.message)
+    return problem(
+        status,
+        exc.message,
+        errors=[p.as_dict() for p in exc.problems],
+        code=exc.code,
+        **exc.detail,
+    )
+
+
+def _loc(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or "body"
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"field": _loc(tuple(err.get("loc", ()))), "message": err.get("msg", "")} for err in exc.errors()]
+    first = errors[0] if errors else {"field": "body", "message": "invalid"}
+    detail = f"{first['field']}: {first['message']}"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    return problem(422, detail, errors=errors, code="validation_failed")
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    resp = problem(exc.status_code, str(exc.detail))
+    if exc.headers:
+        resp.headers.update(exc.headers)
+    return resp
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on the app."""
+    app.add_exception_handler(e.DomainError, _domain)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]

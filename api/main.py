@@ -1,0 +1,51 @@
+"""The FastAPI application. Engines are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+import commons_map
+import commons_map.models  # noqa: F401 - complete the mappers
+from api import errors
+from api.routers import auth, commons, health, members
+from commons_map.db import make_engine, make_sessionmaker
+from commons_map.settings import Settings, get_settings
+
+ROUTERS = [health.router, auth.router, members.router, commons.router]
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """A commons-map app for these settings (or the environment's)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = engine is None
+        app.state.engine = engine or make_engine(settings)
+        app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="commons-map",
+        version=commons_map.__version__,
+        description="The register, map and time ledger of a citizens' cooperative's commons.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory api.main:app_factory`."""
+    return create_app()

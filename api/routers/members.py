@@ -1,0 +1,75 @@
+"""Members: who I am, and the cooperative's members (for members only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from api.deps import CurrentMember, SessionDep
+from commons_map.people import service
+from commons_map.people.models import Member
+
+
+router = APIRouter(prefix="/api/v1/members", tags=["members"])
+
+
+class MemberOut(BaseModel):
+    """A member as other members see them."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: list[str]
+    locale: str
+
+
+class MemberIn(BaseModel):
+    """A new member, added by a coordinator."""
+
+    username: str
+    display_name: str
+    password: str = Field(min_length=8)
+    email: str | None = None
+    locale: str = "fr"
+    roles: list[str] = Field(default_factory=list)
+
+
+def _out(m: Member) -> MemberOut:
+    return MemberOut(
+        id=m.id, username=m.username, display_name=m.display_name, roles=sorted(m.roles), locale=m.locale
+    )
+
+
+@router.get("/me", response_model=MemberOut)
+def me(member: CurrentMember) -> MemberOut:
+    """The signed-in member."""
+    return _out(member)
+
+
+@router.get("", response_model=list[MemberOut])
+def list_members(member: CurrentMember, session: SessionDep) -> list[MemberOut]:
+    """The active members of my cooperative."""
+    rows = session.scalars(
+        select(Member)
+        .where(Member.cooperative_id == member.cooperative_id, Member.is_active)
+        .order_by(Member.display_name)
+    )
+    return [_out(m) for m in rows]
+
+
+@router.post("", response_model=MemberOut, status_code=201)
+def add_member(body: MemberIn, member: CurrentMember, session: SessionDep) -> MemberOut:
+    """Add a member to my cooperative (coordinators)."""
+    created = service.create_member(
+        session,
+        cooperative=member.cooperative,
+        username=body.username,
+        display_name=body.display_name,
+        password=body.password,
+        email=body.email,
+        locale=body.locale,
+        roles=set(body.roles),
+        actor=member,
+    )
+    return _out(created)

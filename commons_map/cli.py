@@ -1,0 +1,150 @@
+"""The `commons-map` command: database, demo data, members, serving."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.engine import make_url
+
+from commons_map.db import ensure_database, make_engine, session_scope
+from commons_map.errors import DomainError
+from commons_map.settings import get_settings
+
+app = typer.Typer(help="commons-map: the register and map of a cooperative's commons.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: create, migrate.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo and synthetic data.", no_args_is_help=True)
+members_app = typer.Typer(help="Members of a cooperative.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(members_app, name="members")
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error for a person and return the exit to raise."""
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def progress() -> Progress:
+    """The progress bar used by long commands."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database if missing, then apply every migration."""
+    from commons_map.migrate import upgrade
+
+    url = get_settings().sync_url
+    if ensure_database(url):
+        console.print(f"created database {make_url(url).database}")
+    upgrade(url)
+    console.print("database is up to date")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL in use (password hidden)."""
+    typer.echo(make_url(get_settings().sync_url).render_as_string(hide_password=True))
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo cooperative (once; a second run changes nothing)."""
+    from commons_map.demo.load import DEMO_PASSWORD, load_demo
+
+    engine = make_engine(get_settings())
+    with console.status("loading the demo cooperative…") as status, session_scope(engine) as session:
+        result = load_demo(session, progress=lambda msg: status.update(f"loading the demo cooperative: {msg}"))
+        name = result.cooperative.name
+        created = result.created
+        n_members, n_commons = len(result.members), len(result.commons)
+    engine.dispose()
+    if created:
+        console.print(f"loaded {name}: {n_members} members, {n_commons} commons")
+        console.print(f"demo accounts (demo only): camille, yasmine, mamadou… password {DEMO_PASSWORD!r}")
+    else:
+        console.print(f"{name} is already loaded ({n_members} members, {n_commons} commons)")
+
+
+@demo_app.command("synth")
+def demo_synth(
+    parcels: Annotated[int, typer.Option(min=1, max=5_000_000, help="how many parcels to add")] = 100_000,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Add synthetic land parcels for benchmarks (COPY, no history rows)."""
+    from commons_map.demo.synth import load_synthetic
+    from commons_map.people.service import default_cooperative, get_cooperative
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+        with progress() as bar:
+            task = bar.add_task("synthetic parcels", total=parcels)
+            load_synthetic(engine, coop, parcels, advance=lambda n: bar.advance(task, n))
+    except DomainError as exc:
+        raise fail(exc.message) from exc
+    finally:
+        engine.dispose()
+    console.print(f"added {parcels} parcels to {coop.slug}")
+
+
+@members_app.command("add")
+def members_add(
+    username: str,
+    display_name: Annotated[str | None, typer.Option("--name", help="shown to other members")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="a role, e.g. coordinator (repeatable)")] = None,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+    locale: Annotated[str, typer.Option(help="fr or en")] = "fr",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Add a member non-interactively; the password comes from stdin."""
+    from commons_map.people.service import create_member, default_cooperative, get_cooperative
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+            member = create_member(
+                session, cooperative=coop, username=username, display_name=display_name or username,
+                password=password, roles=set(role or []), locale=locale, bootstrap=True,
+            )
+            typer.echo(f"added {member.username} (id {member.id}) to {coop.slug}"
+                       + (f" as {', '.join(sorted(member.roles))}" if member.roles else ""))
+    except DomainError as exc:
+        details = "; ".join(f"{p.field}: {p.message}" for p in exc.problems) or exc.message
+        raise fail(details) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Serve the app (Ctrl-C stops it cleanly)."""
+    import uvicorn
+
+    console.print(f"serving on http://{host}:{port}")
+    uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=True, log_level="info")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""The demo cooperative, and synthetic data for benchmarks."""

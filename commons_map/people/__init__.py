@@ -1,0 +1,1 @@
+"""Cooperatives, members, roles, passwords and tokens."""

@@ -1,0 +1,130 @@
+"""Cooperatives and members: creating them, roles, passwords."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from commons_map.errors import Conflict, NotFound, ValidationFailed, collector
+from commons_map.people.auth import hash_password
+from commons_map.people.models import ROLES, Cooperative, Member, MemberRole
+from commons_map.people.permissions import require_coordinator
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
+MIN_PASSWORD = 8
+
+
+def get_cooperative(session: Session, slug_or_id: str | int) -> Cooperative:
+    """The cooperative with that slug or id."""
+    if isinstance(slug_or_id, int) or str(slug_or_id).isdigit():
+        coop = session.get(Cooperative, int(slug_or_id))
+    else:
+        coop = session.scalar(select(Cooperative).where(Cooperative.slug == slug_or_id))
+    if coop is None:
+        raise NotFound(f"No cooperative {slug_or_id!r}", field="cooperative")
+    return coop
+
+
+def default_cooperative(session: Session) -> Cooperative:
+    """The only (or first) cooperative: what the CLI uses when none is named."""
+    coop = session.scalar(select(Cooperative).order_by(Cooperative.id).limit(1))
+    if coop is None:
+        raise NotFound("No cooperative yet: run `commons-map demo load` or create one")
+    return coop
+
+
+def create_member(
+    session: Session,
+    *,
+    cooperative: Cooperative,
+    username: str,
+    display_name: str,
+    password: str,
+    roles: set[str] | frozenset[str] = frozenset(),
+    email: str | None = None,
+    locale: str = "fr",
+    actor: Member | None = None,
+    bootstrap: bool = False,
+) -> Member:
+    """A new member. A coordinator adds members; ``bootstrap`` is for the CLI and set-up."""
+    if not bootstrap:
+        require_coordinator(actor, cooperative.id)
+    username = username.strip().lower()
+    problems = collector()
+    if not USERNAME_RE.match(username):
+        problems.add(
+            "username",
+            "2 to 40 characters: lower-case letters, digits, dot, dash, underscore",
+        )
+    if len(password) < MIN_PASSWORD:
+        problems.add("password", f"at least {MIN_PASSWORD} characters")
+    if not display_name.strip():
+        problems.add("display_name", "must not be empty")
+    if locale not in ("fr", "en"):
+        problems.add("locale", "must be 'fr' or 'en'")
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        problems.add("roles", f"unknown role(s): {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}")
+    problems.raise_if_any()
+    if session.scalar(select(func.count()).where(Member.username == username)):
+        raise Conflict(f"username {username!r} is already taken", field="username")
+    member = Member(
+        cooperative_id=cooperative.id,
+        username=username,
+        display_name=display_name.strip(),
+        email=email,
+        password_hash=hash_password(password),
+        locale=locale,
+        role_rows=[MemberRole(role=r) for r in sorted(roles)],
+    )
+    session.add(member)
+    session.flush()
+    return member
+
+
+def grant_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
+    """Give a member a role; coordinators decide together."""
+    require_coordinator(actor, member.cooperative_id)
+    if role not in ROLES:
+        raise ValidationFailed(f"unknown role {role!r}", field="role")
+    if role not in member.roles:
+        member.role_rows.append(MemberRole(role=role))
+        session.flush()
+
+
+def revoke_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
+    """Take a role back, never leaving the cooperative without a coordinator."""
+    require_coordinator(actor, member.cooperative_id)
+    if role == "coordinator" and member.is_coordinator:
+        others = session.scalar(
+            select(func.count())
+            .select_from(MemberRole)
+            .join(Member)
+            .where(
+                Member.cooperative_id == member.cooperative_id,
+                MemberRole.role == "coordinator",
+                Member.id != member.id,
+                Member.is_active,
+            )
+        )
+        if not others:
+            raise Conflict(
+                "The cooperative would be left without a coordinator", field="role"
+            )
+    member.role_rows = [r for r in member.role_rows if r.role != role]
+    session.flush()
+
+
+def get_member(session: Session, *, cooperative_id: int, username_or_id: str | int) -> Member:
+    """A member of the cooperative by username or id."""
+    stmt = select(Member).where(Member.cooperative_id == cooperative_id)
+    if isinstance(username_or_id, int) or str(username_or_id).isdigit():
+        stmt = stmt.where(Member.id == int(username_or_id))
+    else:
+        stmt = stmt.where(Member.username == str(username_or_id).lower())
+    member = session.scalar(stmt)
+    if member is None:
+        raise NotFound(f"No member {username_or_id!r} in this cooperative", field="member")
+    return member

@@ -1,0 +1,1 @@
+"""The register of commons: lands, gardens, beds, tools, housing, places."""

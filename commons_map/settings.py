@@ -1,0 +1,57 @@
+"""Settings from the environment (prefix ``COMMONS_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me-this-is-not-a-secret"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one commons-map deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMONS_",
+        env_file=(str(PROJECT_ROOT / ".env"), ".env"),
+        extra="ignore",
+    )
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/commons_map"
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+    secret_key: str = DEFAULT_SECRET
+    token_minutes: int = 60 * 24 * 7
+    default_timezone: str = "Europe/Paris"
+    # How far outside its territory a commons may lie before we suspect swapped coordinates.
+    territory_margin_m: float = 20_000.0
+    # Soil organic matter to carbon conversion (Pribyl 2010: 2.0 theoretical), an estimate.
+    som_to_soc_factor: float = 2.0
+    data_licence: str = "ODbL-1.0"
+    attachments_dir: Path = PROJECT_ROOT / "var" / "attachments"
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError(
+                "COMMONS_SECRET_KEY must be set to a long random value in production"
+            )
+        return self
+
+    @property
+    def sync_url(self) -> str:
+        """The database URL with the psycopg 3 driver named, whatever the user wrote."""
+        url = self.database_url
+        for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

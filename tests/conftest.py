@@ -1,0 +1,203 @@
+"""Shared fixtures: one fresh PostGIS database per run, the demo cooperative, personas, clients.
+
+Each test gets a session inside a transaction that is rolled back (SQLAlchemy's
+``join_transaction_mode="create_savepoint"`` recipe), so tests never share what they write.
+The demo cooperative is loaded and committed once per run: it is the shared, read-only baseline.
+Concurrency tests make their own committed database with ``fresh_database``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from commons_map.db import drop_database, ensure_database, make_engine, session_scope
+from commons_map.migrate import upgrade
+from commons_map.people.auth import issue_token
+from commons_map.people.models import Cooperative, Member
+from commons_map.settings import Settings, get_settings
+
+TEST_SECRET = "test-secret-not-for-production-0123456789"
+
+
+def _test_url(prefix: str = "cm_test") -> str:
+    base = get_settings().sync_url
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A brand-new database for this run, migrated to every head, dropped at the end."""
+    url = _test_url()
+    ensure_database(url)
+    upgrade(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[Callable[[], str]]:
+    """Make more brand-new migrated databases (for concurrency tests), dropped after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        url = _test_url("cm_conc")
+        ensure_database(url)
+        upgrade(url)
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    """Settings pointing at the test database."""
+    return Settings(database_url=database_url, environment="test", secret_key=TEST_SECRET)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The engine of the test database, with the demo cooperative committed once."""
+    from commons_map.demo.load import load_demo
+
+    eng = make_engine(url=database_url)
+    with session_scope(eng) as session:
+        load_demo(session)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session whose work is rolled back after the test, whatever it commits."""
+    conn = engine.connect()
+    trans = conn.begin()
+    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        trans.rollback()
+        conn.close()
+
+
+@dataclass
+class People:
+    """The personas of the access matrix, from the demo cooperative."""
+
+    coop: Cooperative
+    other_coop: Cooperative
+    member: Member          # a plain member, steward of nothing
+    steward: Member         # steward of some land and of a private home
+    other_steward: Member   # steward of other commons, not of the steward's
+    coordinator: Member
+    outsider: Member        # coordinator of another cooperative
+
+    def by_role(self, role: str) -> Member | None:
+        return None if role == "anonymous" else getattr(self, role)
+
+
+@pytest.fixture
+def people(db: Session) -> People:
+    """The demo personas, loaded in the test's session."""
+    from commons_map.demo.load import DEMO_SLUG, OTHER_SLUG
+
+    def m(username: str) -> Member:
+        return db.scalars(select(Member).where(Member.username == username)).one()
+
+    return People(
+        coop=db.scalars(select(Cooperative).where(Cooperative.slug == DEMO_SLUG)).one(),
+        other_coop=db.scalars(select(Cooperative).where(Cooperative.slug == OTHER_SLUG)).one(),
+        member=m("lucas"),
+        steward=m("mamadou"),
+        other_steward=m("lea"),
+        coordinator=m("camille"),
+        outsider=m("diois"),
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, db: Session):
+    """The app, its requests running inside the test's rolled-back transaction."""
+    from api.deps import get_session
+    from api.main import create_app
+
+    application = create_app(settings, engine=engine)
+
+    def _session() -> Iterator[Session]:
+        yield db
+        db.flush()
+
+    application.dependency_overrides[get_session] = _session
+    return application
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    """An HTTP client for the app (in process)."""
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def auth(settings: Settings) -> Callable[[Member | None], dict[str, str]]:
+    """Authorization headers for a member (none for anonymous)."""
+
+    def headers(member: Member | None) -> dict[str, str]:
+        if member is None:
+            return {}
+        return {"Authorization": f"Bearer {issue_token(member, settings)}"}
+
+    return headers
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn server on the loopback, over the committed test database."""
+
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
+    """Serve the app for real (for GDAL, browsers, phones) on a free loopback port."""
+    import uvicorn
+
+    from api.main import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.05)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
+    server.should_exit = True
+    thread.join(timeout=10)
