@@ -1,0 +1,1 @@
+"""Field forms: submissions from ODK Collect, Kobo and Central exports, and members' field tokens."""
