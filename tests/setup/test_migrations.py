@@ -1,0 +1,37 @@
+"""Migrations: every head applies on an empty database, and they go down and up again."""
+
+from __future__ import annotations
+
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
+
+from commons_map.migrate import alembic_config, upgrade
+
+
+def test_downgrade_to_base_and_upgrade_again(fresh_database):
+    url = fresh_database()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            kinds = c.execute(text("SELECT count(*) FROM commons_kinds")).scalar()
+            tables = set(inspect(c).get_table_names())
+        assert kinds >= 12, "the kinds of commons are seeded by the migration"
+        assert {"commons", "members", "cooperatives", "commons_history"} <= tables
+        command.downgrade(alembic_config(url), "base")
+        with engine.connect() as c:
+            left = set(inspect(c).get_table_names()) - {"spatial_ref_sys", "alembic_version"}
+        assert left == set(), f"downgrade left tables behind: {left}"
+        upgrade(url)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM commons_kinds")).scalar() == kinds
+    finally:
+        engine.dispose()
+
+
+def test_the_spatial_index_exists_once(engine):
+    with engine.connect() as c:
+        idx = c.execute(text(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'commons' AND indexdef ILIKE '%gist%geom%'"
+        )).scalars().all()
+    assert len(idx) == 1, idx
+
