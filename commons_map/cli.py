@@ -51,6 +51,45 @@ def db_upgrade() -> None:
     console.print("database is up to date")
 
 
+@db_app.command("backup")
+def db_backup(
+    out: Annotated[str, typer.Argument(help="the backup file to write (.tar)")],
+) -> None:
+    """Back up the database (pg_dump custom format) and the attachments into one file."""
+    from pathlib import Path
+
+    from commons_map.backup import backup
+
+    settings = get_settings()
+    with console.status("backing up…"):
+        report = backup(settings.sync_url, settings.attachments_dir, Path(out))
+    console.print(f"wrote {report.path}: {report.tables} tables, {report.rows} rows, "
+                  f"{report.attachments} attachments")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[str, typer.Argument(help="a backup written by `db backup`")],
+    to: Annotated[str | None, typer.Option(help="database URL to restore into (default: the configured one)")] = None,
+    force: Annotated[bool, typer.Option(help="replace the content of a database that is not empty")] = False,
+) -> None:
+    """Restore a backup into a new (or, with --force, an existing) database and verify it."""
+    from pathlib import Path
+
+    from commons_map.backup import restore
+
+    settings = get_settings()
+    try:
+        with console.status("restoring…"):
+            report = restore(Path(file), to or settings.sync_url, settings.attachments_dir, force=force)
+    except DomainError as exc:
+        raise fail(exc.message) from exc
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"restored and verified {report.tables} tables, {report.rows} rows, "
+                  f"{report.attachments} attachments")
+
+
 @db_app.command("url")
 def db_url() -> None:
     """Print the database URL in use (password hidden)."""
