@@ -1,0 +1,1 @@
+"""Soil regeneration and food production: observations, practices, harvests, stocks, reports."""
