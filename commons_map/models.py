@@ -6,3 +6,4 @@ from commons_map.reservations.models import CalendarToken, Reservation, Reservat
 from commons_map.worklog.models import Activity, WorkLog, WorkLogCompanion, WorkLogHistory  # noqa: F401
 from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
 from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
+from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample  # noqa: F401
