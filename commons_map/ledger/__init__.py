@@ -1,0 +1,1 @@
+"""The time ledger: accounts, immutable double-entry transfers, limits, statements, checks."""

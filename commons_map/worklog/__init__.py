@@ -1,0 +1,1 @@
+"""Volunteer work logs on the commons, their activities and their approval."""

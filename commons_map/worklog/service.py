@@ -1,0 +1,483 @@
+"""The rules of volunteer work: logging it, editing it until approved, approving it (four eyes).
+
+Approval credits the worker from the cooperative's account in the same transaction, exactly once:
+the log row is locked while it is decided, and the database refuses a second work credit for the
+same log (a partial UNIQUE index). A correction after approval is a reversal plus a new entry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
+from commons_map.geo import parse_geojson_geometry, to_ewkt
+from commons_map.ledger import service as ledger
+from commons_map.ledger.models import Transfer
+from commons_map.people.models import Cooperative, Member
+from commons_map.people.permissions import is_member_of, require_coordinator, require_member
+from commons_map.register.models import Commons, Steward
+from commons_map.register.service import can_see, get_commons, visible_clause
+from commons_map.worklog.models import MAX_MINUTES, Activity, WorkLog, WorkLogCompanion, WorkLogHistory
+from commons_map.worklog.schemas import ActivityIn, WorkLogIn, WorkLogPatch
+
+DEFAULT_MAX_AGE_DAYS = 365
+MAX_NOTES = 4000
+MAX_SOURCE_REF = 200
+CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+MAX_PAGE = 500
+
+
+# --- the activities catalogue -----------------------------------------------------------------
+
+
+def list_activities(session: Session, *, include_inactive: bool = False) -> list[Activity]:
+    """The activities members pick from, in the cooperative's order."""
+    stmt = select(Activity).order_by(Activity.position, Activity.code)
+    if not include_inactive:
+        stmt = stmt.where(Activity.active)
+    return list(session.scalars(stmt))
+
+
+def get_activity(session: Session, code: str, *, field: str = "activity") -> Activity:
+    """An active activity by code, or a ValidationFailed listing the known ones."""
+    activity = session.get(Activity, code)
+    if activity is None or not activity.active:
+        known = ", ".join(a.code for a in list_activities(session))
+        raise ValidationFailed(f"{field}: unknown activity {code!r}; known: {known}", field=field)
+    return activity
+
+
+def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activity:
+    """A new activity in the catalogue (coordinators)."""
+    require_coordinator(actor, actor.cooperative_id)
+    problems = collector()
+    if not CODE_RE.match(data.code):
+        problems.add("code", "2 to 40 characters: lower-case letters, digits and _ , starting with a letter")
+    if not data.label_fr.strip():
+        problems.add("label_fr", "must not be empty")
+    if not data.label_en.strip():
+        problems.add("label_en", "must not be empty")
+    problems.raise_if_any()
+    if session.get(Activity, data.code) is not None:
+        raise Conflict(f"code: activity {data.code!r} exists already", field="code")
+    position = (session.scalar(select(func.max(Activity.position))) or 0) + 10
+    activity = Activity(code=data.code, label_fr=data.label_fr.strip(), label_en=data.label_en.strip(),
+                        position=position)
+    session.add(activity)
+    session.flush()
+    return activity
+
+
+# --- checks on the way in ---------------------------------------------------------------------
+
+
+def _today(coop: Cooperative) -> date:
+    return datetime.now(ZoneInfo(coop.timezone or "Europe/Paris")).date()
+
+
+def _clean(
+    session: Session, *, worker: Member, viewer: Member, data: WorkLogIn
+) -> dict[str, Any]:
+    """Check a log for ``worker`` as ``viewer`` sees the commons; the values to store."""
+    coop = session.get(Cooperative, worker.cooperative_id)
+    assert coop is not None
+    commons = get_commons(session, actor=viewer, commons_id=data.commons_id)  # 404 if not visible
+    if commons.cooperative_id != worker.cooperative_id or not can_see(session, worker, commons):
+        raise NotFound(f"No commons {data.commons_id}", field="commons_id")
+    problems = collector()
+    if commons.archived_at is not None:
+        problems.add("commons_id", f"commons {commons.id} ({commons.name}) is archived")
+
+    tz = ZoneInfo(coop.timezone or "Europe/Paris")
+    today = _today(coop)
+    max_age = int((coop.settings or {}).get("work_log_max_age_days", DEFAULT_MAX_AGE_DAYS))
+    if data.work_date > today:
+        problems.add("work_date", f"{data.work_date} is in the future (today is {today})")
+    elif data.work_date < today - timedelta(days=max_age):
+        problems.add("work_date", f"{data.work_date} is more than {max_age} days back; ask a coordinator")
+
+    minutes = data.minutes
+    started, ended = data.started_at, data.ended_at
+    minutes_field = "minutes"
+    if started is not None or ended is not None:
+        if started is None or ended is None:
+            problems.add("started_at" if started is None else "ended_at",
+                         "give both started_at and ended_at, or only minutes")
+        elif started.tzinfo is None or ended.tzinfo is None:
+            problems.add("started_at" if started.tzinfo is None else "ended_at",
+                         "must carry a timezone offset, e.g. 2026-05-04T09:00:00+02:00")
+        elif ended <= started:
+            problems.add("ended_at", f"{ended.isoformat()} is not after started_at {started.isoformat()}")
+        else:
+            span = int((ended - started).total_seconds() // 60)
+            if data.minutes is not None and data.minutes != span:
+                problems.add("minutes", f"{data.minutes} does not match started_at..ended_at ({span} minutes)")
+            minutes, minutes_field = span, "ended_at"
+            if started.astimezone(tz).date() != data.work_date:
+                problems.add("started_at", f"falls on {started.astimezone(tz).date()}, not on work_date {data.work_date}")
+            if ended > datetime.now(UTC) + timedelta(minutes=5):
+                problems.add("ended_at", f"{ended.isoformat()} is in the future")
+    if minutes is None:
+        if started is None and ended is None:
+            problems.add("minutes", "give minutes, or started_at and ended_at")
+    elif isinstance(minutes, bool) or minutes <= 0:
+        problems.add(minutes_field, f"the duration must be positive (got {minutes} minutes)")
+    elif minutes > MAX_MINUTES:
+        problems.add(minutes_field, f"a single log may not exceed 16 hours ({MAX_MINUTES} minutes);"
+                                    f" got {minutes}: log each day on its own")
+
+    activity = session.get(Activity, data.activity)
+    if activity is None or not activity.active:
+        known = ", ".join(a.code for a in list_activities(session))
+        problems.add("activity", f"unknown activity {data.activity!r}; known: {known}")
+    if len(data.notes) > MAX_NOTES:
+        problems.add("notes", f"at most {MAX_NOTES} characters (got {len(data.notes)})")
+    if data.source_ref is not None and not (0 < len(data.source_ref.strip()) <= MAX_SOURCE_REF):
+        problems.add("source_ref", f"1 to {MAX_SOURCE_REF} characters")
+
+    location = None
+    if data.location is not None:
+        try:
+            geom = parse_geojson_geometry(data.location, field="location")
+        except ValidationFailed as exc:
+            problems.add("location", exc.problems[0].message if exc.problems else exc.message)
+        else:
+            if geom.geom_type != "Point":
+                problems.add("location", f"must be a GeoJSON Point (got {geom.geom_type})")
+            else:
+                location = to_ewkt(geom)
+
+    companions = sorted(set(data.with_member_ids))
+    if worker.id in companions:
+        problems.add("with_member_ids", "list the others who worked with you, not yourself")
+    elif companions:
+        found = set(session.scalars(select(Member.id).where(
+            Member.id.in_(companions), Member.cooperative_id == worker.cooperative_id, Member.is_active)))
+        missing = [str(i) for i in companions if i not in found]
+        if missing:
+            problems.add("with_member_ids", f"no member {', '.join(missing)} in this cooperative")
+    problems.raise_if_any()
+    return {
+        "commons": commons, "minutes": minutes, "started_at": started, "ended_at": ended,
+        "activity_code": data.activity, "notes": data.notes.strip(), "location": location,
+        "companions": companions, "work_date": data.work_date,
+    }
+
+
+def _record(session: Session, log: WorkLog, actor: Member | None, action: str, changes: dict) -> None:
+    def j(v: Any) -> Any:
+        return v.isoformat() if hasattr(v, "isoformat") else v
+
+    session.add(WorkLogHistory(work_log_id=log.id, member_id=actor.id if actor else None, action=action,
+                               changes={k: [j(a), j(b)] for k, (a, b) in changes.items()}))
+
+
+def _same_request(log: WorkLog, worker: Member, data: WorkLogIn) -> bool:
+    return (log.member_id == worker.id and log.commons_id == data.commons_id
+            and log.work_date == data.work_date and log.activity_code == data.activity
+            and (data.minutes is None or data.minutes == log.minutes))
+
+
+def _by_source_ref(session: Session, cooperative_id: int, ref: str) -> WorkLog | None:
+    return session.scalar(select(WorkLog).where(WorkLog.cooperative_id == cooperative_id,
+                                                WorkLog.source_ref == ref))
+
+
+def _resent(log: WorkLog, actor: Member, data: WorkLogIn) -> WorkLog:
+    if not _same_request(log, actor, data):
+        raise Conflict(f"source_ref: {data.source_ref!r} was already used for work log {log.id}"
+                       " with other content", field="source_ref")
+    log._resent = True  # type: ignore[attr-defined]
+    return log
+
+
+def log_work(session: Session, *, actor: Member, data: WorkLogIn) -> WorkLog:
+    """Log work on a commons; awaits approval. A resent ``source_ref`` returns the first log."""
+    require_member(actor, actor.cooperative_id)
+    ref = data.source_ref.strip() if data.source_ref else None
+    if ref:
+        existing = _by_source_ref(session, actor.cooperative_id, ref)
+        if existing is not None:
+            return _resent(existing, actor, data)
+    clean = _clean(session, worker=actor, viewer=actor, data=data)
+    log = WorkLog(
+        cooperative_id=actor.cooperative_id, member_id=actor.id, commons_id=clean["commons"].id,
+        work_date=clean["work_date"], started_at=clean["started_at"], ended_at=clean["ended_at"],
+        minutes=clean["minutes"], activity_code=clean["activity_code"], notes=clean["notes"],
+        location=clean["location"], source_ref=ref,
+        companion_rows=[WorkLogCompanion(member_id=i) for i in clean["companions"]],
+    )
+    try:
+        with session.begin_nested():
+            session.add(log)
+            session.flush()
+    except IntegrityError:
+        again = _by_source_ref(session, actor.cooperative_id, ref) if ref else None
+        if again is None:
+            raise
+        return _resent(again, actor, data)
+    _record(session, log, actor, "submitted", {"minutes": (None, log.minutes)})
+    session.flush()
+    return log
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _visible_logs(actor: Member) -> Any:
+    return select(WorkLog).join(Commons, Commons.id == WorkLog.commons_id).where(
+        WorkLog.cooperative_id == actor.cooperative_id,
+        or_(WorkLog.member_id == actor.id, visible_clause(actor, Commons)),
+    )
+
+
+def get_work_log(session: Session, *, actor: Member, work_log_id: int, lock: bool = False) -> WorkLog:
+    """A work log the actor may see (their own, or on a commons they see in their cooperative)."""
+    require_member(actor, actor.cooperative_id)
+    stmt = _visible_logs(actor).where(WorkLog.id == work_log_id)
+    if lock:
+        stmt = stmt.with_for_update(of=WorkLog).execution_options(populate_existing=True)
+    log = session.scalar(stmt)
+    if log is None:
+        raise NotFound(f"No work log {work_log_id}", field="work_log_id")
+    return log
+
+
+def list_work_logs(
+    session: Session,
+    *,
+    actor: Member,
+    member_id: int | None = None,
+    commons_id: int | None = None,
+    state: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[WorkLog]:
+    """Work logs the actor may see, newest first, filtered."""
+    require_member(actor, actor.cooperative_id)
+    stmt = _visible_logs(actor)
+    if member_id is not None:
+        stmt = stmt.where(WorkLog.member_id == member_id)
+    if commons_id is not None:
+        stmt = stmt.where(WorkLog.commons_id == commons_id)
+    if state is not None:
+        stmt = stmt.where(WorkLog.state == state)
+    if date_from is not None:
+        stmt = stmt.where(WorkLog.work_date >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(WorkLog.work_date <= date_to)
+    stmt = stmt.order_by(WorkLog.work_date.desc(), WorkLog.id.desc()).limit(min(limit, MAX_PAGE)).offset(offset)
+    return list(session.scalars(stmt))
+
+
+def awaiting_my_approval(session: Session, *, actor: Member) -> list[WorkLog]:
+    """Submitted logs by others on commons I steward (every commons for coordinators)."""
+    require_member(actor, actor.cooperative_id)
+    stmt = _visible_logs(actor).where(WorkLog.state == "submitted", WorkLog.member_id != actor.id)
+    if not actor.is_coordinator:
+        stmt = stmt.where(exists().where(Steward.commons_id == WorkLog.commons_id, Steward.member_id == actor.id))
+    return list(session.scalars(stmt.order_by(WorkLog.work_date, WorkLog.id)))
+
+
+def describe(session: Session, logs: list[WorkLog]) -> list[dict[str, Any]]:
+    """Work logs as the API shows them (names, labels, location as GeoJSON, credit transfer)."""
+    if not logs:
+        return []
+    ids = [log.id for log in logs]
+    names = dict(session.execute(select(Member.id, Member.display_name).where(
+        Member.id.in_({log.member_id for log in logs}))).tuples().all())
+    commons = dict(session.execute(select(Commons.id, Commons.name).where(
+        Commons.id.in_({log.commons_id for log in logs}))).tuples().all())
+    points = dict(session.execute(select(WorkLog.id, func.ST_AsGeoJSON(WorkLog.location)).where(
+        WorkLog.id.in_(ids), WorkLog.location.is_not(None))).tuples().all())
+    credits = dict(session.execute(select(Transfer.work_log_id, Transfer.id).where(
+        Transfer.work_log_id.in_(ids), Transfer.kind == "work_credit")).tuples().all())
+    out = []
+    for log in logs:
+        out.append({
+            "id": log.id, "member_id": log.member_id, "member": names.get(log.member_id, ""),
+            "commons_id": log.commons_id, "commons": commons.get(log.commons_id, ""),
+            "work_date": log.work_date, "started_at": log.started_at, "ended_at": log.ended_at,
+            "minutes": log.minutes, "activity": log.activity_code,
+            "activity_label_fr": log.activity.label_fr, "activity_label_en": log.activity.label_en,
+            "notes": log.notes, "location": json.loads(points[log.id]) if log.id in points else None,
+            "with_member_ids": log.with_member_ids, "state": log.state, "decided_by_id": log.decided_by_id,
+            "decided_at": log.decided_at, "rejection_reason": log.rejection_reason,
+            "source_ref": log.source_ref, "corrects_id": log.corrects_id,
+            "credit_transfer_id": credits.get(log.id), "created_at": log.created_at,
+        })
+    return out
+
+
+# --- editing before approval -------------------------------------------------------------------
+
+
+def update_work_log(session: Session, *, actor: Member, work_log_id: int, patch: WorkLogPatch) -> WorkLog:
+    """The worker changes their log until it is approved; a rejected log goes back for approval."""
+    log = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
+    if log.member_id != actor.id:
+        raise PermissionDenied("Only the person who did the work edits its log", field="work_log_id")
+    if log.state not in ("submitted", "rejected"):
+        raise Conflict(f"state: work log {log.id} is {log.state}; an approved log is corrected by a"
+                       " steward (a reversal and a new entry), never edited", field="state")
+    given = patch.model_dump(exclude_unset=True)
+    current = {
+        "commons_id": log.commons_id, "work_date": log.work_date, "started_at": log.started_at,
+        "ended_at": log.ended_at, "minutes": None if log.started_at else log.minutes,
+        "activity": log.activity_code, "notes": log.notes, "with_member_ids": log.with_member_ids,
+        "location": _location_geojson(session, log),
+    }
+    if "minutes" in given and given["minutes"] is not None and "started_at" not in given:
+        current["started_at"] = current["ended_at"] = None
+    if given.get("started_at") is not None and "minutes" not in given:
+        current["minutes"] = None
+    merged = WorkLogIn(**{**current, **given})
+    clean = _clean(session, worker=actor, viewer=actor, data=merged)
+    changes: dict[str, tuple[Any, Any]] = {}
+    for attr, value in (("commons_id", clean["commons"].id), ("work_date", clean["work_date"]),
+                        ("started_at", clean["started_at"]), ("ended_at", clean["ended_at"]),
+                        ("minutes", clean["minutes"]), ("activity_code", clean["activity_code"]),
+                        ("notes", clean["notes"])):
+        if getattr(log, attr) != value:
+            changes[attr] = (getattr(log, attr), value)
+            setattr(log, attr, value)
+    if "location" in given:
+        log.location = clean["location"]
+        changes["location"] = (None, given["location"])
+    if log.with_member_ids != clean["companions"]:
+        changes["with_member_ids"] = (log.with_member_ids, clean["companions"])
+        log.companion_rows = [WorkLogCompanion(member_id=i) for i in clean["companions"]]
+    if log.state == "rejected":
+        changes["state"] = ("rejected", "submitted")
+        log.state, log.decided_by_id, log.decided_at, log.rejection_reason = "submitted", None, None, None
+    _record(session, log, actor, "updated", changes)
+    session.flush()
+    return log
+
+
+def _location_geojson(session: Session, log: WorkLog) -> dict | None:
+    raw = session.scalar(select(func.ST_AsGeoJSON(WorkLog.location)).where(WorkLog.id == log.id))
+    return json.loads(raw) if raw else None
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+
+def _may_decide(actor: Member, log: WorkLog, commons: Commons) -> None:
+    if log.member_id == actor.id:
+        raise PermissionDenied(
+            "approver: four eyes, nobody approves or rejects their own work; ask a steward of"
+            f" {commons.name} or a coordinator", field="approver")
+    if not (actor.is_coordinator or actor.id in commons.steward_ids):
+        raise PermissionDenied(
+            f"approver: only a steward of {commons.name} or a coordinator decides on work logged there",
+            field="approver")
+
+
+def _undecided(log: WorkLog) -> None:
+    if log.state != "submitted":
+        raise Conflict(f"state: work log {log.id} is already {log.state}", field="state")
+
+
+def _credit(session: Session, *, actor: Member, log: WorkLog, commons: Commons) -> Transfer:
+    worker = session.get(Member, log.member_id)
+    assert worker is not None
+    worker_account = ledger.ensure_member_account(session, member=worker)
+    coop_account = ledger.cooperative_account(session, cooperative_id=log.cooperative_id)
+    activity = session.get(Activity, log.activity_code)
+    label = activity.label_fr if activity else log.activity_code
+    return ledger.post(
+        session, cooperative_id=log.cooperative_id, kind="work_credit",
+        legs=[ledger.Leg(coop_account.id, -log.minutes), ledger.Leg(worker_account.id, log.minutes)],
+        reason=f"Travail approuvé : {label}, {commons.name}, le {log.work_date.isoformat()}",
+        initiated_by=actor, idempotency_key=f"work-credit:{log.id}", work_log_id=log.id,
+    )
+
+
+def approve(session: Session, *, actor: Member, work_log_id: int) -> WorkLog:
+    """Approve a log (a steward of the commons or a coordinator, never the worker) and credit it."""
+    log = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
+    commons = session.get(Commons, log.commons_id)
+    assert commons is not None
+    _may_decide(actor, log, commons)
+    _undecided(log)
+    _credit(session, actor=actor, log=log, commons=commons)  # refuses beyond limits, writes nothing then
+    log.state, log.decided_by_id, log.decided_at = "approved", actor.id, datetime.now(UTC)
+    _record(session, log, actor, "approved", {"state": ("submitted", "approved")})
+    session.flush()
+    return log
+
+
+def reject(session: Session, *, actor: Member, work_log_id: int, reason: str) -> WorkLog:
+    """Reject a log with a reason (same deciders as approval)."""
+    log = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
+    commons = session.get(Commons, log.commons_id)
+    assert commons is not None
+    _may_decide(actor, log, commons)
+    _undecided(log)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("reason: say why the log is rejected, so its author can fix it", field="reason")
+    log.state, log.decided_by_id, log.decided_at, log.rejection_reason = "rejected", actor.id, datetime.now(UTC), reason
+    _record(session, log, actor, "rejected", {"state": ("submitted", "rejected"), "reason": (None, reason)})
+    session.flush()
+    return log
+
+
+def correct(session: Session, *, actor: Member, work_log_id: int, data: WorkLogIn, reason: str) -> WorkLog:
+    """Correct an approved log: its credit is reversed and a new, approved entry replaces it."""
+    old = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
+    commons = session.get(Commons, old.commons_id)
+    assert commons is not None
+    _may_decide(actor, old, commons)
+    if old.state != "approved":
+        raise Conflict(f"state: work log {old.id} is {old.state}; only approved logs are corrected"
+                       " (edit a submitted one)", field="state")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("reason: say why the approved log is corrected", field="reason")
+    if data.source_ref:
+        raise ValidationFailed("source_ref: a correction carries no external id", field="source_ref")
+    worker = session.get(Member, old.member_id)
+    assert worker is not None
+    clean = _clean(session, worker=worker, viewer=actor, data=data)
+    new_commons = clean["commons"]
+    _may_decide(actor, old, new_commons)
+    credit = session.scalars(select(Transfer).where(
+        Transfer.work_log_id == old.id, Transfer.kind == "work_credit")).one()
+    ledger.post_reversal(session, actor=actor, transfer=credit,
+                         reason=f"Correction du journal de travail {old.id} : {reason}",
+                         idempotency_key=f"work-correction:{old.id}")
+    old.state = "corrected"
+    _record(session, old, actor, "corrected", {"state": ("approved", "corrected"), "reason": (None, reason)})
+    new = WorkLog(
+        cooperative_id=old.cooperative_id, member_id=worker.id, commons_id=new_commons.id,
+        work_date=clean["work_date"], started_at=clean["started_at"], ended_at=clean["ended_at"],
+        minutes=clean["minutes"], activity_code=clean["activity_code"], notes=clean["notes"],
+        location=clean["location"], corrects_id=old.id,
+        companion_rows=[WorkLogCompanion(member_id=i) for i in clean["companions"]],
+    )
+    session.add(new)
+    session.flush()
+    _credit(session, actor=actor, log=new, commons=new_commons)
+    new.state, new.decided_by_id, new.decided_at = "approved", actor.id, datetime.now(UTC)
+    _record(session, new, actor, "approved", {"state": (None, "approved"), "corrects": (None, old.id)})
+    session.flush()
+    return new
+
+
+def member_may_log_on(session: Session, *, actor: Member, commons_id: int) -> bool:
+    """True when the actor may log work on that commons (used by forms to build choice lists)."""
+    commons = session.get(Commons, commons_id)
+    return (commons is not None and is_member_of(actor, commons.cooperative_id)
+            and commons.archived_at is None and can_see(session, actor, commons))
