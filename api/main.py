@@ -12,10 +12,12 @@ import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
 from api import errors
 from api.routers import auth, commons, health, members
+from api.routers import ledger, worklog
 from commons_map.db import make_engine, make_sessionmaker
 from commons_map.settings import Settings, get_settings
 
 ROUTERS = [health.router, auth.router, members.router, commons.router]
+ROUTERS += [ledger.router, worklog.router]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

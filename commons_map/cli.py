@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
+from commons_map.ledger.cli import ledger_app
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="commons-map: the register and map of a cooperative's commons.", no_args_is_help=True)
@@ -21,6 +22,7 @@ members_app = typer.Typer(help="Members of a cooperative.", no_args_is_help=True
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(members_app, name="members")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console(stderr=True)
 

@@ -1,0 +1,107 @@
+"""/api/v1/work-logs and /api/v1/activities: volunteer work and its approval."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import CurrentMember, SessionDep
+from commons_map.worklog import service
+from commons_map.worklog.schemas import (
+    ActivityIn,
+    ActivityOut,
+    CorrectionIn,
+    RejectIn,
+    WorkLogIn,
+    WorkLogOut,
+    WorkLogPatch,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["work logs"])
+
+
+def _one(session: Any, log: Any) -> dict[str, Any]:
+    return service.describe(session, [log])[0]
+
+
+@router.get("/activities", response_model=list[ActivityOut], tags=["activities"])
+def activities(session: SessionDep) -> list[Any]:
+    """The activities a work log picks from (labels in French and English)."""
+    return service.list_activities(session)
+
+
+@router.post("/activities", status_code=201, response_model=ActivityOut, tags=["activities"])
+def add_activity(body: ActivityIn, session: SessionDep, member: CurrentMember) -> Any:
+    """Add an activity to the catalogue (coordinators)."""
+    return service.add_activity(session, actor=member, data=body)
+
+
+@router.post("/work-logs", status_code=201, response_model=WorkLogOut,
+             responses={200: {"description": "a resent source_ref: the log written the first time"}})
+def log_work(body: WorkLogIn, session: SessionDep, member: CurrentMember) -> JSONResponse:
+    """Log work on a commons; it awaits a steward's or a coordinator's approval."""
+    log = service.log_work(session, actor=member, data=body)
+    status = 200 if getattr(log, "_resent", False) else 201
+    return JSONResponse(WorkLogOut(**_one(session, log)).model_dump(mode="json"), status_code=status)
+
+
+@router.get("/work-logs", response_model=list[WorkLogOut])
+def list_work_logs(
+    session: SessionDep,
+    member: CurrentMember,
+    mine: bool = False,
+    member_id: int | None = None,
+    commons_id: int | None = None,
+    state: Literal["submitted", "approved", "rejected", "corrected"] | None = None,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Work logs I may see, newest first."""
+    logs = service.list_work_logs(
+        session, actor=member, member_id=member.id if mine else member_id, commons_id=commons_id,
+        state=state, date_from=date_from, date_to=date_to, limit=limit, offset=offset,
+    )
+    return service.describe(session, logs)
+
+
+@router.get("/work-logs/pending", response_model=list[WorkLogOut])
+def pending(session: SessionDep, member: CurrentMember) -> list[dict[str, Any]]:
+    """What awaits my approval."""
+    return service.describe(session, service.awaiting_my_approval(session, actor=member))
+
+
+@router.get("/work-logs/{work_log_id}", response_model=WorkLogOut)
+def get_work_log(work_log_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """One work log."""
+    return _one(session, service.get_work_log(session, actor=member, work_log_id=work_log_id))
+
+
+@router.patch("/work-logs/{work_log_id}", response_model=WorkLogOut)
+def update_work_log(work_log_id: int, body: WorkLogPatch, session: SessionDep,
+                    member: CurrentMember) -> dict[str, Any]:
+    """Change my log while it is not approved."""
+    return _one(session, service.update_work_log(session, actor=member, work_log_id=work_log_id, patch=body))
+
+
+@router.post("/work-logs/{work_log_id}/approve", response_model=WorkLogOut)
+def approve(work_log_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Approve a log (four eyes) and credit its hours to the worker."""
+    return _one(session, service.approve(session, actor=member, work_log_id=work_log_id))
+
+
+@router.post("/work-logs/{work_log_id}/reject", response_model=WorkLogOut)
+def reject(work_log_id: int, body: RejectIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Reject a log, saying why."""
+    return _one(session, service.reject(session, actor=member, work_log_id=work_log_id, reason=body.reason))
+
+
+@router.post("/work-logs/{work_log_id}/correct", status_code=201, response_model=WorkLogOut)
+def correct(work_log_id: int, body: CorrectionIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Correct an approved log: reverse its credit and record the right entry, approved."""
+    new = service.correct(session, actor=member, work_log_id=work_log_id, data=body.log, reason=body.reason)
+    return _one(session, new)

@@ -1,0 +1,139 @@
+"""`commons-map ledger`: check the invariant, print statements and figures."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from commons_map.db import make_engine, session_scope
+from commons_map.errors import DomainError
+from commons_map.settings import get_settings
+
+ledger_app = typer.Typer(help="The time ledger: check, statements, figures.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(1)
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise _fail(f"--{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+def _coop(session: Any, cooperative: str | None) -> Any:
+    from commons_map.people.service import default_cooperative, get_cooperative
+
+    return get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+
+
+@ledger_app.command("check")
+def check(
+    cooperative: Annotated[str | None, typer.Option(help="slug; every cooperative by default")] = None,
+) -> None:
+    """Verify that balances sum to zero and each equals its postings; exit 1 on any breach."""
+    from commons_map.ledger import service
+    from commons_map.people.service import get_cooperative
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop_id = get_cooperative(session, cooperative).id if cooperative else None
+            report = service.check(session, cooperative_id=coop_id)
+    except DomainError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"accounts: {report.accounts}  transfers: {report.transfers}  postings: {report.postings}"
+               f"  sum of balances: {report.total_balance} min")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if not report.ok:
+        for breach in report.breaches:
+            console.print(f"[bold red]breach:[/] {breach}")
+        raise typer.Exit(1)
+    typer.echo("ledger OK: balances sum to zero and every balance equals the sum of its postings")
+
+
+@ledger_app.command("statement")
+def statement(
+    member: Annotated[str, typer.Argument(help="username or member id")],
+    date_from: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """A member's postings with running balance over a period, as CSV or JSON on stdout."""
+    from commons_map.ledger import service
+    from commons_map.people.service import get_member
+
+    if fmt not in ("csv", "json"):
+        raise _fail(f"--format: {fmt!r} is not csv or json")
+    start, end = _date(date_from, "from"), _date(date_to, "to")
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = _coop(session, cooperative)
+            who = get_member(session, cooperative_id=coop.id, username_or_id=member)
+            account = service.ensure_member_account(session, member=who)
+            data = service.statement(session, account=account, date_from=start, date_to=end)
+    except DomainError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        engine.dispose()
+    if fmt == "csv":
+        typer.echo(service.statement_csv(data), nl=False)
+    else:
+        typer.echo(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
+
+
+@ledger_app.command("figures")
+def figures(
+    year: Annotated[int | None, typer.Option(help="one year only")] = None,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables")] = False,
+) -> None:
+    """Hours of approved work per commons, per activity and per month."""
+    from commons_map.ledger import service
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = _coop(session, cooperative)
+            data = service.figures(session, cooperative_id=coop.id, actor=None, year=year, all_commons=True)
+    except DomainError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    out = Console()
+    for title, rows, key in (("Par commun / per commons", data["per_commons"], "name"),
+                             ("Par activité / per activity", data["per_activity"], "label_fr"),
+                             ("Par mois / per month", data["per_month"], "month")):
+        table = Table(title=title)
+        table.add_column(key)
+        table.add_column("heures / hours", justify="right")
+        table.add_column("journaux / logs", justify="right")
+        for row in rows:
+            table.add_row(str(row[key]), f"{row['hours']:.1f}", str(row["logs"]))
+        out.print(table)
+    out.print(f"total: {data['total_hours']:.1f} h")
