@@ -10,13 +10,14 @@ from sqlalchemy.engine import Engine
 
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
-from api import errors
+from api import errors, security
 from api.routers import auth, commons, health, members
+from api.routers import reservations
 from api.routers import ledger, worklog
 from commons_map.db import make_engine, make_sessionmaker
 from commons_map.settings import Settings, get_settings
 
-ROUTERS = [health.router, auth.router, members.router, commons.router]
+ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
 
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     errors.install(app)
+    security.install(app)
     for router in ROUTERS:
         app.include_router(router)
     return app

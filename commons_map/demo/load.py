@@ -268,6 +268,10 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
         geometry=_geo(_line_buffer(commons_centre=(900, -900))), visibility="public",
         description="Haie de 120 m plantée en 2023 : cornouiller, noisetier, églantier, érable champêtre.")
     say("housing")
+    from commons_map.demo import ledger as demo_ledger  # noqa: I001 - work logs and time ledger
+    demo_ledger.load(session, DemoResult(coop, members, commons, created=True))
+    from commons_map.demo import reservations as demo_reservations  # noqa: I001 - bookings of tools and places
+    demo_reservations.load(session, DemoResult(coop, members, commons, created=True))
 
     session.flush()
     return DemoResult(coop, members, commons, created=True)

@@ -1,0 +1,1 @@
+"""Reservations of shared tools and places: rules, bookings, maintenance, waiting list, calendars."""
