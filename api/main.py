@@ -14,11 +14,15 @@ from api import errors, security
 from api.routers import auth, commons, health, members
 from api.routers import reservations
 from api.routers import ledger, worklog
+from api.routers import soil
 from commons_map.db import make_engine, make_sessionmaker
 from commons_map.settings import Settings, get_settings
 
 ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
+ROUTERS += [soil.router]
+from api.routers import maps, ogc, opendata, tiles  # noqa: E402
+ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -270,6 +270,8 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
     say("housing")
     from commons_map.demo import ledger as demo_ledger  # noqa: I001 - work logs and time ledger
     demo_ledger.load(session, DemoResult(coop, members, commons, created=True))
+    from commons_map.demo import soil as demo_soil  # soil observations, practices, harvests
+    demo_soil.load(session, DemoResult(coop, members, commons, created=True))
     from commons_map.demo import reservations as demo_reservations  # noqa: I001 - bookings of tools and places
     demo_reservations.load(session, DemoResult(coop, members, commons, created=True))
 

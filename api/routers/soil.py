@@ -1,0 +1,164 @@
+"""/api/v1/soil: indicators, samples, practices, harvests, parcel summaries, timelines, reports, charts."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import CurrentMember, OptionalMember, SessionDep
+from commons_map.errors import ValidationFailed
+from commons_map.people.models import Member
+from commons_map.soil import charts, reports, service
+from commons_map.soil.schemas import (
+    HarvestIn,
+    HarvestOut,
+    IndicatorIn,
+    IndicatorOut,
+    PracticeIn,
+    PracticeOut,
+    SampleIn,
+    SampleOut,
+)
+from commons_map.soil.status import STATUS_LABELS
+
+router = APIRouter(prefix="/api/v1/soil", tags=["soil"])
+
+
+def _coop(member: Member | None, cooperative_id: int | None) -> int:
+    if cooperative_id is not None:
+        return cooperative_id
+    if member is None:
+        raise ValidationFailed("cooperative_id: required when not signed in", field="cooperative_id")
+    return member.cooperative_id
+
+
+@router.get("/statuses")
+def statuses() -> dict[str, Any]:
+    """The regeneration statuses with their French and English labels and what they mean (map legend)."""
+    return STATUS_LABELS
+
+
+@router.get("/indicators", response_model=list[IndicatorOut])
+def indicators(session: SessionDep, member: OptionalMember) -> list[Any]:
+    """The indicator catalogue (shipped, and the caller's cooperative's own)."""
+    return service.list_indicators(session, cooperative_id=member.cooperative_id if member else None)
+
+
+@router.post("/indicators", response_model=IndicatorOut, status_code=201)
+def add_indicator(body: IndicatorIn, session: SessionDep, member: CurrentMember) -> Any:
+    """Add an indicator to the cooperative's catalogue (coordinators)."""
+    return service.add_indicator(session, actor=member, data=body)
+
+
+@router.get("/practices/kinds")
+def practice_kinds() -> dict[str, Any]:
+    """The practices that can be recorded, with labels and units."""
+    return service.PRACTICES
+
+
+@router.post("/samples", response_model=SampleOut, status_code=201)
+def record_sample(body: SampleIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Record a sample and its measurements (a lab report is one sample)."""
+    sample = service.record_sample(session, actor=member, data=body)
+    return service.sample_out(session, sample)
+
+
+@router.get("/samples", response_model=list[SampleOut])
+def list_samples(
+    session: SessionDep, member: OptionalMember, commons_id: int | None = None, cooperative_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    """Samples on the parcels I may see."""
+    rows = service.list_samples(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
+                                limit=limit)
+    return [service.sample_out(session, s) for s in rows]
+
+
+@router.get("/samples/{sample_id}", response_model=SampleOut)
+def get_sample(sample_id: int, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+    """One sample, when I may see its parcel."""
+    return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id))
+
+
+@router.post("/practices", response_model=PracticeOut, status_code=201)
+def record_practice(body: PracticeIn, session: SessionDep, member: CurrentMember) -> Any:
+    """Record a practice applied to a parcel or a bed."""
+    return service.record_practice(session, actor=member, data=body)
+
+
+@router.get("/practices", response_model=list[PracticeOut])
+def list_practices(
+    session: SessionDep, member: OptionalMember, commons_id: int | None = None, cooperative_id: int | None = None,
+) -> list[Any]:
+    """Practices on the parcels I may see."""
+    return service.list_practices(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id)
+
+
+@router.post("/harvests", response_model=HarvestOut, status_code=201)
+def record_harvest(body: HarvestIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Record a harvest and where the food went."""
+    return service.harvest_out(service.record_harvest(session, actor=member, data=body))
+
+
+@router.get("/harvests", response_model=list[HarvestOut])
+def list_harvests(
+    session: SessionDep, member: OptionalMember, commons_id: int | None = None, cooperative_id: int | None = None,
+    year: int | None = None, limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Harvests from the parcels I may see."""
+    rows = service.list_harvests(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
+                                 year=year, limit=limit)
+    return [service.harvest_out(h) for h in rows]
+
+
+@router.get("/parcels")
+def parcels(session: SessionDep, member: OptionalMember, cooperative_id: int | None = None) -> list[dict[str, Any]]:
+    """Status, SOC stock and change, CO2e and harvests of every parcel I may see."""
+    coop = _coop(member, cooperative_id)
+    sums = service.parcel_summaries(session, cooperative_id=coop, actor=member, visible_only=True)
+    return [s.as_dict() for s in sums.values()]
+
+
+@router.get("/parcels/{commons_id}")
+def parcel(commons_id: int, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+    """One parcel's soil and food figures."""
+    return service.parcel_summary(session, actor=member, commons_id=commons_id).as_dict()
+
+
+@router.get("/parcels/{commons_id}/timeline")
+def timeline(
+    commons_id: int, session: SessionDep, member: OptionalMember, format: Literal["json", "csv"] = "json",
+) -> Any:
+    """Observations, practices, harvests and work hours on a parcel, in order."""
+    tl = reports.timeline(session, actor=member, commons_id=commons_id)
+    if format == "csv":
+        return Response(reports.timeline_csv(tl), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="timeline-{commons_id}.csv"'})
+    return tl
+
+
+@router.get("/report")
+def annual_report(
+    session: SessionDep, member: OptionalMember,
+    year: Annotated[int | None, Query(ge=1990, le=2200, description="this year when left out")] = None,
+    cooperative_id: int | None = None, format: Literal["json", "csv"] = "json",
+) -> Any:
+    """The cooperative's annual soil and food report (JSON or CSV)."""
+    year = year or date.today().year
+    rep = reports.annual_report(session, actor=member, cooperative_id=_coop(member, cooperative_id), year=year)
+    if format == "csv":
+        return Response(reports.report_csv(rep), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="soil-report-{year}.csv"'})
+    return rep
+
+
+@router.get("/charts/{name}.png")
+def chart(
+    name: Literal["soc", "yields"], session: SessionDep, member: OptionalMember, cooperative_id: int | None = None,
+) -> Response:
+    """A chart as PNG: the SOC trend per parcel, or yields per garden and year."""
+    data = reports.chart_series(session, actor=member, cooperative_id=_coop(member, cooperative_id))
+    png = charts.soc_trend_png(data["soc"]) if name == "soc" else charts.yields_png(data["yields"])
+    return Response(png, media_type="image/png")

@@ -1,0 +1,153 @@
+"""`commons-map soil ...`: the annual report, a parcel's timeline, charts, the indicator catalogue."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from commons_map.db import make_engine, session_scope
+from commons_map.errors import DomainError
+from commons_map.settings import get_settings
+
+app = typer.Typer(help="Soil regeneration and food production: reports, timelines, charts.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _fail(exc: DomainError) -> typer.Exit:
+    details = "; ".join(f"{p.field}: {p.message}" for p in exc.problems) or exc.message
+    console.print(f"[bold red]error:[/] {details}")
+    return typer.Exit(1)
+
+
+def _actor(session: Any, username: str | None, cooperative: str | None) -> tuple[Any, int]:
+    """The member the command acts as (a coordinator by default) and the cooperative id."""
+    from sqlalchemy import select
+
+    from commons_map.people.models import Member
+    from commons_map.people.service import default_cooperative, get_cooperative
+
+    coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+    q = select(Member).where(Member.cooperative_id == coop.id, Member.is_active.is_(True))
+    if username:
+        member = session.scalars(q.where(Member.username == username)).first()
+        if member is None:
+            raise typer.BadParameter(f"no member {username!r} in {coop.slug}")
+    else:
+        member = next((m for m in session.scalars(q.order_by(Member.id)) if m.is_coordinator), None)
+    return member, coop.id
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o))
+
+
+def _out(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+AsOpt = Annotated[str | None, typer.Option("--as", help="act as this member (a coordinator by default)")]
+CoopOpt = Annotated[str | None, typer.Option(help="cooperative slug; the first by default")]
+
+
+@app.command("report")
+def report(
+    year: Annotated[int, typer.Option(help="the calendar year")] = date.today().year,
+    fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    out: Annotated[Path | None, typer.Option(help="write to this file instead of stdout")] = None,
+    as_: AsOpt = None,
+    cooperative: CoopOpt = None,
+) -> None:
+    """The cooperative's annual soil and food report."""
+    from commons_map.soil import reports
+
+    if fmt not in ("json", "csv"):
+        raise typer.BadParameter("--format must be json or csv")
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            actor, coop_id = _actor(session, as_, cooperative)
+            rep = reports.annual_report(session, actor=actor, cooperative_id=coop_id, year=year)
+            _out(_json(rep) if fmt == "json" else reports.report_csv(rep), out)
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command("timeline")
+def timeline(
+    parcel: Annotated[str, typer.Argument(help="commons id or external id (e.g. demo:land-0)")],
+    fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    out: Annotated[Path | None, typer.Option(help="write to this file instead of stdout")] = None,
+    as_: AsOpt = None,
+    cooperative: CoopOpt = None,
+) -> None:
+    """A parcel's observations, practices, harvests and work hours, in order."""
+    from sqlalchemy import select
+
+    from commons_map.register.models import Commons
+    from commons_map.soil import reports
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            actor, coop_id = _actor(session, as_, cooperative)
+            cid = int(parcel) if parcel.isdigit() else session.scalar(
+                select(Commons.id).where(Commons.cooperative_id == coop_id, Commons.external_id == parcel)
+            )
+            if cid is None:
+                raise typer.BadParameter(f"no parcel {parcel!r}")
+            tl = reports.timeline(session, actor=actor, commons_id=cid)
+            _out(_json(tl) if fmt == "json" else reports.timeline_csv(tl), out)
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command("charts")
+def charts_cmd(
+    out: Annotated[Path, typer.Option(help="directory for soc.png and yields.png")] = Path("."),
+    as_: AsOpt = None,
+    cooperative: CoopOpt = None,
+) -> None:
+    """PNG charts: SOC trend per parcel (soc.png) and yields per garden and year (yields.png)."""
+    from commons_map.soil import charts, reports
+
+    out.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            actor, coop_id = _actor(session, as_, cooperative)
+            data = reports.chart_series(session, actor=actor, cooperative_id=coop_id)
+        (out / "soc.png").write_bytes(charts.soc_trend_png(data["soc"]))
+        (out / "yields.png").write_bytes(charts.yields_png(data["yields"]))
+        console.print(f"wrote {out / 'soc.png'} and {out / 'yields.png'}")
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command("indicators")
+def indicators() -> None:
+    """The indicator catalogue: code, units, plausible range, methods."""
+    from commons_map.soil.service import list_indicators
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            for ind in list_indicators(session):
+                typer.echo(f"{ind.code:24} {ind.canonical_unit:14} {ind.range_min:g}-{ind.range_max:g}"
+                           f"  units: {', '.join(ind.units)}  methods: {', '.join(ind.methods) or '-'}")
+    finally:
+        engine.dispose()
