@@ -315,26 +315,34 @@ def _overlapping(
     return session.scalar(stmt)
 
 
-def _conflict(other: Reservation | None, *, detected_by: str, asked: tuple[datetime, datetime | None]) -> Conflict:
-    """A Conflict naming the interval taken first (never who took it)."""
+def _conflict(
+    session: Session, other: Reservation | None, *, detected_by: str, asked: tuple[datetime, datetime | None]
+) -> Conflict:
+    """A Conflict naming the interval taken first (never who took it), in the cooperative's zone."""
     if other is None:
         return Conflict(
             f"resource_id: the slot {asked[0].isoformat()} to {_iso(asked[1]) or 'open end'} was just taken",
             field="resource_id", detail={"detected_by": detected_by},
         )
+    commons = session.get(Commons, other.resource_id)
+    tz = _timezone(session, commons) if commons is not None else UTC
+
+    def local(v: datetime | None) -> str | None:
+        return v.astimezone(tz).isoformat() if v is not None else None
+
     what = "in maintenance" if other.kind == "maintenance" else "booked"
-    until = _iso(other.ends_at) or "until a steward clears it"
-    buffer = (f" plus {_fmt_minutes(other.buffer_minutes)} kept free after it (until {_iso(other.blocked_until)})"
+    until = local(other.ends_at) or "until a steward clears it"
+    buffer = (f" plus {_fmt_minutes(other.buffer_minutes)} kept free after it (until {local(other.blocked_until)})"
               if other.buffer_minutes else "")
     return Conflict(
-        f"resource_id: the slot is taken: {what} from {other.starts_at.isoformat()} to {until}{buffer}",
+        f"resource_id: the slot is taken: {what} from {local(other.starts_at)} to {until}{buffer}",
         field="resource_id",
         detail={
             "conflict": {
                 "kind": other.kind,
-                "starts_at": other.starts_at.isoformat(),
-                "ends_at": _iso(other.ends_at),
-                "blocked_until": _iso(other.blocked_until),
+                "starts_at": local(other.starts_at),
+                "ends_at": local(other.ends_at),
+                "blocked_until": local(other.blocked_until),
             },
             "detected_by": detected_by,
         },
@@ -352,7 +360,7 @@ def _insert_guarded(session: Session, row: Reservation) -> Reservation:
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
         if sqlstate == "23P01" or constraint == EXCLUSION:
             other = _overlapping(session, row.resource_id, row.starts_at, row.blocked_until)
-            raise _conflict(other, detected_by="database", asked=(row.starts_at, row.blocked_until)) from None
+            raise _conflict(session, other, detected_by="database", asked=(row.starts_at, row.blocked_until)) from None
         raise
     return row
 
@@ -421,7 +429,7 @@ def book(
         )
     other = _overlapping(session, commons.id, starts_at, blocked_until)
     if other is not None:
-        raise _conflict(other, detected_by="service", asked=(starts_at, blocked_until))
+        raise _conflict(session, other, detected_by="service", asked=(starts_at, blocked_until))
     needs_approval = rules.booking_mode == "approval" and not can_edit(actor, commons)
     row = Reservation(
         resource_id=commons.id, kind="booking", member_id=actor.id,
@@ -780,7 +788,7 @@ def declare_maintenance(
         raise ValidationFailed(f"ends_at: {ends_at.isoformat()} is in the past", field="ends_at")
     other = _overlapping(session, commons.id, starts_at, ends_at)
     if other is not None:
-        raise _conflict(other, detected_by="service", asked=(starts_at, ends_at))
+        raise _conflict(session, other, detected_by="service", asked=(starts_at, ends_at))
     m = Reservation(
         resource_id=commons.id, kind="maintenance", state="maintenance", starts_at=starts_at,
         ends_at=ends_at, blocked_until=ends_at, purpose=reason.strip(), created_by=actor.id,
@@ -814,7 +822,7 @@ def update_maintenance(
                                field="ends_at")
     other = _overlapping(session, m.resource_id, m.starts_at, ends_at, exclude_id=m.id)
     if other is not None:
-        raise _conflict(other, detected_by="service", asked=(m.starts_at, ends_at))
+        raise _conflict(session, other, detected_by="service", asked=(m.starts_at, ends_at))
     before = m.ends_at
     try:
         with session.begin_nested():
@@ -826,7 +834,7 @@ def update_maintenance(
         if getattr(exc.orig, "sqlstate", None) == "23P01":
             session.refresh(m)
             other = _overlapping(session, m.resource_id, m.starts_at, ends_at, exclude_id=m.id)
-            raise _conflict(other, detected_by="database", asked=(m.starts_at, ends_at)) from None
+            raise _conflict(session, other, detected_by="database", asked=(m.starts_at, ends_at)) from None
         raise
     _event(session, m, actor, "maintenance_changed", ends_at=[_iso(before), _iso(ends_at)], reason=m.purpose)
     session.flush()
