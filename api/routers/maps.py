@@ -1,0 +1,48 @@
+"""GET /maps/public: the public map (HTML), and the map's own scripts under /maps/static."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from api.deps import SessionDep
+from api.routers.ogc import BadRequest, check_params, guard, respond, single
+from commons_map.errors import NotFound
+from maps.public import STATIC_DIR, pick_lang
+from maps.site import server_page
+
+router = APIRouter(prefix="/maps", tags=["maps"])
+
+
+@router.api_route("/public", methods=["GET", "HEAD"], summary="The public map")
+@guard
+def public_map(request: Request, session: SessionDep) -> Response:
+    """Restored land by soil status, gardens, tools and places; ``?lang=fr|en``, ``?basemap=osm|none``."""
+    check_params(request, {"lang", "basemap"})
+    lang = single(request, "lang")
+    if lang is not None and lang not in ("fr", "en"):
+        raise BadRequest(f"lang: {lang!r} is not offered; use fr or en", "lang")
+    basemap = single(request, "basemap") or "osm"
+    if basemap not in ("osm", "none"):
+        raise BadRequest(f"basemap: {basemap!r} is not offered; use osm or none", "basemap")
+    lang = pick_lang(lang, request.headers.get("accept-language"))
+    page = server_page(session, lang=lang, root=str(request.base_url).rstrip("/"),
+                       basemap=None if basemap == "none" else basemap)
+    return respond(request, page.encode("utf-8"), "text/html; charset=utf-8",
+                   headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
+                   cache_control="public, max-age=60")
+
+
+@router.get("/static/{path:path}", include_in_schema=False)
+def static(path: str) -> FileResponse:
+    """The map's vendored scripts, styles and images."""
+    root = STATIC_DIR.resolve()
+    target = (root / path).resolve()
+    if root not in target.parents or not target.is_file():
+        raise NotFound(f"no file {path!r}", field="path")
+    return FileResponse(target, headers={"Cache-Control": "public, max-age=86400"})
+
+
+__all__ = ["router", "Path"]

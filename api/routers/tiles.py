@@ -1,0 +1,102 @@
+"""Mapbox Vector Tiles of the public layers (/tiles/{collection}/{z}/{x}/{y}.mvt) and TileJSON."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.deps import SessionDep, SettingsDep
+from api.routers.ogc import (
+    base_url,
+    check_params,
+    cors_headers,
+    cors_preflight,
+    dumps,
+    etag_of,
+    guard,
+    not_modified,
+    respond,
+)
+from commons_map.errors import NotFound
+from commons_map.publish import service
+from commons_map.publish.collections import get_collection
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+TILE_CACHE = "public, max-age=300"
+
+
+def _int(raw: str, name: str) -> int:
+    if not re.fullmatch(r"\d{1,9}", raw):
+        raise NotFound(f"tile: {name} must be a whole number, not {raw!r}", field=name)
+    return int(raw)
+
+
+@router.api_route("/{collection_id}/{z}/{x}/{y}.mvt", methods=["GET", "HEAD"], summary="A vector tile")
+@guard
+def tile(collection_id: str, z: str, x: str, y: str, request: Request, session: SessionDep) -> Response:
+    """One Mapbox Vector Tile (WebMercatorQuad); 204 when nothing public is in it."""
+    c = get_collection(collection_id)
+    check_params(request, set())
+    data = service.tile(session, collection=c, z=_int(z, "z"), x=_int(x, "x"), y=_int(y, "y"))
+    headers = {**cors_headers(), "Cache-Control": TILE_CACHE, "Vary": "Accept-Encoding"}
+    if not data:
+        headers["ETag"] = etag_of(b"")
+        if not_modified(request, headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        return Response(status_code=204, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", "").lower():
+        data = gzip.compress(data, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = etag_of(data, "-gz")
+    else:
+        headers["ETag"] = etag_of(data)
+    if not_modified(request, headers["ETag"]):
+        headers.pop("Content-Encoding", None)
+        return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(data))
+        return Response(content=b"", media_type=MVT, headers=headers)
+    return Response(content=data, media_type=MVT, headers=headers)
+
+
+@router.api_route("/{collection_id}/tilejson.json", methods=["GET", "HEAD"], summary="TileJSON")
+@guard
+def tilejson(collection_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The TileJSON 3.0.0 document of a collection's tiles."""
+    c = get_collection(collection_id)
+    check_params(request, set())
+    doc = tilejson_document(c, base_url(request) + "/tiles", session=session, licence=settings.data_licence)
+    return respond(request, dumps(doc), "application/json")
+
+
+def tilejson_document(c, tiles_root: str, *, session, licence: str, suffix: str = ".mvt") -> dict:  # noqa: ANN001
+    """TileJSON for collection ``c`` whose tiles live under ``tiles_root`` (absolute or relative)."""
+    ext = service.extent(session, collection=c).get("spatial", {}).get("bbox", [[-180, -85.05, 180, 85.05]])[0]
+    fields = {}
+    for name in c.tile_props:
+        q = c.queryable(name)
+        fields[name] = "Number" if q and q.type in ("integer", "number") else "String"
+    return {
+        "tilejson": "3.0.0",
+        "name": c.title_en,
+        "description": c.description_en,
+        "attribution": f"commons-map, {licence}",
+        "scheme": "xyz",
+        "tiles": [f"{tiles_root}/{c.id}/{{z}}/{{x}}/{{y}}{suffix}"],
+        "minzoom": 0,
+        "maxzoom": service.MAX_ZOOM,
+        "bounds": ext,
+        "center": [round((ext[0] + ext[2]) / 2, 6), round((ext[1] + ext[3]) / 2, 6), 13],
+        "vector_layers": [{"id": c.id, "description": c.title_fr, "fields": fields}],
+    }
+
+
+@router.options("/{path:path}", include_in_schema=False)
+def preflight(path: str) -> Response:
+    """CORS preflight."""
+    return cors_preflight()

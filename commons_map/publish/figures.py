@@ -1,0 +1,179 @@
+"""Figures shown on the public layers, from the soil and ledger features when they are there.
+
+The soil feature (``commons_map.soil``) gives each parcel's regeneration status, carbon and
+harvests; the ledger (``commons_map.ledger``) gives volunteer minutes per commons. This adapter
+uses them when they are installed and otherwise answers "no data", so the public layers work
+either way. Results are kept a short while per cooperative (a public map may lag by seconds).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+CACHE_SECONDS = 30.0
+
+# Colours by regeneration status (colour-blind safe, green = better); unknown codes get grey.
+STATUS_COLOURS = {
+    "regenerating": "#1a9641",
+    "stable": "#a6d96a",
+    "baseline_only": "#fdae61",
+    "baseline": "#fdae61",
+    "degrading": "#d7191c",
+    "no_data": "#bdbdbd",
+}
+FALLBACK_COLOUR = "#8c8c8c"
+
+NO_DATA_LABELS = {
+    "fr": "Pas encore de mesure",
+    "en": "No measurement yet",
+    "explanation_fr": "Aucun prélèvement de sol n'a encore été saisi pour cette parcelle.",
+    "explanation_en": "No soil sample has been recorded for this parcel yet.",
+}
+
+_cache: dict[tuple[str, int], tuple[float, dict[str, dict[str, Any]]]] = {}
+_lock = threading.Lock()
+
+
+def _optional(module: str, name: str) -> Any | None:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def soil_available() -> bool:
+    """True when the soil feature's parcel summaries can be used."""
+    return _optional("commons_map.soil.service", "parcel_summaries") is not None
+
+
+def ledger_available() -> bool:
+    """True when the ledger's volunteer minutes can be used."""
+    return _optional("commons_map.ledger.service", "minutes_by_commons") is not None
+
+
+def _label_entry(value: Any) -> dict[str, str]:
+    """Normalise one STATUS_LABELS entry (a dict or an object) to fr/en/explanations."""
+    def pick(*names: str) -> str:
+        for n in names:
+            v = value.get(n) if isinstance(value, dict) else getattr(value, n, None)
+            if v:
+                return str(v)
+        return ""
+
+    return {
+        "fr": pick("fr", "label_fr"),
+        "en": pick("en", "label_en"),
+        "explanation_fr": pick("explanation_fr", "explain_fr", "explanation", "description_fr"),
+        "explanation_en": pick("explanation_en", "explain_en", "explanation", "description_en"),
+    }
+
+
+def status_labels() -> dict[str, dict[str, str]]:
+    """Each regeneration status with its fr/en label and explanation (no_data always there)."""
+    labels: dict[str, dict[str, str]] = {}
+    raw = _optional("commons_map.soil.status", "STATUS_LABELS")
+    if isinstance(raw, dict):
+        for code, value in raw.items():
+            labels[str(code)] = _label_entry(value)
+    labels.setdefault("no_data", dict(NO_DATA_LABELS))
+    for entry in labels.values():
+        entry.setdefault("fr", "")
+        if not entry["fr"]:
+            entry["fr"] = entry.get("en", "")
+        if not entry["en"]:
+            entry["en"] = entry["fr"]
+    return labels
+
+
+def legend() -> list[dict[str, str]]:
+    """The legend rows: status code, colour, labels and explanations, no_data last."""
+    labels = status_labels()
+    order = sorted(labels, key=lambda c: (c == "no_data", list(STATUS_COLOURS).index(c)
+                                          if c in STATUS_COLOURS else 99, c))
+    return [{"status": c, "colour": STATUS_COLOURS.get(c, FALLBACK_COLOUR), **labels[c]} for c in order]
+
+
+def _number(value: Any, digits: int = 2) -> float | None:
+    if value is None:
+        return None
+    try:
+        return round(float(value), digits)
+    except (TypeError, ValueError):
+        return None
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any]]:
+    """Figures per commons id (as text keys) for one cooperative, only where there is data."""
+    out: dict[str, dict[str, Any]] = {}
+    labels = status_labels()
+    summaries = _optional("commons_map.soil.service", "parcel_summaries")
+    if summaries is not None:
+        for commons_id, s in summaries(session, cooperative_id=cooperative_id).items():
+            status = str(_get(s, "status") or "no_data")
+            last = _get(s, "last_sampled")
+            if isinstance(last, datetime):
+                last = last.date()
+            entry = {
+                "status": status,
+                "status_label_fr": labels.get(status, {}).get("fr") or status,
+                "status_label_en": labels.get(status, {}).get("en") or status,
+                "soc_stock_t_ha": _number(_get(s, "soc_stock_t_ha")),
+                "soc_change_t_ha_per_year": _number(_get(s, "soc_change_t_ha_per_year"), 3),
+                "co2e_t_per_year": _number(_get(s, "co2e_t_per_year"), 3),
+                "basis": _get(s, "basis"),
+                "harvest_kg_total": _number(_get(s, "harvest_kg_total"), 1),
+                "last_sampled": last.isoformat() if isinstance(last, date) else last,
+            }
+            if status == "no_data" and not any(v is not None for k, v in entry.items()
+                                               if k not in ("status", "status_label_fr", "status_label_en")):
+                continue
+            out[str(commons_id)] = entry
+    minutes = _optional("commons_map.ledger.service", "minutes_by_commons")
+    if minutes is not None:
+        for commons_id, mins in minutes(session, cooperative_id=cooperative_id).items():
+            if mins:
+                out.setdefault(str(commons_id), {})["volunteer_hours"] = round(int(mins) / 60.0, 1)
+    return out
+
+
+def _db_key(session: Session) -> str:
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    return str(engine.url)
+
+
+def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[str, Any]]:
+    """Figures of every cooperative's commons, keyed by commons id as text (cached briefly)."""
+    coops = [int(i) for i in session.execute(text("SELECT id FROM cooperatives ORDER BY id")).scalars()]
+    key_db = _db_key(session)
+    now = time.monotonic()
+    merged: dict[str, dict[str, Any]] = {}
+    for coop_id in coops:
+        key = (key_db, coop_id)
+        with _lock:
+            hit = _cache.get(key) if use_cache else None
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            merged.update(hit[1])
+            continue
+        fresh = compute(session, cooperative_id=coop_id)
+        with _lock:
+            _cache[key] = (now, fresh)
+        merged.update(fresh)
+    return merged
+
+
+def clear_cache() -> None:
+    """Forget the cached figures (tests, or after an import)."""
+    with _lock:
+        _cache.clear()

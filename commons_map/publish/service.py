@@ -1,0 +1,362 @@
+"""Reading the public layers: items pages, single items, extents, tiles and full exports.
+
+Every query starts from ``sql.public_source`` (the privacy rule) and builds its GeoJSON or MVT
+in the database. Paging is by key (``id > cursor``), never OFFSET; ``numberMatched`` is given only
+when it is exact without a COUNT (the whole result fits in the first page).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from commons_map.errors import NotFound, ValidationFailed
+from commons_map.publish import figures as figs
+from commons_map.publish.collections import Collection, Queryable
+from commons_map.publish.cql2 import Params, compile_filter
+from commons_map.publish.crs import CRS84, STORAGE, Crs
+from commons_map.publish.sql import expand, figures_join, public_source, with_figures
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 10_000
+MAX_ZOOM = 24
+TILE_EXTENT = 4096
+TILE_BUFFER = 64
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+def parse_limit(raw: str | None) -> int:
+    """``limit``: default 10, at least 1, clamped to 10000 as the standard says."""
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not re.fullmatch(r"\s*\d+\s*", raw):
+        raise ValidationFailed(f"limit: must be a whole number from 1, not {raw!r}", field="limit")
+    value = int(raw)
+    if value < 1:
+        raise ValidationFailed(f"limit: must be at least 1, not {value}", field="limit")
+    return min(value, MAX_LIMIT)
+
+
+def parse_cursor(raw: str | None) -> int | None:
+    """``cursor``: the id after which the next page starts (from a ``next`` link)."""
+    if raw is None:
+        return None
+    if not re.fullmatch(r"\d{1,18}", raw):
+        raise ValidationFailed(f"cursor: not a cursor from a next link: {raw!r}", field="cursor")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Bbox:
+    """A bounding box as given, in its CRS; ``sql`` gives the envelope(s) in EPSG:4326."""
+
+    coords: tuple[float, float, float, float]
+    crs: Crs
+
+
+def parse_bbox(raw: str | None, crs: Crs = STORAGE) -> Bbox | None:
+    """``bbox``: 4 (or 6, heights ignored) numbers in ``bbox-crs`` axis order."""
+    if raw is None:
+        return None
+    try:
+        nums = [float(p) for p in raw.split(",")]
+    except ValueError:
+        raise ValidationFailed(f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox") from None
+    if len(nums) == 6:
+        nums = [nums[0], nums[1], nums[3], nums[4]]
+    if len(nums) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in nums):
+        raise ValidationFailed(f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox")
+    if crs.lat_first:  # EPSG:4326 is latitude, longitude
+        nums = [nums[1], nums[0], nums[3], nums[2]]
+    minx, miny, maxx, maxy = nums
+    if crs.srid == 4326:
+        if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            raise ValidationFailed(
+                f"bbox: {raw!r} is outside [-180,-90,180,90] or has its lower latitude above the upper",
+                field="bbox",
+            )
+    elif minx > maxx or miny > maxy:
+        raise ValidationFailed(f"bbox: lower corner must come before upper corner in {raw!r}", field="bbox")
+    return Bbox((minx, miny, maxx, maxy), crs)
+
+
+def _bbox_sql(b: Bbox, params: Params) -> str:
+    minx, miny, maxx, maxy = b.coords
+    if b.crs.srid == 4326:
+        if minx > maxx:  # crosses the antimeridian
+            p = [params.add(v) for v in (minx, miny, 180.0, maxy, -180.0, miny, maxx, maxy)]
+            return (f"(s.geom && ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, 4326)"
+                    f" OR s.geom && ST_MakeEnvelope({p[4]}, {p[5]}, {p[6]}, {p[7]}, 4326))")
+        p = [params.add(v) for v in (minx, miny, maxx, maxy)]
+        return f"ST_Intersects(s.geom, ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, 4326))"
+    p = [params.add(v) for v in (minx, miny, maxx, maxy)]
+    env = f"ST_Transform(ST_Segmentize(ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, {b.crs.srid}), ({p[2]} - {p[0]}) / 16.0), 4326)"
+    return f"ST_Intersects(s.geom, {env})"
+
+
+def _instant(raw: str, *, end: bool) -> datetime:
+    value = raw.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            d = date.fromisoformat(value)
+            return datetime.combine(d, time.max if end else time.min, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            f"datetime: {raw!r} is not an RFC 3339 date-time (e.g. 2026-11-27T10:00:00Z)", field="datetime"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed(f"datetime: {raw!r} needs a time zone (e.g. a final Z)", field="datetime")
+    return parsed
+
+
+def parse_datetime(raw: str | None) -> tuple[datetime | None, datetime | None] | None:
+    """``datetime``: an instant, or an interval ``a/b`` with ``..`` (or empty) for an open end."""
+    if raw is None:
+        return None
+    if "/" in raw:
+        a, _, b = raw.partition("/")
+        start = None if a in ("", "..") else _instant(a, end=False)
+        stop = None if b in ("", "..") else _instant(b, end=True)
+        if start is None and stop is None:
+            raise ValidationFailed("datetime: an interval needs at least one end", field="datetime")
+        if start and stop and start > stop:
+            raise ValidationFailed(f"datetime: {raw!r} ends before it starts", field="datetime")
+        return start, stop
+    if re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", raw):
+        return _instant(raw, end=False), _instant(raw, end=True)
+    at = _instant(raw, end=False)
+    return at, at
+
+
+def _typed(q: Queryable, raw: str) -> Any:
+    try:
+        if q.type == "integer":
+            return int(raw)
+        if q.type == "number":
+            return float(raw)
+        if q.type == "boolean":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError
+            return raw.lower() == "true"
+        if q.type == "date":
+            return date.fromisoformat(raw)
+        if q.type == "date-time":
+            return _instant(raw, end=False)
+    except ValueError:
+        raise ValidationFailed(f"{q.name}: {raw!r} is not a valid {q.type}", field=q.name) from None
+    return raw
+
+
+# --- the query ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ItemsQuery:
+    """A parsed items request on one collection."""
+
+    collection: Collection
+    limit: int = DEFAULT_LIMIT
+    cursor: int | None = None
+    bbox: Bbox | None = None
+    datetime: tuple[datetime | None, datetime | None] | None = None
+    filter: str | None = None
+    filter_crs: Crs = STORAGE
+    crs: Crs = STORAGE
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+def _where(q: ItemsQuery, params: Params) -> list[str]:
+    where: list[str] = []
+    if q.bbox is not None:
+        where.append(_bbox_sql(q.bbox, params))
+    if q.datetime is not None:
+        start, stop = q.datetime
+        if start is not None:
+            where.append(f"s.updated_at >= {params.add(start)}")
+        if stop is not None:
+            where.append(f"s.updated_at <= {params.add(stop)}")
+    for name, raw in q.properties.items():
+        qy = q.collection.queryable(name)
+        if qy is None:
+            raise ValidationFailed(f"{name}: not a queryable of {q.collection.id}", field=name)
+        where.append(f"{qy.sql} = {params.add(_typed(qy, raw))}")
+    if q.filter is not None:
+        where.append(compile_filter(q.filter, collection=q.collection, params=params, crs=q.filter_crs))
+    return [expand(w) for w in where]
+
+
+def _props_sql(collection: Collection, *, skip: tuple[str, ...] = ("id",)) -> str:
+    pairs = []
+    for qy in collection.queryables:
+        if qy.name in skip:
+            continue
+        value = qy.sql
+        if qy.type == "date-time":
+            value = f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        pairs.append(f"'{qy.name}', {value}")
+    # json_build_object takes at most 100 arguments; we stay far below.
+    return expand("json_build_object(" + ", ".join(pairs) + ")")
+
+
+def _feature_sql(collection: Collection, crs: Crs) -> str:
+    geom = crs.out_geom("s.geom")
+    return (
+        "'{\"type\":\"Feature\",\"id\":' || s.id || ',\"geometry\":' || "
+        f"COALESCE(ST_AsGeoJSON({geom}, {crs.decimals}, 0), 'null') || ',\"properties\":' || "
+        f"{_props_sql(collection)}::text || '}}'"
+    )
+
+
+def _base_params(collection: Collection, session: Session) -> dict[str, Any]:
+    if not collection.figures:
+        return {}
+    labels = figs.status_labels()["no_data"]
+    return {
+        "figs": json.dumps(figs.figures_for(session), separators=(",", ":")),
+        "nodata_fr": labels["fr"],
+        "nodata_en": labels["en"],
+    }
+
+
+@dataclass
+class Page:
+    """One page of features as GeoJSON text fragments, built by the database."""
+
+    features: list[str]
+    next_cursor: int | None
+    number_matched: int | None
+
+
+def items_sql(q: ItemsQuery, params: Params) -> str:
+    """The SQL of one items page (exposed for EXPLAIN in tests and the benchmark)."""
+    where = _where(q, params)
+    if q.cursor is not None:
+        where.append(f"s.id > {params.add(q.cursor)}")
+    c = q.collection
+    return (
+        f"{with_figures(c)}SELECT s.id, {_feature_sql(c, q.crs)} AS feature"
+        f" FROM ({public_source(c)}) s{figures_join(c)}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY s.id LIMIT {q.limit + 1}"
+    )
+
+
+def items(session: Session, *, query: ItemsQuery) -> Page:
+    """One page of a public collection's features (keyset paging by id)."""
+    params = Params()
+    sql = items_sql(query, params)
+    values = {**_base_params(query.collection, session), **params.values}
+    rows = session.execute(text(sql), values).all()
+    has_next = len(rows) > query.limit
+    rows = rows[: query.limit]
+    matched = len(rows) if (query.cursor is None and not has_next) else None
+    return Page([r.feature for r in rows], rows[-1].id if has_next else None, matched)
+
+
+def item(session: Session, *, collection: Collection, feature_id: str, crs: Crs = STORAGE) -> str:
+    """One public feature as GeoJSON text; NotFound when it is not public (or not in the layer)."""
+    if not re.fullmatch(r"\d{1,18}", feature_id):
+        raise NotFound(f"featureId: no feature {feature_id!r} in {collection.id}", field="featureId")
+    sql = (
+        f"{with_figures(collection)}SELECT {_feature_sql(collection, crs)} AS feature"
+        f" FROM ({public_source(collection)}) s{figures_join(collection)} WHERE s.id = :fid"
+    )
+    row = session.execute(text(sql), {**_base_params(collection, session), "fid": int(feature_id)}).first()
+    if row is None:
+        raise NotFound(f"featureId: no feature {feature_id} in {collection.id}", field="featureId")
+    return row.feature
+
+
+def extent(session: Session, *, collection: Collection) -> dict[str, Any]:
+    """The collection's spatial extent (CRS84) and temporal extent (updated_at), public rows only."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(e) x0, ST_YMin(e) y0, ST_XMax(e) x1, ST_YMax(e) y1, t0, t1 FROM ("
+            f"SELECT ST_Extent(s.geom) e, min(s.updated_at) t0, max(s.updated_at) t1 FROM ({public_source(collection)}) s) q"
+        )
+    ).one()
+    out: dict[str, Any] = {}
+    if row.x0 is not None:
+        out["spatial"] = {"bbox": [[round(row.x0, 7), round(row.y0, 7), round(row.x1, 7), round(row.y1, 7)]], "crs": CRS84}
+    if row.t0 is not None:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        out["temporal"] = {
+            "interval": [[row.t0.astimezone(UTC).strftime(fmt), row.t1.astimezone(UTC).strftime(fmt)]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
+    return out
+
+
+# --- vector tiles -------------------------------------------------------------------------------
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """A tile address that exists in WebMercatorQuad, or NotFound."""
+    if not 0 <= z <= MAX_ZOOM or not 0 <= x < 2**z or not 0 <= y < 2**z:
+        raise NotFound(f"tile: no tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM}, x and y below 2^zoom)", field="tile")
+
+
+def tile_sql(collection: Collection) -> str:
+    """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode."""
+    cols = []
+    for name in collection.tile_props:
+        qy = collection.queryable(name)
+        assert qy is not None, name
+        value = qy.sql
+        if qy.type == "date":
+            value = f"to_char({value}, 'YYYY-MM-DD')"
+        cols.append(f"{expand(value)} AS {name}")
+    margin = TILE_BUFFER / TILE_EXTENT
+    return (
+        f"{with_figures(collection)}SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'id') FROM ("
+        f"SELECT {', '.join(cols)},"
+        f" ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
+        f" FROM ({public_source(collection)}) s{figures_join(collection)}"
+        f" WHERE s.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326)"
+        ") t WHERE t.geom IS NOT NULL"
+    )
+
+
+def tile(session: Session, *, collection: Collection, z: int, x: int, y: int) -> bytes:
+    """One Mapbox Vector Tile of a public collection (empty bytes when nothing is there)."""
+    check_tile(z, x, y)
+    data = session.execute(
+        text(tile_sql(collection)),
+        {**_base_params(collection, session), "layer": collection.id, "z": z, "x": x, "y": y},
+    ).scalar()
+    return bytes(data or b"")
+
+
+# --- full exports -------------------------------------------------------------------------------
+
+
+def all_features(session: Session, *, collection: Collection, chunk: int = 5000):
+    """Every public feature of the collection as GeoJSON text, by chunks of keyset pages."""
+    cursor: int | None = None
+    while True:
+        page = items(session, query=ItemsQuery(collection, limit=chunk, cursor=cursor))
+        yield from page.features
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def rows_for_export(session: Session, *, collection: Collection) -> tuple[list[str], list[tuple]]:
+    """Column names and rows (properties, then the geometry as WKB) of every public feature."""
+    names = [qy.name for qy in collection.queryables]
+    cols = [f"{expand(qy.sql)} AS {qy.name}" for qy in collection.queryables]
+    sql = (
+        f"{with_figures(collection)}SELECT {', '.join(cols)}, ST_AsBinary(s.geom) AS wkb"
+        f" FROM ({public_source(collection)}) s{figures_join(collection)} ORDER BY s.id"
+    )
+    rows = session.execute(text(sql), _base_params(collection, session)).all()
+    return names, [tuple(r) for r in rows]

@@ -1,0 +1,79 @@
+"""The one privacy rule as SQL: the public source rows of a collection.
+
+A row is public when its commons is marked public and is not archived. Its geometry is the
+commons' own, or the place where it is kept (when that place is public too). When the commons
+or that place is marked approximate, the public gets a point snapped to the register's grid
+(``APPROXIMATE_GRID_DEG``, the same ``ST_SnapToGrid(ST_PointOnSurface(...))`` the register shows
+to outsiders), and every filter (bbox, CQL2, tiles) works on that snapped point, so the exact
+place cannot be found by probing. No column naming a member is ever selected.
+
+The source is a UNION ALL of two branches so that the common case (a commons with its own exact
+geometry) keeps the bare ``c.geom`` column: filters on ``s.geom`` are pushed down into that
+branch and use the GiST index.
+"""
+
+from __future__ import annotations
+
+from commons_map.publish.collections import Collection
+from commons_map.register.service import APPROXIMATE_GRID_DEG
+
+PUBLIC_ROW = "c.visibility = 'public' AND c.archived_at IS NULL"
+
+
+def snapped(geom_sql: str) -> str:
+    """An approximate place as the public sees it (the register's rule for outsiders)."""
+    return f"ST_SnapToGrid(ST_PointOnSurface({geom_sql}), {APPROXIMATE_GRID_DEG!r})"
+
+
+def _categories(collection: Collection) -> str:
+    if collection.categories is None:
+        return ""
+    # Fixed identifiers from COLLECTIONS, never user input.
+    return " AND k.category IN (" + ", ".join(f"'{c}'" for c in collection.categories) + ")"
+
+
+COLUMNS = (
+    "c.id, co.slug AS cooperative, c.kind_code AS kind, k.category, c.name, c.description, c.state,"
+    " c.area_m2, c.location_precision, c.updated_at"
+)
+
+
+def public_source(collection: Collection) -> str:
+    """SQL of the public rows of a collection, with a ``geom`` column in EPSG:4326."""
+    cats = _categories(collection)
+    own = "c.geom"
+    derived = (
+        "CASE WHEN c.location_precision = 'approximate' OR p.location_precision = 'approximate'"
+        f" THEN {snapped('COALESCE(c.geom, p.geom)')} ELSE COALESCE(c.geom, p.geom) END"
+    )
+    if collection.as_points:
+        own = "ST_PointOnSurface(c.geom)"
+        derived = f"ST_PointOnSurface({derived})"
+    return (
+        f"SELECT {COLUMNS}, {own} AS geom"
+        " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
+        " JOIN cooperatives co ON co.id = c.cooperative_id"
+        f" WHERE {PUBLIC_ROW} AND c.geom IS NOT NULL AND c.location_precision = 'exact'{cats}"
+        " UNION ALL "
+        f"SELECT {COLUMNS}, {derived} AS geom"
+        " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
+        " JOIN cooperatives co ON co.id = c.cooperative_id"
+        " LEFT JOIN commons p ON p.id = c.kept_at_id"
+        "  AND p.visibility = 'public' AND p.archived_at IS NULL"
+        f" WHERE {PUBLIC_ROW} AND (c.geom IS NULL OR c.location_precision = 'approximate'){cats}"
+        "  AND COALESCE(c.geom, p.geom) IS NOT NULL"
+    )
+
+
+def figures_join(collection: Collection) -> str:
+    """The CTE and join that bring the figures (``fj``) of each row, once per statement."""
+    return " CROSS JOIN figs f" if collection.figures else ""
+
+
+def with_figures(collection: Collection) -> str:
+    return "WITH figs AS MATERIALIZED (SELECT CAST(:figs AS jsonb) AS j) " if collection.figures else ""
+
+
+def expand(sql: str) -> str:
+    """Replace the ``fj`` shorthand of queryables with the figures lookup."""
+    return sql.replace("fj->", "(f.j -> s.id::text)->")

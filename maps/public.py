@@ -1,0 +1,392 @@
+"""The public map: folium, with the big layers loaded by URL (vector tiles, GeoJSON), never embedded.
+
+``build_public_map`` takes where the layers live (URLs: the server's endpoints, or files beside a
+static page) and answers a ``folium.Map``; ``render`` gives its HTML. The HTML does not grow with
+the data: restored land comes as Mapbox Vector Tiles (Leaflet.VectorGrid on a canvas), gardens
+and tools/places as GeoJSON fetched by URL (tools and places clustered). The JavaScript and CSS
+are served from our own copy (``maps/static/vendor``) so the page works offline too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import folium
+from branca.element import Element, MacroElement
+from folium.map import Layer
+from folium.plugins import MarkerCluster, VectorGridProtobuf
+from folium.template import Template
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VENDOR_DIR = STATIC_DIR / "vendor"
+LANGS = ("fr", "en")
+
+TEXT = {
+    "fr": {
+        "title": "Terres restaurées et communs partagés",
+        "restored_land": "Terres restaurées (état du sol)",
+        "gardens": "Jardins partagés",
+        "tools_and_places": "Outils et lieux partagés",
+        "legend": "État de régénération du sol",
+        "garden": "Jardin partagé",
+        "tool": "Outil",
+        "place": "Lieu partagé",
+        "area": "Surface",
+        "status": "État du sol",
+        "soc_stock": "Carbone du sol",
+        "soc_trend": "Évolution du carbone",
+        "co2e": "CO₂e stocké",
+        "harvests": "Récoltes",
+        "hours": "Heures bénévoles",
+        "last_sampled": "Dernier prélèvement",
+        "state": "État",
+        "kind": "Type",
+        "approximate": "Emplacement approximatif",
+        "per_year": "/an",
+        "other_lang": "English",
+        "open_data": "Données ouvertes",
+        "basis_esm": "à masse de sol équivalente",
+        "basis_fixed": "à profondeur fixe",
+    },
+    "en": {
+        "title": "Restored land and shared commons",
+        "restored_land": "Restored land (soil status)",
+        "gardens": "Shared gardens",
+        "tools_and_places": "Shared tools and places",
+        "legend": "Soil regeneration status",
+        "garden": "Shared garden",
+        "tool": "Tool",
+        "place": "Shared place",
+        "area": "Area",
+        "status": "Soil status",
+        "soc_stock": "Soil carbon",
+        "soc_trend": "Carbon trend",
+        "co2e": "CO₂e stored",
+        "harvests": "Harvests",
+        "hours": "Volunteer hours",
+        "last_sampled": "Last sampled",
+        "state": "State",
+        "kind": "Kind",
+        "approximate": "Approximate location",
+        "per_year": "/yr",
+        "other_lang": "Français",
+        "open_data": "Open data",
+        "basis_esm": "equivalent soil mass",
+        "basis_fixed": "fixed depth",
+    },
+}
+GARDEN_COLOUR = "#7b3294"
+TOOL_COLOUR = "#2c7bb6"
+PLACE_COLOUR = "#e66101"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the page finds its layers and its scripts (absolute paths or relative URLs)."""
+
+    restored_land_tiles: str  # a {z}/{x}/{y} template of MVT tiles
+    gardens_geojson: str
+    tools_and_places_geojson: str
+    assets: str  # base URL of the vendored Leaflet files
+    other_lang_href: str | None = None
+    open_data_href: str | None = None
+    max_native_zoom: int | None = None  # static exports have tiles up to this zoom only
+    min_tile_zoom: int | None = None
+    tile_bounds: tuple[float, float, float, float] | None = None  # minx, miny, maxx, maxy
+
+
+def pick_lang(requested: str | None, accept_language: str | None) -> str:
+    """``?lang=`` when given, else the first of fr/en in Accept-Language, else French."""
+    if requested in LANGS:
+        return requested  # type: ignore[return-value]
+    best: tuple[float, int, str] | None = None
+    for i, part in enumerate((accept_language or "").split(",")):
+        bits = [b.strip() for b in part.split(";")]
+        tag = bits[0].lower().split("-")[0]
+        q = 1.0
+        for b in bits[1:]:
+            if b.startswith("q="):
+                try:
+                    q = float(b[2:])
+                except ValueError:
+                    q = 0.0
+        if tag in LANGS and q > 0 and (best is None or (q, -i) > (best[0], best[1])):
+            best = (q, -i, tag)
+    return best[2] if best else "fr"
+
+
+def _use_local_assets(element: object, js: list[tuple[str, str]], css: list[tuple[str, str]]) -> None:
+    element.default_js = js  # type: ignore[attr-defined]
+    element.default_css = css  # type: ignore[attr-defined]
+
+
+class StatusTiles(VectorGridProtobuf):
+    """Restored land as vector tiles on a canvas, coloured by status, with a popup per parcel."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {
+            rendererFactory: L.canvas.tile,
+            interactive: true,
+            maxNativeZoom: {{ this.max_native_zoom|tojson }},
+            minZoom: {{ this.min_zoom|tojson }},
+            {%- if this.tile_bounds %}
+            bounds: L.latLngBounds({{ this.tile_bounds|tojson }}),
+            {%- endif %}
+            getFeatureId: function (f) { return f.properties.id; },
+            vectorTileLayerStyles: {
+                {{ this.mvt_layer|tojson }}: function (p, zoom) {
+                    var colours = {{ this.colours|tojson }};
+                    var c = colours[p.status] || {{ this.fallback|tojson }};
+                    return {fill: true, fillColor: c, fillOpacity: 0.7, color: "#333333",
+                            weight: zoom >= 15 ? 1 : 0.4, opacity: 0.8, radius: 6};
+                }
+            }
+        });
+        {{ this.get_name() }}.on("click", function (e) {
+            L.popup({maxWidth: 320}).setLatLng(e.latlng)
+                .setContent(commonsMapPopup(e.layer.properties, "parcel"))
+                .openOn({{ this._parent.get_name() }});
+        });
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, name: str, *, layer_name: str, colours: dict[str, str], fallback: str,
+                 max_native_zoom: int, min_zoom: int, tile_bounds: list | None) -> None:
+        super().__init__(url, name=name, overlay=True, control=True, show=True)
+        self.mvt_layer = layer_name
+        self.colours = colours
+        self.fallback = fallback
+        self.max_native_zoom = max_native_zoom
+        self.min_zoom = min_zoom
+        self.tile_bounds = tile_bounds
+
+
+class GeoJsonByUrl(Layer):
+    """A GeoJSON layer the browser fetches (following OGC ``next`` links), styled, with popups."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = L.geoJSON(null, {
+            style: function (f) { return {{ this.style|tojson }}; },
+            onEachFeature: function (f, layer) {
+                layer.bindPopup(commonsMapPopup(Object.assign({id: f.id}, f.properties), {{ this.popup_kind|tojson }}),
+                                {maxWidth: 320});
+            }
+        });
+        commonsMapLoad({{ this.url|tojson }}, function (features) { {{ this.get_name() }}.addData(features); });
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, name: str, *, style: dict, popup_kind: str) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "GeoJsonByUrl"
+        self.url = url
+        self.style = style
+        self.popup_kind = popup_kind
+
+
+class ClusterPointsByUrl(MacroElement):
+    """Fills a folium MarkerCluster with points fetched by URL (tools and places)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        commonsMapLoad({{ this.url|tojson }}, function (features) {
+            var colours = {{ this.colours|tojson }};
+            features.forEach(function (f) {
+                if (!f.geometry || f.geometry.type !== "Point") { return; }
+                var ll = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
+                var p = Object.assign({id: f.id}, f.properties);
+                L.circleMarker(ll, {radius: 7, color: "#ffffff", weight: 1.5,
+                                    fillColor: colours[p.category] || "#555555", fillOpacity: 0.9})
+                    .bindPopup(commonsMapPopup(p, "point"), {maxWidth: 320})
+                    .addTo({{ this.cluster.get_name() }});
+            });
+        });
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, cluster: MarkerCluster, colours: dict[str, str]) -> None:
+        super().__init__()
+        self._name = "ClusterPointsByUrl"
+        self.url = url
+        self.cluster = cluster
+        self.colours = colours
+
+
+def _helpers_js(t: dict[str, str], status_labels: dict[str, str], lang: str) -> str:
+    """Shared page script: HTML escaping, number formats, the popup, and paged GeoJSON loading."""
+    return """
+<script>
+var COMMONS_MAP_T = %(t)s;
+var COMMONS_MAP_STATUS = %(status)s;
+var COMMONS_MAP_LOCALE = %(locale)s;
+function commonsMapEsc(v) {
+  return String(v).replace(/[&<>"']/g, function (c) {
+    return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]; });
+}
+function commonsMapNum(v, digits) {
+  return Number(v).toLocaleString(COMMONS_MAP_LOCALE, {maximumFractionDigits: digits});
+}
+function commonsMapPopup(p, kind) {
+  var T = COMMONS_MAP_T, rows = [];
+  function row(label, value) { rows.push("<tr><th>" + commonsMapEsc(label) + "</th><td>" + value + "</td></tr>"); }
+  if (p.area_m2 !== undefined && p.area_m2 !== null && p.area_m2 !== "") {
+    var a = Number(p.area_m2);
+    row(T.area, a >= 10000 ? commonsMapNum(a / 10000, 2) + " ha" : commonsMapNum(a, 0) + " m²");
+  }
+  if (kind === "parcel") {
+    var label = p["status_label_" + COMMONS_MAP_LOCALE] || COMMONS_MAP_STATUS[p.status] || p.status || "";
+    row(T.status, commonsMapEsc(label));
+    if (p.soc_stock_t_ha !== undefined && p.soc_stock_t_ha !== null && p.soc_stock_t_ha !== "")
+      row(T.soc_stock, commonsMapNum(p.soc_stock_t_ha, 1) + " t C/ha");
+    if (p.soc_change_t_ha_per_year !== undefined && p.soc_change_t_ha_per_year !== null && p.soc_change_t_ha_per_year !== "") {
+      var d = Number(p.soc_change_t_ha_per_year);
+      row(T.soc_trend, (d > 0 ? "▲ +" : d < 0 ? "▼ " : "= ") + commonsMapNum(d, 2) + " t C/ha" + T.per_year);
+    }
+    if (p.co2e_t_per_year !== undefined && p.co2e_t_per_year !== null && p.co2e_t_per_year !== "")
+      row(T.co2e, commonsMapNum(p.co2e_t_per_year, 2) + " t" + T.per_year);
+    row(T.harvests, commonsMapNum(p.harvest_kg_total || 0, 1) + " kg");
+    if (p.last_sampled) row(T.last_sampled, commonsMapEsc(p.last_sampled));
+  }
+  if (p.volunteer_hours !== undefined && p.volunteer_hours !== null && p.volunteer_hours !== "")
+    row(T.hours, commonsMapNum(p.volunteer_hours, 1) + " h");
+  if (kind === "point") row(T.kind, commonsMapEsc(p.kind || ""));
+  if (p.location_precision === "approximate") row("", "<em>" + commonsMapEsc(T.approximate) + "</em>");
+  return '<div class="commons-popup"><h4 style="margin:0 0 .3em">' + commonsMapEsc(p.name || "") +
+         "</h4><table>" + rows.join("") + "</table></div>";
+}
+function commonsMapLoad(url, done) {
+  var all = [];
+  function next(u) {
+    fetch(u, {headers: {"Accept": "application/geo+json"}}).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status + " for " + u); }
+      return r.json();
+    }).then(function (fc) {
+      all = all.concat(fc.features || []);
+      var more = (fc.links || []).filter(function (l) { return l.rel === "next"; })[0];
+      if (more) { next(more.href); } else { done(all); }
+    }).catch(function (e) { console.warn("commons-map: could not load " + u + ": " + e); });
+  }
+  next(url);
+}
+</script>
+""" % {"t": json.dumps(t, ensure_ascii=False), "status": json.dumps(status_labels, ensure_ascii=False),
+       "locale": json.dumps(lang)}
+
+
+def _legend_html(t: dict[str, str], legend: list[dict[str, str]], lang: str, sources: Sources) -> str:
+    import html
+
+    rows = "".join(
+        f'<div class="lg-row" title="{html.escape(r["explanation_" + lang])}">'
+        f'<span class="lg-swatch" style="background:{r["colour"]}"></span>'
+        f'<b>{html.escape(r[lang])}</b><div class="lg-expl">{html.escape(r["explanation_" + lang])}</div></div>'
+        for r in legend
+    )
+    others = (
+        f'<div class="lg-row"><span class="lg-swatch" style="background:{GARDEN_COLOUR}"></span>{html.escape(t["garden"])}</div>'
+        f'<div class="lg-row"><span class="lg-dot" style="background:{TOOL_COLOUR}"></span>{html.escape(t["tool"])}'
+        f' &nbsp; <span class="lg-dot" style="background:{PLACE_COLOUR}"></span>{html.escape(t["place"])}</div>'
+    )
+    links = []
+    if sources.other_lang_href:
+        links.append(f'<a href="{html.escape(sources.other_lang_href)}" hreflang="{"en" if lang == "fr" else "fr"}">'
+                     f'{html.escape(t["other_lang"])}</a>')
+    if sources.open_data_href:
+        links.append(f'<a href="{html.escape(sources.open_data_href)}">{html.escape(t["open_data"])}</a>')
+    return f"""
+<style>
+#commons-legend {{position:absolute; z-index:1000; bottom:28px; right:10px; max-width:300px; max-height:60vh;
+  overflow:auto; background:rgba(255,255,255,.93); padding:8px 10px; border-radius:6px;
+  box-shadow:0 1px 5px rgba(0,0,0,.4); font:12px/1.35 system-ui,sans-serif;}}
+#commons-legend h3 {{font-size:13px; margin:0 0 6px}}
+#commons-title {{position:absolute; z-index:1000; top:10px; left:55px; background:rgba(255,255,255,.93);
+  padding:6px 10px; border-radius:6px; box-shadow:0 1px 5px rgba(0,0,0,.4); font:14px system-ui,sans-serif;}}
+#commons-title a {{margin-left:.6em; font-size:12px}}
+.lg-row {{margin:3px 0}} .lg-expl {{color:#555; margin-left:22px; font-size:11px}}
+.lg-swatch {{display:inline-block; width:14px; height:14px; margin-right:8px; vertical-align:-2px;
+  border:1px solid #333; opacity:.85}}
+.lg-dot {{display:inline-block; width:11px; height:11px; border-radius:50%; margin-right:5px; vertical-align:-1px}}
+.commons-popup th {{text-align:left; padding-right:8px; font-weight:600}}
+</style>
+<div id="commons-title"><b>{html.escape(t["title"])}</b>{"".join(links)}</div>
+<div id="commons-legend" role="region" aria-label="{html.escape(t["legend"])}">
+<h3>{html.escape(t["legend"])}</h3>{rows}<hr style="margin:6px 0">{others}</div>
+"""
+
+
+def build_public_map(
+    sources: Sources,
+    *,
+    lang: str = "fr",
+    bounds: tuple[float, float, float, float] | None = None,
+    legend: list[dict[str, str]] | None = None,
+    basemap: str | None = "osm",
+) -> folium.Map:
+    """The public map: restored land by status (tiles), gardens and tools/places (by URL), legend."""
+    from commons_map.publish.figures import FALLBACK_COLOUR
+    from commons_map.publish.figures import legend as status_legend
+
+    lang = lang if lang in LANGS else "fr"
+    t = TEXT[lang]
+    legend = legend or status_legend()
+    a = sources.assets.rstrip("/")
+    m = folium.Map(location=[44.6975, 5.195], zoom_start=13, tiles=None, control_scale=True,
+                   prefer_canvas=True, maxZoom=20, minZoom=3)
+    _use_local_assets(m, [("leaflet", f"{a}/leaflet/leaflet.js")], [("leaflet_css", f"{a}/leaflet/leaflet.css")])
+    if basemap == "osm":
+        folium.TileLayer(
+            "OpenStreetMap", name="OpenStreetMap", overlay=False, control=True,
+        ).add_to(m)
+    m.get_root().header.add_child(Element(
+        f'<meta name="description" content="{t["title"]}"><link rel="icon" href="data:,">'
+        f'<title>{t["title"]}</title>'))
+    m.get_root().html.add_child(Element(_helpers_js(t, {r["status"]: r[lang] for r in legend}, lang)))
+
+    tiles = StatusTiles(
+        sources.restored_land_tiles, name=t["restored_land"], layer_name="restored_land",
+        colours={r["status"]: r["colour"] for r in legend}, fallback=FALLBACK_COLOUR,
+        max_native_zoom=sources.max_native_zoom or 22, min_zoom=sources.min_tile_zoom or 0,
+        tile_bounds=[[sources.tile_bounds[1], sources.tile_bounds[0]], [sources.tile_bounds[3], sources.tile_bounds[2]]]
+        if sources.tile_bounds else None,
+    )
+    _use_local_assets(tiles, [("vectorGrid", f"{a}/vectorgrid/Leaflet.VectorGrid.bundled.min.js")], [])
+    tiles.add_to(m)
+
+    GeoJsonByUrl(
+        sources.gardens_geojson, t["gardens"], popup_kind="garden",
+        style={"color": GARDEN_COLOUR, "weight": 2, "fillColor": GARDEN_COLOUR, "fillOpacity": 0.35},
+    ).add_to(m)
+
+    cluster = MarkerCluster(name=t["tools_and_places"], control=True, overlay=True)
+    _use_local_assets(
+        cluster,
+        [("markerclusterjs", f"{a}/markercluster/leaflet.markercluster.js")],
+        [("markerclustercss", f"{a}/markercluster/MarkerCluster.css"),
+         ("markerclusterdefaultcss", f"{a}/markercluster/MarkerCluster.Default.css")],
+    )
+    cluster.add_to(m)
+    m.add_child(ClusterPointsByUrl(sources.tools_and_places_geojson, cluster,
+                                   {"tool": TOOL_COLOUR, "place": PLACE_COLOUR}))
+
+    m.get_root().html.add_child(Element(_legend_html(t, legend, lang, sources)))
+    folium.LayerControl(collapsed=False).add_to(m)
+    if bounds is not None:
+        minx, miny, maxx, maxy = bounds
+        m.fit_bounds([[miny, minx], [maxy, maxx]])
+    return m
+
+
+def render(m: folium.Map, *, lang: str = "fr") -> str:
+    """The map's full HTML page (lang set on <html>)."""
+    page = m.get_root().render()
+    return page.replace("<!DOCTYPE html>\n<html>", f'<!DOCTYPE html>\n<html lang="{lang}">', 1)

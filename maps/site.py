@@ -1,0 +1,148 @@
+"""The public map served by the app, and the same map as a static site with its data beside it."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from commons_map.publish import export, service
+from commons_map.publish.collections import COLLECTIONS
+from maps.public import LANGS, VENDOR_DIR, Sources, build_public_map, render
+
+MAP_LAYERS = ("restored_land", "gardens", "tools_and_places")
+
+
+def public_bounds(session: Session) -> tuple[float, float, float, float] | None:
+    """The CRS84 box around every public layer of the map (None when nothing is public)."""
+    boxes = []
+    for cid in MAP_LAYERS:
+        ext = service.extent(session, collection=COLLECTIONS[cid]).get("spatial")
+        if ext:
+            boxes.append(ext["bbox"][0])
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def server_page(session: Session, *, lang: str, root: str = "", basemap: str | None = "osm") -> str:
+    """The HTML of ``GET /maps/public``: layers loaded from this server's tiles and OGC API."""
+    other = "en" if lang == "fr" else "fr"
+    sources = Sources(
+        restored_land_tiles=f"{root}/tiles/restored_land/{{z}}/{{x}}/{{y}}.mvt",
+        gardens_geojson=f"{root}/ogc/collections/gardens/items?f=json&limit=10000",
+        tools_and_places_geojson=f"{root}/ogc/collections/tools_and_places/items?f=json&limit=10000",
+        assets=f"{root}/maps/static/vendor",
+        other_lang_href=f"{root}/maps/public?lang={other}" + ("&basemap=none" if basemap is None else ""),
+        open_data_href=f"{root}/opendata",
+    )
+    m = build_public_map(sources, lang=lang, bounds=public_bounds(session), basemap=basemap)
+    return render(m, lang=lang)
+
+
+def tile_range(bounds: tuple[float, float, float, float], z: int) -> tuple[range, range]:
+    """The x and y ranges of WebMercatorQuad tiles at zoom ``z`` covering a CRS84 box."""
+    minx, miny, maxx, maxy = bounds
+    n = 2**z
+
+    def tx(lon: float) -> int:
+        return min(n - 1, max(0, int((lon + 180.0) / 360.0 * n)))
+
+    def ty(lat: float) -> int:
+        lat = max(min(lat, 85.0511), -85.0511)
+        r = math.radians(lat)
+        return min(n - 1, max(0, int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)))
+
+    return range(tx(minx), tx(maxx) + 1), range(ty(maxy), ty(miny) + 1)
+
+
+def build_static_site(
+    session: Session,
+    out: Path,
+    *,
+    licence: str,
+    min_zoom: int = 10,
+    max_zoom: int = 16,
+    basemap: str | None = "osm",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, int]:
+    """Write the public map as a static site in ``out``: pages, GeoJSON per layer, MVT tiles, scripts.
+
+    Every URL in the pages is relative, so any web server (or a USB stick behind one) can serve it.
+    Tiles are written for the public layers' extent from ``min_zoom`` to ``max_zoom`` (the browser
+    over-zooms beyond); an empty tile is an empty file, so no request fails.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _what, _done, _total: None)
+    counts: dict[str, int] = {}
+    if (out / "vendor").exists():
+        shutil.rmtree(out / "vendor")
+    shutil.copytree(VENDOR_DIR, out / "vendor")
+
+    data = out / "data"
+    data.mkdir(exist_ok=True)
+    for i, cid in enumerate(COLLECTIONS):
+        body = export.geojson_bytes(session, collection=COLLECTIONS[cid], licence=licence)
+        (data / f"{cid}.geojson").write_bytes(body)
+        counts[f"data/{cid}.geojson"] = len(body)
+        say("data", i + 1, len(COLLECTIONS))
+
+    bounds = public_bounds(session)
+    tiles_written = 0
+    land = COLLECTIONS["restored_land"]
+    land_box = service.extent(session, collection=land).get("spatial", {}).get("bbox", [None])[0]
+    if land_box is not None:
+        plan = [(z, tile_range(land_box, z)) for z in range(min_zoom, max_zoom + 1)]
+        total = sum(len(xs) * len(ys) for _, (xs, ys) in plan)
+        for z, (xs, ys) in plan:
+            for x in xs:
+                folder = out / "tiles" / land.id / str(z) / str(x)
+                folder.mkdir(parents=True, exist_ok=True)
+                for y in ys:
+                    (folder / f"{y}.mvt").write_bytes(service.tile(session, collection=land, z=z, x=x, y=y))
+                    tiles_written += 1
+                    if tiles_written % 50 == 0 or tiles_written == total:
+                        say("tiles", tiles_written, total)
+    counts["tiles"] = tiles_written
+
+    for lang in LANGS:
+        other = "en" if lang == "fr" else "fr"
+        sources = Sources(
+            restored_land_tiles="tiles/restored_land/{z}/{x}/{y}.mvt",
+            gardens_geojson="data/gardens.geojson",
+            tools_and_places_geojson="data/tools_and_places.geojson",
+            assets="vendor",
+            other_lang_href=page_name(other),
+            open_data_href="data/",
+            max_native_zoom=max_zoom,
+            min_tile_zoom=min_zoom,
+            tile_bounds=land_box,
+        )
+        page = render(build_public_map(sources, lang=lang, bounds=bounds, basemap=basemap), lang=lang)
+        (out / page_name(lang)).write_text(page, encoding="utf-8")
+        counts[page_name(lang)] = len(page)
+    today = datetime.now(UTC).date().isoformat()
+    (data / "index.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>Données ouvertes / Open data</title>"
+        f"<p>Licence : {licence} — {today}</p><ul>"
+        + "".join(f'<li><a href="{cid}.geojson">{COLLECTIONS[cid].title_fr} / {COLLECTIONS[cid].title_en}</a></li>'
+                  for cid in COLLECTIONS)
+        + "</ul>",
+        encoding="utf-8",
+    )
+    (out / "LICENCE.txt").write_text(
+        f"Data: {licence}, extracted {today} from commons-map (public layers only).\n"
+        "Scripts in vendor/: Leaflet (BSD-2-Clause), Leaflet.markercluster (MIT),"
+        " Leaflet.VectorGrid (Beerware); see each LICENSE file.\n",
+        encoding="utf-8",
+    )
+    return counts
+
+
+def page_name(lang: str) -> str:
+    """The static page of a language: index.html in French, index.en.html in English."""
+    return "index.html" if lang == "fr" else f"index.{lang}.html"
