@@ -81,7 +81,7 @@ def _points(session: Session, ids: list[int]) -> dict[int, dict]:
     rows = session.execute(
         select(Commons.id, func.ST_AsGeoJSON(func.ST_PointOnSurface(Commons.geom), 7))
         .where(Commons.id.in_(ids), Commons.geom.is_not(None))
-    ).tuples().all()
+    ).all()
     return {cid: json.loads(gj) for cid, gj in rows if gj}
 
 

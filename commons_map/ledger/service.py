@@ -540,7 +540,7 @@ def transfer_out(session: Session, transfer: Transfer) -> dict[str, Any]:
     """A transfer as the API shows it."""
     names = dict(session.execute(
         select(Account.id, Account.name).where(Account.id.in_([p.account_id for p in transfer.postings]))
-    ).tuples().all())
+    ).all())
     reversed_by = session.scalar(select(Transfer.id).where(Transfer.reverses_id == transfer.id))
     return {
         "id": transfer.id, "kind": transfer.kind, "reason": transfer.reason,
@@ -604,14 +604,14 @@ def statement(session: Session, *, account: Account, date_from: date | None = No
         stmt = stmt.where(Transfer.created_at >= start)
     if end is not None:
         stmt = stmt.where(Transfer.created_at < end)
-    rows = session.execute(stmt).tuples().all()
+    rows = session.execute(stmt).all()
     others: dict[int, list[str]] = defaultdict(list)
     if rows:
         for tid, name in session.execute(
             select(Posting.transfer_id, Account.name).join(Account, Account.id == Posting.account_id)
             .where(Posting.transfer_id.in_([t.id for _, t in rows]), Posting.account_id != account.id)
             .order_by(Posting.id)
-        ).tuples():
+        ):
             others[tid].append(name)
     lines = []
     running = opening
@@ -659,7 +659,7 @@ def minutes_by_commons(session: Session, *, cooperative_id: int, year: int | Non
             .group_by(WorkLog.commons_id))
     if year is not None:
         stmt = stmt.where(extract("year", WorkLog.work_date) == year)
-    return {int(cid): int(total) for cid, total in session.execute(stmt).tuples()}
+    return {int(cid): int(total) for cid, total in session.execute(stmt)}
 
 
 def figures(session: Session, *, cooperative_id: int, actor: Member | None, year: int | None = None,
@@ -682,17 +682,17 @@ def figures(session: Session, *, cooperative_id: int, actor: Member | None, year
         select(Commons.id, Commons.name, func.sum(base.c.minutes), func.count())
         .join(base, base.c.commons_id == Commons.id).group_by(Commons.id, Commons.name)
         .order_by(func.sum(base.c.minutes).desc(), Commons.id)
-    ).tuples().all()
+    ).all()
     per_activity = session.execute(
         select(Activity.code, Activity.label_fr, Activity.label_en, func.sum(base.c.minutes), func.count())
         .join(base, base.c.activity_code == Activity.code)
         .group_by(Activity.code, Activity.label_fr, Activity.label_en)
         .order_by(func.sum(base.c.minutes).desc(), Activity.code)
-    ).tuples().all()
+    ).all()
     month = func.to_char(base.c.work_date, "YYYY-MM")
     per_month = session.execute(
         select(month, func.sum(base.c.minutes), func.count()).group_by(month).order_by(month)
-    ).tuples().all()
+    ).all()
 
     def h(m: int) -> float:
         return round(int(m) / 60, 2)
@@ -741,7 +741,7 @@ def check(session: Session, *, cooperative_id: int | None = None) -> CheckReport
     for coop_id, total in session.execute(
         select(Account.cooperative_id, func.coalesce(func.sum(Account.balance), 0))
         .where(*acc_where).group_by(Account.cooperative_id).order_by(Account.cooperative_id)
-    ).tuples():
+    ):
         report.total_balance += int(total)
         if total != 0:
             report.breaches.append(f"cooperative {coop_id}: balances sum to {total} minutes, not 0")
@@ -757,7 +757,7 @@ def check(session: Session, *, cooperative_id: int | None = None) -> CheckReport
                or_(Account.balance != func.coalesce(sums.c.total, 0),
                    and_(last.c.id.is_not(None), last.c.balance_after != Account.balance)))
         .order_by(Account.id)
-    ).tuples():
+    ):
         report.breaches.append(
             f"account {acc_id} ({name}): cached balance {bal} but its postings sum to {total}"
             f" (last running balance {last_after})"
@@ -769,7 +769,7 @@ def check(session: Session, *, cooperative_id: int | None = None) -> CheckReport
     for tid, n, total in session.execute(
         select(counts.c.id, counts.c.n, counts.c.total)
         .where(or_(counts.c.n < 2, counts.c.total != 0)).order_by(counts.c.id)
-    ).tuples():
+    ):
         report.breaches.append(f"transfer {tid}: {n} posting(s) summing to {total}")
     wl_where = [WorkLog.cooperative_id == cooperative_id] if cooperative_id is not None else []
     credits = (select(Transfer.work_log_id, func.count().label("n")).where(Transfer.kind == "work_credit")
@@ -781,7 +781,7 @@ def check(session: Session, *, cooperative_id: int | None = None) -> CheckReport
             and_(WorkLog.state.in_(("approved", "corrected")), func.coalesce(credits.c.n, 0) != 1),
             and_(WorkLog.state.in_(("submitted", "rejected")), func.coalesce(credits.c.n, 0) != 0),
         )).order_by(WorkLog.id)
-    ).tuples():
+    ):
         report.breaches.append(f"work log {log_id} ({state}) has {n} work credit(s)")
     settings_by_coop: dict[int, dict[str, Any]] = {}
     for account in session.scalars(select(Account).where(*acc_where).order_by(Account.id)):

@@ -295,13 +295,13 @@ def describe(session: Session, logs: list[WorkLog]) -> list[dict[str, Any]]:
         return []
     ids = [log.id for log in logs]
     names = dict(session.execute(select(Member.id, Member.display_name).where(
-        Member.id.in_({log.member_id for log in logs}))).tuples().all())
+        Member.id.in_({log.member_id for log in logs}))).all())
     commons = dict(session.execute(select(Commons.id, Commons.name).where(
-        Commons.id.in_({log.commons_id for log in logs}))).tuples().all())
+        Commons.id.in_({log.commons_id for log in logs}))).all())
     points = dict(session.execute(select(WorkLog.id, func.ST_AsGeoJSON(WorkLog.location)).where(
-        WorkLog.id.in_(ids), WorkLog.location.is_not(None))).tuples().all())
+        WorkLog.id.in_(ids), WorkLog.location.is_not(None))).all())
     credits = dict(session.execute(select(Transfer.work_log_id, Transfer.id).where(
-        Transfer.work_log_id.in_(ids), Transfer.kind == "work_credit")).tuples().all())
+        Transfer.work_log_id.in_(ids), Transfer.kind == "work_credit")).all())
     out = []
     for log in logs:
         out.append({
