@@ -32,7 +32,8 @@ TOOL_RULES = RulesIn(
     buffer_minutes=30, max_active_per_member=2,
 )
 # The shredder is a dangerous machine: a steward shows how to use it first.
-SHREDDER_RULES = TOOL_RULES.model_copy(update={"booking_mode": "approval", "max_minutes": 24 * 60})
+SHREDDER_RULES = TOOL_RULES.model_copy(
+    update={"booking_mode": "approval", "max_minutes": 24 * 60, "contribution_minutes": 30})
 KITCHEN_RULES = RulesIn(
     booking_mode="members", min_minutes=60, max_minutes=8 * 60, max_days_ahead=60, buffer_minutes=30,
     max_active_per_member=2,
@@ -46,7 +47,7 @@ WORKSHOP_RULES = RulesIn(
 )
 GUEST_ROOM_RULES = RulesIn(
     booking_mode="approval", min_minutes=24 * 60, max_minutes=3 * 24 * 60, max_days_ahead=90,
-    buffer_minutes=3 * 60, max_active_per_member=1, offer_hours=24,
+    buffer_minutes=3 * 60, max_active_per_member=1, offer_hours=24, contribution_minutes=60,
 )
 PLOT_RULES = RulesIn(
     booking_mode="approval", min_minutes=30 * 24 * 60, max_minutes=200 * 24 * 60, max_days_ahead=240,

@@ -438,13 +438,15 @@ def book(
         buffer_minutes=rules.buffer_minutes, purpose=purpose.strip(), created_by=actor.id,
         contribution_minutes=rules.contribution_minutes,
     )
-    _insert_guarded(session, row)
-    _event(session, row, actor, "requested" if needs_approval else "booked",
-           starts_at=starts_at, ends_at=ends_at, via_waiting_list=_offer.id if _offer else None)
-    if not needs_approval:
-        row.decided_at = now
-        _collect_contribution(session, row, commons)
-    session.flush()
+    # One savepoint for the row, its event and the contribution: a refusal of any leaves nothing.
+    with session.begin_nested():
+        _insert_guarded(session, row)
+        _event(session, row, actor, "requested" if needs_approval else "booked",
+               starts_at=starts_at, ends_at=ends_at, via_waiting_list=_offer.id if _offer else None)
+        if not needs_approval:
+            row.decided_at = now
+            _collect_contribution(session, row, commons)
+        session.flush()
     return row
 
 
@@ -485,8 +487,9 @@ def _refund_contribution(session: Session, r: Reservation, actor: Member) -> Non
     ledger = _ledger()
     if ledger is None:
         return
+    # The reservation rules already decided who may cancel: the ledger refunds as the system.
     transfer = ledger.reverse(
-        session, actor=actor, transfer_id=r.contribution_transfer_id,
+        session, actor=None, transfer_id=r.contribution_transfer_id,
         reason=f"Réservation n°{r.id} annulée", idempotency_key=f"reservation:{r.id}:refund",
     )
     r.refund_transfer_id = transfer.id
@@ -641,11 +644,12 @@ def approve(
     if r.starts_at < now:
         raise ValidationFailed(f"starts_at: the request started at {r.starts_at.isoformat()}; it can only be refused",
                                field="starts_at")
-    r.state = "confirmed"
-    r.decided_by, r.decided_at, r.decision_note = actor.id, now, note.strip()
-    _event(session, r, actor, "approved", state=["requested", "confirmed"], note=r.decision_note)
-    _collect_contribution(session, r, commons)
-    session.flush()
+    with session.begin_nested():
+        r.state = "confirmed"
+        r.decided_by, r.decided_at, r.decision_note = actor.id, now, note.strip()
+        _event(session, r, actor, "approved", state=["requested", "confirmed"], note=r.decision_note)
+        _collect_contribution(session, r, commons)
+        session.flush()
     return r
 
 
