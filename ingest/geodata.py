@@ -1,0 +1,455 @@
+"""Importing commons from geodata files: per-row report, idempotent by external id, all or nothing.
+
+The rules are those of ``commons_map.register.service.create_commons`` (kind known, geometry class
+of the kind, inside the territory's margin, parent of the right kind that holds the geometry,
+visibility), applied set-based: the rows are COPYed into a temporary staging table, checked and
+classified with one SQL pass in PostGIS, then written with ``INSERT ... ON CONFLICT
+(cooperative_id, external_id)`` and history rows in bulk, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.people.models import Cooperative, Member
+from commons_map.people.permissions import is_coordinator_of
+from commons_map.register.models import STATES
+from commons_map.settings import get_settings
+from ingest.readers import SourceTable, read_source
+from ingest.safety import LIMITS, Limits
+
+Progress = Callable[[str, int, int], None]
+
+TARGETS = ("external_id", "name", "kind", "description", "visibility", "state", "parent")
+# Columns looked for when a target is not mapped (case-insensitive), French names included.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "external_id": ("external_id", "uuid", "id_externe", "identifiant"),
+    "name": ("name", "nom", "libelle"),
+    "kind": ("kind", "type_commun"),
+    "description": ("description", "descr"),
+    "visibility": ("visibility", "visibilite", "visibilité"),
+    "state": ("state", "etat", "état"),
+    "parent": ("parent", "parent_id_externe"),
+}
+VISIBILITY_WORDS = {"public": "public", "publique": "public", "members": "members", "membres": "members",
+                    "private": "private", "privé": "private", "prive": "private", "privée": "private"}
+STATE_WORDS = {s: s for s in STATES} | {"actif": "active", "en friche": "fallow", "friche": "fallow",
+                                         "à réparer": "needs_repair", "perdu": "lost", "hors service": "out_of_service"}
+ACTIONS = ("create", "update", "unchanged", "rejected")
+
+
+@dataclass
+class ImportOptions:
+    """How to read a file and what its columns mean."""
+
+    mapping: dict[str, str] = field(default_factory=dict)  # target -> source column
+    kind: str | None = None  # one kind for every row, instead of a column
+    crs: str | None = None
+    layer: str | None = None
+    make_valid: bool = False
+    dry_run: bool = False
+    id_prefix: str = ""
+    skip_rejected: bool = False
+    csv_columns: dict[str, str] = field(default_factory=dict)  # lat / lon / wkt column names
+
+
+@dataclass
+class RowReport:
+    """What happened (or would happen) to one row of the file."""
+
+    row: int
+    external_id: str | None
+    action: str
+    reasons: list[str]
+    repaired: bool = False
+    commons_id: int | None = None
+
+
+@dataclass
+class ImportReport:
+    """The per-row outcome of an import, and whether anything was written."""
+
+    file: str
+    format: str
+    crs: str
+    row_label: str
+    mapping: dict[str, str]
+    rows: list[RowReport]
+    dry_run: bool
+    written: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.action for r in self.rows)
+        return {a: c.get(a, 0) for a in ACTIONS} | {"repaired": sum(r.repaired for r in self.rows)}
+
+    @property
+    def rejected(self) -> list[RowReport]:
+        return [r for r in self.rows if r.action == "rejected"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready report."""
+        return {
+            "file": self.file, "format": self.format, "crs": self.crs, "mapping": self.mapping,
+            "dry_run": self.dry_run, "written": self.written, "counts": self.counts,
+            "rows": [
+                {"row": r.row, "external_id": r.external_id, "action": r.action, "reasons": r.reasons,
+                 "repaired": r.repaired, "commons_id": r.commons_id}
+                for r in self.rows
+            ],
+        }
+
+
+def resolve_mapping(columns: list[str], options: ImportOptions) -> dict[str, str]:
+    """target -> column, from what was asked plus the usual names; ValidationFailed for unknowns."""
+    unknown_targets = set(options.mapping) - set(TARGETS)
+    if unknown_targets:
+        raise ValidationFailed(
+            f"map: unknown field(s) {', '.join(sorted(unknown_targets))}; known: {', '.join(TARGETS)}",
+            field="map",
+        )
+    mapping: dict[str, str] = {}
+    for target, col in options.mapping.items():
+        if col not in columns:
+            same = [c for c in columns if c.lower() == col.lower()]
+            col = same[0] if len(same) == 1 else col
+        if col not in columns:
+            raise ValidationFailed(
+                f"map: {target}={col}: no column {col!r}; the columns are {', '.join(columns) or '(none)'}",
+                field=f"map.{target}",
+            )
+        mapping[target] = col
+    lower = {c.lower(): c for c in columns}
+    for target in TARGETS:
+        if target in mapping or (target == "kind" and options.kind):
+            continue
+        for alias in ALIASES[target]:
+            if alias in lower:
+                mapping[target] = lower[alias]
+                break
+    if "external_id" not in mapping:
+        raise ValidationFailed(
+            "external_id: no column gives each row a stable identity; name one with"
+            f" --external-id COLUMN (columns: {', '.join(columns)}). It makes re-imports change nothing.",
+            field="external_id",
+        )
+    if "name" not in mapping:
+        raise ValidationFailed(
+            f"name: no name column; map one with --map name=COLUMN (columns: {', '.join(columns)})",
+            field="name",
+        )
+    if "kind" not in mapping and not options.kind:
+        raise ValidationFailed(
+            "kind: give one kind for every row (--kind garden) or a column (--map kind=COLUMN)",
+            field="kind",
+        )
+    if options.kind and "kind" in options.mapping:
+        raise ValidationFailed("kind: give either --kind or --map kind=COLUMN, not both", field="kind")
+    return mapping
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        if value.is_integer():
+            return str(int(value))
+    s = str(value).strip()
+    return s or None
+
+
+def _norm(words: dict[str, str], value: str | None) -> tuple[str | None, str | None]:
+    """(the code, None) when recognised; (None, the raw value) when not."""
+    if value is None:
+        return None, None
+    code = words.get(value.strip().lower())
+    return (code, None) if code else (None, value)
+
+
+def import_commons(
+    session: Session,
+    *,
+    actor: Member | None,
+    path: Path,
+    options: ImportOptions,
+    cooperative: Cooperative | None = None,
+    filename: str | None = None,
+    system: bool = False,
+    progress: Progress | None = None,
+    limits: Limits = LIMITS,
+) -> ImportReport:
+    """Import commons from a geodata file into the cooperative; see the module docstring.
+
+    ``system`` is for the command line run by whoever runs the server (no actor needed);
+    otherwise the actor must be a coordinator of the cooperative.
+    """
+    if cooperative is None:
+        if actor is None:
+            raise PermissionDenied("Sign in to import commons")
+        cooperative = session.get(Cooperative, actor.cooperative_id)
+        assert cooperative is not None
+    if not system and not is_coordinator_of(actor, cooperative.id):
+        raise PermissionDenied("Only the cooperative's coordinators may import commons from files")
+    say = progress or (lambda stage, done, total: None)
+    name = filename or path.name
+    table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns, limits=limits)
+    mapping = resolve_mapping(table.columns, options)
+    say("read", len(table), len(table))
+    report = _run(session, cooperative=cooperative, actor=actor, table=table, mapping=mapping,
+                  options=options, source=f"import:{name}", say=say)
+    report.file = name
+    return report
+
+
+def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOptions):
+    frame = table.frame
+    cols = {t: (frame[c].tolist() if c in frame.columns else [None] * len(table)) for t, c in mapping.items()}
+    for i in range(len(table)):
+        values = {t: _text(cols[t][i]) for t in cols}
+        ext = values.get("external_id")
+        if ext is not None and options.id_prefix:
+            ext = options.id_prefix + ext
+        parent = values.get("parent")
+        if parent is not None and options.id_prefix:
+            parent = options.id_prefix + parent
+        kind = options.kind if options.kind else values.get("kind")
+        problems = table.problems.get(i)
+        yield (
+            table.row_numbers[i], ext, values.get("name"), kind, values.get("description"),
+            *_norm(VISIBILITY_WORDS, values.get("visibility")), *_norm(STATE_WORDS, values.get("state")),
+            parent, table.wkb[i], problems or None,
+        )
+
+
+def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, table: SourceTable,
+         mapping: dict[str, str], options: ImportOptions, source: str, say: Progress) -> ImportReport:
+    total = len(table)
+    suffix = uuid.uuid4().hex[:10]
+    raw_t, imp_t, cls_t = f"imp_raw_{suffix}", f"imp_{suffix}", f"imp_cls_{suffix}"
+    conn = session.connection()
+    # Imports into one cooperative take turns: the comparison with what exists stays true until written.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('commons-map:import'), :c)"), {"c": cooperative.id})
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {raw_t} (rn int, external_id text, name text, kind text, description text,"
+        " visibility text, visibility_bad text, state text, state_bad text, parent text, wkb bytea, problems text[])"
+    )
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(
+        f"COPY {raw_t} (rn, external_id, name, kind, description, visibility, visibility_bad, state, state_bad,"
+        " parent, wkb, problems)"
+        " FROM STDIN"
+    ) as copy:
+        for n, row in enumerate(_stage_rows(table, mapping, options), 1):
+            copy.write_row(row)
+            if n % 5000 == 0:
+                say("staged", n, total)
+    say("staged", total, total)
+    known = ", ".join(session.scalars(text("SELECT code FROM commons_kinds ORDER BY code")))
+    margin = get_settings().territory_margin_m
+    params = {"coop": cooperative.id, "make_valid": options.make_valid, "known": known, "margin": margin,
+              "margin_km": f"{margin / 1000:g}", "coop_name": cooperative.name}
+    # Pass 1: each row on its own (kind, texts, validity and repair, geometry class, territory).
+    conn.execute(text(f"""
+        CREATE TEMP TABLE {imp_t} AS
+        WITH t AS (SELECT territory FROM cooperatives WHERE id = :coop)
+        SELECT r.rn, r.external_id, btrim(r.name) AS name, r.description, r.parent AS parent_ext,
+               k.code AS kind_code, k.requires_parent, k.parent_kinds,
+               coalesce(r.visibility, k.default_visibility) AS visibility, r.state,
+               f.geom, (g.g0 IS NOT NULL AND NOT d.valid AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
+                        AND CAST(:make_valid AS boolean)) AS repaired,
+               coalesce(r.problems, '{{}}') || array_remove(ARRAY[
+                 CASE WHEN r.external_id IS NULL THEN 'external_id: missing' END,
+                 CASE WHEN first_value(r.rn) OVER w <> r.rn
+                      THEN format('external_id: %L repeats the row %s', r.external_id, first_value(r.rn) OVER w) END,
+                 CASE WHEN nullif(btrim(r.name), '') IS NULL THEN 'name: missing'
+                      WHEN length(btrim(r.name)) > 200 THEN 'name: longer than 200 characters' END,
+                 CASE WHEN r.kind IS NULL THEN 'kind: missing'
+                      WHEN k.code IS NULL THEN format('kind: unknown kind %L; known kinds: %s', r.kind, CAST(:known AS text)) END,
+                 CASE WHEN r.visibility_bad IS NOT NULL
+                      THEN format('visibility: %L is not one of public, members, private', r.visibility_bad) END,
+                 CASE WHEN r.state_bad IS NOT NULL
+                      THEN format('state: %L is not one of {", ".join(STATES)}', r.state_bad) END,
+                 CASE WHEN g.g0 IS NOT NULL AND NOT d.valid AND NOT CAST(:make_valid AS boolean)
+                      THEN format('geometry: invalid (%s); repair it with --make-valid or in your GIS', d.reason)
+                      WHEN g.g0 IS NOT NULL AND NOT d.valid AND (f.geom IS NULL OR ST_IsEmpty(f.geom))
+                      THEN format('geometry: invalid (%s) and nothing usable is left after repair', d.reason) END,
+                 CASE WHEN k.geometry = 'area' AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
+                           AND GeometryType(f.geom) NOT IN ('POLYGON', 'MULTIPOLYGON')
+                      THEN format('geometry: a %s needs a Polygon or MultiPolygon, not a %s', k.code,
+                                  replace(ST_GeometryType(f.geom), 'ST_', ''))
+                      WHEN k.geometry = 'point' AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
+                           AND GeometryType(f.geom) <> 'POINT'
+                      THEN format('geometry: a %s needs a Point, not a %s', k.code,
+                                  replace(ST_GeometryType(f.geom), 'ST_', '')) END,
+                 CASE WHEN f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom) AND (d.valid OR CAST(:make_valid AS boolean)) AND NOT (
+                        CASE WHEN ST_Intersects(t.territory, f.geom) THEN true
+                             ELSE ST_DWithin(t.territory::geography, f.geom::geography, CAST(:margin AS float8)) END)
+                      THEN format('geometry: lies more than %s km outside the territory of %s.%s', CAST(:margin_km AS text),
+                                  CAST(:coop_name AS text),
+                                  CASE WHEN ST_DWithin(t.territory::geography, ST_FlipCoordinates(f.geom)::geography, CAST(:margin AS float8))
+                                       THEN ' Longitude and latitude look swapped.' ELSE '' END) END
+               ], NULL) AS reasons
+        FROM {raw_t} r
+        CROSS JOIN t
+        LEFT JOIN commons_kinds k
+               ON k.code = lower(r.kind) OR lower(k.label_fr) = lower(r.kind) OR lower(k.label_en) = lower(r.kind)
+        CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(r.wkb, 4326) AS g0) g
+        CROSS JOIN LATERAL (SELECT coalesce(v.valid, true) AS valid, v.reason
+                            FROM (SELECT (ST_IsValidDetail(g.g0)).*) v) d
+        CROSS JOIN LATERAL (SELECT CASE WHEN d.valid THEN g.g0
+                                        WHEN CAST(:make_valid AS boolean) THEN CASE k.geometry
+                                            WHEN 'area' THEN ST_CollectionExtract(ST_MakeValid(g.g0), 3)
+                                            WHEN 'point' THEN ST_CollectionExtract(ST_MakeValid(g.g0), 1)
+                                            ELSE ST_MakeValid(g.g0) END
+                                   END AS geom) f
+        WINDOW w AS (PARTITION BY r.external_id ORDER BY r.rn)
+    """), params)
+    say("checked", total // 2, total)
+    conn.exec_driver_sql(f"CREATE INDEX ON {imp_t} (external_id)")
+    # Pass 2: rows against each other and against the register (parents, archived, unchanged).
+    compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
+               "ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom)"]
+    changes = [
+        "CASE WHEN c.name IS DISTINCT FROM i.name THEN jsonb_build_object('name', jsonb_build_array(c.name, i.name)) ELSE '{}' END",
+        "CASE WHEN c.kind_code IS DISTINCT FROM i.kind_code THEN jsonb_build_object('kind', jsonb_build_array(c.kind_code, i.kind_code)) ELSE '{}' END",
+        "CASE WHEN ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom) THEN jsonb_build_object('geometry',"
+        " jsonb_build_array(ST_AsGeoJSON(c.geom)::jsonb, ST_AsGeoJSON(i.geom)::jsonb)) ELSE '{}' END",
+    ]
+    for col, given in (("description", "description" in mapping), ("state", "state" in mapping),
+                       ("visibility", "visibility" in mapping)):
+        if given:
+            compare.append(f"c.{col} IS DISTINCT FROM coalesce(i.{col}, c.{col})")
+            changes.append(f"CASE WHEN c.{col} IS DISTINCT FROM coalesce(i.{col}, c.{col}) THEN jsonb_build_object("
+                           f"'{col}', jsonb_build_array(c.{col}, i.{col})) ELSE '{{}}' END")
+    if "parent" in mapping:
+        compare.append("(i.parent_ext IS NOT NULL AND c.parent_id IS DISTINCT FROM pe.id)")
+        changes.append("CASE WHEN i.parent_ext IS NOT NULL AND c.parent_id IS DISTINCT FROM pe.id THEN jsonb_build_object("
+                       "'parent_id', jsonb_build_array(c.parent_id, pe.id)) ELSE '{}' END")
+    conn.execute(text(f"""
+        CREATE TEMP TABLE {cls_t} AS
+        SELECT x.*, CASE WHEN cardinality(x.all_reasons) > 0 THEN 'rejected'
+                         WHEN x.existing_id IS NULL THEN 'create'
+                         WHEN x.differs THEN 'update' ELSE 'unchanged' END AS action,
+               x.existing_id AS commons_id
+        FROM (
+          SELECT i.*, c.id AS existing_id, ({' OR '.join(compare)}) AS differs,
+                 ({' || '.join(changes)}) AS changes,
+                 i.reasons || array_remove(ARRAY[
+                   CASE WHEN c.archived_at IS NOT NULL
+                        THEN format('external_id: commons %s with this external id is archived; it can no longer change', c.id) END,
+                   CASE WHEN i.parent_ext IS NULL AND i.requires_parent
+                        THEN format('parent: a %s must sit inside a %s; give its parent''s external id', i.kind_code,
+                                    array_to_string(i.parent_kinds, ' or ')) END,
+                   CASE WHEN i.parent_ext IS NOT NULL AND pf.rn IS NULL AND pd.id IS NULL
+                        THEN format('parent: no commons with external id %L in this cooperative or this file', i.parent_ext)
+                        WHEN pf.rn IS NOT NULL AND cardinality(pf.reasons) > 0
+                        THEN format('parent: its parent (row %s) is rejected', pf.rn) END,
+                   CASE WHEN i.parent_ext IS NOT NULL AND cardinality(i.parent_kinds) > 0
+                             AND coalesce(pf.kind_code, pd.kind_code) IS NOT NULL
+                             AND NOT coalesce(pf.kind_code, pd.kind_code) = ANY(i.parent_kinds)
+                        THEN format('parent: a %s must sit inside a %s; %L is a %s', i.kind_code,
+                                    array_to_string(i.parent_kinds, ' or '), i.parent_ext, coalesce(pf.kind_code, pd.kind_code)) END,
+                   CASE WHEN i.parent_ext IS NOT NULL AND GeometryType(i.geom) IN ('POLYGON', 'MULTIPOLYGON')
+                             AND coalesce(pf.geom, pd.geom) IS NOT NULL AND ST_Area(i.geom) > 0
+                             AND ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom))) / ST_Area(i.geom) < 0.9
+                        THEN format('geometry: must lie inside its parent %L (only %s%% does)', coalesce(pf.name, pd.name),
+                                    round(100 * ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom))) / ST_Area(i.geom))) END
+                 ], NULL) AS all_reasons
+          FROM {imp_t} i
+          LEFT JOIN commons c ON c.cooperative_id = :coop AND c.external_id = i.external_id
+          LEFT JOIN {imp_t} pf ON pf.external_id = i.parent_ext AND i.parent_ext IS NOT NULL
+                              AND pf.rn = (SELECT min(rn) FROM {imp_t} WHERE external_id = i.parent_ext)
+          LEFT JOIN commons pd ON pf.rn IS NULL AND pd.cooperative_id = :coop AND pd.external_id = i.parent_ext
+                              AND pd.archived_at IS NULL
+          LEFT JOIN commons pe ON pe.cooperative_id = :coop AND pe.external_id = i.parent_ext
+        ) x
+    """), {"coop": cooperative.id})
+    say("checked", total, total)
+    rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
+    write = not options.dry_run and (rejected == 0 or options.skip_rejected)
+    if write:
+        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source)
+    say("written", total, total)
+    rows = session.execute(text(
+        f"SELECT rn, external_id, action, all_reasons, repaired, commons_id FROM {cls_t} ORDER BY rn"
+    )).all()
+    conn.exec_driver_sql(f"DROP TABLE {cls_t}, {imp_t}, {raw_t}")
+    columns = {t: c for t, c in mapping.items()}
+    report_rows = [
+        RowReport(row=r.rn, external_id=r.external_id, action=r.action,
+                  reasons=[_name_column(m, columns, table.row_label, r.rn) for m in (r.all_reasons or [])],
+                  repaired=bool(r.repaired) and r.action != "rejected", commons_id=r.commons_id)
+        for r in rows
+    ]
+    return ImportReport(file="", format=table.format, crs=table.crs_note, row_label=table.row_label,
+                        mapping=mapping, rows=report_rows, dry_run=options.dry_run, written=write)
+
+
+def _name_column(message: str, columns: dict[str, str], label: str, rn: int) -> str:
+    """'kind: unknown…' as 'line 12, kind (column TYPE): unknown…'."""
+    head, sep, rest = message.partition(": ")
+    if sep and head in columns and columns[head] != head:
+        head = f"{head} (column {columns[head]!r})"
+    return f"{label} {rn}, {head}{sep}{rest}"
+
+
+def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Member | None,
+           mapping: dict[str, str], source: str) -> None:
+    sets = ["kind_code = EXCLUDED.kind_code", "name = EXCLUDED.name", "geom = EXCLUDED.geom", "updated_at = now()"]
+    for col in ("description", "state", "visibility"):
+        if col in mapping:
+            sets.append(f"{col} = coalesce(EXCLUDED.{col}, commons.{col})")
+    conn = session.connection()
+    conn.execute(text(f"""
+        WITH up AS (
+          INSERT INTO commons (cooperative_id, kind_code, name, description, geom, state, visibility, external_id)
+          SELECT :coop, kind_code, name, coalesce(description, ''), geom, coalesce(state, 'active'), visibility, external_id
+          FROM {cls_t} WHERE action IN ('create', 'update') ORDER BY rn
+          ON CONFLICT ON CONSTRAINT uq_commons_external_id DO UPDATE SET {', '.join(sets)}
+          RETURNING id, external_id
+        )
+        UPDATE {cls_t} x SET commons_id = up.id FROM up WHERE x.external_id = up.external_id
+                                                     AND x.action IN ('create', 'update')
+    """), {"coop": cooperative.id})
+    if "parent" in mapping:
+        conn.execute(text(f"""
+            UPDATE commons c SET parent_id = p.id
+            FROM {cls_t} x JOIN commons p ON p.cooperative_id = :coop AND p.external_id = x.parent_ext
+            WHERE c.id = x.commons_id AND x.action IN ('create', 'update') AND c.parent_id IS DISTINCT FROM p.id
+        """), {"coop": cooperative.id})
+    conn.execute(text(f"""
+        INSERT INTO commons_history (commons_id, member_id, action, changes)
+        SELECT x.commons_id, :actor,
+               CASE x.action WHEN 'create' THEN 'created' ELSE 'updated' END,
+               CASE x.action WHEN 'create' THEN jsonb_strip_nulls(jsonb_build_object(
+                      'kind', jsonb_build_array(NULL, x.kind_code), 'name', jsonb_build_array(NULL, x.name),
+                      'description', CASE WHEN x.description IS NOT NULL THEN jsonb_build_array(NULL, x.description) END,
+                      'geometry', jsonb_build_array(NULL, ST_AsGeoJSON(x.geom)::jsonb),
+                      'state', jsonb_build_array(NULL, coalesce(x.state, 'active')),
+                      'visibility', jsonb_build_array(NULL, x.visibility),
+                      'external_id', jsonb_build_array(NULL, x.external_id),
+                      'parent', CASE WHEN x.parent_ext IS NOT NULL THEN jsonb_build_array(NULL, x.parent_ext) END))
+                    ELSE x.changes END || jsonb_build_object('source', jsonb_build_array(NULL, CAST(:source AS text)))
+        FROM {cls_t} x WHERE x.action IN ('create', 'update') ORDER BY x.rn
+    """), {"actor": actor.id if actor else None, "source": source})
+    session.expire_all()
+
+
+def cooperative_for(session: Session, slug: str | None) -> Cooperative:
+    """The cooperative named by slug, or the first one (the CLI's default)."""
+    from commons_map.people.service import default_cooperative, get_cooperative
+
+    return get_cooperative(session, slug) if slug else default_cooperative(session)
+

@@ -1,0 +1,339 @@
+"""Reading geodata files into rows: GeoPackage, zipped shapefile, GeoJSON, KML/KMZ, FlatGeobuf, CSV.
+
+Whatever the format, the result is a ``SourceTable``: the attribute columns as text, one
+geometry per row already reprojected to WGS84 and flattened to 2D (as WKB), the problems found
+per row while reading, and where the CRS came from. Reprojection is vectorised (pyproj through
+geopandas); validity and the register's rules are checked later, set-based, in PostGIS.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from commons_map.errors import ValidationFailed
+from ingest.safety import LIMITS, Limits, remove_tree, safe_extract
+
+VECTOR_SUFFIXES = {".gpkg": "GeoPackage", ".geojson": "GeoJSON", ".json": "GeoJSON",
+                   ".fgb": "FlatGeobuf", ".kml": "KML", ".shp": "Shapefile"}
+ARCHIVE_SUFFIXES = {".zip", ".kmz"}
+CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
+KML_DISPLAY = ("timestamp", "begin", "end", "altitudeMode", "tessellate", "extrude", "visibility",
+               "drawOrder", "icon")
+SUPPORTED = sorted({*VECTOR_SUFFIXES, *ARCHIVE_SUFFIXES, *CSV_SUFFIXES})
+
+LAT_NAMES = ("lat", "latitude", "y", "lat_wgs84")
+LON_NAMES = ("lon", "lng", "long", "longitude", "x", "lon_wgs84")
+WKT_NAMES = ("wkt", "geom", "geometry", "the_geom", "wkt_geom", "geometrie")
+
+
+@dataclass
+class SourceTable:
+    """Rows of a geodata file: text attributes, WGS84 2D geometries as WKB, per-row problems."""
+
+    format: str
+    columns: list[str]
+    frame: pd.DataFrame
+    wkb: list[bytes | None]
+    row_numbers: list[int]
+    row_label: str  # "feature" or "line"
+    crs: str
+    crs_note: str
+    problems: dict[int, list[str]] = field(default_factory=dict)  # index -> reasons
+
+    def __len__(self) -> int:
+        return len(self.wkb)
+
+
+def parse_crs(value: str, *, field_name: str = "crs") -> CRS:
+    """A pyproj CRS from 'EPSG:2154', '2154', a WKT or a PROJ string."""
+    text = value.strip()
+    if text.isdigit():
+        text = f"EPSG:{text}"
+    try:
+        return CRS.from_user_input(text)
+    except CRSError as exc:
+        raise ValidationFailed(f"{field_name}: {value!r} is not a CRS pyproj knows ({exc})", field=field_name) from exc
+
+
+def crs_name(crs: CRS) -> str:
+    """'EPSG:2154' when it has a code, else the CRS's name."""
+    epsg = crs.to_epsg(min_confidence=70)
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+@contextmanager
+def opened(path: Path, limits: Limits = LIMITS) -> Iterator[tuple[Path, str]]:
+    """The path GDAL should read, after checking and extracting archives (KMZ, zipped shapefile)."""
+    suffix = path.suffix.lower()
+    if suffix not in ARCHIVE_SUFFIXES:
+        yield path, suffix
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="commons-ingest-"))
+    try:
+        files = safe_extract(path, tmp, limits)
+        wanted = (".kml",) if suffix == ".kmz" else (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".csv")
+        found = [f for f in files if f.suffix.lower() in wanted and not f.name.startswith("._")]
+        if not found:
+            raise ValidationFailed(
+                f"file: the archive holds no {' or '.join(wanted)} file", field="file"
+            )
+        if len(found) > 1:
+            names = ", ".join(sorted(f.relative_to(tmp).as_posix() for f in found))
+            raise ValidationFailed(f"file: the archive holds several datasets ({names}); send one", field="file")
+        yield found[0], found[0].suffix.lower()
+    finally:
+        remove_tree(tmp)
+
+
+def read_source(path: Path, *, crs: str | None = None, layer: str | None = None,
+                csv_columns: dict[str, str] | None = None, limits: Limits = LIMITS) -> SourceTable:
+    """Read any supported file into a SourceTable in WGS84, or ValidationFailed saying why not."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise ValidationFailed(
+            f"file: {path.name!r} is not a supported format; send one of {', '.join(SUPPORTED)}",
+            field="file",
+        )
+    with opened(path, limits) as (real, real_suffix):
+        if real_suffix in CSV_SUFFIXES:
+            return read_csv(real, crs=crs, columns=csv_columns or {})
+        return read_vector(real, crs=crs, layer=layer)
+
+
+def read_vector(path: Path, *, crs: str | None, layer: str | None) -> SourceTable:
+    """A GDAL-readable vector file, through pyogrio."""
+    fmt = VECTOR_SUFFIXES.get(path.suffix.lower(), path.suffix)
+    try:
+        layers = pyogrio.list_layers(path)
+    except Exception as exc:  # noqa: BLE001 - GDAL's errors are many; each means "unreadable"
+        raise ValidationFailed(f"file: GDAL cannot read it as {fmt} ({exc})", field="file") from exc
+    with_geom = [str(name) for name, gtype in layers if gtype is not None]
+    if layer is not None:
+        if layer not in [str(n) for n, _ in layers]:
+            raise ValidationFailed(
+                f"layer: no layer {layer!r}; the file has {', '.join(str(n) for n, _ in layers)}", field="layer"
+            )
+        chosen = [layer]
+    elif fmt == "KML":
+        chosen = with_geom or [str(layers[0][0])]  # KML folders are layers: take them all
+    elif len(with_geom) == 1:
+        chosen = with_geom
+    elif not with_geom:
+        raise ValidationFailed("file: no layer with geometries in it", field="file")
+    else:
+        raise ValidationFailed(
+            f"layer: the file has several layers ({', '.join(with_geom)}); choose one with --layer",
+            field="layer",
+        )
+    frames = []
+    for name in chosen:
+        try:
+            frames.append(pyogrio.read_dataframe(path, layer=name))
+        except Exception as exc:  # noqa: BLE001
+            raise ValidationFailed(f"file: layer {name!r} cannot be read ({exc})", field="file") from exc
+    gdf = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    file_crs = gdf.crs
+    source_crs, note = _choose_crs(file_crs, crs)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    if fmt == "KML":  # LIBKML's display fields are not attributes anyone mapped
+        attrs = attrs.drop(columns=[c for c in KML_DISPLAY if c in attrs.columns])
+    return _finish(fmt, attrs, geoms, source_crs, note, start=1, label="feature")
+
+
+def _choose_crs(file_crs: CRS | None, given: str | None) -> tuple[CRS, str]:
+    if file_crs is None and given is None:
+        raise ValidationFailed(
+            "crs: the file does not say which coordinate reference system it uses;"
+            " give it (e.g. --crs EPSG:2154 for Lambert-93, EPSG:4326 for GPS longitude/latitude)",
+            field="crs",
+        )
+    if given is None:
+        assert file_crs is not None
+        return file_crs, f"{crs_name(file_crs)} (read from the file)"
+    chosen = parse_crs(given)
+    if file_crs is None:
+        return chosen, f"{crs_name(chosen)} (given; the file has none)"
+    if CRS(file_crs) != chosen:
+        return chosen, f"{crs_name(chosen)} (given; it overrides {crs_name(CRS(file_crs))} read from the file)"
+    return chosen, f"{crs_name(chosen)} (read from the file)"
+
+
+def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, note: str,
+            *, start: int, label: str, row_numbers: list[int] | None = None,
+            problems: dict[int, list[str]] | None = None) -> SourceTable:
+    """Reproject to WGS84, flatten to 2D, check coordinates, and encode as WKB (all vectorised)."""
+    problems = dict(problems or {})
+    n = len(geoms)
+    present = np.array([g is not None and not shapely.is_empty(g) for g in geoms], dtype=bool)
+    for i in np.flatnonzero(~present):
+        problems.setdefault(int(i), []).append("geometry: missing or empty")
+    geoms = np.where(present, geoms, None)
+    geoms = shapely.force_2d(geoms)
+    wgs84 = CRS.from_epsg(4326)
+    if CRS(source_crs) != wgs84:
+        from pyproj import Transformer
+
+        tr = Transformer.from_crs(source_crs, wgs84, always_xy=True)
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1], errcheck=False)))
+    bounds = shapely.bounds(geoms)  # NaN for None
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(bounds).all(axis=1)
+        in_range = finite & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90)
+    for i in np.flatnonzero(present & ~in_range):
+        if not finite[i]:
+            msg = f"geometry: cannot be reprojected from {crs_name(source_crs)} (are the coordinates in that CRS?)"
+        else:
+            lon, lat = bounds[i, 0], bounds[i, 1]
+            msg = (f"geometry: longitude/latitude out of range after reprojection from {crs_name(source_crs)}"
+                   f" ({lon:.6g}, {lat:.6g}); is the CRS right?")
+        problems.setdefault(int(i), []).append(msg)
+    ok = present & in_range
+    wkb_arr = shapely.to_wkb(np.where(ok, geoms, None))
+    wkb: list[bytes | None] = [w if ok[i] else None for i, w in enumerate(wkb_arr)]
+    text_attrs = attrs.astype(object).where(attrs.notna(), None)
+    return SourceTable(
+        format=fmt,
+        columns=[str(c) for c in attrs.columns],
+        frame=text_attrs,
+        wkb=wkb,
+        row_numbers=row_numbers or list(range(start, start + n)),
+        row_label=label,
+        crs=crs_name(source_crs),
+        crs_note=note,
+        problems=problems,
+    )
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def _decode(data: bytes) -> str:
+    for enc in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _number(raw: str | None) -> float | None:
+    """'44,6975' or '44.6975' or ' 5,19 ' as a float; None when not a number."""
+    if raw is None:
+        return None
+    text = raw.strip().replace("\u00a0", "").replace(" ", "")
+    if not text:
+        return None
+    if "," in text and "." not in text:
+        text = text.replace(",", ".")
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _find(columns: list[str], names: tuple[str, ...]) -> str | None:
+    lower = {c.strip().lower(): c for c in columns}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    return None
+
+
+_EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.S | re.I)
+
+
+def read_csv(path: Path, *, crs: str | None, columns: dict[str, str]) -> SourceTable:
+    """A CSV with lat/lon or WKT columns; ';' or ',' or tab separated; decimal commas handled."""
+    text = _decode(path.read_bytes())
+    head = text.split("\n", 1)[0]
+    delimiter = max((";", ",", "\t"), key=head.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    cols = [c for c in (reader.fieldnames or [])]
+    if not cols:
+        raise ValidationFailed("file: the CSV has no header line", field="file")
+    rows: list[dict[str, str | None]] = []
+    lines: list[int] = []
+    for row in reader:
+        if None in row:
+            row.pop(None)  # type: ignore[arg-type]
+        if not any((v or "").strip() for v in row.values()):
+            continue
+        rows.append(row)
+        lines.append(reader.line_num)
+    lat_col = columns.get("lat") or _find(cols, LAT_NAMES)
+    lon_col = columns.get("lon") or _find(cols, LON_NAMES)
+    wkt_col = columns.get("wkt") or _find(cols, WKT_NAMES)
+    for key, col in (("lat", columns.get("lat")), ("lon", columns.get("lon")), ("wkt", columns.get("wkt"))):
+        if col and col not in cols:
+            raise ValidationFailed(f"{key}: no column {col!r}; the columns are {', '.join(cols)}", field=key)
+    problems: dict[int, list[str]] = {}
+    geoms: list[object] = []
+    srids: set[str] = set()
+    use_wkt = wkt_col is not None and not ("lat" in columns or "lon" in columns)
+    if not use_wkt and not (lat_col and lon_col):
+        raise ValidationFailed(
+            "file: the CSV needs latitude and longitude columns (lat/lon) or a WKT column;"
+            f" the columns are {', '.join(cols)} (name them with --lat/--lon or --wkt)",
+            field="file",
+        )
+    for i, row in enumerate(rows):
+        if use_wkt:
+            raw = (row.get(wkt_col) or "").strip()
+            m = _EWKT.match(raw)
+            if m:
+                srids.add(m.group(1))
+                raw = m.group(2)
+            try:
+                geoms.append(shapely.from_wkt(raw) if raw else None)
+            except shapely.errors.GEOSException as exc:
+                geoms.append(None)
+                problems.setdefault(i, []).append(f"{wkt_col}: not readable WKT ({exc})")
+                continue
+        else:
+            lat, lon = _number(row.get(lat_col)), _number(row.get(lon_col))
+            bad = False
+            for col, val in ((lat_col, lat), (lon_col, lon)):
+                if val is None:
+                    problems.setdefault(i, []).append(f"{col}: {row.get(col)!r} is not a number")
+                    bad = True
+            geoms.append(None if bad else shapely.Point(lon, lat))
+    if use_wkt:
+        if len(srids) > 1:
+            raise ValidationFailed(f"crs: the WKT column mixes SRIDs {', '.join(sorted(srids))}", field="crs")
+        if srids and crs is None:
+            source, note = parse_crs(srids.pop()), "from the SRID= prefix of the WKT"
+            note = f"{crs_name(source)} ({note})"
+        else:
+            source, note = _choose_crs(None, crs)
+    elif crs is None:
+        source = CRS.from_epsg(4326)
+        note = f"EPSG:4326 (longitude/latitude columns {lon_col!r}/{lat_col!r}: GPS degrees)"
+    else:
+        source, note = _choose_crs(None, crs)
+    geo_cols = {c for c in (lat_col, lon_col, wkt_col) if c}
+    attrs = pd.DataFrame([{k: v for k, v in r.items() if k not in geo_cols} for r in rows],
+                         columns=[c for c in cols if c not in geo_cols])
+    arr = np.empty(len(geoms), dtype=object)
+    arr[:] = geoms
+    # Rows whose geometry could not be read must not be reported again as "missing".
+    table = _finish("CSV", attrs, arr, source, note, start=2, label="line", row_numbers=lines, problems={})
+    for i, reasons in problems.items():
+        table.problems[i] = reasons
+    return table
