@@ -53,7 +53,7 @@ def _minutes_by_commons() -> Callable[..., dict[int, int]] | None:
 def _names(session: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(Commons.id, Commons.name).where(Commons.id.in_(ids))).tuples())
+    return {cid: name for cid, name in session.execute(select(Commons.id, Commons.name).where(Commons.id.in_(ids)))}
 
 
 # --- a parcel's timeline ------------------------------------------------------------------------
