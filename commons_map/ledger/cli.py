@@ -15,7 +15,7 @@ from commons_map.errors import DomainError
 from commons_map.settings import get_settings
 
 ledger_app = typer.Typer(help="The time ledger: check, statements, figures.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> typer.Exit:
