@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from commons_map.errors import AuthenticationFailed
+from api.cookies import CSRF_HEADER, csrf_header_ok, member_from_cookie
+from commons_map.errors import AuthenticationFailed, PermissionDenied
 from commons_map.people.auth import member_from_token
 from commons_map.people.models import Member
 from commons_map.settings import Settings
@@ -49,10 +50,13 @@ def optional_member(
     """The member named by the bearer token (or the session cookie), or None for anonymous."""
     if token:
         return member_from_token(session, token, settings)
-    cookie_auth = getattr(request.app.state, "cookie_member", None)
-    if cookie_auth is not None:
-        return cookie_auth(request, session)
-    return None
+    member = member_from_cookie(request, session, settings)
+    if member is not None and not csrf_header_ok(request, settings):
+        raise PermissionDenied(
+            f"Signed in by cookie: send the {CSRF_HEADER} header of your session to change things",
+            field=CSRF_HEADER,
+        )
+    return member
 
 
 def current_member(member: Annotated[Member | None, Depends(optional_member)]) -> Member:

@@ -23,6 +23,8 @@ ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
 from api.routers import maps, ogc, opendata, tiles  # noqa: E402
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
+from api.routers import pages, pages_field  # noqa: E402
+ROUTERS += [pages.router, pages_field.router]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
