@@ -39,6 +39,19 @@ def _out(session: Any, r: Any) -> dict[str, Any]:
     return service.reservation_out(session, r)
 
 
+def _done(session: Any, r: Any) -> dict[str, Any]:
+    """Commit inside the handler, then shape the answer.
+
+    A booking that lost a race waits in PostgreSQL for the winner's transaction to end. If the
+    winner committed only in the session dependency's teardown, that teardown would need a
+    worker thread, and under a burst every thread may be one of the waiters: the commit would
+    starve until the pool times out. Committing here, on the handler's own thread, releases the
+    winner's locks at once. (SessionDep's later commit then has nothing left to do.)
+    """
+    session.commit()
+    return _out(session, r)
+
+
 # --- resources and rules ----------------------------------------------------------------------
 
 
@@ -139,7 +152,7 @@ def book(body: BookingIn, session: SessionDep, member: CurrentMember) -> dict[st
     """Book a resource: 201 with the booking, or 409 naming the interval already taken."""
     r = service.book(session, actor=member, resource_id=body.resource_id, starts_at=body.starts_at,
                      ends_at=body.ends_at, purpose=body.purpose)
-    return _out(session, r)
+    return _done(session, r)
 
 
 @router.get("/reservations", response_model=list[ReservationOut])
@@ -172,21 +185,21 @@ def get_reservation(reservation_id: int, session: SessionDep, member: CurrentMem
 def cancel(reservation_id: int, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
     """Cancel a booking; the slot goes to the waiting list."""
     r = service.cancel(session, actor=member, reservation_id=reservation_id, reason=body.note if body else "")
-    return _out(session, r)
+    return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/approve", response_model=ReservationOut)
 def approve(reservation_id: int, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
     """A steward confirms a requested booking."""
     r = service.approve(session, actor=member, reservation_id=reservation_id, note=body.note if body else "")
-    return _out(session, r)
+    return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/refuse", response_model=ReservationOut)
 def refuse(reservation_id: int, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
     """A steward refuses a requested booking."""
     r = service.refuse(session, actor=member, reservation_id=reservation_id, note=body.note if body else "")
-    return _out(session, r)
+    return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/check-out", response_model=ReservationOut)
@@ -194,7 +207,7 @@ def check_out(reservation_id: int, session: SessionDep, member: CurrentMember,
               body: CheckOutIn | None = None) -> dict[str, Any]:
     """Hand the item over, noting its condition."""
     r = service.check_out(session, actor=member, reservation_id=reservation_id, notes=body.notes if body else "")
-    return _out(session, r)
+    return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/check-in", response_model=ReservationOut)
@@ -203,13 +216,13 @@ def check_in(reservation_id: int, session: SessionDep, member: CurrentMember,
     """Bring it back, noting its condition; damaged sends it into maintenance."""
     body = body or CheckInIn()
     r = service.check_in(session, actor=member, reservation_id=reservation_id, notes=body.notes, damaged=body.damaged)
-    return _out(session, r)
+    return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/no-show", response_model=ReservationOut)
 def no_show(reservation_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """A steward marks a booking that was never collected."""
-    return _out(session, service.mark_no_show(session, actor=member, reservation_id=reservation_id))
+    return _done(session, service.mark_no_show(session, actor=member, reservation_id=reservation_id))
 
 
 # --- maintenance ------------------------------------------------------------------------------
@@ -221,7 +234,7 @@ def declare_maintenance(resource_id: int, body: MaintenanceIn, session: SessionD
     """Block a resource for maintenance (no end: until a steward clears it)."""
     m = service.declare_maintenance(session, actor=member, resource_id=resource_id, starts_at=body.starts_at,
                                     ends_at=body.ends_at, reason=body.reason)
-    return _out(session, m)
+    return _done(session, m)
 
 
 @router.get("/resources/{resource_id}/maintenance", response_model=list[ReservationOut])
@@ -238,7 +251,7 @@ def update_maintenance(maintenance_id: int, body: MaintenancePatch, session: Ses
     """Move the end of a maintenance period."""
     m = service.update_maintenance(session, actor=member, maintenance_id=maintenance_id, ends_at=body.ends_at,
                                    reason=body.reason)
-    return _out(session, m)
+    return _done(session, m)
 
 
 @router.post("/maintenance/{maintenance_id}/clear", response_model=ReservationOut)
@@ -247,7 +260,7 @@ def clear_maintenance(maintenance_id: int, session: SessionDep, member: CurrentM
     """End maintenance now (or withdraw one not started yet)."""
     m = service.clear_maintenance(session, actor=member, maintenance_id=maintenance_id,
                                   notes=body.note if body else "")
-    return _out(session, m)
+    return _done(session, m)
 
 
 # --- waiting list -----------------------------------------------------------------------------
@@ -270,7 +283,7 @@ def my_waits(session: SessionDep, member: CurrentMember) -> list[dict[str, Any]]
 @router.post("/waitlist/{wait_id}/accept", status_code=201, response_model=ReservationOut)
 def accept_offer(wait_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Accept the slot I was offered: it is booked now."""
-    return _out(session, service.accept_offer(session, actor=member, wait_id=wait_id))
+    return _done(session, service.accept_offer(session, actor=member, wait_id=wait_id))
 
 
 @router.delete("/waitlist/{wait_id}", response_model=WaitOut)
