@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commons_map import errors as e
+from commons_map.people.throttle import TooManyAttempts
 
 log = logging.getLogger("commons_map.api")
 
@@ -19,6 +20,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.PermissionDenied: 403,
     e.AuthenticationFailed: 401,
     e.Conflict: 409,
+    TooManyAttempts: 429,
 }
 
 TITLES = {
@@ -45,7 +47,9 @@ def problem(status: int, detail: str, *, errors: list[dict] | None = None, **ext
     if errors:
         body["errors"] = errors
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status == 429 and "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 

@@ -23,8 +23,10 @@ ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
 from api.routers import maps, ogc, opendata, tiles  # noqa: E402
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
-from api.routers import pages, pages_field  # noqa: E402
-ROUTERS += [pages.router, pages_field.router]
+from api.routers import pages, pages_field, pages_reserve, pages_work  # noqa: E402
+ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
+from api.routers import ingest as ingest_routes, openrosa  # noqa: E402
+ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api.deps import CurrentMember, SessionDep, SettingsDep
+from commons_map.errors import AuthenticationFailed
 from commons_map.people.auth import authenticate, issue_token, revoke_tokens
+from commons_map.people.throttle import check_allowed, clear_failures, record_failure
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -24,10 +26,20 @@ class Token(BaseModel):
 
 @router.post("/token", response_model=Token)
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Token:
-    """Exchange a username and password for a bearer token."""
-    member = authenticate(session, username=form.username, password=form.password)
+    """Exchange a username and password for a bearer token (throttled after repeated failures)."""
+    address = request.client.host if request.client else "unknown"
+    check_allowed(session, username=form.username, remote_addr=address)
+    try:
+        member = authenticate(session, username=form.username, password=form.password)
+    except AuthenticationFailed:
+        record_failure(request.app.state.engine, username=form.username, remote_addr=address)
+        raise
+    clear_failures(session, username=member.username)
     return Token(access_token=issue_token(member, settings), expires_in=settings.token_minutes * 60)
 
 
