@@ -19,10 +19,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, extract, func, or_, select
+from sqlalchemy import and_, extract, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from commons_map.errors import (
     Conflict,
@@ -318,32 +318,33 @@ def post(
     deltas = {leg.account_id: leg.amount for leg in legs}
     after = _check_limits(accounts, deltas, _settings(session, cooperative_id), limit_field)
 
-    transfer = Transfer(
-        cooperative_id=cooperative_id, kind=kind, reason=reason,
-        initiated_by_id=initiated_by.id if initiated_by else None, idempotency_key=key,
-        fingerprint=fingerprint, work_log_id=work_log_id, reverses_id=reverses_id,
-    )
-    try:
-        with session.begin_nested():
-            session.add(transfer)
-            session.flush([transfer])
-    except IntegrityError as exc:
-        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", "") or ""
-        if "idempotency" in constraint:
-            again = _by_key(session, cooperative_id, key)
-            if again is not None:
-                return _replay(again, fingerprint)
-        if "work_credit" in constraint:
-            raise Conflict(f"work_log_id: work log {work_log_id} is already credited",
-                           field="work_log_id") from exc
-        if "reverses_id" in constraint:
-            raise Conflict(f"transfer_id: transfer {reverses_id} is already reversed",
-                           field="transfer_id") from exc
-        raise
-    for leg in sorted(legs, key=lambda leg: leg.account_id):
-        session.add(Posting(transfer_id=transfer.id, account_id=leg.account_id, amount=leg.amount,
-                            balance_after=after[leg.account_id]))
-        accounts[leg.account_id].balance = after[leg.account_id]
+    # ON CONFLICT DO NOTHING covers every unique rule at once (idempotency key, one credit per
+    # work log, one reversal per transfer) without a savepoint round trip.
+    transfer = session.scalars(
+        pg_insert(Transfer)
+        .values(cooperative_id=cooperative_id, kind=kind, reason=reason,
+                initiated_by_id=initiated_by.id if initiated_by else None, idempotency_key=key,
+                fingerprint=fingerprint, work_log_id=work_log_id, reverses_id=reverses_id)
+        .on_conflict_do_nothing()
+        .returning(Transfer)
+    ).one_or_none()
+    if transfer is None:
+        again = _by_key(session, cooperative_id, key)
+        if again is not None:
+            return _replay(again, fingerprint)
+        if work_log_id is not None and kind == "work_credit":
+            raise Conflict(f"work_log_id: work log {work_log_id} is already credited", field="work_log_id")
+        if reverses_id is not None:
+            raise Conflict(f"transfer_id: transfer {reverses_id} is already reversed", field="transfer_id")
+        raise Conflict("The transfer collides with another one", field="idempotency_key")
+    postings = list(session.scalars(
+        insert(Posting).returning(Posting, sort_by_parameter_order=True),
+        [{"transfer_id": transfer.id, "account_id": leg.account_id, "amount": leg.amount,
+          "balance_after": after[leg.account_id]} for leg in sorted(legs, key=lambda leg: leg.account_id)],
+    ))
+    set_committed_value(transfer, "postings", postings)
+    for account_id, value in after.items():
+        accounts[account_id].balance = value
     session.flush()
     return transfer
 
