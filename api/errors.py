@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commons_map import errors as e
@@ -31,6 +32,8 @@ TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Payload too large",
+    500: "Internal error",
+    503: "Service unavailable",
     422: "Unprocessable content",
     429: "Too many requests",
 }
@@ -94,8 +97,19 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return resp
 
 
+async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    if exc.connection_invalidated or type(exc.orig).__name__ in ("OperationalError", "InterfaceError"):
+        log.warning("%s %s -> 503 database unavailable: %s", request.method, request.url.path, type(exc.orig).__name__)
+        resp = problem(503, "The database is unavailable for a moment; try again shortly", code="database_unavailable")
+        resp.headers["Retry-After"] = "5"
+        return resp
+    log.exception("database error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal error", code="internal_error")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on the app."""
+    app.add_exception_handler(DBAPIError, _database)  # type: ignore[arg-type]
     app.add_exception_handler(e.DomainError, _domain)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]

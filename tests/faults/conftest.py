@@ -1,0 +1,135 @@
+"""Fixtures for fault tests: a private PostgreSQL cluster we may stop, and real server processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """A private PostgreSQL cluster (started by the project's own set-up script)."""
+
+    pgdata: Path
+    port: int
+    url: str
+
+    def _ctl(self, *args: str) -> None:
+        pg_ctl = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
+        cmd = [str(pg_ctl), "-D", str(self.pgdata), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def stop(self) -> None:
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        self._ctl("-w", "-l", str(self.pgdata / "server.log"), "-o",
+                  f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.pgdata}",
+                  "start")
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A private cluster on a free port, with the project migrated in database commons_map."""
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    data = Path(tempfile.mkdtemp(prefix="cm-fault-", dir="/var/tmp"))
+    os.chmod(data, 0o755)
+    port = free_port()
+    env = dict(os.environ, COMMONS_PROBE_PORT="1", COMMONS_PRIVATE_PORT=str(port),
+               COMMONS_PGDATA=str(data / "pg"), COMMONS_ENV_FILE=str(data / "env"))
+    env.pop("COMMONS_DATABASE_URL", None)
+    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-postgis.sh")], env=env, check=True,
+                   capture_output=True, timeout=300)
+    url = (data / "env").read_text().strip().split("=", 1)[1]
+    c = Cluster(pgdata=data / "pg", port=port, url=url)
+    subprocess.run([str(BIN / "commons-map"), "db", "upgrade"], env=dict(os.environ, COMMONS_DATABASE_URL=url),
+                   check=True, capture_output=True, timeout=300)
+    try:
+        yield c
+    finally:
+        try:
+            c._ctl("-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@dataclass
+class Server:
+    """`commons-map serve` as a real process."""
+
+    url: str
+    env: dict
+    port: int
+    proc: subprocess.Popen | None = None
+    log: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="cm-server-", suffix=".log")))
+
+    def start(self, timeout: float = 60) -> None:
+        self.proc = subprocess.Popen(
+            [str(BIN / "commons-map"), "serve", "--port", str(self.port)],
+            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                httpx.get(self.url + "/openapi.json", timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as a crash or the OOM killer would do."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def server_factory() -> Iterator:
+    """Start `commons-map serve` processes against a database URL; all stopped after the test."""
+    servers: list[Server] = []
+
+    def make(database_url: str, **env: str) -> Server:
+        port = free_port()
+        e = dict(os.environ, COMMONS_DATABASE_URL=database_url, COMMONS_SECRET_KEY="fault-test-secret-0123456789",
+                 **env)
+        s = Server(url=f"http://127.0.0.1:{port}", env=e, port=port)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
