@@ -25,7 +25,13 @@ from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_member_of, require_coordinator, require_member
 from commons_map.register.models import Commons, Steward
 from commons_map.register.service import can_see, get_commons, visible_clause
-from commons_map.worklog.models import MAX_MINUTES, Activity, WorkLog, WorkLogCompanion, WorkLogHistory
+from commons_map.worklog.models import (
+    MAX_MINUTES,
+    Activity,
+    WorkLog,
+    WorkLogCompanion,
+    WorkLogHistory,
+)
 from commons_map.worklog.schemas import ActivityIn, WorkLogIn, WorkLogPatch
 
 DEFAULT_MAX_AGE_DAYS = 365
