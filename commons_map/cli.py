@@ -189,5 +189,7 @@ def serve(
                 proxy_headers=True, log_level="info")
 
 
+app.add_typer(__import__("ingest.cli", fromlist=["app"]).app, name="ingest")  # importers (ingest/)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,99 @@
+"""/api/v1/ingest: coordinators upload geodata files (dry run first) and field-form exports."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentMember, SessionDep
+from api.errors import problem
+from api.routers.openrosa import read_multipart
+from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.people.permissions import is_coordinator_of
+from ingest.geodata import ImportOptions, import_commons
+from ingest.safety import LIMITS, check_basename
+
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False, "": False}
+
+
+def _flag(form: Any, name: str) -> bool:
+    raw = str(form.get(name, "")).strip().lower()
+    if raw not in BOOL:
+        raise ValidationFailed(f"{name}: {raw!r} is not true or false", field=name)
+    return BOOL[raw]
+
+
+def _mapping(form: Any) -> dict[str, str]:
+    raw = form.get("map")
+    if raw is None or raw == "":
+        mapping: dict[str, str] = {}
+    else:
+        try:
+            mapping = json.loads(str(raw))
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed('map: must be a JSON object like {"name": "NOM"}', field="map") from exc
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise ValidationFailed('map: must be a JSON object like {"name": "NOM"}', field="map")
+    for key in ("name", "kind_column", "external_id", "description", "visibility", "state", "parent"):
+        value = form.get(key)
+        if isinstance(value, str) and value.strip():
+            mapping["kind" if key == "kind_column" else key] = value.strip()
+    return mapping
+
+
+async def _save_upload(upload: Any, dest: Path) -> Path:
+    name = check_basename(Path(upload.filename or "").name or None, field="file")
+    path = dest / name
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await upload.read(1024 * 1024):
+            size += len(chunk)
+            if size > LIMITS.upload_bytes:
+                raise ValidationFailed(f"file: larger than {LIMITS.upload_bytes // 2**20} MB", field="file")
+            out.write(chunk)
+    return path
+
+
+@router.post("/commons")
+async def upload_commons(request: Request, session: SessionDep, member: CurrentMember) -> JSONResponse:
+    """Import commons from an uploaded file (multipart: ``file`` and the options as fields).
+
+    Fields: map (JSON object target->column) or name / external_id / kind_column / description /
+    visibility / state / parent; kind (one kind for all rows); crs; layer; lat; lon; wkt;
+    id_prefix; make_valid; dry_run; skip_rejected. Answers the per-row report: 200 for a dry
+    run, 201 when written, 422 (nothing written) when rows are rejected.
+    """
+    if not is_coordinator_of(member, member.cooperative_id):
+        raise PermissionDenied("Only the cooperative's coordinators may import commons from files")
+    form = await read_multipart(request, max_bytes=LIMITS.upload_bytes + 1024 * 1024, max_files=1)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed("file: send the file in a part named 'file'", field="file")
+        options = ImportOptions(
+            mapping=_mapping(form), kind=(str(form.get("kind") or "").strip() or None),
+            crs=(str(form.get("crs") or "").strip() or None), layer=(str(form.get("layer") or "").strip() or None),
+            make_valid=_flag(form, "make_valid"), dry_run=_flag(form, "dry_run"),
+            id_prefix=str(form.get("id_prefix") or ""), skip_rejected=_flag(form, "skip_rejected"),
+            csv_columns={k: str(form.get(k)).strip() for k in ("lat", "lon", "wkt") if str(form.get(k) or "").strip()},
+        )
+        with tempfile.TemporaryDirectory(prefix="commons-upload-") as tmp:
+            path = await _save_upload(upload, Path(tmp))
+            report = await run_in_threadpool(import_commons, session, actor=member, path=path, options=options,
+                                             filename=path.name)
+    finally:
+        await form.close()
+    body = report.as_dict()
+    if report.counts["rejected"] and not report.written and not report.dry_run:
+        errors = [{"field": f"row {r.row}", "message": "; ".join(r.reasons)} for r in report.rejected[:200]]
+        return problem(422, f"{report.counts['rejected']} row(s) rejected; nothing was written "
+                            "(fix them, or send skip_rejected=true)", errors=errors, code="validation_failed",
+                       report=body)
+    return JSONResponse(body, status_code=201 if report.written else 200)

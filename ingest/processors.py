@@ -1,0 +1,199 @@
+"""Turning a filled form into records, through the services of the features that own them.
+
+Each processor takes the form's values (leaf names; repeats as lists of dicts) and answers what
+it recorded: ``{"kind": …, "ids": […]}``. Work logs enter as submitted and wait for a steward's
+approval (nothing is credited before); harvests and soil samples go through the soil service;
+an inventory check changes the commons' state through the register. ``source_ref`` is always
+the instanceID (with the repeat index for repeated items), so a resend never records twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from commons_map.errors import ValidationFailed
+from commons_map.people.models import Member
+
+Values = dict[str, Any]
+Processor = Callable[..., dict[str, Any]]
+
+
+def parse_geopoint(raw: str | None, *, field: str) -> dict[str, Any] | None:
+    """'lat lon alt accuracy' (ODK order) as a GeoJSON Point [lon, lat]; None when empty."""
+    if raw is None or not raw.strip():
+        return None
+    parts = raw.split()
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError as exc:
+        raise ValidationFailed(f"{field}: {raw!r} is not 'latitude longitude altitude accuracy'", field=field) from exc
+    if len(nums) < 2 or not all(math.isfinite(n) for n in nums):
+        raise ValidationFailed(f"{field}: {raw!r} is not 'latitude longitude altitude accuracy'", field=field)
+    lat, lon = nums[0], nums[1]
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ValidationFailed(f"{field}: latitude {lat} / longitude {lon} out of range", field=field)
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
+def geopoint_accuracy(raw: str | None) -> float | None:
+    """The accuracy (metres) of an ODK geopoint, when given."""
+    parts = (raw or "").split()
+    try:
+        return float(parts[3]) if len(parts) >= 4 else None
+    except ValueError:
+        return None
+
+
+def parse_geoshape(raw: str | None, *, field: str) -> dict[str, Any] | None:
+    """An ODK geoshape ('lat lon alt acc;…', closed) as a GeoJSON Polygon; None when empty."""
+    if raw is None or not raw.strip():
+        return None
+    points = [p.strip() for p in raw.strip().strip(";").split(";") if p.strip()]
+    coords = []
+    for p in points:
+        pt = parse_geopoint(p, field=field)
+        assert pt is not None
+        coords.append(pt["coordinates"])
+    if len(coords) >= 3 and coords[0] != coords[-1]:
+        coords.append(coords[0])
+    if len(coords) < 4:
+        raise ValidationFailed(f"{field}: a shape needs at least 3 distinct points", field=field)
+    return {"type": "Polygon", "coordinates": [coords]}
+
+
+def _commons_id(values: Values) -> int:
+    raw = (values.get("commons") or "").strip()
+    if not raw.startswith("c") or not raw[1:].isdigit():
+        raise ValidationFailed(f"commons: {raw!r} is not a commons of this form", field="commons")
+    return int(raw[1:])
+
+
+def _date(values: Values, name: str) -> date:
+    raw = (values.get(name) or "").strip()
+    try:
+        return date.fromisoformat(raw[:10])
+    except ValueError as exc:
+        raise ValidationFailed(f"{name}: {raw!r} is not a date (YYYY-MM-DD)", field=name) from exc
+
+
+def _number(values: Values, name: str) -> float | None:
+    raw = (values.get(name) or "").strip().replace(",", ".")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name}: {raw!r} is not a number", field=name) from exc
+    if not math.isfinite(value):
+        raise ValidationFailed(f"{name}: {raw!r} is not a finite number", field=name)
+    return value
+
+
+def worklog(session: Session, *, member: Member, values: Values, instance_id: str,
+            previous: dict[str, Any] | None) -> dict[str, Any]:
+    """A work log, submitted for approval (an edit changes the log while it is not approved)."""
+    from commons_map.worklog.schemas import WorkLogIn, WorkLogPatch
+    from commons_map.worklog.service import log_work, update_work_log
+
+    hours = _number(values, "hours")
+    if hours is None:
+        raise ValidationFailed("hours: the duration is missing", field="hours")
+    fields = dict(commons_id=_commons_id(values), work_date=_date(values, "work_date"),
+                  minutes=int(round(hours * 60)), activity=(values.get("activity") or "").strip(),
+                  notes=(values.get("notes") or "").strip(),
+                  location=parse_geopoint(values.get("location"), field="location"))
+    if previous and previous.get("kind") == "work_log" and previous.get("ids"):
+        log = update_work_log(session, actor=member, work_log_id=previous["ids"][0], patch=WorkLogPatch(**fields))
+    else:
+        log = log_work(session, actor=member, data=WorkLogIn(**fields, source_ref=instance_id))
+    return {"kind": "work_log", "ids": [log.id], "state": log.state}
+
+
+def harvest(session: Session, *, member: Member, values: Values, instance_id: str,
+            previous: dict[str, Any] | None) -> dict[str, Any]:
+    """One harvest per crop of the repeat."""
+    from commons_map.soil.schemas import HarvestIn
+    from commons_map.soil.service import record_harvest
+
+    if previous:
+        raise ValidationFailed(
+            "deprecatedID: an edit of a harvest is kept but not applied (the soil service has no"
+            " edit of harvests yet); a steward corrects the harvest", field="deprecatedID")
+    items = values.get("crops") or []
+    if not items:
+        raise ValidationFailed("crops: no crop in this harvest", field="crops")
+    commons_id, day = _commons_id(values), _date(values, "harvested_on")
+    ids = []
+    for i, item in enumerate(items, 1):
+        crop = (item.get("crop") or "").strip()
+        if crop == "autre":
+            crop = (item.get("crop_other") or "").strip()
+        count = _number(item, "count")
+        h = record_harvest(session, actor=member, data=HarvestIn(
+            commons_id=commons_id, crop=crop.replace("_", " "), harvested_on=day,
+            weight_kg=_number(item, "weight_kg"), count=int(count) if count is not None else None,
+            destination=(item.get("destination") or None), harvested_by_id=member.id,
+            notes=(values.get("notes") or "").strip(), source_ref=f"{instance_id}/crops[{i}]"))
+        ids.append(h.id)
+    return {"kind": "harvest", "ids": ids}
+
+
+def soil(session: Session, *, member: Member, values: Values, instance_id: str,
+         previous: dict[str, Any] | None) -> dict[str, Any]:
+    """A soil sample and its measurements."""
+    from commons_map.soil.models import Indicator
+    from commons_map.soil.schemas import MeasurementIn, SampleIn
+    from commons_map.soil.service import record_sample
+
+    if previous:
+        raise ValidationFailed(
+            "deprecatedID: an edit of a soil observation is kept but not applied (the soil service"
+            " has no edit of samples yet); a steward corrects it", field="deprecatedID")
+    measures = []
+    for i, item in enumerate(values.get("measures") or [], 1):
+        code = (item.get("indicator") or "").strip()
+        unit_choice = (item.get("unit") or "").strip()
+        ind = session.get(Indicator, code)
+        unit = unit_choice
+        if ind is not None:
+            from ingest.xforms import unit_choice as choice_of
+
+            unit = next((u for u in ind.units if choice_of(code, u) == unit_choice), unit_choice)
+        value = _number(item, "value")
+        if value is None:
+            raise ValidationFailed(f"measures[{i}].value: missing", field=f"measures[{i}].value")
+        measures.append(MeasurementIn(indicator=code, value=value, unit=unit,
+                                      depth_top_cm=_number(item, "depth_top_cm"),
+                                      depth_bottom_cm=_number(item, "depth_bottom_cm")))
+    if not measures:
+        raise ValidationFailed("measures: no measurement in this observation", field="measures")
+    sample = record_sample(session, actor=member, data=SampleIn(
+        sampled_on=_date(values, "sampled_on"), point=parse_geopoint(values.get("point"), field="point"),
+        commons_id=_commons_id(values), sampled_by_id=member.id, notes=(values.get("notes") or "").strip(),
+        source_ref=instance_id, measurements=measures))
+    return {"kind": "soil_sample", "ids": [sample.id]}
+
+
+def inventory(session: Session, *, member: Member, values: Values, instance_id: str,
+              previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The state found for a tool, a place or a piece of land becomes the commons' state."""
+    from commons_map.register.schemas import CommonsPatch
+    from commons_map.register.service import update_commons
+
+    state = (values.get("state") or "").strip()
+    commons = update_commons(session, actor=member, commons_id=_commons_id(values),
+                             patch=CommonsPatch(state=state or None))  # type: ignore[arg-type]
+    return {"kind": "commons_state", "ids": [commons.id], "state": commons.state}
+
+
+PROCESSORS: dict[str, Processor] = {
+    "commons_worklog": worklog,
+    "commons_harvest": harvest,
+    "commons_soil": soil,
+    "commons_inventory": inventory,
+}
