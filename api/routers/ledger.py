@@ -14,6 +14,7 @@ from commons_map.ledger import service
 from commons_map.ledger.schemas import (
     AccountOut,
     AdjustmentIn,
+    FundIn,
     LimitsIn,
     PaymentIn,
     ReverseIn,
@@ -87,6 +88,12 @@ def reverse(transfer_id: int, body: ReverseIn, session: SessionDep, member: Curr
     transfer = service.reverse(session, actor=member, transfer_id=transfer_id, reason=body.reason,
                                idempotency_key=_key(body.idempotency_key, idempotency_key))
     return _answer(session, transfer)
+
+
+@router.post("/funds", status_code=201, response_model=AccountOut)
+def open_fund(body: FundIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Open a fund for a commons (coordinators); members may then pay into it."""
+    return service.account_out(session, service.open_commons_fund(session, actor=member, commons_id=body.commons_id))
 
 
 @router.put("/accounts/{account_id}/limits", response_model=AccountOut)

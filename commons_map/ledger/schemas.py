@@ -12,7 +12,7 @@ class PaymentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    payee: str | None = Field(default=None, description="the payee's username or member id")
+    payee: str | int | None = Field(default=None, description="the payee's username or member id")
     to_account_id: int | None = Field(default=None, description="or an account id (a commons fund)")
     minutes: int
     reason: str = ""
@@ -40,6 +40,14 @@ class AdjustmentIn(BaseModel):
     minutes: int
     reason: str = ""
     idempotency_key: str | None = None
+
+
+class FundIn(BaseModel):
+    """A fund for one commons."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commons_id: int
 
 
 class LimitsIn(BaseModel):

@@ -218,3 +218,24 @@ def test_activities_over_http(client, auth, people):
     r = client.post("/api/v1/activities", json={"code": "apiculture", "label_fr": "Apiculture",
                                                 "label_en": "Beekeeping"}, headers=auth(people.coordinator))
     assert r.status_code == 201
+
+
+def test_a_fund_for_a_commons_receives_payments_and_cannot_go_negative(client, auth, people, db):
+    garden = db.scalars(select(Commons).where(Commons.external_id == "demo:garden-0")).one()
+    assert client.post("/api/v1/ledger/funds", json={"commons_id": garden.id},
+                       headers=auth(people.member)).status_code == 403
+    r = client.post("/api/v1/ledger/funds", json={"commons_id": garden.id}, headers=auth(people.coordinator))
+    assert r.status_code == 201 and r.json()["kind"] == "commons_fund" and r.json()["min_minutes"] == 0
+    fund = r.json()["id"]
+    paid = client.post("/api/v1/ledger/payments", headers=auth(people.member), json={
+        "to_account_id": fund, "minutes": 30, "reason": "Pour les semences", "idempotency_key": "fund-1"})
+    assert paid.status_code == 201
+    by_id = client.post("/api/v1/ledger/payments", headers=auth(people.member), json={
+        "payee": people.steward.id, "minutes": 10, "reason": "Merci", "idempotency_key": "by-id"})
+    assert by_id.status_code == 201
+    refund = client.post(f"/api/v1/ledger/transfers/{paid.json()['id']}/reverse", headers=auth(people.coordinator),
+                         json={"reason": "Erreur", "idempotency_key": "fund-r"})
+    assert refund.status_code == 201
+    again = client.post(f"/api/v1/ledger/transfers/{refund.json()['id']}/reverse", headers=auth(people.coordinator),
+                        json={"reason": "Annuler l'annulation", "idempotency_key": "fund-rr"})
+    assert again.status_code == 422 and fields(again) == ["transfer_id"]
