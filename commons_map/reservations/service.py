@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -349,12 +350,21 @@ def _conflict(
     )
 
 
-def _insert_guarded(session: Session, row: Reservation) -> Reservation:
-    """Insert inside a SAVEPOINT; an exclusion violation becomes a Conflict naming the interval."""
+def _insert_guarded(
+    session: Session, row: Reservation, then: Callable[[], None] | None = None
+) -> Reservation:
+    """Insert inside a SAVEPOINT; an exclusion violation becomes a Conflict naming the interval.
+
+    ``then`` runs inside the same savepoint (the event row, the ledger debit): if anything in
+    it fails, the row goes too, and the caller's transaction stays usable either way.
+    """
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
+            if then is not None:
+                then()
+                session.flush()
     except IntegrityError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
@@ -419,8 +429,15 @@ def book(
             f" the cap is {rules.max_active_per_member}",
             field="resource_id",
         )
-    process_waiting_list(session, resource_id=commons.id, now=now)
-    offer = _live_offer_to_other(session, commons.id, actor.id, starts_at, blocked_until, now)
+    # Only when someone waits for this resource around this slot: lapsed offers pass on first.
+    if session.scalar(select(WaitingEntry.id).where(
+        WaitingEntry.resource_id == commons.id, WaitingEntry.state.in_(("waiting", "offered")),
+        WaitingEntry.starts_at < blocked_until, WaitingEntry.ends_at > starts_at,
+    ).limit(1)) is not None:
+        process_waiting_list(session, resource_id=commons.id, now=now)
+        offer = _live_offer_to_other(session, commons.id, actor.id, starts_at, blocked_until, now)
+    else:
+        offer = None
     if offer is not None and (_offer is None or offer.id != _offer.id):
         raise Conflict(
             f"resource_id: this slot is offered to the first member on the waiting list until"
@@ -438,16 +455,16 @@ def book(
         buffer_minutes=rules.buffer_minutes, purpose=purpose.strip(), created_by=actor.id,
         contribution_minutes=rules.contribution_minutes,
     )
-    # One savepoint for the row, its event and the contribution: a refusal of any leaves nothing.
-    with session.begin_nested():
-        _insert_guarded(session, row)
+
+    def then() -> None:
         _event(session, row, actor, "requested" if needs_approval else "booked",
                starts_at=starts_at, ends_at=ends_at, via_waiting_list=_offer.id if _offer else None)
         if not needs_approval:
             row.decided_at = now
             _collect_contribution(session, row, commons)
-        session.flush()
-    return row
+
+    # One savepoint for the row, its event and the contribution: a refusal of any leaves nothing.
+    return _insert_guarded(session, row, then)
 
 
 # --- the time ledger (contribution in hours) ----------------------------------------------------
