@@ -25,6 +25,7 @@ app.add_typer(members_app, name="members")
 app.add_typer(ledger_app, name="ledger")
 from commons_map.soil.cli import app as soil_app; app.add_typer(soil_app, name="soil")  # noqa: E402,E702
 from maps.cli import app as maps_app; app.add_typer(maps_app, name="maps")  # noqa: E402,E702
+from commons_map.reservations.cli import app as reservations_app; app.add_typer(reservations_app, name="reservations")  # noqa: E402,E702
 
 console = Console(stderr=True)
 
