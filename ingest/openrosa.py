@@ -85,8 +85,9 @@ class Parsed:
     referenced: set[str]
 
 
-def parse_submission(xml: bytes, limits: Limits = LIMITS) -> Parsed:
+def parse_submission(xml: bytes, limits: Limits | None = None) -> Parsed:
     """Parse and identify a submission (defusedxml, size cap); ValidationFailed naming what is wrong."""
+    limits = limits or LIMITS
     root = parse_xml(xml, limits)
     form_id = root.get("id") or ""
     spec = get_spec(form_id)
@@ -107,8 +108,9 @@ def parse_submission(xml: bytes, limits: Limits = LIMITS) -> Parsed:
                   referenced=referenced)
 
 
-def check_file(f: Incoming, limits: Limits = LIMITS) -> None:
+def check_file(f: Incoming, limits: Limits | None = None) -> None:
     """Refuse a part whose name is a path, whose size is over the cap, or which is not media."""
+    limits = limits or LIMITS
     check_basename(f.name, field="attachment")
     if len(f.data) > limits.attachment_bytes:
         raise ValidationFailed(f"attachment: {f.name!r} is {len(f.data)} bytes; at most {limits.attachment_bytes}",
@@ -149,8 +151,9 @@ def _explain(exc: DomainError) -> str:
 
 
 def receive(session: Session, *, member: Member, xml: bytes, files: list[Incoming], incomplete: bool,
-            attachments_dir: Path, limits: Limits = LIMITS) -> Outcome:
+            attachments_dir: Path, limits: Limits | None = None) -> Outcome:
     """One OpenRosa POST: store the submission once, keep its referenced files, process when complete."""
+    limits = limits or LIMITS
     parsed = parse_submission(xml, limits)
     for f in files:
         check_file(f, limits)
