@@ -959,7 +959,11 @@ def availability(
     commons = _resource(session, actor, resource_id)
     rules = get_rules(session, actor=actor, resource_id=commons.id)
     tz = _timezone(session, commons)
-    busy = _busy(session, commons.id, start, end)
+    buffer = timedelta(minutes=rules.buffer_minutes)
+    minimum = timedelta(minutes=rules.min_minutes)
+    # Look one buffer past the window: a booking ending at the window's end keeps its buffer free.
+    reach = end + buffer
+    busy = _busy(session, commons.id, start, reach)
     lower = max(start, now)
     horizon = now + timedelta(days=rules.max_days_ahead)
     free: list[dict[str, datetime]] = []
@@ -969,19 +973,17 @@ def availability(
         if a > cursor:
             gaps.append((cursor, a))
         cursor = max(cursor, b)
-    if cursor < end:
-        gaps.append((cursor, end))
-    buffer = timedelta(minutes=rules.buffer_minutes)
-    minimum = timedelta(minutes=rules.min_minutes)
+    if cursor < reach:
+        gaps.append((cursor, reach))
     for ga, gb in gaps:
-        # A gap that ends at the window's end is not followed by anything we know of.
-        gb_use = gb - buffer if gb < end else gb
-        for wa, wb in _opening_windows(rules, tz, ga, gb_use):
+        usable_end = min(gb - buffer, end)
+        for wa, wb in _opening_windows(rules, tz, ga, usable_end):
             wa = max(wa, lower)
             if wa > horizon:
                 continue
             if wb - wa >= minimum:
                 free.append({"starts_at": wa.astimezone(tz), "ends_at": wb.astimezone(tz)})
+    busy = [(a, min(b, end)) for a, b in busy if a < end]
     return {
         "resource_id": commons.id,
         "timezone": tz.key,

@@ -500,6 +500,18 @@ def test_availability_leaves_out_busy_times_buffers_and_closed_hours(db, people)
     assert "member_id" not in str(out)
 
 
+def test_availability_keeps_the_buffer_before_a_booking_just_past_the_window(db, people):
+    tool = new_tool(db, people)
+    service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2, 12), ends_at=day(2, 13))
+    out = service.availability(db, actor=people.member, resource_id=tool.id, start=day(2, 8), end=day(2, 11, 45))
+    assert [(s["starts_at"], s["ends_at"]) for s in out["free"]] == [(day(2, 8), day(2, 11, 30))]
+    assert out["busy"] == []
+    # Every free slot can really be booked whole.
+    slot = out["free"][0]
+    assert service.book(db, actor=people.other_steward, resource_id=tool.id, starts_at=slot["starts_at"],
+                        ends_at=slot["ends_at"]).state == "confirmed"
+
+
 def test_availability_rejects_bad_windows(db, people):
     tool = new_tool(db, people)
     with pytest.raises(ValidationFailed) as err:
