@@ -139,6 +139,8 @@ def submissions(
     form: Annotated[str | None, typer.Option(help="the form id, when the file does not say it")] = None,
     as_user: Annotated[str | None, typer.Option("--as", help="whose submissions, when the export does not say")] = None,
     cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+    repeat: Annotated[list[str] | None, typer.Option(help="NAME=FILE: a Central repeat CSV (found next to"
+                                                     " the main file when named FORM-NAME.csv)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Import submissions exported from ODK Central or KoboToolbox, deduplicated by instanceID."""
@@ -150,10 +152,9 @@ def submissions(
         with session_scope(engine) as session:
             coop = cooperative_for(session, cooperative)
             actor = _actor(session, as_user, coop)
+            repeats = {k: Path(v) for k, v in _pairs(repeat, "--repeat").items()}
             result = import_export(session, path=file, cooperative=coop, form_id=form, member=actor,
-                                   dry_run=dry_run)
-            if dry_run:
-                session.rollback()
+                                   repeats=repeats, dry_run=dry_run)
     except DomainError as exc:
         raise _fail(exc) from exc
     finally:

@@ -1,0 +1,223 @@
+"""Importing ODK Central and KoboToolbox exports (CSV, GeoJSON), deduplicated with OpenRosa by instanceID.
+
+Central's CSV joins group paths with ``-`` and splits a geopoint into ``-Latitude -Longitude
+-Altitude -Accuracy`` columns; its repeats come as separate CSVs (``form-repeat.csv``) linked by
+``PARENT_KEY``. Kobo's CSV joins groups with ``/`` (often ``;``-separated, decimal commas) and adds
+``_location_latitude``-style columns; its GeoJSON carries the same properties. Every row becomes a
+submission keyed by its instanceID (``meta/instanceID``, ``KEY``, or ``uuid:`` + ``_uuid``): a row
+already received (by OpenRosa or an earlier import) is skipped; a new one is stored (its row as
+canonical JSON, with the SHA-256) and processed by the same processors as OpenRosa submissions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from commons_map.errors import Conflict, ValidationFailed
+from commons_map.fieldforms.service import get_submission, store_submission
+from commons_map.people.models import Cooperative, Member
+from ingest.openrosa import process
+from ingest.readers import _decode
+from ingest.safety import LIMITS
+from ingest.xforms import FORMS, FormSpec
+
+GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")
+KOBO_GEO = ("latitude", "longitude", "altitude", "precision")
+ID_KEYS = ("meta/instanceID", "meta-instanceID", "instanceID", "KEY")
+MEMBER_KEYS = ("_submitted_by", "SubmitterName", "username")
+
+
+@dataclass
+class ExportResult:
+    """What an export import did, row by row."""
+
+    form_id: str
+    rows: int = 0
+    created: int = 0
+    duplicates: int = 0
+    processed: int = 0
+    needs_review: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    text = _decode(path.read_bytes())
+    head = text.split("\n", 1)[0]
+    delimiter = max((";", ",", "\t"), key=head.count)
+    return [dict(r) for r in csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)]
+
+
+def _read_geojson(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"file: not readable GeoJSON ({exc})", field="file") from exc
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection" or not isinstance(data.get("features"), list):
+        raise ValidationFailed("file: a GeoJSON export must be a FeatureCollection", field="file")
+    rows = []
+    for f in data["features"]:
+        props = dict((f or {}).get("properties") or {})
+        geom = (f or {}).get("geometry") or {}
+        if geom.get("type") == "Point" and "_geolocation" not in props:
+            c = geom.get("coordinates") or []
+            props["_geometry_point"] = " ".join(str(x) for x in [c[1], c[0], *(c[2:3] or [0]), 0]) if len(c) >= 2 else ""
+        rows.append(props)
+    return rows
+
+
+def leaf_values(row: dict[str, Any], spec: FormSpec) -> dict[str, Any]:
+    """The row's values by leaf name: group paths cut, geopoint parts joined as 'lat lon alt acc'."""
+    values: dict[str, Any] = {}
+    geo: dict[str, dict[str, str]] = defaultdict(dict)
+    for key, raw in row.items():
+        if key is None:
+            continue
+        value = "" if raw is None else str(raw)
+        last = key.split("/")[-1]
+        base, dash, part = last.rpartition("-")
+        if dash and part in GEO_PARTS:  # Central: location-Latitude …
+            geo[base.split("-")[-1]][part] = value
+            continue
+        if last.startswith("_") and last.rsplit("_", 1)[-1] in KOBO_GEO:  # Kobo: _location_latitude …
+            name, _, part = last[1:].rpartition("_")
+            geo[name]["Kobo_" + part] = value
+            continue
+        values[last.split("-")[-1]] = value
+    for name, parts in geo.items():
+        if values.get(name):
+            continue  # the combined column is there already
+        lat = parts.get("Latitude") or parts.get("Kobo_latitude") or ""
+        lon = parts.get("Longitude") or parts.get("Kobo_longitude") or ""
+        if lat.strip() and lon.strip():
+            alt = parts.get("Altitude") or parts.get("Kobo_altitude") or "0"
+            acc = parts.get("Accuracy") or parts.get("Kobo_precision") or "0"
+            values[name] = f"{lat} {lon} {alt or 0} {acc or 0}"
+        else:
+            values.setdefault(name, "")
+    if "_geometry_point" in values:
+        point_field = "location" if spec.form_id == "commons_worklog" else "point"
+        values.setdefault(point_field, values.pop("_geometry_point"))
+        values.pop("_geometry_point", None)
+    return values
+
+
+def instance_id_of(row: dict[str, Any]) -> str | None:
+    """The row's instanceID ('uuid:…'), from the columns Central and Kobo use."""
+    for key in ID_KEYS:
+        for k, v in row.items():
+            if k and (k == key or k.endswith("/" + key)) and v and str(v).strip() and "/" not in str(v).strip()[5:]:
+                return str(v).strip()
+    uuid = str(row.get("_uuid") or "").strip()
+    return f"uuid:{uuid}" if uuid else None
+
+
+def _form_of(path: Path, form_id: str | None) -> FormSpec:
+    if form_id:
+        if form_id not in FORMS:
+            raise ValidationFailed(f"form: no form {form_id!r}; known forms: {', '.join(FORMS)}", field="form")
+        return FORMS[form_id]
+    stem = path.stem
+    for fid in FORMS:
+        if stem == fid or stem.endswith("_" + fid) or stem.startswith(fid):
+            return FORMS[fid]
+    raise ValidationFailed(f"form: cannot tell the form from the file name {path.name!r}; give --form "
+                           f"(one of {', '.join(FORMS)})", field="form")
+
+
+def _member_of(session: Session, cooperative: Cooperative, row: dict[str, Any], default: Member | None) -> Member | None:
+    for key in MEMBER_KEYS:
+        name = str(row.get(key) or "").strip()
+        if not name:
+            continue
+        found = session.scalar(select(Member).where(
+            Member.cooperative_id == cooperative.id,
+            (Member.username == name.lower()) | (func.lower(Member.display_name) == name.lower())))
+        if found is not None:
+            return found
+    return default
+
+
+def import_export(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None = None,
+                  member: Member | None = None, repeats: dict[str, Path] | None = None,
+                  dry_run: bool = False) -> ExportResult:
+    """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter."""
+    if path.stat().st_size > LIMITS.upload_bytes:
+        raise ValidationFailed(f"file: larger than {LIMITS.upload_bytes // 2**20} MB", field="file")
+    spec = _form_of(path, form_id)
+    suffix = path.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        rows = _read_geojson(path)
+        source = "geojson"
+    elif suffix == ".csv":
+        rows = _read_csv(path)
+        cols = set(rows[0]) if rows else set()
+        source = "kobo_csv" if any(c and ("/" in c or c.startswith("_")) for c in cols) else "central_csv"
+    else:
+        raise ValidationFailed(f"file: {path.name!r}: send the CSV or GeoJSON export", field="file")
+    repeat_rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    found_repeats = dict(repeats or {})
+    for name in spec.repeats:  # Central names repeat files form-repeat.csv, next to the main file
+        sibling = path.with_name(f"{path.stem}-{name}.csv")
+        if name not in found_repeats and sibling.exists():
+            found_repeats[name] = sibling
+    for name, rpath in found_repeats.items():
+        if name not in spec.repeats:
+            raise ValidationFailed(f"repeat: form {spec.form_id} has no repeat {name!r}", field="repeat")
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in _read_csv(rpath):
+            grouped[str(r.get("PARENT_KEY") or "").strip()].append(leaf_values(r, spec))
+        repeat_rows[name] = grouped
+    result = ExportResult(form_id=spec.form_id, rows=len(rows))
+    savepoint = session.begin_nested()
+    for n, row in enumerate(rows, 2 if suffix == ".csv" else 1):
+        where = f"{'line' if suffix == '.csv' else 'feature'} {n}"
+        iid = instance_id_of(row)
+        if not iid:
+            result.messages.append(f"{where}: no instanceID (meta/instanceID, KEY or _uuid); skipped")
+            continue
+        if get_submission(session, form_id=spec.form_id, instance_id=iid) is not None:
+            result.duplicates += 1
+            continue
+        who = _member_of(session, cooperative, row, member)
+        if who is None:
+            result.messages.append(f"{where}: {iid}: no member of {cooperative.slug} matches the submitter; give --as")
+            continue
+        values = leaf_values(row, spec)
+        for name, grouped in repeat_rows.items():
+            values[name] = grouped.get(iid, [])
+        raw = json.dumps({"row": row, "repeats": {k: values.get(k) for k in repeat_rows}}, sort_keys=True,
+                         ensure_ascii=False, default=str).encode("utf-8")
+        try:
+            stored = store_submission(
+                session, cooperative_id=cooperative.id, member=who, form_id=spec.form_id,
+                form_version=str(row.get("FormVersion") or row.get("__version__") or ""), instance_id=iid,
+                deprecated_id=str(row.get("meta-deprecatedID") or row.get("meta/deprecatedID") or "") or None,
+                raw=raw, source=source)
+        except Conflict as exc:
+            result.conflicts.append(f"{where}: {exc.message}")
+            continue
+        if not stored.created:
+            result.duplicates += 1
+            continue
+        result.created += 1
+        process(session, stored.submission, values, who, None)
+        if stored.submission.status == "processed":
+            result.processed += 1
+        else:
+            result.needs_review += 1
+            result.messages.append(f"{where}: {iid}: kept, needs review: {stored.submission.problem}")
+    if dry_run:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
+    return result
