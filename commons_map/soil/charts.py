@@ -19,7 +19,11 @@ def _png(fig) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def soc_trend_png(series: dict[str, list[tuple[date, float]]], *, title: str = "") -> bytes:
-    """SOC stock (t C/ha, 0-30 cm) per sampling date, one line per parcel."""
+    """SOC stock (t C/ha, 0-30 cm) per sampling date, one line per parcel.
+
+    The series are comparable across dates: on an equivalent soil mass basis where bulk density was
+    measured each time (``ParcelSummary.series_basis`` says which), so compaction does not show as a gain.
+    """
     fig, ax = plt.subplots(figsize=(9, 5))
     for name, points in sorted(series.items()):
         if not points:
@@ -28,12 +32,12 @@ def soc_trend_png(series: dict[str, list[tuple[date, float]]], *, title: str = "
         ax.plot(xs, ys, marker="o", label=name)
     if not series:
         ax.text(0.5, 0.5, "Aucune mesure / no measurement yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("Stock de carbone / SOC stock (t C/ha, 0-30 cm)")
+    ax.set_ylabel("Stock de carbone / SOC stock (t C/ha, 0-30 cm)\nà masse de sol équivalente / equivalent soil mass")
     ax.set_xlabel("Date de prélèvement / sampling date")
     ax.set_title(title or "Carbone organique du sol par parcelle / Soil organic carbon per parcel")
     ax.grid(alpha=0.3)
     if series:
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 

@@ -358,7 +358,10 @@ def report_csv(rep: dict[str, Any]) -> str:
 def chart_series(session: Session, *, actor: Member | None, cooperative_id: int) -> dict[str, Any]:
     """SOC stock per sampling date and kg/m2 per year, per parcel the actor may see."""
     summaries = service.parcel_summaries(session, cooperative_id=cooperative_id, actor=actor, visible_only=True)
-    soc = {s.name: s.stock_series for s in summaries.values() if s.stock_series}
+    soc = {
+        (s.name if s.series_basis == "esm" else f"{s.name} (profondeur fixe / fixed depth)"): s.stock_series
+        for s in summaries.values() if s.stock_series
+    }
     parcels = {p.id: p for p in service.parcels_of(session, cooperative_id=cooperative_id, actor=actor,
                                                    visible_only=True)}
     # Yields per top-level parcel (a garden sums its beds), per year, over the area of its beds.

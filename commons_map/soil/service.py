@@ -619,6 +619,17 @@ def build_profile(
     return chain or None
 
 
+def stock_series(profiles: list[tuple[date, list[stocks.Layer]]]) -> tuple[list[tuple[date, float]], str]:
+    """SOC stock per date, comparable across dates: at the least fine-earth mass of every date (ESM)
+    when bulk density was measured each time, else at fixed depth (to 30 cm or the shallowest profile)."""
+    depth = min([STOCK_DEPTH_CM] + [p[-1].bottom_cm for _on, p in profiles])
+    cut = [(on, stocks.truncate(p, depth)) for on, p in profiles]
+    if all(la.bd_measured for _on, p in cut for la in p):
+        ref = min(sum(la.mass_t_ha for la in p) for _on, p in cut)
+        return [(on, stocks.carbon_at_mass(p, ref)) for on, p in cut], "esm"
+    return [(on, sum(la.stock_t_ha for la in p)) for on, p in cut], "fixed_depth"
+
+
 @dataclass
 class ParcelSummary:
     """The soil and food figures of one parcel, for maps, popups and reports."""
@@ -639,6 +650,7 @@ class ParcelSummary:
     sampling_dates: int = 0
     trends: dict[str, Trend] = field(default_factory=dict)
     stock_series: list[tuple[date, float]] = field(default_factory=list)
+    series_basis: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready values."""
@@ -710,7 +722,7 @@ def summarise(
         summary.soc_stock_depth_cm = depth
         summary.estimate = any(la.soc_estimated for la in p_last)
         summary.basis = "fixed_depth"
-        summary.stock_series = [(on, stocks.profile_stock_t_ha(p, min(STOCK_DEPTH_CM, p[-1].bottom_cm))) for on, p in profiles]
+        summary.stock_series, summary.series_basis = stock_series(profiles)
         if len(profiles) >= 2:
             d_first, p_first = profiles[0]
             change = stocks.compare_stocks(

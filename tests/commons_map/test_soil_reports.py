@@ -90,6 +90,14 @@ def test_esm_change_between_two_dates_on_a_compacted_parcel(db, people):
     assert s.trends["soc_stock"].basis == "esm"
 
 
+def test_stock_series_of_the_compacted_orchard_falls_on_an_esm_basis(db, people):
+    s = service.parcel_summaries(db, cooperative_id=people.coop.id)[parcel(db, "land-6").id]
+    assert s.series_basis == "esm"
+    assert s.stock_series[-1][1] < s.stock_series[0][1] - 1, "the ESM trend shows the loss"
+    s7 = service.parcel_summaries(db, cooperative_id=people.coop.id)[parcel(db, "land-7").id]
+    assert s7.series_basis == "fixed_depth"
+
+
 def test_annual_report_has_every_section_and_adds_up(db, people):
     rep = reports.annual_report(db, actor=people.coordinator, cooperative_id=people.coop.id, year=2025)
     assert rep["year"] == 2025
