@@ -9,6 +9,7 @@ nothing written (the service call runs in a savepoint that is rolled back on ref
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,10 +215,13 @@ def errors_from(exc: Exception, *, fields: set[str] | None = None, aliases: dict
         if not name:
             return ""
         name = aliases.get(name, name)
-        base = name.split(".")[0]
-        base = aliases.get(base, base)
-        if fields is None or base in fields:
-            return base
+        parts = [p for p in re.split(r"[.\[\]]+", name) if p and not p.isdigit()]
+        for candidate in [name, *reversed(parts)]:
+            candidate = aliases.get(candidate, candidate)
+            if fields is None and candidate:
+                return parts[0] if parts else candidate
+            if fields is not None and candidate in fields:
+                return candidate
         return ""
 
     if isinstance(exc, ValidationError):
