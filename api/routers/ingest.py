@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentMember, SessionDep
 from api.errors import problem
-from api.routers.openrosa import read_multipart
+from api.routers.openrosa import PayloadTooLarge, read_multipart
 from commons_map.errors import PermissionDenied, ValidationFailed
 from commons_map.people.permissions import is_coordinator_of
 from ingest.geodata import ImportOptions, import_commons
@@ -56,7 +56,7 @@ async def _save_upload(upload: Any, dest: Path) -> Path:
         while chunk := await upload.read(1024 * 1024):
             size += len(chunk)
             if size > LIMITS.upload_bytes:
-                raise ValidationFailed(f"file: larger than {LIMITS.upload_bytes // 2**20} MB", field="file")
+                raise PayloadTooLarge(f"file: larger than {LIMITS.upload_bytes} bytes", field="file")
             out.write(chunk)
     return path
 
@@ -72,7 +72,14 @@ async def upload_commons(request: Request, session: SessionDep, member: CurrentM
     """
     if not is_coordinator_of(member, member.cooperative_id):
         raise PermissionDenied("Only the cooperative's coordinators may import commons from files")
-    form = await read_multipart(request, max_bytes=LIMITS.upload_bytes + 1024 * 1024, max_files=1)
+    try:
+        return await _upload(request, session, member)
+    except PayloadTooLarge as exc:
+        return problem(413, exc.message, errors=[p.as_dict() for p in exc.problems], code=exc.code)
+
+
+async def _upload(request: Request, session: Any, member: Any) -> JSONResponse:
+    form = await read_multipart(request, max_bytes=LIMITS.upload_bytes + 64 * 1024, max_files=1)
     try:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -96,4 +103,5 @@ async def upload_commons(request: Request, session: SessionDep, member: CurrentM
         return problem(422, f"{report.counts['rejected']} row(s) rejected; nothing was written "
                             "(fix them, or send skip_rejected=true)", errors=errors, code="validation_failed",
                        report=body)
-    return JSONResponse(body, status_code=201 if report.written else 200)
+    changed = report.counts["create"] + report.counts["update"]
+    return JSONResponse(body, status_code=201 if report.written and changed else 200)
