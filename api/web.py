@@ -87,6 +87,7 @@ class Page:
 
     def require(self) -> Member:
         """The signed-in member, or a redirect to the sign-in page."""
+        i18n.use(self.locale)  # this handler's thread speaks the viewer's language
         if self.member is None:
             raise SignInRequired(self.request.url.path + (("?" + self.request.url.query) if self.request.url.query else ""))
         return self.member

@@ -49,6 +49,7 @@ def signin_form(page: PageDep, next: str = "") -> Response:
 @router.post(PREFIX + "/signin")
 def signin(page: PageDep, form: Form) -> Response:
     """Check the username and password; start a session bound to the member."""
+    i18n.use(page.locale)
     username = str(form.get("username") or "")
     password = str(form.get("password") or "")
     next_url = safe_next(str(form.get("next") or ""))

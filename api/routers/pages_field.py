@@ -145,6 +145,7 @@ def sync(page: PageDep, body: JsonBody) -> Response:
         return JSONResponse({"status": "signed_out", "message": page.t("Sign in again to send what waits on this phone.")},
                             status_code=401)
     me = page.member
+    i18n.use(page.locale)
     if not isinstance(body, dict) or body.get("kind") not in fieldpages.KINDS or not isinstance(body.get("fields"), dict):
         return JSONResponse({"status": "invalid", "message": page.t("This entry cannot be read.")}, status_code=400)
     kind = body["kind"]

@@ -1,0 +1,1 @@
+"""Gettext catalogs of the members' pages (see update.py)."""
