@@ -212,7 +212,7 @@ def import_commons(
     return report
 
 
-def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOptions):
+def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOptions, kinds: dict[str, str]):
     frame = table.frame
     cols = {t: (frame[c].tolist() if c in frame.columns else [None] * len(table)) for t, c in mapping.items()}
     for i in range(len(table)):
@@ -224,6 +224,7 @@ def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOpti
         if parent is not None and options.id_prefix:
             parent = options.id_prefix + parent
         kind = options.kind if options.kind else values.get("kind")
+        kind = kinds.get(kind.strip().lower(), kind) if kind else None  # French or English labels too
         problems = table.problems.get(i)
         yield (
             table.row_numbers[i], ext, values.get("name"), kind, values.get("description"),
@@ -238,6 +239,12 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     suffix = uuid.uuid4().hex[:10]
     raw_t, imp_t, cls_t = f"imp_raw_{suffix}", f"imp_{suffix}", f"imp_cls_{suffix}"
     conn = session.connection()
+    kinds: dict[str, str] = {}
+    for code, fr, en in conn.execute(text("SELECT code, label_fr, label_en FROM commons_kinds")):
+        kinds.setdefault(fr.lower(), code)
+        kinds.setdefault(en.lower(), code)
+    for code in list(kinds.values()):
+        kinds[code] = code
     # Imports into one cooperative take turns: the comparison with what exists stays true until written.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('commons-map:import'), :c)"), {"c": cooperative.id})
     conn.exec_driver_sql(
@@ -251,7 +258,7 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
         " parent, wkb, problems)"
         " FROM STDIN"
     ) as copy:
-        for n, row in enumerate(_stage_rows(table, mapping, options), 1):
+        for n, row in enumerate(_stage_rows(table, mapping, options, kinds), 1):
             copy.write_row(row)
             if n % 5000 == 0:
                 say("staged", n, total)
@@ -264,7 +271,7 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     conn.execute(text(f"""
         CREATE TEMP TABLE {imp_t} AS
         WITH t AS (SELECT territory FROM cooperatives WHERE id = :coop)
-        SELECT r.rn, r.external_id, btrim(r.name) AS name, r.description, r.parent AS parent_ext,
+        SELECT r.rn, r.external_id, first_value(r.rn) OVER w AS first_rn, btrim(r.name) AS name, r.description, r.parent AS parent_ext,
                k.code AS kind_code, k.requires_parent, k.parent_kinds,
                coalesce(r.visibility, k.default_visibility) AS visibility, r.state,
                f.geom, (g.g0 IS NOT NULL AND NOT d.valid AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
@@ -303,11 +310,10 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                ], NULL) AS reasons
         FROM {raw_t} r
         CROSS JOIN t
-        LEFT JOIN commons_kinds k
-               ON k.code = lower(r.kind) OR lower(k.label_fr) = lower(r.kind) OR lower(k.label_en) = lower(r.kind)
+        LEFT JOIN commons_kinds k ON k.code = r.kind
         CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(r.wkb, 4326) AS g0) g
-        CROSS JOIN LATERAL (SELECT coalesce(v.valid, true) AS valid, v.reason
-                            FROM (SELECT (ST_IsValidDetail(g.g0)).*) v) d
+        LEFT JOIN LATERAL ST_IsValidDetail(g.g0) AS v ON true
+        CROSS JOIN LATERAL (SELECT coalesce(v.valid, true) AS valid, v.reason) d
         CROSS JOIN LATERAL (SELECT CASE WHEN d.valid THEN g.g0
                                         WHEN CAST(:make_valid AS boolean) THEN CASE k.geometry
                                             WHEN 'area' THEN ST_CollectionExtract(ST_MakeValid(g.g0), 3)
@@ -316,8 +322,9 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                                    END AS geom) f
         WINDOW w AS (PARTITION BY r.external_id ORDER BY r.rn)
     """), params)
-    say("checked", total // 2, total)
+    say("checked rows", total, total)
     conn.exec_driver_sql(f"CREATE INDEX ON {imp_t} (external_id)")
+    conn.exec_driver_sql(f"ANALYZE {imp_t}")
     # Pass 2: rows against each other and against the register (parents, archived, unchanged).
     compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
                "ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom)"]
@@ -344,8 +351,8 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                          WHEN x.differs THEN 'update' ELSE 'unchanged' END AS action,
                x.existing_id AS commons_id
         FROM (
-          SELECT i.*, c.id AS existing_id, ({' OR '.join(compare)}) AS differs,
-                 ({' || '.join(changes)}) AS changes,
+          SELECT i.*, c.id AS existing_id, c.id IS NOT NULL AND ({' OR '.join(compare)}) AS differs,
+                 CASE WHEN c.id IS NOT NULL THEN ({' || '.join(changes)}) END AS changes,
                  i.reasons || array_remove(ARRAY[
                    CASE WHEN c.archived_at IS NOT NULL
                         THEN format('external_id: commons %s with this external id is archived; it can no longer change', c.id) END,
@@ -369,19 +376,19 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                  ], NULL) AS all_reasons
           FROM {imp_t} i
           LEFT JOIN commons c ON c.cooperative_id = :coop AND c.external_id = i.external_id
-          LEFT JOIN {imp_t} pf ON pf.external_id = i.parent_ext AND i.parent_ext IS NOT NULL
-                              AND pf.rn = (SELECT min(rn) FROM {imp_t} WHERE external_id = i.parent_ext)
+          LEFT JOIN {imp_t} pf ON pf.external_id = i.parent_ext AND pf.rn = pf.first_rn
           LEFT JOIN commons pd ON pf.rn IS NULL AND pd.cooperative_id = :coop AND pd.external_id = i.parent_ext
                               AND pd.archived_at IS NULL
           LEFT JOIN commons pe ON pe.cooperative_id = :coop AND pe.external_id = i.parent_ext
         ) x
     """), {"coop": cooperative.id})
-    say("checked", total, total)
+    say("checked against the register", total, total)
     rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
     write = not options.dry_run and (rejected == 0 or options.skip_rejected)
     if write:
-        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source)
-    say("written", total, total)
+        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
+               total=total)
+    say("written", total, total) if write else None
     rows = session.execute(text(
         f"SELECT rn, external_id, action, all_reasons, repaired, commons_id FROM {cls_t} ORDER BY rn"
     )).all()
@@ -406,7 +413,7 @@ def _name_column(message: str, columns: dict[str, str], label: str, rn: int) -> 
 
 
 def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Member | None,
-           mapping: dict[str, str], source: str) -> None:
+           mapping: dict[str, str], source: str, say: Progress, total: int) -> None:
     sets = ["kind_code = EXCLUDED.kind_code", "name = EXCLUDED.name", "geom = EXCLUDED.geom", "updated_at = now()"]
     for col in ("description", "state", "visibility"):
         if col in mapping:
@@ -423,6 +430,7 @@ def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Mem
         UPDATE {cls_t} x SET commons_id = up.id FROM up WHERE x.external_id = up.external_id
                                                      AND x.action IN ('create', 'update')
     """), {"coop": cooperative.id})
+    say("written to the register", total, total)
     if "parent" in mapping:
         conn.execute(text(f"""
             UPDATE commons c SET parent_id = p.id
@@ -436,7 +444,7 @@ def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Mem
                CASE x.action WHEN 'create' THEN jsonb_strip_nulls(jsonb_build_object(
                       'kind', jsonb_build_array(NULL, x.kind_code), 'name', jsonb_build_array(NULL, x.name),
                       'description', CASE WHEN x.description IS NOT NULL THEN jsonb_build_array(NULL, x.description) END,
-                      'geometry', jsonb_build_array(NULL, ST_AsGeoJSON(x.geom)::jsonb),
+                      'geometry', jsonb_build_array(NULL, ST_AsGeoJSON(x.geom, 9)::jsonb),
                       'state', jsonb_build_array(NULL, coalesce(x.state, 'active')),
                       'visibility', jsonb_build_array(NULL, x.visibility),
                       'external_id', jsonb_build_array(NULL, x.external_id),

@@ -180,7 +180,7 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
     """Reproject to WGS84, flatten to 2D, check coordinates, and encode as WKB (all vectorised)."""
     problems = dict(problems or {})
     n = len(geoms)
-    present = np.array([g is not None and not shapely.is_empty(g) for g in geoms], dtype=bool)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     for i in np.flatnonzero(~present):
         problems.setdefault(int(i), []).append("geometry: missing or empty")
     geoms = np.where(present, geoms, None)

@@ -1,0 +1,156 @@
+"""Benchmark: 100,000 polygons from a GeoPackage into PostGIS.
+
+Three ways over the same file and the same (own, temporary) database:
+  1. our importer (`ingest.geodata.import_commons`: read, reproject, COPY to staging, set-based
+     checks of every register rule, INSERT … ON CONFLICT into `commons`, history rows in bulk),
+     then the same file again (everything unchanged: the idempotent path);
+  2. `ogr2ogr -f PostgreSQL` (Debian's gdal-bin) into a plain table, no checks;
+  3. the floor: PostgreSQL COPY of the same rows (WKB, name, id) into a bare table.
+
+Run:  .venv/bin/python bench/ingest.py [--rows 100000]
+Prints the times and the ratios measured in this one run. Creates and drops its own database.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the `ingest` package: keep its folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import math
+import os
+import subprocess
+import tempfile
+import time
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from commons_map.db import drop_database, ensure_database, make_engine, session_scope
+from commons_map.migrate import upgrade
+from commons_map.people.models import Cooperative
+from commons_map.settings import get_settings
+
+
+def make_gpkg(path: Path, rows: int) -> tuple[float, float, float, float]:
+    """A GeoPackage of ``rows`` small parcels on a grid near Saillans; returns its bounds."""
+    side = math.ceil(math.sqrt(rows))
+    i = np.arange(rows)
+    gx, gy = i % side, i // side
+    rng = np.random.default_rng(7)
+    x0 = 5.02 + gx * 0.0005
+    y0 = 44.60 + gy * 0.00036
+    x1 = x0 + 0.0005 * rng.uniform(0.6, 0.9, rows)
+    y1 = y0 + 0.00036 * rng.uniform(0.6, 0.9, rows)
+    geoms = shapely.box(x0, y0, x1, y1)
+    gdf = gpd.GeoDataFrame({"uuid": [f"p-{k}" for k in i], "nom": [f"Parcelle {k}" for k in i],
+                            "type": ["land"] * rows}, geometry=geoms, crs="EPSG:4326")
+    gdf.to_file(path, layer="parcelles", driver="GPKG", engine="pyogrio")
+    return tuple(gdf.total_bounds)  # type: ignore[return-value]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000)
+    args = ap.parse_args()
+    base = get_settings().sync_url
+    url = make_url(base).set(database=f"cm_bench_ingest_{os.getpid()}").render_as_string(hide_password=False)
+    ensure_database(url)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        upgrade(url)
+        gpkg = tmp / "parcelles.gpkg"
+        t = time.perf_counter()
+        minx, miny, maxx, maxy = make_gpkg(gpkg, args.rows)
+        print(f"generated {args.rows} polygons in {gpkg.name} ({gpkg.stat().st_size / 2**20:.1f} MB)"
+              f" in {time.perf_counter() - t:.1f} s")
+        engine = make_engine(url=url)
+        with session_scope(engine) as s:
+            coop = Cooperative(slug="bench", name="Banc d'essai", territory=(
+                f"SRID=4326;MULTIPOLYGON((({minx - .01} {miny - .01},{maxx + .01} {miny - .01},"
+                f"{maxx + .01} {maxy + .01},{minx - .01} {maxy + .01},{minx - .01} {miny - .01})))"))
+            s.add(coop)
+            s.flush()
+            coop_id = coop.id
+
+        from ingest.geodata import ImportOptions, import_commons
+
+        def ours(label: str) -> tuple[float, dict[str, int], dict[str, float]]:
+            stages: dict[str, float] = {}
+            start = time.perf_counter()
+
+            def step(stage: str, done: int, total: int) -> None:
+                if done >= total:
+                    stages.setdefault(stage, time.perf_counter() - start)
+
+            with session_scope(engine) as s:
+                c = s.get(Cooperative, coop_id)
+                report = import_commons(s, actor=None, system=True, cooperative=c, path=gpkg, progress=step,
+                                        options=ImportOptions(mapping={"name": "nom", "kind": "type",
+                                                                       "external_id": "uuid"}))
+            elapsed = time.perf_counter() - start
+            print(f"{label}: {elapsed:.2f} s  {report.counts}")
+            print("   stages (cumulative s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+            return elapsed, report.counts, stages
+
+        t_ours, counts, _ = ours("ours, first import ")
+        assert counts["create"] == args.rows, counts
+        t_again, counts2, _ = ours("ours, same file again")
+        assert counts2["unchanged"] == args.rows, counts2
+        with engine.connect() as c:
+            n_hist = c.execute(text("SELECT count(*) FROM commons_history")).scalar_one()
+        print(f"   commons_history rows: {n_hist}")
+
+        u = make_url(url)
+        pg = f"PG:dbname={u.database} host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username or 'postgres'}"
+        t = time.perf_counter()
+        subprocess.run(["ogr2ogr", "-f", "PostgreSQL", pg, str(gpkg), "parcelles", "-nln", "ogr_parcelles",
+                        "-lco", "GEOMETRY_NAME=geom"], check=True, env=dict(os.environ, PGPASSWORD=u.password or ""))
+        t_ogr = time.perf_counter() - t
+        with engine.connect() as c:
+            n_ogr = c.execute(text("SELECT count(*) FROM ogr_parcelles")).scalar_one()
+        print(f"ogr2ogr -f PostgreSQL: {t_ogr:.2f} s  ({n_ogr} rows, no checks)")
+
+        gdf = gpd.read_file(gpkg, engine="pyogrio")
+        wkb = shapely.to_wkb(gdf.geometry.values)
+        rows = list(zip(gdf["nom"].tolist(), gdf["uuid"].tolist(), wkb, strict=True))
+        with engine.begin() as c:
+            c.exec_driver_sql("CREATE TABLE copy_floor (name text, external_id text, wkb bytea)")
+            raw = c.connection.driver_connection
+            t = time.perf_counter()
+            with raw.cursor() as cur, cur.copy("COPY copy_floor (name, external_id, wkb) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            t_copy = time.perf_counter() - t
+        print(f"COPY floor (rows already in memory, bare table): {t_copy:.2f} s")
+        with engine.begin() as c:
+            raw = c.connection.driver_connection
+            t = time.perf_counter()
+            with raw.cursor() as cur, cur.copy(
+                "COPY commons (cooperative_id, kind_code, name, external_id, geom) FROM STDIN"
+            ) as cp:
+                for name, ext, w in rows:
+                    cp.write_row((coop_id, "land", name, "floor:" + ext, "SRID=4326;" + shapely.from_wkb(w).wkt))
+            t_commons = time.perf_counter() - t
+        print(f"COPY into commons (its indexes, constraints, generated area and search columns; no checks,"
+              f" no history): {t_commons:.2f} s")
+        print()
+        print(f"ratios: ours / ogr2ogr = {t_ours / t_ogr:.2f}   ours / COPY = {t_ours / t_copy:.1f}"
+              f"   ogr2ogr / COPY = {t_ogr / t_copy:.1f}   re-import / first import = {t_again / t_ours:.2f}"
+              f"   ours / COPY into commons = {t_ours / t_commons:.1f}")
+        engine.dispose()
+    finally:
+        drop_database(url)
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+
+
+if __name__ == "__main__":
+    main()
