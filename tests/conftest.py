@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -183,21 +182,48 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
-    """Serve the app for real (for GDAL, browsers, phones) on a free loopback port."""
-    import uvicorn
+    """Serve the app for real (for GDAL, browsers, phones): `commons-map serve` in its own process.
 
-    from api.main import create_app
+    A separate process, not a thread: clients such as GDAL may hold this process's GIL while
+    they wait for the answer.
+    """
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import httpx
 
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.05)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
-    server.should_exit = True
-    thread.join(timeout=10)
+    env = dict(
+        os.environ,
+        COMMONS_DATABASE_URL=settings.database_url,
+        COMMONS_SECRET_KEY=settings.secret_key,
+        COMMONS_ENVIRONMENT=settings.environment,
+        COMMONS_ATTACHMENTS_DIR=str(settings.attachments_dir),
+    )
+    log = Path(tempfile.mkstemp(prefix="cm-live-", suffix=".log")[1])
+    cli = str(Path(sys.executable).parent / "commons-map")
+    proc = subprocess.Popen([cli, "serve", "--port", str(port)], env=env, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"the live server did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.1)
+    try:
+        yield LiveServer(url=url, settings=settings)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
