@@ -70,9 +70,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    import commons_map.models  # noqa: F401
     from shapely.geometry import MultiPolygon, Polygon
 
+    import commons_map.models  # noqa: F401
     from commons_map.geo import to_ewkt
     from commons_map.ledger import service as ledger
     from commons_map.ledger.models import Account
