@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_member_of, require_member
-from commons_map.register.models import Commons, CommonsHistory, CommonsKind
+from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward
 from commons_map.register.service import can_edit, get_commons, visible_clause
 from commons_map.reservations.models import (
     ACTIVE_STATES,
@@ -584,8 +584,6 @@ def list_to_decide(session: Session, *, actor: Member) -> list[Reservation]:
         .order_by(Reservation.starts_at)
     )
     if not actor.is_coordinator:
-        from commons_map.register.models import Steward
-
         stmt = stmt.join(Steward, and_(Steward.commons_id == Commons.id, Steward.member_id == actor.id))
     return list(session.scalars(stmt))
 
