@@ -13,6 +13,7 @@ from commons_map.worklog import service
 from commons_map.worklog.schemas import (
     ActivityIn,
     ActivityOut,
+    ActivityPatch,
     CorrectionIn,
     RejectIn,
     WorkLogIn,
@@ -37,6 +38,13 @@ def activities(session: SessionDep) -> list[Any]:
 def add_activity(body: ActivityIn, session: SessionDep, member: CurrentMember) -> Any:
     """Add an activity to the catalogue (coordinators)."""
     return service.add_activity(session, actor=member, data=body)
+
+
+@router.patch("/activities/{code}", response_model=ActivityOut, tags=["activities"])
+def change_activity(code: str, body: ActivityPatch, session: SessionDep, member: CurrentMember) -> Any:
+    """Retire, bring back or relabel an activity (coordinators)."""
+    return service.set_activity(session, actor=member, code=code, active=body.active,
+                                label_fr=body.label_fr, label_en=body.label_en)
 
 
 @router.post("/work-logs", status_code=201, response_model=WorkLogOut,

@@ -73,6 +73,16 @@ class ActivityIn(BaseModel):
     label_en: str
 
 
+class ActivityPatch(BaseModel):
+    """Changes to an activity; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool | None = None
+    label_fr: str | None = None
+    label_en: str | None = None
+
+
 class ActivityOut(BaseModel):
     """An activity of the catalogue."""
 

@@ -82,6 +82,28 @@ def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activi
     return activity
 
 
+def set_activity(session: Session, *, actor: Member, code: str, active: bool | None = None,
+                 label_fr: str | None = None, label_en: str | None = None) -> Activity:
+    """Retire, bring back or relabel an activity (coordinators); logs keep their activity."""
+    require_coordinator(actor, actor.cooperative_id)
+    activity = session.get(Activity, code)
+    if activity is None:
+        raise NotFound(f"No activity {code!r}", field="code")
+    problems = collector()
+    for name, value in (("label_fr", label_fr), ("label_en", label_en)):
+        if value is not None and not value.strip():
+            problems.add(name, "must not be empty")
+    problems.raise_if_any()
+    if active is not None:
+        activity.active = active
+    if label_fr is not None:
+        activity.label_fr = label_fr.strip()
+    if label_en is not None:
+        activity.label_en = label_en.strip()
+    session.flush()
+    return activity
+
+
 # --- checks on the way in ---------------------------------------------------------------------
 
 

@@ -239,3 +239,19 @@ def test_a_fund_for_a_commons_receives_payments_and_cannot_go_negative(client, a
     again = client.post(f"/api/v1/ledger/transfers/{refund.json()['id']}/reverse", headers=auth(people.coordinator),
                         json={"reason": "Annuler l'annulation", "idempotency_key": "fund-rr"})
     assert again.status_code == 422 and fields(again) == ["transfer_id"]
+
+
+def test_coordinators_retire_an_activity_and_new_logs_cannot_use_it(client, auth, people, db):
+    assert client.patch("/api/v1/activities/teaching", json={"active": False},
+                        headers=auth(people.member)).status_code == 403
+    empty = client.patch("/api/v1/activities/teaching", json={"label_fr": " "}, headers=auth(people.coordinator))
+    assert empty.status_code == 422 and fields(empty) == ["label_fr"]
+    assert client.patch("/api/v1/activities/nope", json={"active": False},
+                        headers=auth(people.coordinator)).status_code == 404
+    r = client.patch("/api/v1/activities/teaching", json={"active": False}, headers=auth(people.coordinator))
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert "teaching" not in [a["code"] for a in client.get("/api/v1/activities").json()]
+    land = land_of(db, people.steward)
+    refused = client.post("/api/v1/work-logs", headers=auth(people.member), json={
+        "commons_id": land.id, "work_date": str(today()), "minutes": 60, "activity": "teaching"})
+    assert refused.status_code == 422 and fields(refused) == ["activity"]
