@@ -371,3 +371,25 @@ def qr_svg(text: str) -> str:
     segno.make(text, error="m").save(buf, kind="svg", scale=6, border=2, xmldecl=False, svgns=True,
                                      dark="#000", light="#fff")
     return buf.getvalue().decode()
+
+
+def method_label(code: str) -> str:
+    """A soil method's name in the current language (the code is what is stored)."""
+    return {
+        "ring": _("ring (cylinder)"), "sieve_2mm": _("2 mm sieve"), "water": _("in water"),
+        "cacl2": "CaCl₂", "kcl": "KCl", "strip": _("test strip"), "slake_test": _("slake test"),
+        "slakes_app": _("Slakes app"), "single_ring_15cm": _("single ring, 15 cm"),
+        "hand_sorting": _("hand sorting"), "cone_penetrometer": _("cone penetrometer"),
+        "spade_test": _("spade test"), "feel": _("by feel"), "hydrometer": _("hydrometer"),
+        "pipette": _("pipette"), "dry_combustion": _("dry combustion"), "walkley_black": "Walkley-Black",
+        "loss_on_ignition": _("loss on ignition"),
+    }.get(code, code.replace("_", " "))
+
+
+def unit_label(unit: str) -> str:
+    """A unit as a member reads it (the code is what is stored)."""
+    return {
+        "count/pit": _("count per pit"), "count/m2": _("count per m²"), "class": _("class"),
+        "index": _("index"), "score": _("score"), "min/25mm": _("min per 25 mm"), "% vol": _("% by volume"),
+        "cm3": "cm³", "g/cm3": "g/cm³", "t/m3": "t/m³", "Mg/m3": "Mg/m³", "kg/m3": "kg/m³",
+    }.get(unit, unit)

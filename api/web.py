@@ -122,7 +122,8 @@ class Page:
     def redirect(self, url: str, *, done: str | None = None) -> RedirectResponse:
         """A 303 to a page of ours (with a short confirmation code to show there)."""
         if done:
-            url += ("&" if "?" in url else "?") + "done=" + quote(done)
+            path, _, fragment = url.partition("#")
+            url = path + ("&" if "?" in path else "?") + "done=" + quote(done) + ("#" + fragment if fragment else "")
         response = RedirectResponse(url, status_code=303)
         self.finish(response)
         return response

@@ -6,6 +6,8 @@ missing=()
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null 2>&1 || missing+=(python3)
 "$PY" -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+# Headless Chromium for the browser tests (Debian's package; Playwright drives it by its path).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo "[set-up] installing ${missing[*]} from Debian's packages" >&2

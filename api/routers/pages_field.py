@@ -57,8 +57,9 @@ def _form_context(page: Any, kind: str) -> dict[str, Any]:
         inds = soil.list_indicators(page.session, cooperative_id=me.cooperative_id) if soil else []
         field_inds = [i for i in inds if i.measured in ("field", "both")]
         ctx["indicators"] = [(i.code, i.label_fr if page.locale == "fr" else i.label_en) for i in field_inds]
-        ctx["units"] = [(f"{i.code}:{u}", u, i.code) for i in field_inds for u in i.units]
-        ctx["methods"] = sorted({m for i in field_inds for m in (i.methods or [])})
+        ctx["units"] = [(f"{i.code}:{u}", data.unit_label(u), i.code) for i in field_inds for u in i.units]
+        ctx["methods"] = sorted({(m, data.method_label(m)) for i in field_inds for m in (i.methods or [])},
+                                key=lambda pair: pair[1])
     return ctx
 
 

@@ -13,7 +13,9 @@
   }
 
   function baseMap(el) {
-    var map = L.map(el, { scrollWheelZoom: false });
+    var map = L.map(el, { scrollWheelZoom: false, zoomControl: false });
+    L.control.zoom({ zoomInTitle: el.getAttribute("data-zoom-in") || "+",
+                     zoomOutTitle: el.getAttribute("data-zoom-out") || "-" }).addTo(map);
     L.tileLayer(TILES, { attribution: ATTRIBUTION, maxZoom: 19 }).addTo(map);
     return map;
   }
