@@ -102,7 +102,7 @@ class Transfer(Base):
     )
 
     postings: Mapped[list[Posting]] = relationship(
-        back_populates="transfer", lazy="selectin", order_by="Posting.id"
+        back_populates="transfer", order_by="Posting.id"
     )
 
 

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, extract, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, noload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from commons_map.errors import (
@@ -99,8 +99,9 @@ def open_commons_fund(session: Session, *, actor: Member, commons_id: int) -> Ac
 
 
 def _settings(session: Session, cooperative_id: int) -> dict[str, Any]:
-    coop = session.get(Cooperative, cooperative_id)
-    return dict(coop.settings or {}) if coop is not None else {}
+    # Only the settings column: the cooperative row also holds its territory's geometry.
+    value = session.scalar(select(Cooperative.settings).where(Cooperative.id == cooperative_id))
+    return dict(value or {})
 
 
 def limits_of(account: Account, settings: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -360,13 +361,19 @@ def _clean_minutes(problems: Any, minutes: Any) -> None:
 
 
 def _member_payee(session: Session, payer: Member, payee: str | int) -> Member:
-    stmt = select(Member).where(Member.cooperative_id == payer.cooperative_id)
+    return _payee_and_account(session, payer, payee)[0]
+
+
+def _payee_and_account(session: Session, payer: Member, payee: str | int) -> tuple[Member, Account | None]:
+    """The payee (a member of the payer's cooperative, by username or id) and their account."""
+    stmt = (select(Member, Account).outerjoin(Account, Account.member_id == Member.id)
+            .where(Member.cooperative_id == payer.cooperative_id).options(noload(Member.role_rows)))
     raw = str(payee).strip().lower()
     stmt = stmt.where(Member.id == int(raw)) if raw.isdigit() else stmt.where(Member.username == raw)
-    member = session.scalar(stmt)
-    if member is None:
+    row = session.execute(stmt).first()
+    if row is None:
         raise ValidationFailed(f"payee: no member {payee!r} in this cooperative", field="payee")
-    return member
+    return row[0], row[1]
 
 
 def pay(
@@ -387,12 +394,12 @@ def pay(
         problems.add("payee", "give either payee (a member) or to_account_id")
     problems.raise_if_any("The payment is not valid")
     if payee is not None:
-        member = _member_payee(session, payer, payee)
+        member, account = _payee_and_account(session, payer, payee)
         if member.id == payer.id:
             raise ValidationFailed("payee: you cannot pay yourself", field="payee")
         if not member.is_active:
             raise ValidationFailed(f"payee: {member.display_name}'s account is closed", field="payee")
-        target = ensure_member_account(session, member=member)
+        target = account or ensure_member_account(session, member=member)
         field_name = "payee"
     else:
         target = session.get(Account, to_account_id)
