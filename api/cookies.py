@@ -79,7 +79,11 @@ def read_session(request: Request, settings: Settings) -> WebSession | None:
         data = _serializer(settings).loads(raw, max_age=MAX_AGE_S)
     except BadSignature:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("s"), str) or not isinstance(data.get("c"), str):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("s"), str)
+        or not isinstance(data.get("c"), str)
+    ):
         return None
     return WebSession(
         sid=data["s"],

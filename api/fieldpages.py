@@ -25,15 +25,49 @@ from commons_map.people.models import Cooperative, Member
 KINDS = ("work", "harvest", "soil")
 KEY_RE = re.compile(r"^[A-Za-z0-9:._-]{8,120}$")
 
-WORK_FIELDS = {"commons_id", "work_date", "duration", "start_time", "end_time", "activity", "notes", "lat",
-               "with_member_ids"}
-HARVEST_FIELDS = {"commons_id", "harvested_on", "crop", "weight_kg", "count", "destination", "notes",
-                  "confirm_implausible", "destinations"}
-SOIL_FIELDS = {"commons_id", "sampled_on", "lat", "indicator", "value", "unit", "method", "depth_top_cm",
-               "depth_bottom_cm", "notes", "confirm_out_of_range"}
+WORK_FIELDS = {
+    "commons_id",
+    "work_date",
+    "duration",
+    "start_time",
+    "end_time",
+    "activity",
+    "notes",
+    "lat",
+    "with_member_ids",
+}
+HARVEST_FIELDS = {
+    "commons_id",
+    "harvested_on",
+    "crop",
+    "weight_kg",
+    "count",
+    "destination",
+    "notes",
+    "confirm_implausible",
+    "destinations",
+}
+SOIL_FIELDS = {
+    "commons_id",
+    "sampled_on",
+    "lat",
+    "indicator",
+    "value",
+    "unit",
+    "method",
+    "depth_top_cm",
+    "depth_bottom_cm",
+    "notes",
+    "confirm_out_of_range",
+}
 FIELDS = {"work": WORK_FIELDS, "harvest": HARVEST_FIELDS, "soil": SOIL_FIELDS}
 ALIASES = {
-    "work": {"minutes": "duration", "started_at": "start_time", "ended_at": "end_time", "location": "lat"},
+    "work": {
+        "minutes": "duration",
+        "started_at": "start_time",
+        "ended_at": "end_time",
+        "location": "lat",
+    },
     "harvest": {},
     "soil": {"point": "lat"},
 }
@@ -48,7 +82,9 @@ class Saved:
     duplicate: bool
 
 
-def number(problems: Any, fields: dict[str, str], name: str, *, integer: bool = False) -> float | None:
+def number(
+    problems: Any, fields: dict[str, str], name: str, *, integer: bool = False
+) -> float | None:
     """A number typed with a decimal comma or point ("1,5" or "1.5"); None when left empty."""
     raw = (fields.get(name) or "").strip().replace("\u00a0", "").replace(" ", "")
     if not raw:
@@ -142,7 +178,9 @@ def work_in(session: Session, actor: Member, fields: dict[str, str], key: str | 
     if not activity:
         problems.add("activity", "choose an activity")
     where = point(problems, fields)
-    companions = [int(v) for v in str(fields.get("with_member_ids") or "").split(",") if v.strip().isdigit()]
+    companions = [
+        int(v) for v in str(fields.get("with_member_ids") or "").split(",") if v.strip().isdigit()
+    ]
     problems.raise_if_any()
     tz = _tz(session, actor)
     started = datetime.combine(on, start, tz) if on and start else None
@@ -151,11 +189,20 @@ def work_in(session: Session, actor: Member, fields: dict[str, str], key: str | 
     if started is not None and ended is not None and minutes is not None:
         minutes = None  # start and end say it all; the duration box is a convenience
     if started is None and ended is None and minutes is None:
-        raise ValidationFailed("duration: give the time spent, or when you started and ended", field="duration")
+        raise ValidationFailed(
+            "duration: give the time spent, or when you started and ended", field="duration"
+        )
     return WorkLogIn(
-        commons_id=cid, work_date=on, started_at=started, ended_at=ended, minutes=minutes,
-        activity=activity, notes=(fields.get("notes") or "").strip(), location=where,
-        with_member_ids=companions, source_ref=key,
+        commons_id=cid,
+        work_date=on,
+        started_at=started,
+        ended_at=ended,
+        minutes=minutes,
+        activity=activity,
+        notes=(fields.get("notes") or "").strip(),
+        location=where,
+        with_member_ids=companions,
+        source_ref=key,
     )
 
 
@@ -189,9 +236,15 @@ def harvest_in(session: Session, actor: Member, fields: dict[str, str], key: str
     destination = (fields.get("destination") or "").strip() or None
     try:
         return HarvestIn(
-            commons_id=cid, crop=crop, harvested_on=on, weight_kg=weight, count=count,
-            destination=destination, notes=(fields.get("notes") or "").strip(),
-            confirm_implausible=_true(fields, "confirm_implausible"), source_ref=key,
+            commons_id=cid,
+            crop=crop,
+            harvested_on=on,
+            weight_kg=weight,
+            count=count,
+            destination=destination,
+            notes=(fields.get("notes") or "").strip(),
+            confirm_implausible=_true(fields, "confirm_implausible"),
+            source_ref=key,
         )
     except ValidationError as exc:
         raise _as_domain(exc) from exc
@@ -237,13 +290,23 @@ def soil_in(session: Session, actor: Member, fields: dict[str, str], key: str | 
     problems.raise_if_any()
     try:
         return SampleIn(
-            sampled_on=on, point=where, commons_id=cid, sampled_by_id=actor.id,
-            notes=(fields.get("notes") or "").strip(), source_ref=key,
-            measurements=[MeasurementIn(
-                indicator=indicator, value=value, unit=unit, method=(fields.get("method") or "").strip() or None,
-                depth_top_cm=top, depth_bottom_cm=bottom,
-                confirm_out_of_range=_true(fields, "confirm_out_of_range"),
-            )],
+            sampled_on=on,
+            point=where,
+            commons_id=cid,
+            sampled_by_id=actor.id,
+            notes=(fields.get("notes") or "").strip(),
+            source_ref=key,
+            measurements=[
+                MeasurementIn(
+                    indicator=indicator,
+                    value=value,
+                    unit=unit,
+                    method=(fields.get("method") or "").strip() or None,
+                    depth_top_cm=top,
+                    depth_bottom_cm=bottom,
+                    confirm_out_of_range=_true(fields, "confirm_out_of_range"),
+                )
+            ],
         )
     except ValidationError as exc:
         raise _as_domain(exc) from exc
@@ -266,9 +329,14 @@ SAVERS = {"work": save_work, "harvest": save_harvest, "soil": save_soil}
 def _exists(session: Session, model: Any, actor: Member, key: str | None) -> bool:
     if not key:
         return False
-    return session.scalar(
-        select(model.id).where(model.cooperative_id == actor.cooperative_id, model.source_ref == key)
-    ) is not None
+    return (
+        session.scalar(
+            select(model.id).where(
+                model.cooperative_id == actor.cooperative_id, model.source_ref == key
+            )
+        )
+        is not None
+    )
 
 
 def _as_domain(exc: ValidationError) -> ValidationFailed:
@@ -293,7 +361,11 @@ def check_key(key: Any) -> str:
 def next_step(kind: str) -> str:
     """What happens next, said to the member after saving."""
     if kind == "work":
-        return _("Saved. Your hours now wait for a steward of this commons to approve them; once approved they are credited to your time account.")
+        return _(
+            "Saved. Your hours now wait for a steward of this commons to approve them; once approved they are credited to your time account."
+        )
     if kind == "harvest":
-        return _("Saved. The harvest counts in this garden's figures and in the cooperative's yearly report.")
+        return _(
+            "Saved. The harvest counts in this garden's figures and in the cooperative's yearly report."
+        )
     return _("Saved. The observation is now part of this parcel's soil figures.")

@@ -14,7 +14,7 @@ import logging
 import re
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 log = logging.getLogger("commons_map.i18n")
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(locale: str) -> Translations:
     """The compiled catalog of a locale (read from its .po once per process)."""
     po = TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po"
@@ -146,8 +146,9 @@ class Formats:
         """A duration or balance of time currency, in hours: « 2,5 h », « −1,25 h »."""
         if minutes is None:
             return "–"
-        return units.format_unit(minutes / 60, "duration-hour", length="short", format="#,##0.##",
-                                 locale=self.babel)
+        return units.format_unit(
+            minutes / 60, "duration-hour", length="short", format="#,##0.##", locale=self.babel
+        )
 
     def unit(self, value: float | None, unit: str, digits: int = 2) -> str:
         """A measure with a CLDR unit, e.g. ("mass-kilogram") → « 12,5 kg »."""
@@ -177,6 +178,7 @@ class Formats:
 
 # --- service errors in the member's language -------------------------------------------------
 
+
 def N_(message: str) -> str:
     """Mark a string for the catalog without translating it now."""
     return message
@@ -193,17 +195,25 @@ ERROR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         (r"^(?:[\w.]+: )?'.*' is not a number$", N_("Enter a number, for example 1,5.")),
         (r"^(?:[\w.]+: )?'.*' is not a whole number$", N_("Enter a whole number.")),
         (r"^(?:[\w.]+: )?'.*' is not a date$", N_("Enter a date.")),
-        (r"^(?:[\w.]+: )?'.*' is not a time of day$", N_("Enter a time of day, for example 09:30.")),
+        (
+            r"^(?:[\w.]+: )?'.*' is not a time of day$",
+            N_("Enter a time of day, for example 09:30."),
+        ),
         (r"^(?:[\w.]+: )?'.*' is not a commons$", N_("Choose a commons from the list.")),
         (r"^(?:[\w.]+: )?choose a commons$", N_("Choose a commons from the list.")),
         (r"^(?:[\w.]+: )?choose an activity$", N_("Choose an activity.")),
-        (r"^(?:[\w.]+: )?give the time spent, or when you started and ended$",
-         N_("Give the time spent, or when you started and ended.")),
+        (
+            r"^(?:[\w.]+: )?give the time spent, or when you started and ended$",
+            N_("Give the time spent, or when you started and ended."),
+        ),
         (r"^(?:[\w.]+: )?the position is out of range$", N_("The position is out of range.")),
         (r"^(?:[\w.]+: )?name the crop$", N_("Name the crop.")),
         (r"^(?:[\w.]+: )?choose what you measured$", N_("Choose what you measured.")),
         (r"^(?:[\w.]+: )?choose a unit$", N_("Choose a unit.")),
-        (r"^(?:[\w.]+: )?choose the parcel, or share your position$", N_("Choose the parcel, or share your position.")),
+        (
+            r"^(?:[\w.]+: )?choose the parcel, or share your position$",
+            N_("Choose the parcel, or share your position."),
+        ),
         (r"^(?:[\w.]+: )?choose who you pay$", N_("Choose who you pay.")),
         (r"^(?:[\w.]+: )?say what the payment is for$", N_("Say what the payment is for.")),
         (r"^(?:[\w.]+: )?'.*' is not an e-mail address$", N_("This is not an e-mail address.")),
@@ -219,82 +229,181 @@ ERROR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         # people and sign-in
         (r"^Unknown username or wrong password$", N_("Unknown username or wrong password.")),
         (r"^Invalid or (?:expired|revoked) token$", N_("Your session has expired: sign in again.")),
-        (r"^(?:[\w.]+: )?2 to 40 characters: lower-case letters.*$",
-         N_("2 to 40 characters: lower-case letters, digits, dot, dash, underscore.")),
+        (
+            r"^(?:[\w.]+: )?2 to 40 characters: lower-case letters.*$",
+            N_("2 to 40 characters: lower-case letters, digits, dot, dash, underscore."),
+        ),
         (r"^(?:[\w.]+: )?at least (?P<n>\d+) characters$", N_("At least %(n)s characters.")),
         (r"^username '.*' is already taken$", N_("This username is already taken.")),
-        (r"^The cooperative would be left without a coordinator$",
-         N_("The cooperative would be left without a coordinator.")),
+        (
+            r"^The cooperative would be left without a coordinator$",
+            N_("The cooperative would be left without a coordinator."),
+        ),
         # work logs
         (r"^(?:[\w.]+: )?\S+ is in the future.*$", N_("The date must not be in the future.")),
-        (r"^(?:[\w.]+: )?\S+ is more than (?P<n>\d+) days back.*$",
-         N_("More than %(n)s days back: ask a coordinator.")),
-        (r"^(?:[\w.]+: )?give both started_at and ended_at.*$", N_("Give both times, or only the time spent.")),
+        (
+            r"^(?:[\w.]+: )?\S+ is more than (?P<n>\d+) days back.*$",
+            N_("More than %(n)s days back: ask a coordinator."),
+        ),
+        (
+            r"^(?:[\w.]+: )?give both started_at and ended_at.*$",
+            N_("Give both times, or only the time spent."),
+        ),
         (r"^(?:[\w.]+: )?\S+ is not after started_at.*$", N_("The end must come after the start.")),
-        (r"^(?:[\w.]+: )?the duration must be positive.*$", N_("The time spent must be more than zero.")),
-        (r"^(?:[\w.]+: )?a single log may not exceed 16 hours.*$",
-         N_("One log may not exceed 16 hours: log each day on its own.")),
+        (
+            r"^(?:[\w.]+: )?the duration must be positive.*$",
+            N_("The time spent must be more than zero."),
+        ),
+        (
+            r"^(?:[\w.]+: )?a single log may not exceed 16 hours.*$",
+            N_("One log may not exceed 16 hours: log each day on its own."),
+        ),
         (r"^(?:[\w.]+: )?unknown activity.*$", N_("Choose an activity from the list.")),
-        (r"^(?:[\w.]+: )?list the others who worked with you, not yourself$", N_("List the others, not yourself.")),
+        (
+            r"^(?:[\w.]+: )?list the others who worked with you, not yourself$",
+            N_("List the others, not yourself."),
+        ),
         (r"^(?:[\w.]+: )?commons \d+ \(.*\) is archived$", N_("This commons is archived.")),
-        (r"^(?:[\w.]+: )?'.*' was already used for work log \d+ with other content$",
-         N_("Already saved with other content; the saved version is kept.")),
+        (
+            r"^(?:[\w.]+: )?'.*' was already used for work log \d+ with other content$",
+            N_("Already saved with other content; the saved version is kept."),
+        ),
         (r"^(?:[\w.]+: )?say why the log is rejected.*$", N_("Say why, so the member can fix it.")),
-        (r"^.*may not approve (?:their|your) own.*$|^.*four eyes.*$|^.*own (?:work|hours|log).*$",
-         N_("Someone else must approve your own hours.")),
-        (r"^(?:state: )?work log \d+ is (?:already )?(?:approved|rejected).*$", N_("This log was already decided.")),
+        (
+            r"^.*may not approve (?:their|your) own.*$|^.*four eyes.*$|^.*own (?:work|hours|log).*$",
+            N_("Someone else must approve your own hours."),
+        ),
+        (
+            r"^(?:state: )?work log \d+ is (?:already )?(?:approved|rejected).*$",
+            N_("This log was already decided."),
+        ),
         # harvests and soil
         (r"^(?:[\w.]+: )?.*: .* kg is not a harvest.*$", N_("The weight must be more than 0 kg.")),
-        (r"^(?:[\w.]+: )?.*: a count of .* is not a harvest.*$", N_("The count must be at least 1.")),
-        (r"^(?:[\w.]+: )?.*: give the weight in kg, or a count.*$",
-         N_("Give the weight in kg, or a count when there is no scale.")),
-        (r"^(?:[\w.]+: )?.* is .* kg/m2, beyond the plausible .*$",
-         N_("Far more than this bed can give in one harvest: check the figure, or tick the box to confirm it.")),
-        (r"^(?:[\w.]+: )?\w+: (?P<value>[\d.,-]+ \S+) is outside the plausible range (?P<range>\S+ \S+);.*$",
-         N_("%(value)s is outside the plausible range %(range)s: check for a typo, or tick the box to confirm it.")),
-        (r"^(?:[\w.]+: )?\w+: .* the unit '.*' does not fit .*; accepted units: (?P<units>.*)$",
-         N_("This unit does not fit what you measured; accepted units: %(units)s.")),
-        (r"^(?:[\w.]+: )?\w+: a depth interval is needed.*$", N_("Give the depth (from and to, in cm).")),
-        (r"^(?:[\w.]+: )?\w+: give both depth_top_cm and depth_bottom_cm.*$", N_("Give both depths, or neither.")),
-        (r"^(?:[\w.]+: )?\w+: depth_bottom_cm .* is above depth_top_cm.*$", N_("The bottom must be deeper than the top.")),
-        (r"^(?:[\w.]+: )?\w+: method '.*' is not one of (?P<methods>.*?) \(.*$",
-         N_("This method is not one of %(methods)s.")),
-        (r"^(?:[\w.]+: )?the point lies outside every land parcel.*$",
-         N_("Your position is outside every parcel: choose the parcel.")),
-        (r"^(?:[\w.]+: )?lies in '.*' \(commons \d+\), not in the parcel named.*$",
-         N_("Your position is in another parcel: check the position or the parcel.")),
-        (r"^(?:[\w.]+: )?'.*' is not a land parcel, garden or bed$", N_("Choose a land parcel, a garden or a bed.")),
+        (
+            r"^(?:[\w.]+: )?.*: a count of .* is not a harvest.*$",
+            N_("The count must be at least 1."),
+        ),
+        (
+            r"^(?:[\w.]+: )?.*: give the weight in kg, or a count.*$",
+            N_("Give the weight in kg, or a count when there is no scale."),
+        ),
+        (
+            r"^(?:[\w.]+: )?.* is .* kg/m2, beyond the plausible .*$",
+            N_(
+                "Far more than this bed can give in one harvest: check the figure, or tick the box to confirm it."
+            ),
+        ),
+        (
+            r"^(?:[\w.]+: )?\w+: (?P<value>[\d.,-]+ \S+) is outside the plausible range (?P<range>\S+ \S+);.*$",
+            N_(
+                "%(value)s is outside the plausible range %(range)s: check for a typo, or tick the box to confirm it."
+            ),
+        ),
+        (
+            r"^(?:[\w.]+: )?\w+: .* the unit '.*' does not fit .*; accepted units: (?P<units>.*)$",
+            N_("This unit does not fit what you measured; accepted units: %(units)s."),
+        ),
+        (
+            r"^(?:[\w.]+: )?\w+: a depth interval is needed.*$",
+            N_("Give the depth (from and to, in cm)."),
+        ),
+        (
+            r"^(?:[\w.]+: )?\w+: give both depth_top_cm and depth_bottom_cm.*$",
+            N_("Give both depths, or neither."),
+        ),
+        (
+            r"^(?:[\w.]+: )?\w+: depth_bottom_cm .* is above depth_top_cm.*$",
+            N_("The bottom must be deeper than the top."),
+        ),
+        (
+            r"^(?:[\w.]+: )?\w+: method '.*' is not one of (?P<methods>.*?) \(.*$",
+            N_("This method is not one of %(methods)s."),
+        ),
+        (
+            r"^(?:[\w.]+: )?the point lies outside every land parcel.*$",
+            N_("Your position is outside every parcel: choose the parcel."),
+        ),
+        (
+            r"^(?:[\w.]+: )?lies in '.*' \(commons \d+\), not in the parcel named.*$",
+            N_("Your position is in another parcel: check the position or the parcel."),
+        ),
+        (
+            r"^(?:[\w.]+: )?'.*' is not a land parcel, garden or bed$",
+            N_("Choose a land parcel, a garden or a bed."),
+        ),
         # the time ledger
         (r"^(?:[\w.]+: )?you cannot pay yourself$", N_("You cannot pay yourself.")),
-        (r"^(?:[\w.]+: )?refused, .*'s balance would go to (?P<new>-?\d+) min, (?P<by>\d+) min below the limit.*$",
-         N_("Refused: the balance would go %(by)s minutes below its limit.")),
-        (r"^(?:[\w.]+: )?refused, .*'s balance would go to (?P<new>-?\d+) min, (?P<by>\d+) min above the limit.*$",
-         N_("Refused: the balance would go %(by)s minutes above its limit.")),
+        (
+            r"^(?:[\w.]+: )?refused, .*'s balance would go to (?P<new>-?\d+) min, (?P<by>\d+) min below the limit.*$",
+            N_("Refused: the balance would go %(by)s minutes below its limit."),
+        ),
+        (
+            r"^(?:[\w.]+: )?refused, .*'s balance would go to (?P<new>-?\d+) min, (?P<by>\d+) min above the limit.*$",
+            N_("Refused: the balance would go %(by)s minutes above its limit."),
+        ),
         (r"^(?:[\w.]+: )?must be positive \(got .*\)$", N_("Must be more than zero.")),
         (r"^(?:[\w.]+: )?.*'s account is closed$", N_("This account is closed.")),
         # reservations
-        (r"^(?:[\w.]+: )?the slot is taken: .*$|^(?:[\w.]+: )?the slot .* was just taken$",
-         N_("This slot is already taken.")),
-        (r"^(?:[\w.]+: )?this slot is offered to the first member on the waiting list.*$",
-         N_("This slot is offered to the first member on the waiting list for now.")),
-        (r"^(?:[\w.]+: )?you already have (?P<n>\d+) active booking\(s\) of .*; the cap is (?P<cap>\d+)$",
-         N_("You already have %(n)s active reservations of this; the limit is %(cap)s.")),
-        (r"^(?:[\w.]+: )?equals starts_at; a booking of zero length.*$", N_("The end must come after the start.")),
+        (
+            r"^(?:[\w.]+: )?the slot is taken: .*$|^(?:[\w.]+: )?the slot .* was just taken$",
+            N_("This slot is already taken."),
+        ),
+        (
+            r"^(?:[\w.]+: )?this slot is offered to the first member on the waiting list.*$",
+            N_("This slot is offered to the first member on the waiting list for now."),
+        ),
+        (
+            r"^(?:[\w.]+: )?you already have (?P<n>\d+) active booking\(s\) of .*; the cap is (?P<cap>\d+)$",
+            N_("You already have %(n)s active reservations of this; the limit is %(cap)s."),
+        ),
+        (
+            r"^(?:[\w.]+: )?equals starts_at; a booking of zero length.*$",
+            N_("The end must come after the start."),
+        ),
         (r"^(?:[\w.]+: )?\S+ is before starts_at.*$", N_("The end must come after the start.")),
-        (r"^(?:[\w.]+: )?\S+ must come after (?:starts_at|from).*$", N_("The end must come after the start.")),
+        (
+            r"^(?:[\w.]+: )?\S+ must come after (?:starts_at|from).*$",
+            N_("The end must come after the start."),
+        ),
         (r"^(?:[\w.]+: )?\S+ is in the past.*$", N_("This moment is already past.")),
-        (r"^(?:[\w.]+: )?.* is booked for at least (?P<d>.*) \(asked.*$", N_("It is booked for at least %(d)s.")),
-        (r"^(?:[\w.]+: )?.* is booked for at most (?P<d>.*) \(asked.*$", N_("It is booked for at most %(d)s.")),
-        (r"^(?:[\w.]+: )?.* is booked at most (?P<n>\d+) days ahead.*$", N_("It is booked at most %(n)s days ahead.")),
+        (
+            r"^(?:[\w.]+: )?.* is booked for at least (?P<d>.*) \(asked.*$",
+            N_("It is booked for at least %(d)s."),
+        ),
+        (
+            r"^(?:[\w.]+: )?.* is booked for at most (?P<d>.*) \(asked.*$",
+            N_("It is booked for at most %(d)s."),
+        ),
+        (
+            r"^(?:[\w.]+: )?.* is booked at most (?P<n>\d+) days ahead.*$",
+            N_("It is booked at most %(n)s days ahead."),
+        ),
         (r"^(?:[\w.]+: )?'.*' is (?:closed|open).*$", N_("Outside its opening hours.")),
-        (r"^(?:[\w.]+: )?this slot is free; book it instead of waiting$", N_("This slot is free: book it instead of waiting.")),
-        (r"^(?:[\w.]+: )?you already wait for an overlapping slot.*$", N_("You already wait for this slot.")),
-        (r"^(?:[\w.]+: )?say what is damaged.*$", N_("Say what is damaged, so the stewards know what to repair.")),
-        (r"^(?:[\w.]+: )?the booking starts at .*; check out at most .*$", N_("You can check out at most an hour before the start.")),
+        (
+            r"^(?:[\w.]+: )?this slot is free; book it instead of waiting$",
+            N_("This slot is free: book it instead of waiting."),
+        ),
+        (
+            r"^(?:[\w.]+: )?you already wait for an overlapping slot.*$",
+            N_("You already wait for this slot."),
+        ),
+        (
+            r"^(?:[\w.]+: )?say what is damaged.*$",
+            N_("Say what is damaged, so the stewards know what to repair."),
+        ),
+        (
+            r"^(?:[\w.]+: )?the booking starts at .*; check out at most .*$",
+            N_("You can check out at most an hour before the start."),
+        ),
         (r"^(?:[\w.]+: )?the booking ended at .*$", N_("This reservation has already ended.")),
-        (r"^(?:state: )?reservation \d+ is .*; only a .* booking can be .*$",
-         N_("This reservation cannot do that in its current state.")),
-        (r"^(?:[\w.]+: )?is not reservable.*$|^.*not reservable.*$", N_("This cannot be reserved.")),
+        (
+            r"^(?:state: )?reservation \d+ is .*; only a .* booking can be .*$",
+            N_("This reservation cannot do that in its current state."),
+        ),
+        (
+            r"^(?:[\w.]+: )?is not reservable.*$|^.*not reservable.*$",
+            N_("This cannot be reserved."),
+        ),
         # generic
         (r"^Only .*$", N_("You may not do this.")),
         (r"^No commons \d+$", N_("This commons does not exist or is not visible to you.")),
@@ -327,6 +436,6 @@ def translate_error(message: str) -> str:
 def strip_field_prefix(message: str, field: str | None) -> str:
     """'minutes: must be positive' shown next to the field 'minutes' reads 'must be positive'."""
     if field and message.startswith(field + ":"):
-        rest = message[len(field) + 1:].strip()
+        rest = message[len(field) + 1 :].strip()
         return rest[:1].upper() + rest[1:] if rest else message
     return message

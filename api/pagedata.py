@@ -63,15 +63,23 @@ def kind_labeller(locale: str, kinds: list[CommonsKind]) -> Any:
 
 def change_label(action: str) -> str:
     """A history action in the current language."""
-    return {"created": _("created"), "updated": _("changed"), "archived": _("archived")}.get(action, action)
+    return {"created": _("created"), "updated": _("changed"), "archived": _("archived")}.get(
+        action, action
+    )
 
 
 def field_label(name: str) -> str:
     """A commons field's name in the current language (for the history)."""
     return {
-        "name": _("name"), "description": _("description"), "state": _("state"),
-        "rules_of_use": _("rules of use"), "steward_ids": _("stewards"), "geometry": _("location"),
-        "visibility": _("visibility"), "tenure": _("tenure"), "kind": _("kind"),
+        "name": _("name"),
+        "description": _("description"),
+        "state": _("state"),
+        "rules_of_use": _("rules of use"),
+        "steward_ids": _("stewards"),
+        "geometry": _("location"),
+        "visibility": _("visibility"),
+        "tenure": _("tenure"),
+        "kind": _("kind"),
     }.get(name, name)
 
 
@@ -80,12 +88,15 @@ def field_label(name: str) -> str:
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def update_profile(session: Session, *, member: Member, display_name: str, email: str, locale: str) -> Member:
+def update_profile(
+    session: Session, *, member: Member, display_name: str, email: str, locale: str
+) -> Member:
     """Change my name, e-mail and language (the people service's rules, checked here first)."""
     people = optional("commons_map.people.service")
     if people is not None and hasattr(people, "update_profile"):
-        return people.update_profile(session, member=member, display_name=display_name,
-                                     email=email or None, locale=locale)
+        return people.update_profile(
+            session, member=member, display_name=display_name, email=email or None, locale=locale
+        )
     problems = collector()
     if not display_name.strip():
         problems.add("display_name", "must not be empty")
@@ -117,8 +128,13 @@ def next_reservations(session: Session, member: Member, limit: int = 5) -> list[
     res = optional("commons_map.reservations.service")
     if res is None:
         return []
-    rows = res.list_my_reservations(session, actor=member, upcoming_only=True,
-                                    states=["requested", "confirmed", "checked_out"], limit=limit)
+    rows = res.list_my_reservations(
+        session,
+        actor=member,
+        upcoming_only=True,
+        states=["requested", "confirmed", "checked_out"],
+        limit=limit,
+    )
     return [res.reservation_out(session, r) for r in rows]
 
 
@@ -168,19 +184,27 @@ def is_reservable(session: Session, commons: Commons) -> bool:
 
 def children(session: Session, actor: Member | None, commons: Commons) -> list[Commons]:
     """The commons inside this one or kept at it, that the viewer may see."""
-    return list(session.scalars(
-        select(Commons).where(
-            (Commons.parent_id == commons.id) | (Commons.kept_at_id == commons.id),
-            Commons.archived_at.is_(None),
-            register.visible_clause(actor),
-        ).order_by(Commons.name)
-    ))
+    return list(
+        session.scalars(
+            select(Commons)
+            .where(
+                (Commons.parent_id == commons.id) | (Commons.kept_at_id == commons.id),
+                Commons.archived_at.is_(None),
+                register.visible_clause(actor),
+            )
+            .order_by(Commons.name)
+        )
+    )
 
 
 def land_figures(session: Session, actor: Member | None, commons: Commons) -> dict[str, Any] | None:
     """Regeneration and food figures of a parcel, garden or bed (None for other commons)."""
     soil = optional("commons_map.soil.service")
-    if soil is None or commons.kind.category not in ("land", "garden", "bed") or commons.area_m2 is None:
+    if (
+        soil is None
+        or commons.kind.category not in ("land", "garden", "bed")
+        or commons.area_m2 is None
+    ):
         return None
     try:
         summary = soil.parcel_summary(session, actor=actor, commons_id=commons.id)
@@ -190,7 +214,9 @@ def land_figures(session: Session, actor: Member | None, commons: Commons) -> di
     by_year: dict[int, float] = {}
     for h in harvests:
         if h.weight_kg:
-            by_year[h.harvested_on.year] = by_year.get(h.harvested_on.year, 0.0) + float(h.weight_kg)
+            by_year[h.harvested_on.year] = by_year.get(h.harvested_on.year, 0.0) + float(
+                h.weight_kg
+            )
     return {
         "summary": summary,
         "stock_series": list(summary.stock_series),
@@ -214,21 +240,37 @@ def member_options(session: Session, actor: Member | None) -> list[tuple[int, st
     """The active members of my cooperative, for selects."""
     if actor is None:
         return []
-    return [(m.id, m.display_name) for m in session.scalars(
-        select(Member).where(Member.cooperative_id == actor.cooperative_id, Member.is_active)
-        .order_by(Member.display_name))]
+    return [
+        (m.id, m.display_name)
+        for m in session.scalars(
+            select(Member)
+            .where(Member.cooperative_id == actor.cooperative_id, Member.is_active)
+            .order_by(Member.display_name)
+        )
+    ]
 
 
-def commons_options(session: Session, actor: Member, categories: tuple[str, ...]) -> list[dict[str, Any]]:
+def commons_options(
+    session: Session, actor: Member, categories: tuple[str, ...]
+) -> list[dict[str, Any]]:
     """The commons of some categories that I may see, with a point for the small map."""
-    listing = register.list_commons(session, actor=actor, cooperative_id=actor.cooperative_id, limit=1000)
+    listing = register.list_commons(
+        session, actor=actor, cooperative_id=actor.cooperative_id, limit=1000
+    )
     out = []
     for f in listing["features"]:
         p = f["properties"]
         if p["category"] not in categories:
             continue
-        out.append({"id": f["id"], "name": p["name"], "category": p["category"], "kind": p["kind"],
-                    "geometry": f["geometry"]})
+        out.append(
+            {
+                "id": f["id"],
+                "name": p["name"],
+                "category": p["category"],
+                "kind": p["kind"],
+                "geometry": f["geometry"],
+            }
+        )
     out.sort(key=lambda c: (c["category"], c["name"]))
     return out
 
@@ -242,17 +284,26 @@ def today_in(tz: Any) -> date:
 
 def work_state(state: str) -> str:
     """A work log's state in the current language."""
-    return {"submitted": _("waiting for approval"), "approved": _("approved"),
-            "rejected": _("rejected")}.get(state, state)
+    return {
+        "submitted": _("waiting for approval"),
+        "approved": _("approved"),
+        "rejected": _("rejected"),
+    }.get(state, state)
 
 
 def reservation_state(state: str) -> str:
     """A reservation's state in the current language."""
     return {
-        "requested": _("waiting for approval"), "confirmed": _("confirmed"),
-        "checked_out": _("checked out"), "returned": _("returned"), "cancelled": _("cancelled"),
-        "refused": _("refused"), "no_show": _("not collected"), "maintenance": _("maintenance"),
-        "active": _("in progress"), "cleared": _("finished"),
+        "requested": _("waiting for approval"),
+        "confirmed": _("confirmed"),
+        "checked_out": _("checked out"),
+        "returned": _("returned"),
+        "cancelled": _("cancelled"),
+        "refused": _("refused"),
+        "no_show": _("not collected"),
+        "maintenance": _("maintenance"),
+        "active": _("in progress"),
+        "cleared": _("finished"),
     }.get(state, state)
 
 
@@ -260,10 +311,14 @@ def reservation_state(state: str) -> str:
 
 
 def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
-def line_chart(series: list[tuple[date, float]], title: str, fmt: Any, width: int = 340, height: int = 180) -> str:
+def line_chart(
+    series: list[tuple[date, float]], title: str, fmt: Any, width: int = 340, height: int = 180
+) -> str:
     """A small line chart of values over dates, as SVG."""
     if len(series) < 2:
         return ""
@@ -301,7 +356,9 @@ def line_chart(series: list[tuple[date, float]], title: str, fmt: Any, width: in
     )
 
 
-def bar_chart(values: list[tuple[Any, float]], title: str, fmt: Any, width: int = 340, height: int = 180) -> str:
+def bar_chart(
+    values: list[tuple[Any, float]], title: str, fmt: Any, width: int = 340, height: int = 180
+) -> str:
     """A small bar chart (label, value), as SVG."""
     if not values:
         return ""
@@ -330,9 +387,15 @@ def _register_globals() -> None:
     from api.web import templates
 
     templates.globals.update(
-        state_label=state_label, status_label=status_label, work_state=work_state,
-        reservation_state=reservation_state, field_label=field_label, change_label=change_label,
-        chart=line_chart, bars=bar_chart, new_key=lambda: str(uuid.uuid4()),
+        state_label=state_label,
+        status_label=status_label,
+        work_state=work_state,
+        reservation_state=reservation_state,
+        field_label=field_label,
+        change_label=change_label,
+        chart=line_chart,
+        bars=bar_chart,
+        new_key=lambda: str(uuid.uuid4()),
         options_of=lambda choices: [(c["id"], c["name"]) for c in choices],
         pairs=lambda items: [(i, i) for i in items],
     )
@@ -347,18 +410,31 @@ _register_globals()
 def new_odk_link(session: Session, request: Any, member: Member) -> str | None:
     """A new field-form token for my phone, as the server URL ODK Collect wants (None if absent)."""
     ff = optional("commons_map.fieldforms.service")
-    if ff is None:
+    if ff is None or not hasattr(ff, "issue_token"):
         return None
-    for name in ("issue_field_token", "create_field_token", "issue_token", "new_field_token"):
-        fn = getattr(ff, name, None)
-        if fn is None:
-            continue
-        out = fn(session, actor=member, member=member) if "actor" in fn.__code__.co_varnames else fn(session, member=member)
-        token = out if isinstance(out, str) else getattr(out, "token", None) or (out[0] if isinstance(out, tuple) else None)
-        if token:
-            base = str(request.base_url).rstrip("/")
-            return f"{base}/openrosa/key/{token}"
-    return None
+    secret, _row = ff.issue_token(
+        session, actor=member, member=member, label="phone (members' pages)"
+    )
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/openrosa/key/{secret}"
+
+
+def odk_settings(url: str, project: str) -> str:
+    """ODK Collect's QR payload: its settings as JSON, zlib-compressed, base64 (as ODK Central makes)."""
+    import base64
+    import json
+    import zlib
+
+    settings = {
+        "general": {
+            "server_url": url,
+            "form_update_mode": "match_exactly",
+            "autosend": "wifi_and_cellular",
+        },
+        "admin": {},
+        "project": {"name": project, "icon": "C", "color": "#1f5f3a"},
+    }
+    return base64.b64encode(zlib.compress(json.dumps(settings).encode())).decode()
 
 
 def qr_svg(text: str) -> str:
@@ -368,20 +444,32 @@ def qr_svg(text: str) -> str:
     import segno
 
     buf = io.BytesIO()
-    segno.make(text, error="m").save(buf, kind="svg", scale=6, border=2, xmldecl=False, svgns=True,
-                                     dark="#000", light="#fff")
+    segno.make(text, error="m").save(
+        buf, kind="svg", scale=6, border=2, xmldecl=False, svgns=True, dark="#000", light="#fff"
+    )
     return buf.getvalue().decode()
 
 
 def method_label(code: str) -> str:
     """A soil method's name in the current language (the code is what is stored)."""
     return {
-        "ring": _("ring (cylinder)"), "sieve_2mm": _("2 mm sieve"), "water": _("in water"),
-        "cacl2": "CaCl₂", "kcl": "KCl", "strip": _("test strip"), "slake_test": _("slake test"),
-        "slakes_app": _("Slakes app"), "single_ring_15cm": _("single ring, 15 cm"),
-        "hand_sorting": _("hand sorting"), "cone_penetrometer": _("cone penetrometer"),
-        "spade_test": _("spade test"), "feel": _("by feel"), "hydrometer": _("hydrometer"),
-        "pipette": _("pipette"), "dry_combustion": _("dry combustion"), "walkley_black": "Walkley-Black",
+        "ring": _("ring (cylinder)"),
+        "sieve_2mm": _("2 mm sieve"),
+        "water": _("in water"),
+        "cacl2": "CaCl₂",
+        "kcl": "KCl",
+        "strip": _("test strip"),
+        "slake_test": _("slake test"),
+        "slakes_app": _("Slakes app"),
+        "single_ring_15cm": _("single ring, 15 cm"),
+        "hand_sorting": _("hand sorting"),
+        "cone_penetrometer": _("cone penetrometer"),
+        "spade_test": _("spade test"),
+        "feel": _("by feel"),
+        "hydrometer": _("hydrometer"),
+        "pipette": _("pipette"),
+        "dry_combustion": _("dry combustion"),
+        "walkley_black": "Walkley-Black",
         "loss_on_ignition": _("loss on ignition"),
     }.get(code, code.replace("_", " "))
 
@@ -389,7 +477,16 @@ def method_label(code: str) -> str:
 def unit_label(unit: str) -> str:
     """A unit as a member reads it (the code is what is stored)."""
     return {
-        "count/pit": _("count per pit"), "count/m2": _("count per m²"), "class": _("class"),
-        "index": _("index"), "score": _("score"), "min/25mm": _("min per 25 mm"), "% vol": _("% by volume"),
-        "cm3": "cm³", "g/cm3": "g/cm³", "t/m3": "t/m³", "Mg/m3": "Mg/m³", "kg/m3": "kg/m³",
+        "count/pit": _("count per pit"),
+        "count/m2": _("count per m²"),
+        "class": _("class"),
+        "index": _("index"),
+        "score": _("score"),
+        "min/25mm": _("min per 25 mm"),
+        "% vol": _("% by volume"),
+        "cm3": "cm³",
+        "g/cm3": "g/cm³",
+        "t/m3": "t/m³",
+        "Mg/m3": "Mg/m³",
+        "kg/m3": "kg/m³",
     }.get(unit, unit)

@@ -17,15 +17,22 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
-from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from api import i18n
-from api.cookies import CSRF_FIELD, CSRF_HEADER, WebSession, member_from_cookie, session_of, write_cookie
+from api.cookies import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    WebSession,
+    member_from_cookie,
+    session_of,
+    write_cookie,
+)
 from api.deps import SessionDep, SettingsDep
 from commons_map.errors import DomainError, NotFound, PermissionDenied
 from commons_map.people.models import Cooperative, Member
@@ -89,7 +96,10 @@ class Page:
         """The signed-in member, or a redirect to the sign-in page."""
         i18n.use(self.locale)  # this handler's thread speaks the viewer's language
         if self.member is None:
-            raise SignInRequired(self.request.url.path + (("?" + self.request.url.query) if self.request.url.query else ""))
+            raise SignInRequired(
+                self.request.url.path
+                + (("?" + self.request.url.query) if self.request.url.query else "")
+            )
         return self.member
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -123,7 +133,13 @@ class Page:
         """A 303 to a page of ours (with a short confirmation code to show there)."""
         if done:
             path, _, fragment = url.partition("#")
-            url = path + ("&" if "?" in path else "?") + "done=" + quote(done) + ("#" + fragment if fragment else "")
+            url = (
+                path
+                + ("&" if "?" in path else "?")
+                + "done="
+                + quote(done)
+                + ("#" + fragment if fragment else "")
+            )
         response = RedirectResponse(url, status_code=303)
         self.finish(response)
         return response
@@ -159,8 +175,16 @@ def get_page(request: Request, session: SessionDep, settings: SettingsDep) -> Pa
     tz = coop.timezone if coop is not None else settings.default_timezone
     i18n.use(locale)
     request.state.page_locale = locale
-    return Page(request=request, session=session, settings=settings, ws=ws, member=member,
-                locale=locale, fmt=i18n.Formats(locale, tz), cooperative=coop)
+    return Page(
+        request=request,
+        session=session,
+        settings=settings,
+        ws=ws,
+        member=member,
+        locale=locale,
+        fmt=i18n.Formats(locale, tz),
+        cooperative=coop,
+    )
 
 
 PageDep = Annotated[Page, Depends(get_page)]
@@ -208,7 +232,9 @@ class FormErrors(dict[str, list[str]]):
         return self.get("", [])
 
 
-def errors_from(exc: Exception, *, fields: set[str] | None = None, aliases: dict[str, str] | None = None) -> FormErrors:
+def errors_from(
+    exc: Exception, *, fields: set[str] | None = None, aliases: dict[str, str] | None = None
+) -> FormErrors:
     """A domain or pydantic error as messages next to the form's fields (translated)."""
     out = FormErrors()
     aliases = aliases or {}
@@ -253,7 +279,9 @@ def attempt(session: Session, action: Callable[[], T]) -> T:
         return action()
 
 
-def try_action(session: Session, action: Callable[[], T], **kw: Any) -> tuple[T | None, FormErrors | None]:
+def try_action(
+    session: Session, action: Callable[[], T], **kw: Any
+) -> tuple[T | None, FormErrors | None]:
     """(result, None), or (None, errors to show) when the service refused; nothing written then."""
     try:
         return attempt(session, action), None
@@ -282,7 +310,8 @@ def safe_next(url: str | None) -> str:
 def field_values(form: FormData) -> dict[str, str]:
     """What was typed, to put back in the form (never the CSRF token or passwords)."""
     return {
-        k: v for k, v in form.items()
+        k: v
+        for k, v in form.items()
         if isinstance(v, str) and k != CSRF_FIELD and "password" not in k
     }
 
@@ -313,7 +342,9 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except SignInRequired as exc:
-                return RedirectResponse(f"{PREFIX}/signin?next={quote(exc.next_url)}", status_code=303)
+                return RedirectResponse(
+                    f"{PREFIX}/signin?next={quote(exc.next_url)}", status_code=303
+                )
             except CsrfFailed:
                 return error_page(request, 403, "csrf")
             except NotFound:
@@ -330,13 +361,26 @@ def error_page(request: Request, status: int, what: str) -> HTMLResponse:
 
     settings = request.app.state.settings
     ws = read_session(request, settings)
-    locale = (ws.locale if ws and ws.locale else None) or i18n.negotiate(request.headers.get("accept-language"))
+    locale = (ws.locale if ws and ws.locale else None) or i18n.negotiate(
+        request.headers.get("accept-language")
+    )
     member_locale = getattr(request.state, "page_locale", None)
     locale = member_locale or locale
     i18n.use(locale)
     html = templates.get_template("error.html").render(
-        {"page": None, "me": None, "locale": locale, "prefix": PREFIX, "errors": {}, "values": {},
-         "csrf_token": ws.csrf if ws else "", "csrf_field": CSRF_FIELD, "path": request.url.path,
-         "done": None, "what": what, "status": status}
+        {
+            "page": None,
+            "me": None,
+            "locale": locale,
+            "prefix": PREFIX,
+            "errors": {},
+            "values": {},
+            "csrf_token": ws.csrf if ws else "",
+            "csrf_field": CSRF_FIELD,
+            "path": request.url.path,
+            "done": None,
+            "what": what,
+            "status": status,
+        }
     )
     return HTMLResponse(html, status_code=status, headers={"Content-Language": locale})

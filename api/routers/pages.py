@@ -11,7 +11,16 @@ from sqlalchemy import select
 
 from api import i18n
 from api import pagedata as data
-from api.web import PREFIX, Form, PageDep, PageRoute, field_values, safe_next, static_file, try_action
+from api.web import (
+    PREFIX,
+    Form,
+    PageDep,
+    PageRoute,
+    field_values,
+    safe_next,
+    static_file,
+    try_action,
+)
 from commons_map.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from commons_map.people import service as people
 from commons_map.people.auth import authenticate
@@ -63,21 +72,35 @@ def signin(page: PageDep, form: Form) -> Response:
         member = authenticate(page.session, username=username, password=password)
     except (AuthenticationFailed, ValidationFailed) as exc:
         if isinstance(exc, AuthenticationFailed) and throttle is not None:
-            throttle.record_failure(page.request.app.state.engine, username=username, remote_addr=address)
+            throttle.record_failure(
+                page.request.app.state.engine, username=username, remote_addr=address
+            )
         from api.web import errors_from
 
         errors = errors_from(exc, fields={"username", "password"})
         if isinstance(exc, AuthenticationFailed):
             errors = type(errors)({"password": [i18n.translate_error(exc.message)]})
-        return page.render("signin.html", status_code=422 if isinstance(exc, ValidationFailed) else 401,
-                           errors=errors, values={"username": username}, next=next_url)
+        return page.render(
+            "signin.html",
+            status_code=422 if isinstance(exc, ValidationFailed) else 401,
+            errors=errors,
+            values={"username": username},
+            next=next_url,
+        )
     except Exception as exc:  # the throttle's refusal (429) is a domain error too
         from commons_map.errors import DomainError
 
         if not isinstance(exc, DomainError):
             raise
-        return page.render("signin.html", status_code=429, values={"username": username}, next=next_url,
-                           errors=type(data.FormErrors())({"": [page.t("Too many failed attempts: wait a few minutes, then try again.")]}))
+        return page.render(
+            "signin.html",
+            status_code=429,
+            values={"username": username},
+            next=next_url,
+            errors=type(data.FormErrors())(
+                {"": [page.t("Too many failed attempts: wait a few minutes, then try again.")]}
+            ),
+        )
     if throttle is not None:
         throttle.clear_failures(page.session, username=member.username)
     page.ws.sign_in(member)
@@ -111,8 +134,10 @@ def language(page: PageDep, form: Form) -> Response:
 def profile(page: PageDep) -> Response:
     """My name, e-mail and language."""
     me = page.require()
-    return page.render("profile.html", values={"display_name": me.display_name, "email": me.email or "",
-                                               "locale": me.locale})
+    return page.render(
+        "profile.html",
+        values={"display_name": me.display_name, "email": me.email or "", "locale": me.locale},
+    )
 
 
 @router.post(PREFIX + "/profile")
@@ -120,10 +145,17 @@ def profile_save(page: PageDep, form: Form) -> Response:
     """Save my profile; refused input is shown again next to its field."""
     me = page.require()
     values = field_values(form)
-    _, errors = try_action(page.session, lambda: data.update_profile(
-        page.session, member=me, display_name=values.get("display_name", ""),
-        email=values.get("email", ""), locale=values.get("locale", "")),
-        fields={"display_name", "email", "locale"})
+    _, errors = try_action(
+        page.session,
+        lambda: data.update_profile(
+            page.session,
+            member=me,
+            display_name=values.get("display_name", ""),
+            email=values.get("email", ""),
+            locale=values.get("locale", ""),
+        ),
+        fields={"display_name", "email", "locale"},
+    )
     if errors:
         return page.render("profile.html", status_code=422, errors=errors, values=values)
     page.ws.locale = me.locale
@@ -161,20 +193,40 @@ def commons_list(page: PageDep, kind: str = "", q: str = "") -> Response:
     if kind and kind not in known:
         errors.add("kind", page.t("Unknown kind: %(kind)s", kind=kind))
         kind = ""
-    listing = register.list_commons(page.session, actor=page.member, kind=kind or None,
-                                    q=q.strip() or None, limit=1000)
+    listing = register.list_commons(
+        page.session, actor=page.member, kind=kind or None, q=q.strip() or None, limit=1000
+    )
     features = listing["features"]
     return page.render(
         "commons_list.html",
-        kinds=kinds, kinds_options=[(k.code, data.kind_labeller(page.locale, kinds)(k.code)) for k in kinds],
-        kind=kind, q=q, features=features, matched=listing["numberMatched"], errors=errors,
-        kind_label=data.kind_labeller(page.locale, kinds), state_label=data.state_label,
-        geojson=json.dumps({"type": "FeatureCollection", "features": [
-            {"type": "Feature", "id": f["id"], "geometry": f["geometry"],
-             "properties": {"name": f["properties"]["name"], "url": f"{PREFIX}/commons/{f['id']}",
-                            "category": f["properties"]["category"]}}
-            for f in features if f["geometry"]
-        ]}),
+        kinds=kinds,
+        kinds_options=[(k.code, data.kind_labeller(page.locale, kinds)(k.code)) for k in kinds],
+        kind=kind,
+        q=q,
+        features=features,
+        matched=listing["numberMatched"],
+        errors=errors,
+        kind_label=data.kind_labeller(page.locale, kinds),
+        state_label=data.state_label,
+        geojson=json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "id": f["id"],
+                        "geometry": f["geometry"],
+                        "properties": {
+                            "name": f["properties"]["name"],
+                            "url": f"{PREFIX}/commons/{f['id']}",
+                            "category": f["properties"]["category"],
+                        },
+                    }
+                    for f in features
+                    if f["geometry"]
+                ],
+            }
+        ),
     )
 
 
@@ -183,13 +235,18 @@ def commons_page(page: PageDep, commons_id: int) -> Response:
     """One commons: state, rules, stewards, history; land figures; booking link."""
     commons = register.get_commons(page.session, actor=page.member, commons_id=commons_id)
     feature = register.commons_feature(page.session, actor=page.member, commons_id=commons_id)
-    history = [h | {"at_dt": datetime.fromisoformat(h["at"])}
-               for h in register.history(page.session, actor=page.member, commons_id=commons_id)]
+    history = [
+        h | {"at_dt": datetime.fromisoformat(h["at"])}
+        for h in register.history(page.session, actor=page.member, commons_id=commons_id)
+    ]
     kinds = register.list_kinds(page.session)
     return page.render(
         "commons_page.html",
-        c=commons, feature=feature, history=list(reversed(history))[:30],
-        kind_label=data.kind_labeller(page.locale, kinds), state_label=data.state_label,
+        c=commons,
+        feature=feature,
+        history=list(reversed(history))[:30],
+        kind_label=data.kind_labeller(page.locale, kinds),
+        state_label=data.state_label,
         can_edit=register.can_edit(page.member, commons),
         land=data.land_figures(page.session, page.member, commons),
         reservable=data.is_reservable(page.session, commons),
@@ -210,9 +267,14 @@ def commons_edit_form(page: PageDep, commons_id: int) -> Response:
     if not register.can_edit(page.member, commons):
         raise PermissionDenied("Only this commons' stewards and the coordinators may change it")
     values = {k: getattr(commons, k) for k in EDITABLE}
-    return page.render("commons_edit.html", c=commons, values=values, states=data.state_options(),
-                       members=data.member_options(page.session, page.member),
-                       steward_ids=sorted(commons.steward_ids))
+    return page.render(
+        "commons_edit.html",
+        c=commons,
+        values=values,
+        states=data.state_options(),
+        members=data.member_options(page.session, page.member),
+        steward_ids=sorted(commons.steward_ids),
+    )
 
 
 @router.post(PREFIX + "/commons/{commons_id}/edit")
@@ -235,9 +297,16 @@ def commons_edit(page: PageDep, commons_id: int, form: Form) -> Response:
 
     _, errors = try_action(page.session, save, fields=set(EDITABLE) | {"steward_ids"})
     if errors:
-        return page.render("commons_edit.html", status_code=422, c=commons, values=values, errors=errors,
-                           states=data.state_options(), members=data.member_options(page.session, me),
-                           steward_ids=steward_ids)
+        return page.render(
+            "commons_edit.html",
+            status_code=422,
+            c=commons,
+            values=values,
+            errors=errors,
+            states=data.state_options(),
+            members=data.member_options(page.session, me),
+            steward_ids=steward_ids,
+        )
     return page.redirect(f"{PREFIX}/commons/{commons_id}", done="saved")
 
 
@@ -248,8 +317,13 @@ def commons_edit(page: PageDep, commons_id: int, form: Form) -> Response:
 def members_page(page: PageDep) -> Response:
     """The cooperative's members and their roles (coordinators manage them)."""
     me = page.require()
-    rows = list(page.session.scalars(
-        select(Member).where(Member.cooperative_id == me.cooperative_id).order_by(Member.display_name)))
+    rows = list(
+        page.session.scalars(
+            select(Member)
+            .where(Member.cooperative_id == me.cooperative_id)
+            .order_by(Member.display_name)
+        )
+    )
     return page.render("members.html", members=rows, values={"locale": page.locale})
 
 
@@ -262,17 +336,33 @@ def members_add(page: PageDep, form: Form) -> Response:
 
     def add() -> Member:
         return people.create_member(
-            page.session, cooperative=me.cooperative, username=values.get("username", ""),
-            display_name=values.get("display_name", ""), password=password,
-            email=values.get("email") or None, locale=values.get("locale", "fr"),
-            roles={"coordinator"} if values.get("coordinator") else set(), actor=me,
+            page.session,
+            cooperative=me.cooperative,
+            username=values.get("username", ""),
+            display_name=values.get("display_name", ""),
+            password=password,
+            email=values.get("email") or None,
+            locale=values.get("locale", "fr"),
+            roles={"coordinator"} if values.get("coordinator") else set(),
+            actor=me,
         )
 
-    _, errors = try_action(page.session, add, fields={"username", "display_name", "password", "email", "locale", "roles"})
+    _, errors = try_action(
+        page.session,
+        add,
+        fields={"username", "display_name", "password", "email", "locale", "roles"},
+    )
     if errors:
-        rows = list(page.session.scalars(
-            select(Member).where(Member.cooperative_id == me.cooperative_id).order_by(Member.display_name)))
-        return page.render("members.html", status_code=422, members=rows, values=values, errors=errors)
+        rows = list(
+            page.session.scalars(
+                select(Member)
+                .where(Member.cooperative_id == me.cooperative_id)
+                .order_by(Member.display_name)
+            )
+        )
+        return page.render(
+            "members.html", status_code=422, members=rows, values=values, errors=errors
+        )
     return page.redirect(PREFIX + "/members", done="member_added")
 
 
@@ -280,7 +370,9 @@ def members_add(page: PageDep, form: Form) -> Response:
 def members_role(page: PageDep, member_id: int, form: Form) -> Response:
     """Grant or take back the coordinator role."""
     me = page.require()
-    target = people.get_member(page.session, cooperative_id=me.cooperative_id, username_or_id=member_id)
+    target = people.get_member(
+        page.session, cooperative_id=me.cooperative_id, username_or_id=member_id
+    )
     action = str(form.get("action") or "")
 
     def change() -> None:
@@ -293,7 +385,12 @@ def members_role(page: PageDep, member_id: int, form: Form) -> Response:
 
     _, errors = try_action(page.session, change, fields=set())
     if errors:
-        rows = list(page.session.scalars(
-            select(Member).where(Member.cooperative_id == me.cooperative_id).order_by(Member.display_name)))
+        rows = list(
+            page.session.scalars(
+                select(Member)
+                .where(Member.cooperative_id == me.cooperative_id)
+                .order_by(Member.display_name)
+            )
+        )
         return page.render("members.html", status_code=409, members=rows, values={}, errors=errors)
     return page.redirect(PREFIX + "/members", done="saved")

@@ -12,7 +12,17 @@ from pydantic import ValidationError
 
 from api import fieldpages, i18n
 from api import pagedata as data
-from api.web import PREFIX, STATIC, Form, JsonBody, PageDep, PageRoute, errors_from, field_values, try_action
+from api.web import (
+    PREFIX,
+    STATIC,
+    Form,
+    JsonBody,
+    PageDep,
+    PageRoute,
+    errors_from,
+    field_values,
+    try_action,
+)
 from commons_map.errors import Conflict, DomainError, NotFound, ValidationFailed
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -23,16 +33,25 @@ CATEGORIES = {
     "soil": ("land", "garden", "bed"),
 }
 TEMPLATES = {"work": "field_work.html", "harvest": "field_harvest.html", "soil": "field_soil.html"}
-DESTINATIONS = ("members", "shared_meals", "households_in_need", "other_cooperatives", "seed_saving", "compost")
+DESTINATIONS = (
+    "members",
+    "shared_meals",
+    "households_in_need",
+    "other_cooperatives",
+    "seed_saving",
+    "compost",
+)
 
 
 def destination_label(code: str) -> str:
     """Where food went, in the current language."""
     return {
-        "members": i18n.gettext("members"), "shared_meals": i18n.gettext("shared meals"),
+        "members": i18n.gettext("members"),
+        "shared_meals": i18n.gettext("shared meals"),
         "households_in_need": i18n.gettext("households in need"),
         "other_cooperatives": i18n.gettext("other cooperatives"),
-        "seed_saving": i18n.gettext("seed saving"), "compost": i18n.gettext("compost"),
+        "seed_saving": i18n.gettext("seed saving"),
+        "compost": i18n.gettext("compost"),
     }.get(code, code)
 
 
@@ -48,7 +67,9 @@ def _form_context(page: Any, kind: str) -> dict[str, Any]:
     if kind == "work":
         wl = data.optional("commons_map.worklog.service")
         acts = wl.list_activities(page.session) if wl else []
-        ctx["activities"] = [(a.code, a.label_fr if page.locale == "fr" else a.label_en) for a in acts]
+        ctx["activities"] = [
+            (a.code, a.label_fr if page.locale == "fr" else a.label_en) for a in acts
+        ]
         ctx["members"] = [(i, n) for i, n in data.member_options(page.session, me) if i != me.id]
     elif kind == "harvest":
         ctx["destinations"] = [(d, destination_label(d)) for d in DESTINATIONS]
@@ -56,15 +77,27 @@ def _form_context(page: Any, kind: str) -> dict[str, Any]:
         soil = data.optional("commons_map.soil.service")
         inds = soil.list_indicators(page.session, cooperative_id=me.cooperative_id) if soil else []
         field_inds = [i for i in inds if i.measured in ("field", "both")]
-        ctx["indicators"] = [(i.code, i.label_fr if page.locale == "fr" else i.label_en) for i in field_inds]
-        ctx["units"] = [(f"{i.code}:{u}", data.unit_label(u), i.code) for i in field_inds for u in i.units]
-        ctx["methods"] = sorted({(m, data.method_label(m)) for i in field_inds for m in (i.methods or [])},
-                                key=lambda pair: pair[1])
+        ctx["indicators"] = [
+            (i.code, i.label_fr if page.locale == "fr" else i.label_en) for i in field_inds
+        ]
+        ctx["units"] = [
+            (f"{i.code}:{u}", data.unit_label(u), i.code) for i in field_inds for u in i.units
+        ]
+        ctx["methods"] = sorted(
+            {(m, data.method_label(m)) for i in field_inds for m in (i.methods or [])},
+            key=lambda pair: pair[1],
+        )
     return ctx
 
 
-def _show(page: Any, kind: str, *, values: dict[str, str] | None = None, errors: Any = None,
-          status_code: int = 200) -> Response:
+def _show(
+    page: Any,
+    kind: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: Any = None,
+    status_code: int = 200,
+) -> Response:
     ctx = _form_context(page, kind)
     vals = dict(values or {})
     date_field = {"work": "work_date", "harvest": "harvested_on", "soil": "sampled_on"}[kind]
@@ -72,8 +105,14 @@ def _show(page: Any, kind: str, *, values: dict[str, str] | None = None, errors:
     cid = page.request.query_params.get("commons_id")
     if cid and "commons_id" not in vals:
         vals["commons_id"] = cid
-    return page.render(TEMPLATES[kind], status_code=status_code, values=vals, errors=errors or {},
-                       next_step_text=fieldpages.next_step(kind), **ctx)
+    return page.render(
+        TEMPLATES[kind],
+        status_code=status_code,
+        values=vals,
+        errors=errors or {},
+        next_step_text=fieldpages.next_step(kind),
+        **ctx,
+    )
 
 
 def _post(page: Any, kind: str, form: Any) -> Response:
@@ -88,8 +127,10 @@ def _post(page: Any, kind: str, form: Any) -> Response:
         except ValidationFailed:
             key = None
     saved, errors = try_action(
-        page.session, lambda: fieldpages.SAVERS[kind](page.session, me, values, key),
-        fields=fieldpages.FIELDS[kind], aliases=fieldpages.ALIASES[kind],
+        page.session,
+        lambda: fieldpages.SAVERS[kind](page.session, me, values, key),
+        fields=fieldpages.FIELDS[kind],
+        aliases=fieldpages.ALIASES[kind],
     )
     if errors:
         return _show(page, kind, values=values, errors=errors, status_code=422)
@@ -143,12 +184,23 @@ def sync(page: PageDep, body: JsonBody) -> Response:
     different content (the server keeps what it has); 422 the service refused (errors by field).
     """
     if page.member is None:
-        return JSONResponse({"status": "signed_out", "message": page.t("Sign in again to send what waits on this phone.")},
-                            status_code=401)
+        return JSONResponse(
+            {
+                "status": "signed_out",
+                "message": page.t("Sign in again to send what waits on this phone."),
+            },
+            status_code=401,
+        )
     me = page.member
     i18n.use(page.locale)
-    if not isinstance(body, dict) or body.get("kind") not in fieldpages.KINDS or not isinstance(body.get("fields"), dict):
-        return JSONResponse({"status": "invalid", "message": page.t("This entry cannot be read.")}, status_code=400)
+    if (
+        not isinstance(body, dict)
+        or body.get("kind") not in fieldpages.KINDS
+        or not isinstance(body.get("fields"), dict)
+    ):
+        return JSONResponse(
+            {"status": "invalid", "message": page.t("This entry cannot be read.")}, status_code=400
+        )
     kind = body["kind"]
     fields = {str(k): str(v) for k, v in body["fields"].items() if v is not None}
     try:
@@ -157,11 +209,21 @@ def sync(page: PageDep, body: JsonBody) -> Response:
     except (DomainError, ValidationError) as exc:
         errors = errors_from(exc, fields=fieldpages.FIELDS[kind], aliases=fieldpages.ALIASES[kind])
         status = 409 if isinstance(exc, Conflict) else 404 if isinstance(exc, NotFound) else 422
-        return JSONResponse({"status": "conflict" if status == 409 else "refused", "errors": errors,
-                             "message": "; ".join(m for ms in errors.values() for m in ms)}, status_code=status)
+        return JSONResponse(
+            {
+                "status": "conflict" if status == 409 else "refused",
+                "errors": errors,
+                "message": "; ".join(m for ms in errors.values() for m in ms),
+            },
+            status_code=status,
+        )
     return JSONResponse(
-        {"status": "duplicate" if saved.duplicate else "saved", "id": saved.id, "kind": kind,
-         "message": fieldpages.next_step(kind)},
+        {
+            "status": "duplicate" if saved.duplicate else "saved",
+            "id": saved.id,
+            "kind": kind,
+            "message": fieldpages.next_step(kind),
+        },
         status_code=200 if saved.duplicate else 201,
     )
 
@@ -190,7 +252,8 @@ def field_odk(page: PageDep, form: Form) -> Response:
     link = data.new_odk_link(page.session, page.request, me)
     if link is None:
         return page.render("field.html", odk=None, odk_missing=True)
-    return page.render("field.html", odk=link, qr=data.qr_svg(link))
+    project = page.cooperative.name if page.cooperative else "commons-map"
+    return page.render("field.html", odk=link, qr=data.qr_svg(data.odk_settings(link, project)))
 
 
 # --- the installable app ------------------------------------------------------------------------
@@ -219,7 +282,9 @@ def manifest(page: PageDep) -> Response:
             {"name": page.t("Record a soil observation"), "url": f"{PREFIX}/soil/new"},
         ],
     }
-    return page.finish(Response(json.dumps(body, ensure_ascii=False), media_type="application/manifest+json"))
+    return page.finish(
+        Response(json.dumps(body, ensure_ascii=False), media_type="application/manifest+json")
+    )
 
 
 @router.get(PREFIX + "/sw.js")

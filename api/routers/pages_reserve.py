@@ -32,7 +32,9 @@ def _tz(page: Any) -> ZoneInfo:
     return page.fmt.tz
 
 
-def _moment(problems: Any, values: dict[str, str], d: str, t: str, tz: ZoneInfo, *, required: bool = True) -> datetime | None:
+def _moment(
+    problems: Any, values: dict[str, str], d: str, t: str, tz: ZoneInfo, *, required: bool = True
+) -> datetime | None:
     on = day(problems, values, d, required=required)
     at = clock(problems, values, t)
     if on is None:
@@ -44,7 +46,9 @@ def _moment(problems: Any, values: dict[str, str], d: str, t: str, tz: ZoneInfo,
     return datetime.combine(on, at, tz)
 
 
-def _interval(values: dict[str, str], tz: ZoneInfo, *, end_required: bool = True) -> tuple[datetime, datetime | None]:
+def _interval(
+    values: dict[str, str], tz: ZoneInfo, *, end_required: bool = True
+) -> tuple[datetime, datetime | None]:
     problems = collector()
     start = _moment(problems, values, "start_date", "start_time", tz)
     if not values.get("end_date") and values.get("end_time"):
@@ -55,7 +59,12 @@ def _interval(values: dict[str, str], tz: ZoneInfo, *, end_required: bool = True
     return start, end
 
 
-ALIASES = {"starts_at": "start_time", "ends_at": "end_time", "resource_id": "", "max_active_per_member": ""}
+ALIASES = {
+    "starts_at": "start_time",
+    "ends_at": "end_time",
+    "resource_id": "",
+    "max_active_per_member": "",
+}
 FIELDS = {"start_date", "start_time", "end_date", "end_time", "purpose", "reason"}
 
 
@@ -68,14 +77,23 @@ def reservable(page: PageDep) -> Response:
     me = page.require()
     from commons_map.reservations.models import ResourceRules
 
-    rows = list(page.session.scalars(
-        select(Commons).join(ResourceRules, ResourceRules.commons_id == Commons.id)
-        .where(ResourceRules.enabled, Commons.archived_at.is_(None), Commons.cooperative_id == me.cooperative_id,
-               register.visible_clause(me))
-        .order_by(Commons.kind_code, Commons.name)
-    ))
+    rows = list(
+        page.session.scalars(
+            select(Commons)
+            .join(ResourceRules, ResourceRules.commons_id == Commons.id)
+            .where(
+                ResourceRules.enabled,
+                Commons.archived_at.is_(None),
+                Commons.cooperative_id == me.cooperative_id,
+                register.visible_clause(me),
+            )
+            .order_by(Commons.kind_code, Commons.name)
+        )
+    )
     kinds = register.list_kinds(page.session)
-    return page.render("reserve_list.html", resources=rows, kind_label=data.kind_labeller(page.locale, kinds))
+    return page.render(
+        "reserve_list.html", resources=rows, kind_label=data.kind_labeller(page.locale, kinds)
+    )
 
 
 def _week_start(raw: str | None, tz: ZoneInfo) -> date:
@@ -93,14 +111,18 @@ def _calendar(page: Any, resource_id: int, first: date) -> list[dict[str, Any]]:
     tz = _tz(page)
     start = datetime.combine(first, time(), tz)
     end = start + timedelta(days=DAYS_SHOWN)
-    av = _res().availability(page.session, actor=page.member, resource_id=resource_id, start=start, end=end)
+    av = _res().availability(
+        page.session, actor=page.member, resource_id=resource_id, start=start, end=end
+    )
     days = []
     for i in range(DAYS_SHOWN):
         d = first + timedelta(days=i)
         d0 = datetime.combine(d, time(), tz)
         d1 = d0 + timedelta(days=1)
 
-        def clip(rows: list[dict[str, datetime]]) -> list[tuple[datetime, datetime]]:
+        def clip(
+            rows: list[dict[str, datetime]], d0: datetime = d0, d1: datetime = d1
+        ) -> list[tuple[datetime, datetime]]:
             out = []
             for r in rows:
                 a, b = max(r["starts_at"], d0), min(r["ends_at"], d1)
@@ -112,9 +134,16 @@ def _calendar(page: Any, resource_id: int, first: date) -> list[dict[str, Any]]:
     return days
 
 
-def _resource_page(page: Any, resource_id: int, *, values: dict[str, str] | None = None,
-                   errors: FormErrors | None = None, status_code: int = 200, offer_wait: bool = False,
-                   week: str | None = None) -> Response:
+def _resource_page(
+    page: Any,
+    resource_id: int,
+    *,
+    values: dict[str, str] | None = None,
+    errors: FormErrors | None = None,
+    status_code: int = 200,
+    offer_wait: bool = False,
+    week: str | None = None,
+) -> Response:
     me = page.require()
     commons = register.get_commons(page.session, actor=me, commons_id=resource_id)
     rules = _res().get_rules(page.session, actor=me, resource_id=resource_id)
@@ -123,8 +152,14 @@ def _resource_page(page: Any, resource_id: int, *, values: dict[str, str] | None
     vals.setdefault("start_date", first.isoformat())
     vals.setdefault("end_date", first.isoformat())
     return page.render(
-        "reserve_resource.html", status_code=status_code, c=commons, rules=rules, values=vals,
-        errors=errors or {}, offer_wait=offer_wait, days=_calendar(page, resource_id, first),
+        "reserve_resource.html",
+        status_code=status_code,
+        c=commons,
+        rules=rules,
+        values=vals,
+        errors=errors or {},
+        offer_wait=offer_wait,
+        days=_calendar(page, resource_id, first),
         prev_week=(first - timedelta(days=DAYS_SHOWN)).isoformat(),
         next_week=(first + timedelta(days=DAYS_SHOWN)).isoformat(),
         can_manage=register.can_edit(me, commons),
@@ -146,8 +181,14 @@ def book(page: PageDep, resource_id: int, form: Form) -> Response:
 
     def go():  # noqa: ANN202
         start, end = _interval(values, tz)
-        return _res().book(page.session, actor=me, resource_id=resource_id, starts_at=start, ends_at=end,
-                           purpose=values.get("purpose", ""))
+        return _res().book(
+            page.session,
+            actor=me,
+            resource_id=resource_id,
+            starts_at=start,
+            ends_at=end,
+            purpose=values.get("purpose", ""),
+        )
 
     from commons_map.errors import Conflict
 
@@ -159,21 +200,40 @@ def book(page: PageDep, resource_id: int, form: Form) -> Response:
         from api.web import errors_from
 
         errors = errors_from(exc, fields=FIELDS, aliases=ALIASES)
-        taken = exc.detail.get("detected_by") != "waiting_list" and "max_active_per_member" not in exc.message
-        return _resource_page(page, resource_id, values=values, errors=errors, status_code=409,
-                              offer_wait=taken, week=values.get("start_date"))
+        taken = (
+            exc.detail.get("detected_by") != "waiting_list"
+            and "max_active_per_member" not in exc.message
+        )
+        return _resource_page(
+            page,
+            resource_id,
+            values=values,
+            errors=errors,
+            status_code=409,
+            offer_wait=taken,
+            week=values.get("start_date"),
+        )
     except Exception as exc:  # noqa: BLE001 - domain and form errors are shown; the rest is raised
         from pydantic import ValidationError
 
         from api.web import errors_from
         from commons_map.errors import DomainError, NotFound, PermissionDenied
 
-        if isinstance(exc, (PermissionDenied, NotFound)) or not isinstance(exc, (DomainError, ValidationError)):
+        if isinstance(exc, (PermissionDenied, NotFound)) or not isinstance(
+            exc, (DomainError, ValidationError)
+        ):
             raise
-        return _resource_page(page, resource_id, values=values, status_code=422, week=values.get("start_date"),
-                              errors=errors_from(exc, fields=FIELDS, aliases=ALIASES))
-    return page.redirect(f"{PREFIX}/reservations#r{r.id}",
-                         done="requested" if r.state == "requested" else "booked")
+        return _resource_page(
+            page,
+            resource_id,
+            values=values,
+            status_code=422,
+            week=values.get("start_date"),
+            errors=errors_from(exc, fields=FIELDS, aliases=ALIASES),
+        )
+    return page.redirect(
+        f"{PREFIX}/reservations#r{r.id}", done="requested" if r.state == "requested" else "booked"
+    )
 
 
 @router.post(PREFIX + "/reserve/{resource_id}/wait")
@@ -185,7 +245,9 @@ def wait(page: PageDep, resource_id: int, form: Form) -> Response:
 
     def go():  # noqa: ANN202
         start, end = _interval(values, tz)
-        return _res().wait(page.session, actor=me, resource_id=resource_id, starts_at=start, ends_at=end)
+        return _res().wait(
+            page.session, actor=me, resource_id=resource_id, starts_at=start, ends_at=end
+        )
 
     _, errors = try_action(page.session, go, fields=FIELDS, aliases=ALIASES)
     if errors:
@@ -203,8 +265,14 @@ def maintenance(page: PageDep, resource_id: int, form: Form) -> Response:
 
     def go():  # noqa: ANN202
         start, end = _interval(mvalues, tz, end_required=False)
-        return _res().declare_maintenance(page.session, actor=me, resource_id=resource_id, starts_at=start,
-                                          ends_at=end, reason=mvalues.get("reason", ""))
+        return _res().declare_maintenance(
+            page.session,
+            actor=me,
+            resource_id=resource_id,
+            starts_at=start,
+            ends_at=end,
+            reason=mvalues.get("reason", ""),
+        )
 
     _, errors = try_action(page.session, go, fields=FIELDS, aliases=ALIASES)
     if errors:
@@ -216,8 +284,14 @@ def maintenance(page: PageDep, resource_id: int, form: Form) -> Response:
 # --- my reservations ------------------------------------------------------------------------------
 
 
-def _mine(page: Any, *, errors: FormErrors | None = None, status_code: int = 200, feed: str | None = None,
-          values: dict[str, str] | None = None) -> Response:
+def _mine(
+    page: Any,
+    *,
+    errors: FormErrors | None = None,
+    status_code: int = 200,
+    feed: str | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
     me = page.require()
     res = _res()
     rows = res.list_my_reservations(page.session, actor=me, limit=200)
@@ -225,11 +299,22 @@ def _mine(page: Any, *, errors: FormErrors | None = None, status_code: int = 200
     upcoming = [res.reservation_out(page.session, r) for r in rows if r.state in live]
     past = [res.reservation_out(page.session, r) for r in rows if r.state not in live][-10:]
     waits = res.list_my_waits(page.session, actor=me)
-    names = {c.id: c.name for c in page.session.scalars(
-        select(Commons).where(Commons.id.in_({w["resource_id"] for w in waits} or {0})))}
-    return page.render("reservations.html", status_code=status_code, upcoming=upcoming, past=past,
-                       waits=[w | {"resource_name": names.get(w["resource_id"], "")} for w in waits],
-                       errors=errors or {}, feed=feed, values=values or {})
+    names = {
+        c.id: c.name
+        for c in page.session.scalars(
+            select(Commons).where(Commons.id.in_({w["resource_id"] for w in waits} or {0}))
+        )
+    }
+    return page.render(
+        "reservations.html",
+        status_code=status_code,
+        upcoming=upcoming,
+        past=past,
+        waits=[w | {"resource_name": names.get(w["resource_id"], "")} for w in waits],
+        errors=errors or {},
+        feed=feed,
+        values=values or {},
+    )
 
 
 @router.get(PREFIX + "/reservations")
@@ -243,24 +328,42 @@ def _action(page: Any, reservation_id: int, form: Any, what: str) -> Response:
     res = _res()
     notes = str(form.get("notes") or "")
     actions = {
-        "cancel": lambda: res.cancel(page.session, actor=me, reservation_id=reservation_id, reason=notes),
-        "checkout": lambda: res.check_out(page.session, actor=me, reservation_id=reservation_id, notes=notes),
-        "checkin": lambda: res.check_in(page.session, actor=me, reservation_id=reservation_id, notes=notes,
-                                        damaged=bool(form.get("damaged"))),
-        "approve": lambda: res.approve(page.session, actor=me, reservation_id=reservation_id,
-                                       note=str(form.get("note") or "")),
-        "refuse": lambda: res.refuse(page.session, actor=me, reservation_id=reservation_id,
-                                     note=str(form.get("note") or "")),
+        "cancel": lambda: res.cancel(
+            page.session, actor=me, reservation_id=reservation_id, reason=notes
+        ),
+        "checkout": lambda: res.check_out(
+            page.session, actor=me, reservation_id=reservation_id, notes=notes
+        ),
+        "checkin": lambda: res.check_in(
+            page.session,
+            actor=me,
+            reservation_id=reservation_id,
+            notes=notes,
+            damaged=bool(form.get("damaged")),
+        ),
+        "approve": lambda: res.approve(
+            page.session, actor=me, reservation_id=reservation_id, note=str(form.get("note") or "")
+        ),
+        "refuse": lambda: res.refuse(
+            page.session, actor=me, reservation_id=reservation_id, note=str(form.get("note") or "")
+        ),
     }
     _, errors = try_action(page.session, actions[what], fields={"notes"})
     if errors:
         per = FormErrors({f"notes-{reservation_id}": errors.get("notes", []), "": errors.general})
         if what in ("approve", "refuse"):
-            return page.render("approvals.html", status_code=409, waiting=data.awaiting_me(page.session, me),
-                               errors=per)
+            return page.render(
+                "approvals.html",
+                status_code=409,
+                waiting=data.awaiting_me(page.session, me),
+                errors=per,
+            )
         return _mine(page, errors=per, status_code=409, values={f"notes-{reservation_id}": notes})
     if what in ("approve", "refuse"):
-        return page.redirect(PREFIX + "/approvals", done=f"reservation_{'approved' if what == 'approve' else 'refused'}")
+        return page.redirect(
+            PREFIX + "/approvals",
+            done=f"reservation_{'approved' if what == 'approve' else 'refused'}",
+        )
     return page.redirect(f"{PREFIX}/reservations#r{reservation_id}", done=what)
 
 

@@ -41,9 +41,12 @@ def transfer_kind(kind: str) -> str:
     from api.i18n import gettext as _
 
     return {
-        "work_credit": _("work credited"), "service_payment": _("payment for a service"),
-        "reversal": _("reversal"), "adjustment": _("adjustment by the coordinators"),
-        "booking_contribution": _("reservation contribution"), "refund": _("refund"),
+        "work_credit": _("work credited"),
+        "service_payment": _("payment for a service"),
+        "reversal": _("reversal"),
+        "adjustment": _("adjustment by the coordinators"),
+        "booking_contribution": _("reservation contribution"),
+        "refund": _("refund"),
     }.get(kind, kind)
 
 
@@ -51,9 +54,14 @@ def _pay_form(page, values=None, errors=None, status_code=200):  # noqa: ANN001,
     me = page.require()
     vals = dict(values or {})
     vals.setdefault("idempotency_key", str(uuid.uuid4()))
-    return page.render("pay.html", status_code=status_code, values=vals, errors=errors or {},
-                       members=[(m_id, n) for m_id, n in data.member_options(page.session, me) if m_id != me.id],
-                       balance=data.balance_minutes(page.session, me))
+    return page.render(
+        "pay.html",
+        status_code=status_code,
+        values=vals,
+        errors=errors or {},
+        members=[(m_id, n) for m_id, n in data.member_options(page.session, me) if m_id != me.id],
+        balance=data.balance_minutes(page.session, me),
+    )
 
 
 @router.get(PREFIX + "/account/pay")
@@ -79,13 +87,26 @@ def pay(page: PageDep, form: Form) -> Response:
         if not (values.get("reason") or "").strip():
             problems.add("reason", "say what the payment is for")
         problems.raise_if_any()
-        return ledger.pay(page.session, payer=me, minutes=round(hours * 60), reason=values["reason"].strip(),
-                          idempotency_key=values.get("idempotency_key") or str(uuid.uuid4()),
-                          payee=int(values["payee"]) if values["payee"].isdigit() else values["payee"])
+        return ledger.pay(
+            page.session,
+            payer=me,
+            minutes=round(hours * 60),
+            reason=values["reason"].strip(),
+            idempotency_key=values.get("idempotency_key") or str(uuid.uuid4()),
+            payee=int(values["payee"]) if values["payee"].isdigit() else values["payee"],
+        )
 
-    _, errors = try_action(page.session, send, fields={"payee", "hours", "reason"},
-                           aliases={"minutes": "hours", "amount": "hours", "to_account_id": "payee",
-                                    "idempotency_key": ""})
+    _, errors = try_action(
+        page.session,
+        send,
+        fields={"payee", "hours", "reason"},
+        aliases={
+            "minutes": "hours",
+            "amount": "hours",
+            "to_account_id": "payee",
+            "idempotency_key": "",
+        },
+    )
     if errors:
         return _pay_form(page, values=values, errors=errors, status_code=422)
     return page.redirect(PREFIX + "/account", done="paid")
@@ -107,11 +128,18 @@ def approve_work(page: PageDep, work_log_id: int, form: Form) -> Response:
     me = page.require()
     from commons_map.worklog import service
 
-    _, errors = try_action(page.session, lambda: service.approve(page.session, actor=me, work_log_id=work_log_id),
-                           fields=set())
+    _, errors = try_action(
+        page.session,
+        lambda: service.approve(page.session, actor=me, work_log_id=work_log_id),
+        fields=set(),
+    )
     if errors:
-        return page.render("approvals.html", status_code=409, waiting=data.awaiting_me(page.session, me),
-                           errors=errors)
+        return page.render(
+            "approvals.html",
+            status_code=409,
+            waiting=data.awaiting_me(page.session, me),
+            errors=errors,
+        )
     return page.redirect(PREFIX + "/approvals", done="approved")
 
 
@@ -122,12 +150,22 @@ def reject_work(page: PageDep, work_log_id: int, form: Form) -> Response:
     from commons_map.worklog import service
 
     reason = str(form.get("reason") or "")
-    _, errors = try_action(page.session, lambda: service.reject(page.session, actor=me, work_log_id=work_log_id,
-                                                                reason=reason), fields={"reason"})
+    _, errors = try_action(
+        page.session,
+        lambda: service.reject(page.session, actor=me, work_log_id=work_log_id, reason=reason),
+        fields={"reason"},
+    )
     if errors:
-        errors = type(errors)({f"reason-{work_log_id}": errors.get("reason", []), "": errors.general})
-        return page.render("approvals.html", status_code=422, waiting=data.awaiting_me(page.session, me),
-                           errors=errors, values={f"reason-{work_log_id}": reason})
+        errors = type(errors)(
+            {f"reason-{work_log_id}": errors.get("reason", []), "": errors.general}
+        )
+        return page.render(
+            "approvals.html",
+            status_code=422,
+            waiting=data.awaiting_me(page.session, me),
+            errors=errors,
+            values={f"reason-{work_log_id}": reason},
+        )
     return page.redirect(PREFIX + "/approvals", done="rejected")
 
 

@@ -62,7 +62,12 @@
       items.forEach(function (e) {
         var li = document.createElement("li");
         li.setAttribute("data-key", e.key);
-        li.textContent = t("kind_" + e.kind) + " · " + (e.label || "") + " · " + (e.fields.work_date || e.fields.harvested_on || e.fields.sampled_on || "");
+        var day = e.fields.work_date || e.fields.harvested_on || e.fields.sampled_on || "";
+        if (day) {
+          try { day = new Date(day + "T12:00:00").toLocaleDateString(document.documentElement.lang, { day: "numeric", month: "short", year: "numeric" }); }
+          catch (err) { /* keep ISO */ }
+        }
+        li.textContent = t("kind_" + e.kind) + " · " + (e.label || "") + " · " + day;
         if (e.status === "refused" || e.status === "conflict") {
           var msg = document.createElement("div");
           msg.className = "field-error";

@@ -43,8 +43,14 @@ def extract() -> dict[str | tuple[str, str], None]:
 
 def build(locale: str, messages: dict) -> Catalog:
     """A catalog of ``messages`` for ``locale``."""
-    cat = Catalog(locale=locale, project="commons-map", version="0.1", charset="utf-8", fuzzy=False,
-                  copyright_holder="commons-map contributors")
+    cat = Catalog(
+        locale=locale,
+        project="commons-map",
+        version="0.1",
+        charset="utf-8",
+        fuzzy=False,
+        copyright_holder="commons-map contributors",
+    )
     for msg in sorted(messages, key=lambda m: m[0] if isinstance(m, tuple) else m):
         if locale == "fr":
             key = msg[0] if isinstance(msg, tuple) else msg

@@ -32,7 +32,11 @@ def test_every_string_of_the_pages_is_in_both_catalogs_and_translated_in_french(
     en_ids = {m.id[0] if isinstance(m.id, tuple) else m.id for m in en if m.id}
     assert extracted - fr_ids == set(), "run python -m api.translations.update"
     assert extracted - en_ids == set()
-    untranslated = [m.id for m in fr if m.id and not (all(m.string) if isinstance(m.string, tuple) else m.string)]
+    untranslated = [
+        m.id
+        for m in fr
+        if m.id and not (all(m.string) if isinstance(m.string, tuple) else m.string)
+    ]
     assert untranslated == []
 
 
@@ -57,25 +61,50 @@ def test_formats_follow_the_locale():
     assert fr.hours(-75).startswith("-1,25") or fr.hours(-75).startswith("\u22121,25")
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, "fr"), ("", "fr"), ("en-US,en;q=0.9", "en"), ("de-DE,de;q=0.9,en;q=0.5", "en"),
-    ("de,it", "fr"), ("fr-CA", "fr"), ("en;q=0.2,fr;q=0.8", "fr"), ("en;q=0", "fr"),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, "fr"),
+        ("", "fr"),
+        ("en-US,en;q=0.9", "en"),
+        ("de-DE,de;q=0.9,en;q=0.5", "en"),
+        ("de,it", "fr"),
+        ("fr-CA", "fr"),
+        ("en;q=0.2,fr;q=0.8", "fr"),
+        ("en;q=0", "fr"),
+    ],
+)
 def test_accept_language_negotiation(header, expected):
     assert i18n.negotiate(header) == expected
 
 
-@pytest.mark.parametrize("message, french", [
-    ("work_date: 2026-12-01 is in the future (today is 2026-11-27)", "La date ne peut pas être dans le futur."),
-    ("the duration must be positive (got -60 minutes)", "La durée doit être supérieure à zéro."),
-    ("infiltration: 99999 min is outside the plausible range 0.5-300 min; check for a typo, or confirm it"
-     " with confirm_out_of_range",
-     "99999 min sort de la plage plausible 0.5-300 min : vérifiez la saisie, ou cochez la case pour confirmer."),
-    ("resource_id: the slot is taken: a booking from 10:00 to 12:00", "Ce créneau est déjà pris."),
-    ("payee: refused, Lucas Bernard's balance would go to -1300 min, 100 min below the limit of -1200 min",
-     "Refusé : le solde passerait 100 minutes sous sa limite."),
-    ("something nobody foresaw", "Cette valeur n'est pas acceptée."),
-])
+@pytest.mark.parametrize(
+    "message, french",
+    [
+        (
+            "work_date: 2026-12-01 is in the future (today is 2026-11-27)",
+            "La date ne peut pas être dans le futur.",
+        ),
+        (
+            "the duration must be positive (got -60 minutes)",
+            "La durée doit être supérieure à zéro.",
+        ),
+        (
+            "infiltration: 99999 min is outside the plausible range 0.5-300 min; check for a typo, or confirm it"
+            " with confirm_out_of_range",
+            "99999 min sort de la plage plausible 0.5-300 min : vérifiez la saisie, ou cochez la case pour confirmer.",
+        ),
+        (
+            "resource_id: the slot is taken: a booking from 10:00 to 12:00",
+            "Ce créneau est déjà pris.",
+        ),
+        (
+            "payee: refused, Lucas Bernard's balance would go to -1300 min, 100 min below the limit of -1200 min",
+            "Refusé : le solde passerait 100 minutes sous sa limite.",
+        ),
+        ("something nobody foresaw", "Cette valeur n'est pas acceptée."),
+    ],
+)
 def test_service_errors_in_french(message, french):
     i18n.use("fr")
     assert i18n.translate_error(message) == french
@@ -108,10 +137,24 @@ def test_a_french_member_reads_no_english_on_the_main_pages(client, db):
     tool = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-1")).one()
     sign_in(client, "camille")
     english = english_only_strings()
-    pages = ["/app/", "/app/commons", f"/app/commons/{garden.id}", "/app/work/new", "/app/harvest/new",
-             "/app/soil/new", "/app/field", "/app/account", "/app/account/pay", "/app/approvals",
-             "/app/reserve", f"/app/reserve/{tool.id}", "/app/reservations", "/app/profile", "/app/members",
-             f"/app/commons/{garden.id}/edit"]
+    pages = [
+        "/app/",
+        "/app/commons",
+        f"/app/commons/{garden.id}",
+        "/app/work/new",
+        "/app/harvest/new",
+        "/app/soil/new",
+        "/app/field",
+        "/app/account",
+        "/app/account/pay",
+        "/app/approvals",
+        "/app/reserve",
+        f"/app/reserve/{tool.id}",
+        "/app/reservations",
+        "/app/profile",
+        "/app/members",
+        f"/app/commons/{garden.id}/edit",
+    ]
     for path in pages:
         r = client.get(path)
         assert r.status_code == 200, path

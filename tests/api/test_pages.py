@@ -24,8 +24,11 @@ def csrf_of(html: str) -> str:
 def sign_in(client, username: str, password: str = DEMO_PASSWORD) -> str:
     """Sign in through the form; the CSRF token of the new session."""
     token = csrf_of(client.get("/app/signin").text)
-    r = client.post("/app/signin", data={"username": username, "password": password, "csrf_token": token,
-                                         "next": "/app/"}, follow_redirects=False)
+    r = client.post(
+        "/app/signin",
+        data={"username": username, "password": password, "csrf_token": token, "next": "/app/"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text[:500]
     home = client.get("/app/")
     assert home.status_code == 200
@@ -43,8 +46,11 @@ def test_anonymous_gets_welcome_and_members_pages_redirect_to_sign_in(client):
 
 def test_sign_in_sets_a_hardened_cookie_and_shows_balance(client, people):
     token = csrf_of(client.get("/app/signin").text)
-    r = client.post("/app/signin", data={"username": "lucas", "password": DEMO_PASSWORD,
-                                         "csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        "/app/signin",
+        data={"username": "lucas", "password": DEMO_PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(COOKIE + "=")
@@ -65,16 +71,20 @@ def test_secure_cookie_over_https(app):
 
 def test_sign_in_without_csrf_is_refused_and_nothing_happens(client):
     client.get("/app/signin")
-    r = client.post("/app/signin", data={"username": "lucas", "password": DEMO_PASSWORD},
-                    follow_redirects=False)
+    r = client.post(
+        "/app/signin", data={"username": "lucas", "password": DEMO_PASSWORD}, follow_redirects=False
+    )
     assert r.status_code == 403
     assert client.get("/app/profile", follow_redirects=False).status_code == 303
 
 
 def test_wrong_password_shows_the_error_next_to_the_field_and_keeps_the_username(client):
     token = csrf_of(client.get("/app/signin", headers={"Accept-Language": "fr"}).text)
-    r = client.post("/app/signin", data={"username": "lucas", "password": "nope-nope",
-                                         "csrf_token": token}, headers={"Accept-Language": "fr"})
+    r = client.post(
+        "/app/signin",
+        data={"username": "lucas", "password": "nope-nope", "csrf_token": token},
+        headers={"Accept-Language": "fr"},
+    )
     assert r.status_code == 401
     assert 'id="password-error"' in r.text
     assert "Identifiant inconnu ou mot de passe incorrect" in r.text
@@ -130,8 +140,11 @@ def test_language_follows_accept_language_then_the_member_setting(client, db):
 
 def test_language_choice_is_saved_on_the_profile(client, db):
     token = sign_in(client, "lucas")
-    r = client.post("/app/language", data={"locale": "en", "csrf_token": token, "next": "/app/profile"},
-                    follow_redirects=False)
+    r = client.post(
+        "/app/language",
+        data={"locale": "en", "csrf_token": token, "next": "/app/profile"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/app/profile"
     assert db.scalar(select(Member.locale).where(Member.username == "lucas")) == "en"
     assert '<html lang="en">' in client.get("/app/profile").text
@@ -139,8 +152,10 @@ def test_language_choice_is_saved_on_the_profile(client, db):
 
 def test_profile_error_is_shown_next_to_the_field_and_nothing_is_written(client, db):
     token = sign_in(client, "lucas")
-    r = client.post("/app/profile", data={"display_name": "  ", "email": "not-an-email", "locale": "fr",
-                                          "csrf_token": token})
+    r = client.post(
+        "/app/profile",
+        data={"display_name": "  ", "email": "not-an-email", "locale": "fr", "csrf_token": token},
+    )
     assert r.status_code == 422
     assert 'id="display_name-error"' in r.text and 'id="email-error"' in r.text
     assert 'value="not-an-email"' in r.text
@@ -156,7 +171,9 @@ def test_commons_list_filters_by_kind_and_has_a_local_map(client):
     assert "/app/static/vendor/leaflet/leaflet.js" in r.text
     assert "unpkg" not in r.text and "cdn" not in r.text.lower()
     all_ = client.get("/app/commons")
-    assert all_.text.count("<li><a href=\"/app/commons/") > r.text.count("<li><a href=\"/app/commons/")
+    assert all_.text.count('<li><a href="/app/commons/') > r.text.count(
+        '<li><a href="/app/commons/'
+    )
     assert client.get("/app/static/vendor/leaflet/leaflet.js").status_code == 200
 
 
@@ -182,33 +199,58 @@ def test_private_commons_is_not_found_for_a_plain_member(client, db):
 
 
 def test_steward_edits_rules_with_a_history_row(client, db, people):
-    land = next(c for c in db.scalars(select(Commons).where(Commons.external_id.like("demo:land-%")))
-                if people.steward.id in c.steward_ids)
+    land = next(
+        c
+        for c in db.scalars(select(Commons).where(Commons.external_id.like("demo:land-%")))
+        if people.steward.id in c.steward_ids
+    )
     token = sign_in(client, "mamadou")
     form = client.get(f"/app/commons/{land.id}/edit")
     assert form.status_code == 200
-    r = client.post(f"/app/commons/{land.id}/edit", data={
-        "name": land.name, "state": "restoring", "description": land.description,
-        "rules_of_use": "Pas de labour. No ploughing.", "csrf_token": token,
-    }, follow_redirects=False)
+    r = client.post(
+        f"/app/commons/{land.id}/edit",
+        data={
+            "name": land.name,
+            "state": "restoring",
+            "description": land.description,
+            "rules_of_use": "Pas de labour. No ploughing.",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     db.refresh(land)
     assert land.rules_of_use == "Pas de labour. No ploughing." and land.state == "restoring"
-    assert db.scalar(select(CommonsHistory).where(CommonsHistory.commons_id == land.id,
-                                                  CommonsHistory.action == "updated")) is not None
+    assert (
+        db.scalar(
+            select(CommonsHistory).where(
+                CommonsHistory.commons_id == land.id, CommonsHistory.action == "updated"
+            )
+        )
+        is not None
+    )
 
 
 def test_edit_refused_shows_error_and_writes_nothing(client, db, people):
-    land = next(c for c in db.scalars(select(Commons).where(Commons.external_id.like("demo:land-%")))
-                if people.steward.id in c.steward_ids)
+    land = next(
+        c
+        for c in db.scalars(select(Commons).where(Commons.external_id.like("demo:land-%")))
+        if people.steward.id in c.steward_ids
+    )
     token = sign_in(client, "mamadou")
     before = land.rules_of_use
-    r = client.post(f"/app/commons/{land.id}/edit", data={
-        "name": "", "state": "active", "rules_of_use": "changed", "csrf_token": token,
-    })
+    r = client.post(
+        f"/app/commons/{land.id}/edit",
+        data={
+            "name": "",
+            "state": "active",
+            "rules_of_use": "changed",
+            "csrf_token": token,
+        },
+    )
     assert r.status_code == 422
     assert 'id="name-error"' in r.text
-    assert 'changed</textarea>' in r.text
+    assert "changed</textarea>" in r.text
     db.refresh(land)
     assert land.rules_of_use == before
 
@@ -222,9 +264,17 @@ def test_plain_member_may_not_edit(client, db):
 @pytest.mark.parametrize("who, status", [("camille", 303), ("lucas", 403)])
 def test_coordinators_add_members(client, db, who, status):
     token = sign_in(client, who)
-    r = client.post("/app/members", data={"username": f"newbie-{who}", "display_name": "Nouvelle",
-                                          "password": "longenough", "locale": "fr", "csrf_token": token},
-                    follow_redirects=False)
+    r = client.post(
+        "/app/members",
+        data={
+            "username": f"newbie-{who}",
+            "display_name": "Nouvelle",
+            "password": "longenough",
+            "locale": "fr",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == status
     created = db.scalar(select(Member).where(Member.username == f"newbie-{who}"))
     assert (created is not None) == (status == 303)
@@ -232,8 +282,16 @@ def test_coordinators_add_members(client, db, who, status):
 
 def test_add_member_error_next_to_field(client, db):
     token = sign_in(client, "camille")
-    r = client.post("/app/members", data={"username": "lucas", "display_name": "Double",
-                                          "password": "longenough", "locale": "fr", "csrf_token": token})
+    r = client.post(
+        "/app/members",
+        data={
+            "username": "lucas",
+            "display_name": "Double",
+            "password": "longenough",
+            "locale": "fr",
+            "csrf_token": token,
+        },
+    )
     assert r.status_code == 422
     assert 'id="username-error"' in r.text
     assert db.scalar(select(Member).where(Member.display_name == "Double")) is None
@@ -242,12 +300,18 @@ def test_add_member_error_next_to_field(client, db):
 def test_coordinator_grants_and_revokes_the_role(client, db):
     token = sign_in(client, "camille")
     lucas = db.scalars(select(Member).where(Member.username == "lucas")).one()
-    r = client.post(f"/app/members/{lucas.id}/roles", data={"action": "grant", "csrf_token": token},
-                    follow_redirects=False)
+    r = client.post(
+        f"/app/members/{lucas.id}/roles",
+        data={"action": "grant", "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     db.refresh(lucas)
     assert lucas.is_coordinator
-    r = client.post(f"/app/members/{lucas.id}/roles", data={"action": "revoke", "csrf_token": token},
-                    follow_redirects=False)
+    r = client.post(
+        f"/app/members/{lucas.id}/roles",
+        data={"action": "revoke", "csrf_token": token},
+        follow_redirects=False,
+    )
     db.refresh(lucas)
     assert not lucas.is_coordinator

@@ -27,15 +27,36 @@ from commons_map.worklog.models import WorkLog
 from tests.api.test_i18n import catalog
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "e2e-password-123"
 PARIS = ZoneInfo("Europe/Paris")
 # Proper nouns and codes that read the same in both languages.
-ALLOWED = {"english", "français", "odk", "collect", "kobocollect", "icalendar", "openstreetmap", "leaflet", "commons-map", "api"}
+ALLOWED = {
+    "english",
+    "français",
+    "odk",
+    "collect",
+    "kobocollect",
+    "icalendar",
+    "openstreetmap",
+    "leaflet",
+    "commons-map",
+    "api",
+}
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +75,15 @@ def new_phone(browser, live_server):
     made = []
 
     def make(locale: str = "fr-FR"):
-        ctx = browser.new_context(viewport={"width": 360, "height": 780}, device_scale_factor=1, is_mobile=True,
-                                  has_touch=True, locale=locale, base_url=live_server.url,
-                                  service_workers="allow")
+        ctx = browser.new_context(
+            viewport={"width": 360, "height": 780},
+            device_scale_factor=1,
+            is_mobile=True,
+            has_touch=True,
+            locale=locale,
+            base_url=live_server.url,
+            service_workers="allow",
+        )
         made.append(ctx)
         return ctx
 
@@ -73,8 +100,15 @@ def make_member(engine):
         username = f"{prefix}-{uuid.uuid4().hex[:8]}"
         with session_scope(engine) as s:
             coop = s.scalars(select(Cooperative).where(Cooperative.slug == "cic-saillans")).one()
-            create_member(s, cooperative=coop, username=username, display_name=f"Essai {username}",
-                          password=PASSWORD, locale=locale, bootstrap=True)
+            create_member(
+                s,
+                cooperative=coop,
+                username=username,
+                display_name=f"Essai {username}",
+                password=PASSWORD,
+                locale=locale,
+                bootstrap=True,
+            )
         return username
 
     return make
@@ -100,8 +134,13 @@ def sign_in(page, username: str, password: str = PASSWORD) -> None:
 def steward_land(engine) -> tuple[int, str]:
     with Session(engine) as s:
         mamadou = s.scalars(select(Member).where(Member.username == "mamadou")).one()
-        land = next(c for c in s.scalars(select(Commons).where(Commons.external_id.like("demo:land-%"))
-                                          .order_by(Commons.id)) if mamadou.id in c.steward_ids)
+        land = next(
+            c
+            for c in s.scalars(
+                select(Commons).where(Commons.external_id.like("demo:land-%")).order_by(Commons.id)
+            )
+            if mamadou.id in c.steward_ids
+        )
         return land.id, land.name
 
 
@@ -110,7 +149,9 @@ def logs_with(engine, notes: str) -> int:
         return s.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.notes == notes))
 
 
-def test_log_work_then_a_steward_approves_it_and_the_balance_changes(new_phone, make_member, engine):
+def test_log_work_then_a_steward_approves_it_and_the_balance_changes(
+    new_phone, make_member, engine
+):
     worker = make_member("e2e-work")
     land_id, _land_name = steward_land(engine)
     notes = f"paillage e2e {uuid.uuid4().hex[:6]}"
@@ -152,7 +193,9 @@ def _free_slot(engine, tool_id: int) -> tuple[datetime, datetime]:
     with Session(engine) as s:
         actor = s.scalars(select(Member).where(Member.username == "camille")).one()
         start = datetime.combine(datetime.now(PARIS).date() + timedelta(days=20), time(), PARIS)
-        av = reservations.availability(s, actor=actor, resource_id=tool_id, start=start, end=start + timedelta(days=7))
+        av = reservations.availability(
+            s, actor=actor, resource_id=tool_id, start=start, end=start + timedelta(days=7)
+        )
         for slot in av["free"]:
             a = slot["starts_at"].replace(minute=0) + timedelta(hours=3)
             if slot["ends_at"] - a >= timedelta(hours=2):
@@ -233,8 +276,12 @@ def test_fill_a_field_form_offline_and_see_it_synced_once(new_phone, make_member
     shot(page, "08-offline-queue")
 
     ctx.set_offline(False)
-    page.wait_for_function("window.commonsField && window.commonsField.all().then(a => a.length === 0)", timeout=20000)
-    page.wait_for_function("document.querySelector('#sync-queue').innerText.includes('Envoyé')", timeout=20000)
+    page.wait_for_function(
+        "window.commonsField && window.commonsField.all().then(a => a.length === 0)", timeout=20000
+    )
+    page.wait_for_function(
+        "document.querySelector('#sync-queue').innerText.includes('Envoyé')", timeout=20000
+    )
     shot(page, "09-synced")
     assert logs_with(engine, notes) == 1
     # more tries (a reload, an explicit sync) do not make a second entry
@@ -245,16 +292,19 @@ def test_fill_a_field_form_offline_and_see_it_synced_once(new_phone, make_member
 
 def english_vocabulary() -> set[str]:
     """Words of the English strings that no French string uses."""
+
     def words(text: str) -> set[str]:
-        return {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", re.sub(r"%\(\w+\)[sd]", "", text))}
+        return {
+            w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", re.sub(r"%\(\w+\)[sd]", "", text))
+        }
 
     en, fr = set(), set()
     for m in catalog("fr"):
         if not m.id:
             continue
-        for s in (m.id if isinstance(m.id, tuple) else (m.id,)):
+        for s in m.id if isinstance(m.id, tuple) else (m.id,):
             en |= words(s)
-        for s in (m.string if isinstance(m.string, tuple) else (m.string,)):
+        for s in m.string if isinstance(m.string, tuple) else (m.string,):
             fr |= words(s)
     return en - fr - ALLOWED
 
@@ -273,16 +323,34 @@ def test_in_french_no_english_is_left_on_the_members_pages(new_phone, make_membe
     page.wait_for_load_state()
     assert page.locator("html").get_attribute("lang") == "fr"
     with Session(engine) as s:  # people's names are proper nouns, whatever they look like
-        names = {w.lower() for n in s.scalars(select(Member.display_name)) for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", n)}
+        names = {
+            w.lower()
+            for n in s.scalars(select(Member.display_name))
+            for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", n)
+        }
     vocabulary = english_vocabulary() - names
     leftovers = {}
-    for path in ["/app/", "/app/field", "/app/work/new", "/app/harvest/new", "/app/soil/new", "/app/commons",
-                 f"/app/commons/{land_id}", "/app/reserve", f"/app/reserve/{tool_id}", "/app/reservations",
-                 "/app/account", "/app/account/pay", "/app/approvals", "/app/profile"]:
+    for path in [
+        "/app/",
+        "/app/field",
+        "/app/work/new",
+        "/app/harvest/new",
+        "/app/soil/new",
+        "/app/commons",
+        f"/app/commons/{land_id}",
+        "/app/reserve",
+        f"/app/reserve/{tool_id}",
+        "/app/reservations",
+        "/app/account",
+        "/app/account/pay",
+        "/app/approvals",
+        "/app/profile",
+    ]:
         page.goto(path)
         text = page.evaluate(
             "() => document.body.innerText + ' ' + Array.from(document.querySelectorAll('[aria-label],[placeholder],[title]'))"
-            ".map(e => (e.getAttribute('aria-label') || '') + ' ' + (e.getAttribute('placeholder') || '')).join(' ')")
+            ".map(e => (e.getAttribute('aria-label') || '') + ' ' + (e.getAttribute('placeholder') || '')).join(' ')"
+        )
         found = {w for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", text) if w.lower() in vocabulary}
         if found:
             leftovers[path] = sorted(found)
