@@ -342,3 +342,27 @@ def test_openapi_lists_limits_and_filter_languages_for_clients(client):
     assert params["limit"]["schema"]["maximum"] == 10_000 and params["limit"]["schema"]["default"] == 10
     assert set(params["filter-lang"]["schema"]["enum"]) == {"cql2-text", "cql-text"}
     assert "/collections/{collectionId}/items" in doc["paths"]
+
+
+def test_items_bbox_and_paging_use_the_indexes(db):
+    """With enough rows, a bbox page filters on the GiST index of the bare column (pushed into the union)."""
+    from commons_map.publish import service
+    from commons_map.publish.cql2 import Params
+
+    db.execute(text(
+        "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+        " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
+        " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
+        "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
+        " 'public', 'restoring' FROM generate_series(1, 6000) i"))
+    db.execute(text("ANALYZE commons"))
+    params = Params()
+    q = service.ItemsQuery(COLLECTIONS["restored_land"], limit=100,
+                           bbox=service.parse_bbox("5.01,44.51,5.02,44.52"), cursor=10)
+    sql = service.items_sql(q, params)
+    plan = "\n".join(r[0] for r in db.execute(
+        text("EXPLAIN " + sql), {"figs": "{}", "nodata_fr": "", "nodata_en": "", **params.values}))
+    assert "idx_commons_geom" in plan, plan
+    assert "Seq Scan on commons c\n" not in plan
+    page = service.items(db, query=q)
+    assert 0 < len(page.features) <= 100
