@@ -154,7 +154,7 @@ def check_measurement(
         problems.add(
             f"{where}.unit",
             f"{code}: {_fmt(m.value)} {m.unit} - the unit {m.unit!r} does not fit {ind.label_en};"
-            f" accepted units: {', '.join(ind.units)}",
+            f" accepted units: {', '.join(sorted(ind.units, key=lambda u: u != ind.canonical_unit))}",
         )
     if m.method is not None and ind.methods and m.method not in ind.methods:
         problems.add(
