@@ -315,3 +315,21 @@ def test_coordinator_grants_and_revokes_the_role(client, db):
     )
     db.refresh(lucas)
     assert not lucas.is_coordinator
+
+
+def test_the_field_forms_install_as_an_app(client):
+    sign_in(client, "lucas")
+    m = client.get("/app/manifest.webmanifest")
+    assert m.status_code == 200 and m.headers["content-type"].startswith("application/manifest+json")
+    body = m.json()
+    assert body["start_url"] == "/app/field" and body["display"] == "standalone"
+    assert {i["sizes"] for i in body["icons"]} >= {"192x192", "512x512"}
+    assert body["name"] == "Communs — saisies de terrain"
+    for icon in body["icons"]:
+        assert client.get(icon["src"]).status_code == 200
+    sw = client.get("/app/sw.js")
+    assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
+    assert sw.headers["service-worker-allowed"] == "/app/"
+    for path in ("/app/work/new", "/app/harvest/new", "/app/soil/new", "/app/static/field.js"):
+        assert f'"{path}"' in sw.text
+        assert client.get(path).status_code == 200
