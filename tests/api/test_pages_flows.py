@@ -637,3 +637,40 @@ def test_my_odk_collect_link_as_a_qr_code(client, db, people):
     payload = json.loads(zlib.decompress(base64.b64decode(odk_settings(url, "Coop"))))
     assert payload["general"]["server_url"] == url
     assert client.post("/app/field/odk", data={}).status_code == 403
+
+
+def test_a_request_waits_for_a_steward_who_confirms_it_from_the_approvals_page(client, db, people):
+    shredder = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-5")).one()
+    asker = people.member  # a plain member: the shredder needs a steward's approval
+    assert asker.id not in shredder.steward_ids
+    a, b = free_slot(db, asker, shredder.id)
+    token = sign_in(client, asker.username)
+    r = client.post(
+        f"/app/reserve/{shredder.id}", data=booking_form(a, b, token), follow_redirects=False
+    )
+    assert r.status_code == 303 and "done=requested" in r.headers["location"]
+    req = db.scalars(
+        select(Reservation).where(
+            Reservation.resource_id == shredder.id,
+            Reservation.member_id == asker.id,
+            Reservation.starts_at == a,
+        )
+    ).one()
+    assert req.state == "requested"
+    client.cookies.clear()
+    token = sign_in(client, "camille")
+    assert "Lucas Bernard" in client.get("/app/approvals").text
+    r = client.post(
+        f"/app/reservations/{req.id}/approve", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    db.refresh(req)
+    assert req.state == "confirmed"
+
+
+def test_anonymous_visitors_see_only_public_commons(client, db):
+    r = client.get("/app/commons", headers={"Accept-Language": "en"})
+    assert r.status_code == 200
+    home = db.scalars(select(Commons).where(Commons.external_id == "demo:home-0")).one()
+    assert f'href="/app/commons/{home.id}"' not in r.text
+    assert client.get(f"/app/commons/{home.id}").status_code == 404
