@@ -141,11 +141,14 @@ class StatusTiles(VectorGridProtobuf):
                 {{ this.mvt_layer|tojson }}: function (p, zoom) {
                     var colours = {{ this.colours|tojson }};
                     var c = colours[p.status] || {{ this.fallback|tojson }};
+                    window.commonsMap.parcels[p.id] = p.status;
                     return {fill: true, fillColor: c, fillOpacity: 0.7, color: "#333333",
                             weight: zoom >= 15 ? 1 : 0.4, opacity: 0.8, radius: 6};
                 }
             }
         });
+        window.commonsMap.map = {{ this._parent.get_name() }};
+        {{ this.get_name() }}.on("load", function () { window.commonsMap.loaded.tiles = true; });
         {{ this.get_name() }}.on("click", function (e) {
             L.popup({maxWidth: 320}).setLatLng(e.latlng)
                 .setContent(commonsMapPopup(e.layer.properties, "parcel"))
@@ -179,7 +182,10 @@ class GeoJsonByUrl(Layer):
                                 {maxWidth: 320});
             }
         });
-        commonsMapLoad({{ this.url|tojson }}, function (features) { {{ this.get_name() }}.addData(features); });
+        commonsMapLoad({{ this.url|tojson }}, function (features) {
+            {{ this.get_name() }}.addData(features);
+            window.commonsMap.loaded[{{ this.popup_kind|tojson }}] = features.length;
+        });
         {%- endmacro %}
         """
     )
@@ -209,6 +215,7 @@ class ClusterPointsByUrl(MacroElement):
                     .bindPopup(commonsMapPopup(p, "point"), {maxWidth: 320})
                     .addTo({{ this.cluster.get_name() }});
             });
+            window.commonsMap.loaded.points = features.length;
         });
         {%- endmacro %}
         """
@@ -227,6 +234,13 @@ def _helpers_js(t: dict[str, str], status_labels: dict[str, str], lang: str) -> 
     return """
 <script>
 var COMMONS_MAP_T = %(t)s;
+// What the page has drawn (read by people debugging and by the browser tests).
+window.commonsMap = {map: null, parcels: {}, loaded: {}, errors: []};
+// Leaflet.VectorGrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed: without it a click
+// on a parcel throws. Stopping the DOM event keeps the map from closing the new popup at once.
+if (window.L && L.DomEvent && !L.DomEvent.fakeStop) {
+  L.DomEvent.fakeStop = function (e) { L.DomEvent.stopPropagation(e); };
+}
 var COMMONS_MAP_STATUS = %(status)s;
 var COMMONS_MAP_LOCALE = %(locale)s;
 function commonsMapEsc(v) {
@@ -274,7 +288,10 @@ function commonsMapLoad(url, done) {
       all = all.concat(fc.features || []);
       var more = (fc.links || []).filter(function (l) { return l.rel === "next"; })[0];
       if (more) { next(more.href); } else { done(all); }
-    }).catch(function (e) { console.warn("commons-map: could not load " + u + ": " + e); });
+    }).catch(function (e) {
+      window.commonsMap.errors.push(String(e));
+      console.warn("commons-map: could not load " + u + ": " + e);
+    });
   }
   next(url);
 }
@@ -341,7 +358,7 @@ def build_public_map(
     legend = legend or status_legend()
     a = sources.assets.rstrip("/")
     m = folium.Map(location=[44.6975, 5.195], zoom_start=13, tiles=None, control_scale=True,
-                   prefer_canvas=True, maxZoom=20, minZoom=3)
+                   prefer_canvas=False, maxZoom=20, minZoom=3)  # SVG overlays let clicks reach the tiles
     _use_local_assets(m, [("leaflet", f"{a}/leaflet/leaflet.js")], [("leaflet_css", f"{a}/leaflet/leaflet.css")])
     if basemap == "osm":
         folium.TileLayer(

@@ -143,7 +143,7 @@ def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any
     if minutes is not None:
         for commons_id, mins in minutes(session, cooperative_id=cooperative_id).items():
             if mins:
-                out.setdefault(str(commons_id), {})["volunteer_hours"] = round(int(mins) / 60.0, 1)
+                out.setdefault(str(commons_id), {})["volunteer_hours"] = round(int(mins) / 60.0, 2)
     return out
 
 

@@ -306,7 +306,11 @@ def check_tile(z: int, x: int, y: int) -> None:
 
 
 def tile_sql(collection: Collection) -> str:
-    """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode."""
+    """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode.
+
+    The commons id is the MVT feature id and also an ``id`` property (Leaflet.VectorGrid's
+    style functions only see properties).
+    """
     cols = []
     for name in collection.tile_props:
         qy = collection.queryable(name)
@@ -317,8 +321,8 @@ def tile_sql(collection: Collection) -> str:
         cols.append(f"{expand(value)} AS {name}")
     margin = TILE_BUFFER / TILE_EXTENT
     return (
-        f"{with_figures(collection)}SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'id') FROM ("
-        f"SELECT {', '.join(cols)},"
+        f"{with_figures(collection)}SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
+        f"SELECT s.id AS fid, {', '.join(cols)},"
         f" ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
         f" FROM ({public_source(collection)}) s{figures_join(collection)}"
         f" WHERE s.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326)"

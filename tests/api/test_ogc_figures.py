@@ -1,0 +1,80 @@
+"""The restored-land layer carries the soil feature's figures and the ledger's volunteer hours."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from commons_map.ledger.service import minutes_by_commons
+from commons_map.publish import figures
+from commons_map.register.models import Commons
+from commons_map.soil.service import parcel_summaries
+from commons_map.soil.status import STATUS_LABELS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_figures():
+    figures.clear_cache()
+    yield
+    figures.clear_cache()
+
+
+def test_the_adapter_finds_both_features():
+    assert figures.soil_available() and figures.ledger_available()
+    assert set(figures.status_labels()) == set(STATUS_LABELS)
+
+
+def test_restored_land_features_hold_the_soil_and_ledger_figures(client, db, people):
+    summaries = parcel_summaries(db, cooperative_id=people.coop.id)
+    minutes = minutes_by_commons(db, cooperative_id=people.coop.id)
+    feats = client.get("/ogc/collections/restored_land/items?limit=1000").json()["features"]
+    assert feats
+    statuses = set()
+    for f in feats:
+        p = f["properties"]
+        s = summaries.get(f["id"])
+        status = s.status if s is not None else "no_data"
+        statuses.add(status)
+        assert p["status"] == status
+        assert p["status_label_fr"] == STATUS_LABELS[status]["fr"]
+        assert p["status_label_en"] == STATUS_LABELS[status]["en"]
+        if s is not None and s.soc_stock_t_ha is not None:
+            assert p["soc_stock_t_ha"] == pytest.approx(s.soc_stock_t_ha, abs=0.01)
+        if s is not None and s.co2e_t_per_year is not None:
+            assert p["co2e_t_per_year"] == pytest.approx(s.co2e_t_per_year, abs=0.001)
+        if s is not None and s.harvest_kg_total:
+            assert p["harvest_kg_total"] == pytest.approx(s.harvest_kg_total, abs=0.1)
+        assert p["volunteer_hours"] == pytest.approx(minutes.get(f["id"], 0) / 60, abs=0.006)
+    assert len(statuses) >= 2  # the demo has parcels in different states
+    assert any(f["properties"]["volunteer_hours"] > 0 for f in feats)
+
+
+def test_gardens_show_volunteer_hours_and_status_filter_works(client, db, people):
+    minutes = minutes_by_commons(db, cooperative_id=people.coop.id)
+    for f in client.get("/ogc/collections/gardens/items?limit=100").json()["features"]:
+        assert f["properties"]["volunteer_hours"] == pytest.approx(minutes.get(f["id"], 0) / 60, abs=0.006)
+    regenerating = client.get("/ogc/collections/restored_land/items",
+                              params={"filter": "status = 'regenerating'", "limit": 100}).json()["features"]
+    assert regenerating and all(f["properties"]["status"] == "regenerating" for f in regenerating)
+
+
+def test_tile_popups_get_the_same_figures(client, db):
+    import mapbox_vector_tile
+
+    land = db.scalars(select(Commons).where(Commons.external_id == "demo:land-0")).one()
+    item = client.get(f"/ogc/collections/restored_land/items/{land.id}").json()["properties"]
+    from sqlalchemy import text
+
+    from tests.api.test_tiles import tile_of
+
+    lon, lat = db.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons"
+                               " WHERE id = :i"), {"i": land.id}).one()
+    x, y = tile_of(lon, lat, 12)
+    tile = client.get(f"/tiles/restored_land/12/{x}/{y}.mvt")
+    feats = {f["id"]: f["properties"] for f in mapbox_vector_tile.decode(tile.content)["restored_land"]["features"]}
+    props = feats[land.id]
+    for key in ("status", "status_label_fr", "soc_stock_t_ha", "co2e_t_per_year", "volunteer_hours"):
+        if item[key] is None:
+            assert key not in props or props[key] is None
+        else:
+            assert props[key] == pytest.approx(item[key]) if isinstance(item[key], float) else props[key] == item[key]
