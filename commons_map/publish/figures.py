@@ -9,6 +9,7 @@ either way. Results are kept a short while per cooperative (a public map may lag
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
 from datetime import date, datetime
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 CACHE_SECONDS = 30.0
+log = logging.getLogger("commons_map.publish")
 
 # Colours by regeneration status (colour-blind safe, green = better); unknown codes get grey.
 STATUS_COLOURS = {
@@ -147,6 +149,17 @@ def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any
     return out
 
 
+def safe_compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any]]:
+    """``compute`` inside a savepoint: if the soil or ledger feature fails, the public layers
+    still answer (with "no data") and the request's transaction stays usable."""
+    try:
+        with session.begin_nested():
+            return compute(session, cooperative_id=cooperative_id)
+    except Exception:  # noqa: BLE001 - a figure source failing must not take the public map down
+        log.exception("figures for cooperative %s could not be computed; showing no data", cooperative_id)
+        return {}
+
+
 def _db_key(session: Session) -> str:
     bind = session.get_bind()
     engine = getattr(bind, "engine", bind)
@@ -154,7 +167,11 @@ def _db_key(session: Session) -> str:
 
 
 def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[str, Any]]:
-    """Figures of every cooperative's commons, keyed by commons id as text (cached briefly)."""
+    """Figures of every cooperative's commons, keyed by commons id as text.
+
+    Kept ``CACHE_SECONDS``; a stale entry is still served while a background thread (with its
+    own session) refreshes it, so no public request waits for the soil and ledger sums.
+    """
     coops = [int(i) for i in session.execute(text("SELECT id FROM cooperatives ORDER BY id")).scalars()]
     key_db = _db_key(session)
     now = time.monotonic()
@@ -163,14 +180,41 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
         key = (key_db, coop_id)
         with _lock:
             hit = _cache.get(key) if use_cache else None
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
+        if hit is not None:
+            if now - hit[0] >= CACHE_SECONDS:
+                _refresh_later(session, key)
             merged.update(hit[1])
             continue
-        fresh = compute(session, cooperative_id=coop_id)
+        fresh = safe_compute(session, cooperative_id=coop_id)
         with _lock:
-            _cache[key] = (now, fresh)
+            _cache[key] = (time.monotonic(), fresh)
         merged.update(fresh)
     return merged
+
+
+_refreshing: set[tuple[str, int]] = set()
+
+
+def _refresh_later(session: Session, key: tuple[str, int]) -> None:
+    """Recompute one cooperative's figures in a thread with its own session."""
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    with _lock:
+        if key in _refreshing:
+            return
+        _refreshing.add(key)
+
+    def run() -> None:
+        try:
+            with Session(bind=engine) as own:
+                fresh = safe_compute(own, cooperative_id=key[1])
+            with _lock:
+                _cache[key] = (time.monotonic(), fresh)
+        finally:
+            with _lock:
+                _refreshing.discard(key)
+
+    threading.Thread(target=run, name="publish-figures", daemon=True).start()
 
 
 def clear_cache() -> None:

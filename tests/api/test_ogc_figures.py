@@ -78,3 +78,18 @@ def test_tile_popups_get_the_same_figures(client, db):
             assert key not in props or props[key] is None
         else:
             assert props[key] == pytest.approx(item[key]) if isinstance(item[key], float) else props[key] == item[key]
+
+
+def test_a_failing_figure_source_leaves_the_layer_working(client, monkeypatch):
+    import commons_map.soil.service as soil
+
+    def broken(session, *, cooperative_id, **kw):
+        session.execute(select(Commons.id).where(Commons.id == 1 / 0 if False else Commons.id))
+        raise RuntimeError("soil sums failed")
+
+    monkeypatch.setattr(soil, "parcel_summaries", broken)
+    r = client.get("/ogc/collections/restored_land/items?limit=100")
+    assert r.status_code == 200
+    feats = r.json()["features"]
+    assert feats and {f["properties"]["status"] for f in feats} == {"no_data"}
+    assert any(f["properties"]["volunteer_hours"] > 0 for f in feats)  # the ledger still answered
