@@ -115,49 +115,59 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any]]:
-    """Figures per commons id (as text keys) for one cooperative, only where there is data."""
-    out: dict[str, dict[str, Any]] = {}
-    labels = status_labels()
+def _soil(session: Session, cooperative_id: int, out: dict[str, dict[str, Any]]) -> None:
     summaries = _optional("commons_map.soil.service", "parcel_summaries")
-    if summaries is not None:
-        for commons_id, s in summaries(session, cooperative_id=cooperative_id).items():
-            status = str(_get(s, "status") or "no_data")
-            last = _get(s, "last_sampled")
-            if isinstance(last, datetime):
-                last = last.date()
-            entry = {
-                "status": status,
-                "status_label_fr": labels.get(status, {}).get("fr") or status,
-                "status_label_en": labels.get(status, {}).get("en") or status,
-                "soc_stock_t_ha": _number(_get(s, "soc_stock_t_ha")),
-                "soc_change_t_ha_per_year": _number(_get(s, "soc_change_t_ha_per_year"), 3),
-                "co2e_t_per_year": _number(_get(s, "co2e_t_per_year"), 3),
-                "basis": _get(s, "basis"),
-                "harvest_kg_total": _number(_get(s, "harvest_kg_total"), 1),
-                "last_sampled": last.isoformat() if isinstance(last, date) else last,
-            }
-            if status == "no_data" and not any(v is not None for k, v in entry.items()
-                                               if k not in ("status", "status_label_fr", "status_label_en")):
-                continue
-            out[str(commons_id)] = entry
+    if summaries is None:
+        return
+    labels = status_labels()
+    for commons_id, s in summaries(session, cooperative_id=cooperative_id).items():
+        status = str(_get(s, "status") or "no_data")
+        last = _get(s, "last_sampled")
+        if isinstance(last, datetime):
+            last = last.date()
+        entry = {
+            "status": status,
+            "status_label_fr": labels.get(status, {}).get("fr") or status,
+            "status_label_en": labels.get(status, {}).get("en") or status,
+            "soc_stock_t_ha": _number(_get(s, "soc_stock_t_ha")),
+            "soc_change_t_ha_per_year": _number(_get(s, "soc_change_t_ha_per_year"), 3),
+            "co2e_t_per_year": _number(_get(s, "co2e_t_per_year"), 3),
+            "basis": _get(s, "basis"),
+            "harvest_kg_total": _number(_get(s, "harvest_kg_total"), 1),
+            "last_sampled": last.isoformat() if isinstance(last, date) else last,
+        }
+        figures = [v for k, v in entry.items() if k not in ("status", "status_label_fr", "status_label_en")]
+        if status == "no_data" and not any(figures):
+            continue  # the SQL defaults say the same; keep the parameter small
+        out.setdefault(str(commons_id), {}).update(entry)
+
+
+def _hours(session: Session, cooperative_id: int, out: dict[str, dict[str, Any]]) -> None:
     minutes = _optional("commons_map.ledger.service", "minutes_by_commons")
-    if minutes is not None:
-        for commons_id, mins in minutes(session, cooperative_id=cooperative_id).items():
-            if mins:
-                out.setdefault(str(commons_id), {})["volunteer_hours"] = round(int(mins) / 60.0, 2)
+    if minutes is None:
+        return
+    for commons_id, mins in minutes(session, cooperative_id=cooperative_id).items():
+        if mins:
+            out.setdefault(str(commons_id), {})["volunteer_hours"] = round(int(mins) / 60.0, 2)
+
+
+def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any]]:
+    """Figures per commons id (as text keys) for one cooperative, only where there is data.
+
+    Each source runs in its own savepoint: if one fails (a bug, a missing table), the other's
+    figures still show and the request's transaction stays usable.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for source in (_soil, _hours):
+        try:
+            with session.begin_nested():
+                source(session, cooperative_id, out)
+        except Exception:  # noqa: BLE001 - a figure source failing must not take the public map down
+            log.exception("%s figures for cooperative %s failed; showing no data", source.__name__[1:],
+                          cooperative_id)
     return out
 
 
-def safe_compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any]]:
-    """``compute`` inside a savepoint: if the soil or ledger feature fails, the public layers
-    still answer (with "no data") and the request's transaction stays usable."""
-    try:
-        with session.begin_nested():
-            return compute(session, cooperative_id=cooperative_id)
-    except Exception:  # noqa: BLE001 - a figure source failing must not take the public map down
-        log.exception("figures for cooperative %s could not be computed; showing no data", cooperative_id)
-        return {}
 
 
 def _db_key(session: Session) -> str:
@@ -185,7 +195,7 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
                 _refresh_later(session, key)
             merged.update(hit[1])
             continue
-        fresh = safe_compute(session, cooperative_id=coop_id)
+        fresh = compute(session, cooperative_id=coop_id)
         with _lock:
             _cache[key] = (time.monotonic(), fresh)
         merged.update(fresh)
@@ -207,7 +217,7 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     def run() -> None:
         try:
             with Session(bind=engine) as own:
-                fresh = safe_compute(own, cooperative_id=key[1])
+                fresh = compute(own, cooperative_id=key[1])
             with _lock:
                 _cache[key] = (time.monotonic(), fresh)
         finally:
