@@ -169,6 +169,39 @@ def submissions(
         console.print("[bold]dry run[/]: nothing was written")
 
 
+@app.command("reprocess")
+def reprocess_cmd(
+    submission_id: Annotated[list[int] | None, typer.Argument(help="submission ids; all rejected ones if none")] = None,
+    form: Annotated[str | None, typer.Option(help="only this form")] = None,
+) -> None:
+    """Run stored submissions through their processor again (after a fix), e.g. the rejected ones."""
+    from sqlalchemy import select
+
+    from commons_map.fieldforms.models import Submission
+    from ingest.openrosa import reprocess
+
+    engine = make_engine(get_settings())
+    done: list[tuple[int, str, str | None]] = []
+    try:
+        with session_scope(engine) as session:
+            ids = list(submission_id or [])
+            if not ids:
+                stmt = select(Submission.id).where(Submission.status == "rejected").order_by(Submission.id)
+                if form:
+                    stmt = stmt.where(Submission.form_id == form)
+                ids = list(session.scalars(stmt))
+            for sid in ids:
+                sub = reprocess(session, actor=None, submission_id=sid, system=True)
+                done.append((sub.id, sub.status, sub.problem))
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    finally:
+        engine.dispose()
+    for sid, status, problem in done:
+        console.print(f"submission {sid}: {status}" + (f" ({problem})" if problem else ""))
+    console.print(f"{sum(s == 'processed' for _, s, _ in done)} of {len(done)} now processed")
+
+
 @app.command("token")
 def token(
     username: str,

@@ -193,3 +193,48 @@ def _message(sub: Submission) -> str:
     if sub.records.get("kind") == "work_log":
         return "Reçu, merci ! Vos heures attendent la validation d'un·e référent·e. / Received, thank you! Your hours await a steward's approval."
     return "Reçu, merci ! / Received, thank you!"
+
+
+def values_of(sub: Submission) -> dict[str, Any]:
+    """The form values of a stored submission, from its raw bytes (XML, or an export row as JSON)."""
+    spec = get_spec(sub.form_id)
+    if sub.source == "openrosa":
+        return parse_submission(sub.raw).values
+    import json
+
+    from ingest.exports import leaf_values
+
+    data = json.loads(sub.raw)
+    values = leaf_values(data["row"], spec)
+    for name, items in (data.get("repeats") or {}).items():
+        values[name] = items or []
+    return values
+
+
+def reprocess(session: Session, *, actor: Member | None, submission_id: int, system: bool = False) -> Submission:
+    """Run a stored submission through its processor again (after a fix), as the member who sent it.
+
+    Only a submission that is ``rejected`` or ``received`` is reprocessed (a coordinator of its
+    cooperative, or the command line); the records of a processed one are never made twice.
+    """
+    from commons_map.errors import Conflict, NotFound, PermissionDenied
+    from commons_map.people.permissions import is_coordinator_of
+
+    sub = session.get(Submission, submission_id, with_for_update=True)
+    if sub is None or not (system or is_coordinator_of(actor, sub.cooperative_id)):
+        if sub is not None and actor is not None and actor.cooperative_id == sub.cooperative_id:
+            raise PermissionDenied("Only coordinators reprocess submissions")
+        raise NotFound(f"No submission {submission_id}", field="submission_id")
+    if sub.status not in ("rejected", "received"):
+        raise Conflict(f"submission {sub.id} is {sub.status}; only rejected or received ones are reprocessed",
+                       field="status")
+    member = session.get(Member, sub.member_id) if sub.member_id else None
+    if member is None:
+        raise Conflict(f"submission {sub.id} has no member to record it for", field="member")
+    previous = None
+    if sub.deprecated_id:
+        old = get_submission(session, form_id=sub.form_id, instance_id=sub.deprecated_id)
+        previous = old.records if old is not None else None
+    process(session, sub, values_of(sub), member, previous)
+    session.flush()
+    return sub

@@ -370,3 +370,28 @@ def test_field_tokens_api(orclient, people, auth):
 
 def test_today_is_used(db):
     assert date.today().isoformat() in xml("worklog.xml").decode()
+
+
+def test_rejected_submission_is_reprocessed_after_a_fix(orclient, db, people, token):
+    from commons_map.errors import Conflict, PermissionDenied
+    from commons_map.register.schemas import CommonsPatch
+    from commons_map.register.service import update_commons
+    from ingest.openrosa import reprocess
+
+    tool = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-2")).one()
+    iid = new_iid()
+    orclient.post(f"/openrosa/key/{token}/submission",
+                  **files(xml("inventory.xml", commons=f"c{tool.id}", state="out_of_service", iid=iid)))
+    sub = db.scalars(select(Submission).where(Submission.instance_id == iid)).one()
+    assert sub.status == "rejected"
+    with pytest.raises(PermissionDenied):
+        reprocess(db, actor=people.member, submission_id=sub.id)
+    # The fix: lucas becomes a steward of the tool. Then a coordinator reprocesses the submission.
+    update_commons(db, actor=people.coordinator, commons_id=tool.id,
+                   patch=CommonsPatch(steward_ids=sorted(tool.steward_ids | {people.member.id})))
+    again = reprocess(db, actor=people.coordinator, submission_id=sub.id)
+    assert again.status == "processed" and again.problem is None
+    db.refresh(tool)
+    assert tool.state == "out_of_service"
+    with pytest.raises(Conflict):
+        reprocess(db, actor=people.coordinator, submission_id=sub.id)
