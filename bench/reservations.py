@@ -24,6 +24,7 @@ import argparse
 import os
 import random
 import threading
+from collections import Counter
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,6 +68,7 @@ class Result:
     conflicts: int
     seconds: float
     latencies: list[float]
+    errors: Counter[str]
 
     @property
     def rate(self) -> float:
@@ -122,6 +124,7 @@ def run(name: str, url: str, attempts: list[Attempt], threads: int, one) -> Resu
     engine = make_engine(url=url, pool_size=threads, max_overflow=0)
     chunks = [attempts[i::threads] for i in range(threads)]
     counts = {"ok": 0, "conflicts": 0}
+    errors: Counter[str] = Counter()
     latencies: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(threads + 1)
@@ -136,7 +139,14 @@ def run(name: str, url: str, attempts: list[Attempt], threads: int, one) -> Resu
             barrier.wait()
             for a in chunk:
                 t0 = time.perf_counter()
-                if one(session, a):
+                try:
+                    won = one(session, a)
+                except Exception as exc:  # noqa: BLE001 - counted and shown, never lost
+                    session.rollback()
+                    with lock:
+                        errors[f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"] += 1
+                    continue
+                if won:
                     local_ok += 1
                 else:
                     local_conf += 1
@@ -155,7 +165,7 @@ def run(name: str, url: str, attempts: list[Attempt], threads: int, one) -> Resu
         t.join()
     seconds = time.perf_counter() - t0
     engine.dispose()
-    return Result(name, len(attempts), counts["ok"], counts["conflicts"], seconds, latencies)
+    return Result(name, len(attempts), counts["ok"], counts["conflicts"], seconds, latencies, errors)
 
 
 ROW_SQL = ("INSERT INTO {table} (resource_id, kind, member_id, state, starts_at, ends_at, blocked_until,"
@@ -248,6 +258,9 @@ def main() -> None:
         for r in results:
             print(f"{r.name:<22}{r.rate:>12.0f}{r.ok:>8}{100 * r.conflicts / r.attempts:>11.1f}%"
                   f"{r.pct(0.5):>9.2f}{r.pct(0.95):>9.2f}{floor.rate / r.rate:>11.2f}x")
+        for r in results:
+            for message, n in r.errors.items():
+                print(f"  {r.name}: {n} attempt(s) failed with {message}")
         print("no overlapping active bookings after the constrained and service runs (checked by a self-join)")
     finally:
         if not args.keep:

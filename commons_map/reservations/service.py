@@ -60,6 +60,8 @@ DAY_NAMES = {
 # A lock namespace for pg_advisory_xact_lock(namespace, member_id): one member's bookings
 # are counted against the cap one at a time.
 CAP_LOCK = 7301
+# pg_advisory_xact_lock(namespace, resource_id): one resource's writers, one at a time.
+RESOURCE_LOCK = 7302
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -350,6 +352,18 @@ def _conflict(
     )
 
 
+def _lock_resource(session: Session, resource_id: int) -> None:
+    """Serialise the writers of one resource until they commit.
+
+    Without it, two transactions inserting overlapping rows at the same instant can each find
+    the other's uncommitted row in the exclusion check and wait for each other: PostgreSQL
+    breaks such a cycle by aborting one with a deadlock (40P01), which is an error, not an
+    answer. Queued on this lock instead, the second writer sees the first one's outcome. The
+    lock is a courtesy to the writers; the exclusion constraint stays the guarantee.
+    """
+    session.execute(select(func.pg_advisory_xact_lock(RESOURCE_LOCK, resource_id)))
+
+
 def _insert_guarded(
     session: Session, row: Reservation, then: Callable[[], None] | None = None
 ) -> Reservation:
@@ -358,6 +372,7 @@ def _insert_guarded(
     ``then`` runs inside the same savepoint (the event row, the ledger debit): if anything in
     it fails, the row goes too, and the caller's transaction stays usable either way.
     """
+    _lock_resource(session, row.resource_id)
     try:
         with session.begin_nested():
             session.add(row)
@@ -444,6 +459,7 @@ def book(
             f" {offer.offer_expires_at.isoformat() if offer.offer_expires_at else '?'}",
             field="resource_id", detail={"detected_by": "waiting_list"},
         )
+    _lock_resource(session, commons.id)
     other = _overlapping(session, commons.id, starts_at, blocked_until)
     if other is not None:
         raise _conflict(session, other, detected_by="service", asked=(starts_at, blocked_until))
@@ -735,6 +751,7 @@ def check_in(
 
 def _open_damage_maintenance(session: Session, r: Reservation, actor: Member, now: datetime) -> Reservation:
     """An open-ended maintenance period from now; the bookings it collides with are cancelled."""
+    _lock_resource(session, r.resource_id)
     hit = list(session.scalars(
         select(Reservation).where(
             Reservation.resource_id == r.resource_id, Reservation.kind == "booking",
@@ -805,6 +822,7 @@ def declare_maintenance(
         )
     if ends_at is not None and ends_at <= now:
         raise ValidationFailed(f"ends_at: {ends_at.isoformat()} is in the past", field="ends_at")
+    _lock_resource(session, commons.id)
     other = _overlapping(session, commons.id, starts_at, ends_at)
     if other is not None:
         raise _conflict(session, other, detected_by="service", asked=(starts_at, ends_at))
@@ -839,6 +857,7 @@ def update_maintenance(
     if ends_at is not None and ends_at <= max(m.starts_at, now):
         raise ValidationFailed(f"ends_at: {ends_at.isoformat()} must be after the start and after now",
                                field="ends_at")
+    _lock_resource(session, m.resource_id)
     other = _overlapping(session, m.resource_id, m.starts_at, ends_at, exclude_id=m.id)
     if other is not None:
         raise _conflict(session, other, detected_by="service", asked=(m.starts_at, ends_at))

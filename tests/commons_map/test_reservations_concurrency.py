@@ -5,7 +5,8 @@
 - Many members booking many resources at once, each thread on its own session: afterwards a
   self-join over every booking finds no overlap, and no member is over the cap.
 - The database path itself: a booking whose service check could not see a concurrent,
-  uncommitted booking waits on the constraint and gets a 409 naming it when the other commits.
+  uncommitted row waits on the constraint and gets a 409 naming it when the other commits;
+  simultaneous inserts past the check only ever answer Conflict (never a deadlock error).
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def test_many_members_many_resources_never_overlap(fresh_database):
 
 
 def test_the_constraint_answers_when_the_service_check_could_not_see(fresh_database):
-    """B checks while A's booking is not committed yet, so only the constraint can stop B."""
+    """Another writer (plain SQL, outside the service and its lock) holds an uncommitted
+    overlapping row: the service's check cannot see it, so only the constraint can stop B."""
     url = fresh_database()
     (a_id, b_id), (tool_id,) = seed(url, members=2, tools=1, rules=RulesIn(min_minutes=60, max_days_ahead=30))
     engine = make_engine(url=url)
@@ -210,9 +212,11 @@ def test_the_constraint_answers_when_the_service_check_could_not_see(fresh_datab
     outcome: dict[str, object] = {}
     b_pid: list[int] = []
 
-    session_a = maker()
-    mine = service.book(session_a, actor=session_a.get(Member, a_id), resource_id=tool_id, starts_at=start,
-                        ends_at=end)
+    other_writer = engine.connect()
+    tx = other_writer.begin()
+    other_writer.execute(text(
+        "INSERT INTO reservations (resource_id, kind, member_id, state, starts_at, ends_at, blocked_until)"
+        " VALUES (:r, 'booking', :m, 'confirmed', :s, :e, :e)"), {"r": tool_id, "m": a_id, "s": start, "e": end})
 
     def b() -> None:
         with maker() as s:
@@ -227,24 +231,76 @@ def test_the_constraint_answers_when_the_service_check_could_not_see(fresh_datab
 
     thread = threading.Thread(target=b)
     thread.start()
-    # Wait until B is blocked on A's uncommitted row inside the exclusion check.
+    # Wait until B is blocked on the uncommitted row inside the exclusion check.
     deadline = time.time() + 30
     with engine.connect() as watch:
         while True:
             waiting = b_pid and watch.execute(text(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"), {"p": b_pid[0]}).scalar() == "Lock"
+                "SELECT wait_event FROM pg_stat_activity WHERE pid = :p"), {"p": b_pid[0]}).scalar() == "transactionid"
             if waiting:
                 break
             assert time.time() < deadline, "B never waited on the constraint"
             time.sleep(0.02)
-    session_a.commit()
-    session_a.close()
+    tx.commit()
+    other_writer.close()
     thread.join(timeout=30)
     exc = outcome["result"]
     assert isinstance(exc, Conflict), exc
     assert exc.detail["detected_by"] == "database"
-    assert exc.detail["conflict"]["starts_at"] == mine.starts_at.astimezone(PARIS).isoformat()
+    assert exc.detail["conflict"]["starts_at"] == start.isoformat()
     with engine.connect() as c:
         assert c.execute(select(func.count()).select_from(Reservation)).scalar_one() == 1
     engine.dispose()
     assert overlaps(url) == 0
+
+
+def test_simultaneous_inserts_behind_the_check_only_ever_answer_conflict(fresh_database):
+    """Eight threads insert the same slot at the same instant, past the service's check, 30 times.
+
+    Two inserts of overlapping rows may wait for each other inside the exclusion check, and
+    PostgreSQL then aborts one as a deadlock (this test failed that way before the guarded
+    insert queued writers per resource); every loser must get a Conflict, never another error,
+    and each slot exactly one winner.
+    """
+    url = fresh_database()
+    member_ids, (tool_id,) = seed(url, members=8, tools=1, rules=RulesIn(min_minutes=60, max_days_ahead=30))
+    engine = make_engine(url=url, pool_size=8, max_overflow=0)
+    maker = make_sessionmaker(engine)
+    slots = [slot(2 + k // 6, 8 + 2 * (k % 6)) for k in range(30)]
+    barrier = threading.Barrier(8)
+    outcomes: Counter[str] = Counter()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(member_id: int) -> None:
+        with maker() as s:
+            for start in slots:
+                barrier.wait()
+                row = Reservation(resource_id=tool_id, kind="booking", member_id=member_id, state="confirmed",
+                                  starts_at=start, ends_at=start + timedelta(hours=1),
+                                  blocked_until=start + timedelta(hours=1))
+                try:
+                    service._insert_guarded(s, row)
+                    s.commit()
+                    kind = "won"
+                except Conflict:
+                    s.rollback()
+                    kind = "conflict"
+                except BaseException as exc:  # noqa: BLE001 - collected and failed below
+                    s.rollback()
+                    with lock:
+                        errors.append(exc)
+                    kind = "error"
+                with lock:
+                    outcomes[kind] += 1
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in member_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    engine.dispose()
+    assert not errors, errors[:3]
+    assert outcomes == {"won": 30, "conflict": 30 * 7}, outcomes
+    assert overlaps(url) == 0
+
