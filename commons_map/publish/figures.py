@@ -3,7 +3,7 @@
 The soil feature (``commons_map.soil``) gives each parcel's regeneration status, carbon and
 harvests; the ledger (``commons_map.ledger``) gives volunteer minutes per commons. This adapter
 uses them when they are installed and otherwise answers "no data", so the public layers work
-either way. Results are kept a short while per cooperative (a public map may lag by seconds).
+either way. Results are kept five minutes per cooperative (a public map may lag that much).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 300.0
 log = logging.getLogger("commons_map.publish")
 
 # Colours by regeneration status (colour-blind safe, green = better); unknown codes get grey.
@@ -162,9 +162,9 @@ def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any
         try:
             with session.begin_nested():
                 source(session, cooperative_id, out)
-        except Exception:  # noqa: BLE001 - a figure source failing must not take the public map down
-            log.exception("%s figures for cooperative %s failed; showing no data", source.__name__[1:],
-                          cooperative_id)
+        except Exception as exc:  # noqa: BLE001 - a figure source failing must not take the public map down
+            log.warning("%s figures for cooperative %s failed, showing no data: %s: %.300s",
+                        source.__name__[1:], cooperative_id, type(exc).__name__, exc)
     return out
 
 

@@ -46,6 +46,8 @@ def public_source(collection: Collection) -> str:
         "CASE WHEN c.location_precision = 'approximate' OR p.location_precision = 'approximate'"
         f" THEN {snapped('COALESCE(c.geom, p.geom)')} ELSE COALESCE(c.geom, p.geom) END"
     )
+    # Cast to c.geom's own type, so that a view over the union keeps its SRID (tipg reads it).
+    typed = "::geometry(Geometry, 4326)"
     if collection.as_points:
         own = "ST_PointOnSurface(c.geom)"
         derived = f"ST_PointOnSurface({derived})"
@@ -55,11 +57,12 @@ def public_source(collection: Collection) -> str:
         " JOIN cooperatives co ON co.id = c.cooperative_id"
         f" WHERE {PUBLIC_ROW} AND c.geom IS NOT NULL AND c.location_precision = 'exact'{cats}"
         " UNION ALL "
-        f"SELECT {COLUMNS}, {derived} AS geom"
+        f"SELECT {COLUMNS}, ({derived}){typed} AS geom"
         " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
         " JOIN cooperatives co ON co.id = c.cooperative_id"
         " LEFT JOIN commons p ON p.id = c.kept_at_id"
         "  AND p.visibility = 'public' AND p.archived_at IS NULL"
+        # Matches the partial index ix_commons_public_derived (migration 0006_publish).
         f" WHERE {PUBLIC_ROW} AND (c.geom IS NULL OR c.location_precision = 'approximate'){cats}"
         "  AND COALESCE(c.geom, p.geom) IS NOT NULL"
     )
