@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+SERVER_SECRET = "fault-test-secret-0123456789-abcdefghij"
 
 
 def free_port() -> int:
@@ -85,16 +86,17 @@ class Server:
     url: str
     env: dict
     port: int
+    workers: int = 1
     proc: subprocess.Popen | None = None
     log: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="cm-server-", suffix=".log")))
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 120) -> None:
         self.proc = subprocess.Popen(
-            [str(BIN / "commons-map"), "serve", "--port", str(self.port)],
+            [str(BIN / "commons-map"), "serve", "--port", str(self.port), "--workers", str(self.workers)],
             env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.time() + timeout
-        while time.time() < deadline:
+        while time.time() < deadline and self.proc.poll() is None:
             try:
                 httpx.get(self.url + "/openapi.json", timeout=2)
                 return
@@ -122,14 +124,35 @@ def server_factory() -> Iterator:
     """Start `commons-map serve` processes against a database URL; all stopped after the test."""
     servers: list[Server] = []
 
-    def make(database_url: str, **env: str) -> Server:
+    def make(database_url: str, *, workers: int = 1, **env: str) -> Server:
         port = free_port()
-        e = dict(os.environ, COMMONS_DATABASE_URL=database_url, COMMONS_SECRET_KEY="fault-test-secret-0123456789",
-                 **env)
-        s = Server(url=f"http://127.0.0.1:{port}", env=e, port=port)
+        e = dict(os.environ, COMMONS_DATABASE_URL=database_url, COMMONS_SECRET_KEY=SERVER_SECRET, **env)
+        s = Server(url=f"http://127.0.0.1:{port}", env=e, port=port, workers=workers)
         servers.append(s)
         return s
 
     yield make
     for s in servers:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_database() -> Iterator[str]:
+    """A brand-new migrated database with the demo loaded by `commons-map demo load`, for one module.
+
+    Shared by the module's tests, which each work on their own rows (their own keys, instance ids
+    and external ids) and check only those, plus the invariants that hold for the whole database.
+    """
+    from commons_map.db import drop_database, ensure_database
+    from commons_map.migrate import upgrade
+    from tests.conftest import _test_url
+
+    url = _test_url("cm_fault")
+    ensure_database(url)
+    try:
+        upgrade(url)
+        subprocess.run([str(BIN / "commons-map"), "demo", "load"], env=dict(os.environ, COMMONS_DATABASE_URL=url),
+                       check=True, capture_output=True, timeout=600)
+        yield url
+    finally:
+        drop_database(url)
