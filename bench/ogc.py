@@ -95,9 +95,12 @@ def make_view(url: str) -> None:
     with engine.begin() as conn:
         source = public_source(COLLECTIONS["restored_land"])
         conn.execute(text(f"DROP VIEW IF EXISTS {VIEW}"))
-        conn.execute(text(
-            f"CREATE VIEW {VIEW} AS SELECT s.id, s.name, s.kind, s.state, s.area_m2, s.updated_at, s.geom"
-            f" FROM ({source}) s"))
+        conn.execute(
+            text(
+                f"CREATE VIEW {VIEW} AS SELECT s.id, s.name, s.kind, s.state, s.area_m2, s.updated_at, s.geom"
+                f" FROM ({source}) s"
+            )
+        )
     engine.dispose()
 
 
@@ -112,7 +115,11 @@ def timed(fn, n: int) -> list[float]:
 
 def stats(times: list[float]) -> dict[str, float]:
     qs = statistics.quantiles(times, n=20) if len(times) >= 2 else [times[0]] * 19
-    return {"rps": len(times) / sum(times), "p50": statistics.median(times) * 1000, "p95": qs[18] * 1000}
+    return {
+        "rps": len(times) / sum(times),
+        "p50": statistics.median(times) * 1000,
+        "p95": qs[18] * 1000,
+    }
 
 
 def http_case(client: httpx.Client, urls: list[str], rounds: int, check) -> list[float]:
@@ -139,14 +146,18 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
 
     n = 2**z
     r = math.radians(lat)
-    return int((lon + 180) / 360 * n), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
+    return int((lon + 180) / 360 * n), int(
+        (1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parcels", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=30, help="requests per case and server")
-    ap.add_argument("--tipg", default="/tmp/tipg-venv/bin/uvicorn", help="uvicorn of the venv where tipg is")
+    ap.add_argument(
+        "--tipg", default="/tmp/tipg-venv/bin/uvicorn", help="uvicorn of the venv where tipg is"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing benchmark database")
     args = ap.parse_args()
@@ -165,23 +176,51 @@ def main() -> None:
 
     ours_port, tipg_port = free_port(), free_port()
     env = {**os.environ, "COMMONS_DATABASE_URL": url}
-    ours = subprocess.Popen([str(ROOT / ".venv/bin/uvicorn"), "--factory", "api.main:app_factory",
-                             "--host", "127.0.0.1", "--port", str(ours_port), "--log-level", "warning"],
-                            cwd=ROOT, env=env)
+    ours = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            "--factory",
+            "api.main:app_factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ours_port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     pg = make_url(url)
     tipg_env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
-    tipg_env.update({
-        # tipg 1.x reads DATABASE_URL (older releases TIPG_DATABASE_URL): give both.
-        "DATABASE_URL": f"postgresql://{pg.username}@{pg.host}:{pg.port or 5432}/{pg.database}",
-        "TIPG_DATABASE_URL": f"postgresql://{pg.username}@{pg.host}:{pg.port or 5432}/{pg.database}",
-        "TIPG_DB_SCHEMAS": '["public"]', "TIPG_DB_TABLES": json.dumps([f"public.{VIEW}"]),
-        "TIPG_MAX_FEATURES_PER_TILE": "1000000", "TIPG_TILE_BUFFER": "64",
-        "DB_MAX_CONN_SIZE": "10",
-    })
+    tipg_env.update(
+        {
+            # tipg 1.x reads DATABASE_URL (older releases TIPG_DATABASE_URL): give both.
+            "DATABASE_URL": f"postgresql://{pg.username}@{pg.host}:{pg.port or 5432}/{pg.database}",
+            "TIPG_DATABASE_URL": f"postgresql://{pg.username}@{pg.host}:{pg.port or 5432}/{pg.database}",
+            "TIPG_DB_SCHEMAS": '["public"]',
+            "TIPG_DB_TABLES": json.dumps([f"public.{VIEW}"]),
+            "TIPG_MAX_FEATURES_PER_TILE": "1000000",
+            "TIPG_TILE_BUFFER": "64",
+            "DB_MAX_CONN_SIZE": "10",
+        }
+    )
     tipg = None
     if Path(args.tipg).exists():
-        tipg = subprocess.Popen([args.tipg, "tipg.main:app", "--host", "127.0.0.1", "--port", str(tipg_port),
-                                 "--log-level", "warning"], env=tipg_env, cwd="/tmp")
+        tipg = subprocess.Popen(
+            [
+                args.tipg,
+                "tipg.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(tipg_port),
+                "--log-level",
+                "warning",
+            ],
+            env=tipg_env,
+            cwd="/tmp",
+        )
     try:
         wait_up(f"http://127.0.0.1:{ours_port}/ogc", ours)
         if tipg is not None:
@@ -217,8 +256,14 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:
         # The plan of a medium bbox page, to show the GiST index at work.
         q = service.ItemsQuery(land, limit=100, bbox=service.parse_bbox("5.05,44.62,5.062,44.632"))
         p = Params()
-        plan = session.execute(text("EXPLAIN " + service.items_sql(q, p)),
-                               {"figs": figs, "nodata_fr": "", "nodata_en": "", **p.values}).scalars().all()
+        plan = (
+            session.execute(
+                text("EXPLAIN " + service.items_sql(q, p)),
+                {"figs": figs, "nodata_fr": "", "nodata_en": "", **p.values},
+            )
+            .scalars()
+            .all()
+        )
     engine.dispose()
     print(f"\n{n_public} public parcels in restored_land; figures parameter {len(figs)} bytes")
     print("bbox page plan uses the GiST index:", any("idx_commons_geom" in line for line in plan))
@@ -230,20 +275,47 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:
             for _ in range(max(args.rounds, 10)):
                 x = rng.uniform(extent[0], max(extent[0], extent[2] - size))
                 y = rng.uniform(extent[1], max(extent[1], extent[3] - size * 0.75))
-                boxes.append((round(x, 5), round(y, 5), round(x + size, 5), round(y + size * 0.75, 5)))
+                boxes.append(
+                    (round(x, 5), round(y, 5), round(x + size, 5), round(y + size * 0.75, 5))
+                )
             for limit in (100, 1000):
                 bb = [",".join(map(str, b)) for b in boxes]
-                ours_t = http_case(client, [f"{ours_base}/ogc/collections/restored_land/items?bbox={b}&limit={limit}"
-                                            for b in bb], args.rounds, ok)
-                tipg_t = http_case(client, [f"{tipg_base}/collections/{tipg_coll}/items?bbox={b}&limit={limit}"
-                                            for b in bb], args.rounds, ok) if tipg_base else None
+                ours_t = http_case(
+                    client,
+                    [
+                        f"{ours_base}/ogc/collections/restored_land/items?bbox={b}&limit={limit}"
+                        for b in bb
+                    ],
+                    args.rounds,
+                    ok,
+                )
+                tipg_t = (
+                    http_case(
+                        client,
+                        [
+                            f"{tipg_base}/collections/{tipg_coll}/items?bbox={b}&limit={limit}"
+                            for b in bb
+                        ],
+                        args.rounds,
+                        ok,
+                    )
+                    if tipg_base
+                    else None
+                )
                 floor_t = []
                 for i in range(args.rounds):
                     b = service.parse_bbox(bb[i % len(bb)])
                     p = Params()
                     sql = service.items_sql(service.ItemsQuery(land, limit=limit, bbox=b), p)
-                    sql_pg, values = to_psycopg(sql, {"figs": figs, "nodata_fr": "Pas encore mesuré",
-                                                       "nodata_en": "Not sampled yet", **p.values})
+                    sql_pg, values = to_psycopg(
+                        sql,
+                        {
+                            "figs": figs,
+                            "nodata_fr": "Pas encore mesuré",
+                            "nodata_en": "Not sampled yet",
+                            **p.values,
+                        },
+                    )
                     t = time.perf_counter()
                     conn.execute(sql_pg, values).fetchall()
                     floor_t.append(time.perf_counter() - t)
@@ -260,17 +332,41 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:
                     break
             tiles.add(tile_of(cx, cy, z))
             tl = sorted(tiles)
-            ours_t = http_case(client, [f"{ours_base}/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in tl],
-                               args.rounds, ok)
-            tipg_t = http_case(client, [f"{tipg_base}/collections/{tipg_coll}/tiles/WebMercatorQuad/{z}/{x}/{y}"
-                                        for x, y in tl], args.rounds, ok) if tipg_base else None
+            ours_t = http_case(
+                client,
+                [f"{ours_base}/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in tl],
+                args.rounds,
+                ok,
+            )
+            tipg_t = (
+                http_case(
+                    client,
+                    [
+                        f"{tipg_base}/collections/{tipg_coll}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                        for x, y in tl
+                    ],
+                    args.rounds,
+                    ok,
+                )
+                if tipg_base
+                else None
+            )
             tsql = service.tile_sql(land)
             floor_t = []
             for i in range(args.rounds):
                 x, y = tl[i % len(tl)]
-                sql_pg, values = to_psycopg(tsql, {"figs": figs, "nodata_fr": "Pas encore mesuré",
-                                                   "nodata_en": "Not sampled yet", "layer": land.id,
-                                                   "z": z, "x": x, "y": y})
+                sql_pg, values = to_psycopg(
+                    tsql,
+                    {
+                        "figs": figs,
+                        "nodata_fr": "Pas encore mesuré",
+                        "nodata_en": "Not sampled yet",
+                        "layer": land.id,
+                        "z": z,
+                        "x": x,
+                        "y": y,
+                    },
+                )
                 t = time.perf_counter()
                 conn.execute(sql_pg, values).fetchall()
                 floor_t.append(time.perf_counter() - t)
@@ -288,8 +384,10 @@ def to_psycopg(sql: str, values: dict) -> tuple[str, dict]:
 
 
 def report(rows) -> None:
-    head = (f"{'case':34} {'ours rps':>9} {'p50 ms':>8} {'p95 ms':>8} | {'tipg rps':>9} {'p50 ms':>8}"
-            f" {'p95 ms':>8} | {'SQL p50':>8} | {'ours/tipg rps':>13} {'ours/SQL p50':>12}")
+    head = (
+        f"{'case':34} {'ours rps':>9} {'p50 ms':>8} {'p95 ms':>8} | {'tipg rps':>9} {'p50 ms':>8}"
+        f" {'p95 ms':>8} | {'SQL p50':>8} | {'ours/tipg rps':>13} {'ours/SQL p50':>12}"
+    )
     print("\n" + head + "\n" + "-" * len(head))
     for name, ours_t, tipg_t, floor_t in rows:
         o, f = stats(ours_t), stats(floor_t)
@@ -299,10 +397,14 @@ def report(rows) -> None:
             ratio = f"{o['rps'] / t['rps']:13.2f}"
         else:
             tip, ratio = f"{'-':>9} {'-':>8} {'-':>8}", f"{'-':>13}"
-        print(f"{name:34} {o['rps']:9.1f} {o['p50']:8.1f} {o['p95']:8.1f} | {tip} | {f['p50']:8.1f} |"
-              f" {ratio} {o['p50'] / f['p50']:12.2f}")
-    print("\nrps: sequential requests per second over one keep-alive connection (gzip accepted);"
-          " SQL: the same statement run directly with psycopg (the floor).")
+        print(
+            f"{name:34} {o['rps']:9.1f} {o['p50']:8.1f} {o['p95']:8.1f} | {tip} | {f['p50']:8.1f} |"
+            f" {ratio} {o['p50'] / f['p50']:12.2f}"
+        )
+    print(
+        "\nrps: sequential requests per second over one keep-alive connection (gzip accepted);"
+        " SQL: the same statement run directly with psycopg (the floor)."
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,12 @@ app = typer.Typer(help="Public maps.", no_args_is_help=True)
 @app.command("build")
 def build(
     out: Annotated[Path, typer.Option("--out", help="folder to write the static site into")],
-    min_zoom: Annotated[int, typer.Option(min=0, max=22, help="lowest zoom of the written tiles")] = 10,
-    max_zoom: Annotated[int, typer.Option(min=0, max=22, help="highest zoom of the written tiles")] = 16,
+    min_zoom: Annotated[
+        int, typer.Option(min=0, max=22, help="lowest zoom of the written tiles")
+    ] = 10,
+    max_zoom: Annotated[
+        int, typer.Option(min=0, max=22, help="highest zoom of the written tiles")
+    ] = 16,
     basemap: Annotated[str, typer.Option(help="osm (OpenStreetMap tiles) or none")] = "osm",
 ) -> None:
     """Write the public map (French index.html, English index.en.html) and its data to OUT."""
@@ -40,10 +44,18 @@ def build(
                     tasks[what] = bar.add_task(what, total=total)
                 bar.update(tasks[what], completed=done, total=total)
 
-            counts = build_static_site(session, out, licence=settings.data_licence, min_zoom=min_zoom,
-                                       max_zoom=max_zoom, basemap=None if basemap == "none" else basemap,
-                                       progress=say)
+            counts = build_static_site(
+                session,
+                out,
+                licence=settings.data_licence,
+                min_zoom=min_zoom,
+                max_zoom=max_zoom,
+                basemap=None if basemap == "none" else basemap,
+                progress=say,
+            )
     finally:
         engine.dispose()
-    console.print(f"wrote {out}/index.html (fr), {out}/index.en.html (en), {counts['tiles']} tiles,"
-                  f" {sum(1 for k in counts if k.startswith('data/'))} GeoJSON layers")
+    console.print(
+        f"wrote {out}/index.html (fr), {out}/index.en.html (en), {counts['tiles']} tiles,"
+        f" {sum(1 for k in counts if k.startswith('data/'))} GeoJSON layers"
+    )

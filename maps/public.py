@@ -117,7 +117,9 @@ def pick_lang(requested: str | None, accept_language: str | None) -> str:
     return best[2] if best else "fr"
 
 
-def _use_local_assets(element: object, js: list[tuple[str, str]], css: list[tuple[str, str]]) -> None:
+def _use_local_assets(
+    element: object, js: list[tuple[str, str]], css: list[tuple[str, str]]
+) -> None:
     element.default_js = js  # type: ignore[attr-defined]
     element.default_css = css  # type: ignore[attr-defined]
 
@@ -158,8 +160,18 @@ class StatusTiles(VectorGridProtobuf):
         """
     )
 
-    def __init__(self, url: str, name: str, *, layer_name: str, colours: dict[str, str], fallback: str,
-                 max_native_zoom: int, min_zoom: int, tile_bounds: list | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        layer_name: str,
+        colours: dict[str, str],
+        fallback: str,
+        max_native_zoom: int,
+        min_zoom: int,
+        tile_bounds: list | None,
+    ) -> None:
         super().__init__(url, name=name, overlay=True, control=True, show=True)
         self.mvt_layer = layer_name
         self.colours = colours
@@ -296,11 +308,16 @@ function commonsMapLoad(url, done) {
   next(url);
 }
 </script>
-""" % {"t": json.dumps(t, ensure_ascii=False), "status": json.dumps(status_labels, ensure_ascii=False),
-       "locale": json.dumps(lang)}
+""" % {
+        "t": json.dumps(t, ensure_ascii=False),
+        "status": json.dumps(status_labels, ensure_ascii=False),
+        "locale": json.dumps(lang),
+    }
 
 
-def _legend_html(t: dict[str, str], legend: list[dict[str, str]], lang: str, sources: Sources) -> str:
+def _legend_html(
+    t: dict[str, str], legend: list[dict[str, str]], lang: str, sources: Sources
+) -> str:
     import html
 
     rows = "".join(
@@ -316,10 +333,14 @@ def _legend_html(t: dict[str, str], legend: list[dict[str, str]], lang: str, sou
     )
     links = []
     if sources.other_lang_href:
-        links.append(f'<a href="{html.escape(sources.other_lang_href)}" hreflang="{"en" if lang == "fr" else "fr"}">'
-                     f'{html.escape(t["other_lang"])}</a>')
+        links.append(
+            f'<a href="{html.escape(sources.other_lang_href)}" hreflang="{"en" if lang == "fr" else "fr"}">'
+            f"{html.escape(t['other_lang'])}</a>"
+        )
     if sources.open_data_href:
-        links.append(f'<a href="{html.escape(sources.open_data_href)}">{html.escape(t["open_data"])}</a>')
+        links.append(
+            f'<a href="{html.escape(sources.open_data_href)}">{html.escape(t["open_data"])}</a>'
+        )
     return f"""
 <style>
 #commons-legend {{position:absolute; z-index:1000; bottom:28px; right:10px; max-width:300px; max-height:60vh;
@@ -357,43 +378,82 @@ def build_public_map(
     t = TEXT[lang]
     legend = legend or status_legend()
     a = sources.assets.rstrip("/")
-    m = folium.Map(location=[44.6975, 5.195], zoom_start=13, tiles=None, control_scale=True,
-                   prefer_canvas=False, maxZoom=20, minZoom=3)  # SVG overlays let clicks reach the tiles
-    _use_local_assets(m, [("leaflet", f"{a}/leaflet/leaflet.js")], [("leaflet_css", f"{a}/leaflet/leaflet.css")])
+    m = folium.Map(
+        location=[44.6975, 5.195],
+        zoom_start=13,
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=False,
+        maxZoom=20,
+        minZoom=3,
+    )  # SVG overlays let clicks reach the tiles
+    _use_local_assets(
+        m, [("leaflet", f"{a}/leaflet/leaflet.js")], [("leaflet_css", f"{a}/leaflet/leaflet.css")]
+    )
     if basemap == "osm":
         folium.TileLayer(
-            "OpenStreetMap", name="OpenStreetMap", overlay=False, control=True,
+            "OpenStreetMap",
+            name="OpenStreetMap",
+            overlay=False,
+            control=True,
         ).add_to(m)
-    m.get_root().header.add_child(Element(
-        f'<meta name="description" content="{t["title"]}"><link rel="icon" href="data:,">'
-        f'<title>{t["title"]}</title>'))
-    m.get_root().html.add_child(Element(_helpers_js(t, {r["status"]: r[lang] for r in legend}, lang)))
+    m.get_root().header.add_child(
+        Element(
+            f'<meta name="description" content="{t["title"]}"><link rel="icon" href="data:,">'
+            f"<title>{t['title']}</title>"
+        )
+    )
+    m.get_root().html.add_child(
+        Element(_helpers_js(t, {r["status"]: r[lang] for r in legend}, lang))
+    )
 
     tiles = StatusTiles(
-        sources.restored_land_tiles, name=t["restored_land"], layer_name="restored_land",
-        colours={r["status"]: r["colour"] for r in legend}, fallback=FALLBACK_COLOUR,
-        max_native_zoom=sources.max_native_zoom or 22, min_zoom=sources.min_tile_zoom or 0,
-        tile_bounds=[[sources.tile_bounds[1], sources.tile_bounds[0]], [sources.tile_bounds[3], sources.tile_bounds[2]]]
-        if sources.tile_bounds else None,
+        sources.restored_land_tiles,
+        name=t["restored_land"],
+        layer_name="restored_land",
+        colours={r["status"]: r["colour"] for r in legend},
+        fallback=FALLBACK_COLOUR,
+        max_native_zoom=sources.max_native_zoom or 22,
+        min_zoom=sources.min_tile_zoom or 0,
+        tile_bounds=[
+            [sources.tile_bounds[1], sources.tile_bounds[0]],
+            [sources.tile_bounds[3], sources.tile_bounds[2]],
+        ]
+        if sources.tile_bounds
+        else None,
     )
-    _use_local_assets(tiles, [("vectorGrid", f"{a}/vectorgrid/Leaflet.VectorGrid.bundled.min.js")], [])
+    _use_local_assets(
+        tiles, [("vectorGrid", f"{a}/vectorgrid/Leaflet.VectorGrid.bundled.min.js")], []
+    )
     tiles.add_to(m)
 
     GeoJsonByUrl(
-        sources.gardens_geojson, t["gardens"], popup_kind="garden",
-        style={"color": GARDEN_COLOUR, "weight": 2, "fillColor": GARDEN_COLOUR, "fillOpacity": 0.35},
+        sources.gardens_geojson,
+        t["gardens"],
+        popup_kind="garden",
+        style={
+            "color": GARDEN_COLOUR,
+            "weight": 2,
+            "fillColor": GARDEN_COLOUR,
+            "fillOpacity": 0.35,
+        },
     ).add_to(m)
 
     cluster = MarkerCluster(name=t["tools_and_places"], control=True, overlay=True)
     _use_local_assets(
         cluster,
         [("markerclusterjs", f"{a}/markercluster/leaflet.markercluster.js")],
-        [("markerclustercss", f"{a}/markercluster/MarkerCluster.css"),
-         ("markerclusterdefaultcss", f"{a}/markercluster/MarkerCluster.Default.css")],
+        [
+            ("markerclustercss", f"{a}/markercluster/MarkerCluster.css"),
+            ("markerclusterdefaultcss", f"{a}/markercluster/MarkerCluster.Default.css"),
+        ],
     )
     cluster.add_to(m)
-    m.add_child(ClusterPointsByUrl(sources.tools_and_places_geojson, cluster,
-                                   {"tool": TOOL_COLOUR, "place": PLACE_COLOUR}))
+    m.add_child(
+        ClusterPointsByUrl(
+            sources.tools_and_places_geojson, cluster, {"tool": TOOL_COLOUR, "place": PLACE_COLOUR}
+        )
+    )
 
     m.get_root().html.add_child(Element(_legend_html(t, legend, lang, sources)))
     folium.LayerControl(collapsed=False).add_to(m)

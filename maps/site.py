@@ -26,7 +26,12 @@ def public_bounds(session: Session) -> tuple[float, float, float, float] | None:
             boxes.append(ext["bbox"][0])
     if not boxes:
         return None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def server_page(session: Session, *, lang: str, root: str = "", basemap: str | None = "osm") -> str:
@@ -37,7 +42,8 @@ def server_page(session: Session, *, lang: str, root: str = "", basemap: str | N
         gardens_geojson=f"{root}/ogc/collections/gardens/items?f=json&limit=10000",
         tools_and_places_geojson=f"{root}/ogc/collections/tools_and_places/items?f=json&limit=10000",
         assets=f"{root}/maps/static/vendor",
-        other_lang_href=f"{root}/maps/public?lang={other}" + ("&basemap=none" if basemap is None else ""),
+        other_lang_href=f"{root}/maps/public?lang={other}"
+        + ("&basemap=none" if basemap is None else ""),
         open_data_href=f"{root}/opendata",
     )
     m = build_public_map(sources, lang=lang, bounds=public_bounds(session), basemap=basemap)
@@ -55,7 +61,9 @@ def tile_range(bounds: tuple[float, float, float, float], z: int) -> tuple[range
     def ty(lat: float) -> int:
         lat = max(min(lat, 85.0511), -85.0511)
         r = math.radians(lat)
-        return min(n - 1, max(0, int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)))
+        return min(
+            n - 1, max(0, int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n))
+        )
 
     return range(tx(minx), tx(maxx) + 1), range(ty(maxy), ty(miny) + 1)
 
@@ -103,7 +111,9 @@ def build_static_site(
                 folder = out / "tiles" / land.id / str(z) / str(x)
                 folder.mkdir(parents=True, exist_ok=True)
                 for y in ys:
-                    (folder / f"{y}.mvt").write_bytes(service.tile(session, collection=land, z=z, x=x, y=y))
+                    (folder / f"{y}.mvt").write_bytes(
+                        service.tile(session, collection=land, z=z, x=x, y=y)
+                    )
                     tiles_written += 1
                     if tiles_written % 50 == 0 or tiles_written == total:
                         say("tiles", tiles_written, total)
@@ -122,15 +132,19 @@ def build_static_site(
             min_tile_zoom=min_zoom,
             tile_bounds=land_box,
         )
-        page = render(build_public_map(sources, lang=lang, bounds=bounds, basemap=basemap), lang=lang)
+        page = render(
+            build_public_map(sources, lang=lang, bounds=bounds, basemap=basemap), lang=lang
+        )
         (out / page_name(lang)).write_text(page, encoding="utf-8")
         counts[page_name(lang)] = len(page)
     today = datetime.now(UTC).date().isoformat()
     (data / "index.html").write_text(
         "<!doctype html><meta charset=utf-8><title>Données ouvertes / Open data</title>"
         f"<p>Licence : {licence} — {today}</p><ul>"
-        + "".join(f'<li><a href="{cid}.geojson">{COLLECTIONS[cid].title_fr} / {COLLECTIONS[cid].title_en}</a></li>'
-                  for cid in COLLECTIONS)
+        + "".join(
+            f'<li><a href="{cid}.geojson">{COLLECTIONS[cid].title_fr} / {COLLECTIONS[cid].title_en}</a></li>'
+            for cid in COLLECTIONS
+        )
         + "</ul>",
         encoding="utf-8",
     )

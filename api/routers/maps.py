@@ -28,11 +28,19 @@ def public_map(request: Request, session: SessionDep) -> Response:
     if basemap not in ("osm", "none"):
         raise BadRequest(f"basemap: {basemap!r} is not offered; use osm or none", "basemap")
     lang = pick_lang(lang, request.headers.get("accept-language"))
-    page = server_page(session, lang=lang, root=str(request.base_url).rstrip("/"),
-                       basemap=None if basemap == "none" else basemap)
-    return respond(request, page.encode("utf-8"), "text/html; charset=utf-8",
-                   headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
-                   cache_control="public, max-age=60")
+    page = server_page(
+        session,
+        lang=lang,
+        root=str(request.base_url).rstrip("/"),
+        basemap=None if basemap == "none" else basemap,
+    )
+    return respond(
+        request,
+        page.encode("utf-8"),
+        "text/html; charset=utf-8",
+        headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
+        cache_control="public, max-age=60",
+    )
 
 
 @router.get("/static/{path:path}", include_in_schema=False)

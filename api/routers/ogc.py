@@ -60,8 +60,18 @@ CONFORMANCE = [
 
 FILTER_LANGS = ("cql2-text", "cql-text")  # cql-text: the draft name GDAL sends
 COMMON_PARAMS = {"f"}
-ITEMS_PARAMS = {"f", "limit", "cursor", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang",
-                "filter-crs"}
+ITEMS_PARAMS = {
+    "f",
+    "limit",
+    "cursor",
+    "bbox",
+    "bbox-crs",
+    "datetime",
+    "crs",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+}
 CACHE_CONTROL = "public, max-age=60"
 
 
@@ -137,8 +147,12 @@ def respond(
 def bad_request(exc: BadRequest | ValidationFailed) -> Response:
     """400 as problem+json, naming the parameter."""
     field = exc.field
-    resp = problem(400, exc.message, errors=[{"field": field, "message": exc.message}] if field else None,
-                   code="invalid_parameter")
+    resp = problem(
+        400,
+        exc.message,
+        errors=[{"field": field, "message": exc.message}] if field else None,
+        code="invalid_parameter",
+    )
     resp.headers.update(cors_headers())
     return resp
 
@@ -192,7 +206,9 @@ def wants_html(request: Request) -> bool:
                     q = 0.0
         if mt in ("text/html", "application/xhtml+xml"):
             best_html = max(best_html, q)
-        elif mt in ("application/json", "application/geo+json", "application/*") or mt.endswith("+json"):
+        elif mt in ("application/json", "application/geo+json", "application/*") or mt.endswith(
+            "+json"
+        ):
             best_json = max(best_json, q)
     return best_html > best_json
 
@@ -211,8 +227,8 @@ def html_page(title: str, body: str, *, json_href: str | None = None) -> bytes:
     """A small, readable HTML page (the html conformance class)."""
     alt = f'<p><a href="{html.escape(json_href)}">JSON</a></p>' if json_href else ""
     return (
-        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}</title>"
+        '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
         "<style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:70rem}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}"
         "code{background:#f4f4f4}</style></head><body>"
@@ -224,7 +240,7 @@ def link_list(links: list[dict]) -> str:
     """Links as an HTML list."""
     items = "".join(
         f'<li><a href="{html.escape(ln["href"])}">{html.escape(ln.get("title") or ln["rel"])}</a>'
-        f' <small>({html.escape(ln["rel"])}, {html.escape(ln["type"])})</small></li>'
+        f" <small>({html.escape(ln['rel'])}, {html.escape(ln['type'])})</small></li>"
         for ln in links
     )
     return f"<ul>{items}</ul>"
@@ -255,17 +271,49 @@ def _collection_doc(request: Request, session: Any, c: Collection, settings: Any
     links = [
         {"rel": "self", "type": JSON, "title": c.title_en, "href": href + "?f=json"},
         {"rel": "alternate", "type": HTML, "title": c.title_fr, "href": href + "?f=html"},
-        {"rel": "items", "type": GEOJSON, "title": "Features (GeoJSON)", "href": href + "/items?f=json"},
+        {
+            "rel": "items",
+            "type": GEOJSON,
+            "title": "Features (GeoJSON)",
+            "href": href + "/items?f=json",
+        },
         {"rel": "items", "type": HTML, "title": "Features (HTML)", "href": href + "/items?f=html"},
-        {"rel": REL_QUERYABLES, "type": SCHEMA, "title": "Queryables", "href": href + "/queryables"},
-        {"rel": "license", "type": HTML, "title": settings.data_licence,
-         "href": licence_url(settings.data_licence)},
-        {"rel": "enclosure", "type": "application/geopackage+sqlite3", "title": "GeoPackage",
-         "href": f"{root}/opendata/{c.id}.gpkg"},
-        {"rel": "enclosure", "type": GEOJSON, "title": "GeoJSON", "href": f"{root}/opendata/{c.id}.geojson"},
-        {"rel": "enclosure", "type": "text/csv", "title": "CSV", "href": f"{root}/opendata/{c.id}.csv"},
-        {"rel": "describedby", "type": "application/vnd.mapbox.tile+json", "title": "TileJSON (vector tiles)",
-         "href": f"{root}/tiles/{c.id}/tilejson.json"},
+        {
+            "rel": REL_QUERYABLES,
+            "type": SCHEMA,
+            "title": "Queryables",
+            "href": href + "/queryables",
+        },
+        {
+            "rel": "license",
+            "type": HTML,
+            "title": settings.data_licence,
+            "href": licence_url(settings.data_licence),
+        },
+        {
+            "rel": "enclosure",
+            "type": "application/geopackage+sqlite3",
+            "title": "GeoPackage",
+            "href": f"{root}/opendata/{c.id}.gpkg",
+        },
+        {
+            "rel": "enclosure",
+            "type": GEOJSON,
+            "title": "GeoJSON",
+            "href": f"{root}/opendata/{c.id}.geojson",
+        },
+        {
+            "rel": "enclosure",
+            "type": "text/csv",
+            "title": "CSV",
+            "href": f"{root}/opendata/{c.id}.csv",
+        },
+        {
+            "rel": "describedby",
+            "type": "application/vnd.mapbox.tile+json",
+            "title": "TileJSON (vector tiles)",
+            "href": f"{root}/tiles/{c.id}/tilejson.json",
+        },
     ]
     doc = {
         "id": c.id,
@@ -293,11 +341,36 @@ def landing_links(root: str) -> list[dict]:
     """Links of the landing page."""
     return [
         {"rel": "self", "type": JSON, "title": "This document", "href": f"{root}/ogc?f=json"},
-        {"rel": "alternate", "type": HTML, "title": "This document as HTML", "href": f"{root}/ogc?f=html"},
-        {"rel": "service-desc", "type": OPENAPI, "title": "OpenAPI definition", "href": f"{root}/ogc/api"},
-        {"rel": "service-doc", "type": HTML, "title": "API documentation", "href": f"{root}/ogc/api?f=html"},
-        {"rel": "conformance", "type": JSON, "title": "Conformance classes", "href": f"{root}/ogc/conformance"},
-        {"rel": REL_CONFORMANCE, "type": JSON, "title": "Conformance classes", "href": f"{root}/ogc/conformance"},
+        {
+            "rel": "alternate",
+            "type": HTML,
+            "title": "This document as HTML",
+            "href": f"{root}/ogc?f=html",
+        },
+        {
+            "rel": "service-desc",
+            "type": OPENAPI,
+            "title": "OpenAPI definition",
+            "href": f"{root}/ogc/api",
+        },
+        {
+            "rel": "service-doc",
+            "type": HTML,
+            "title": "API documentation",
+            "href": f"{root}/ogc/api?f=html",
+        },
+        {
+            "rel": "conformance",
+            "type": JSON,
+            "title": "Conformance classes",
+            "href": f"{root}/ogc/conformance",
+        },
+        {
+            "rel": REL_CONFORMANCE,
+            "type": JSON,
+            "title": "Conformance classes",
+            "href": f"{root}/ogc/conformance",
+        },
         {"rel": "data", "type": JSON, "title": "Collections", "href": f"{root}/ogc/collections"},
         {"rel": REL_DATA, "type": JSON, "title": "Collections", "href": f"{root}/ogc/collections"},
         {"rel": "alternate", "type": HTML, "title": "Public map", "href": f"{root}/maps/public"},
@@ -315,12 +388,19 @@ def landing(request: Request) -> Response:
     doc = {
         "title": "commons-map: public layers of the cooperatives",
         "description": "Terres restaurées, jardins, outils et lieux partagés, en données ouvertes."
-                       " / Restored land, gardens, shared tools and places, as open data.",
+        " / Restored land, gardens, shared tools and places, as open data.",
         "links": links,
     }
     if wants_html(request):
-        return respond(request, html_page(doc["title"], f"<p>{html.escape(doc['description'])}</p>"
-                                          + link_list(links), json_href=f"{root}/ogc?f=json"), HTML)
+        return respond(
+            request,
+            html_page(
+                doc["title"],
+                f"<p>{html.escape(doc['description'])}</p>" + link_list(links),
+                json_href=f"{root}/ogc?f=json",
+            ),
+            HTML,
+        )
     return respond(request, dumps(doc), JSON)
 
 
@@ -331,7 +411,11 @@ def conformance(request: Request) -> Response:
     check_params(request, COMMON_PARAMS)
     doc = {"conformsTo": CONFORMANCE}
     if wants_html(request):
-        body = "<ul>" + "".join(f"<li><code>{html.escape(c)}</code></li>" for c in CONFORMANCE) + "</ul>"
+        body = (
+            "<ul>"
+            + "".join(f"<li><code>{html.escape(c)}</code></li>" for c in CONFORMANCE)
+            + "</ul>"
+        )
         return respond(request, html_page("Conformance", body, json_href="?f=json"), HTML)
     return respond(request, dumps(doc), JSON)
 
@@ -345,8 +429,18 @@ def collections(request: Request, session: SessionDep, settings: SettingsDep) ->
     docs = [_collection_doc(request, session, c, settings) for c in COLLECTIONS.values()]
     doc = {
         "links": [
-            {"rel": "self", "type": JSON, "title": "Collections", "href": f"{root}/ogc/collections?f=json"},
-            {"rel": "alternate", "type": HTML, "title": "Collections (HTML)", "href": f"{root}/ogc/collections?f=html"},
+            {
+                "rel": "self",
+                "type": JSON,
+                "title": "Collections",
+                "href": f"{root}/ogc/collections?f=json",
+            },
+            {
+                "rel": "alternate",
+                "type": HTML,
+                "title": "Collections (HTML)",
+                "href": f"{root}/ogc/collections?f=html",
+            },
         ],
         "collections": docs,
         "crs": list(SUPPORTED),
@@ -354,28 +448,41 @@ def collections(request: Request, session: SessionDep, settings: SettingsDep) ->
     if wants_html(request):
         rows = "".join(
             f'<tr><td><a href="{root}/ogc/collections/{d["id"]}?f=html">{html.escape(d["title_fr"])}</a></td>'
-            f'<td>{html.escape(d["title"])}</td><td>{html.escape(d["description_fr"])}</td></tr>'
+            f"<td>{html.escape(d['title'])}</td><td>{html.escape(d['description_fr'])}</td></tr>"
             for d in docs
         )
-        body = f"<table><tr><th>Collection</th><th>English</th><th>Description</th></tr>{rows}</table>"
-        return respond(request, html_page("Collections", body, json_href=f"{root}/ogc/collections?f=json"), HTML)
+        body = (
+            f"<table><tr><th>Collection</th><th>English</th><th>Description</th></tr>{rows}</table>"
+        )
+        return respond(
+            request,
+            html_page("Collections", body, json_href=f"{root}/ogc/collections?f=json"),
+            HTML,
+        )
     return respond(request, dumps(doc), JSON)
 
 
 @router.api_route("/collections/{collection_id}", methods=["GET", "HEAD"], summary="One collection")
 @guard
-def collection(collection_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def collection(
+    collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
     """One public collection: its extent, CRSs and links."""
     c = get_collection(collection_id)
     check_params(request, COMMON_PARAMS)
     doc = _collection_doc(request, session, c, settings)
     if wants_html(request):
-        body = f"<p>{html.escape(c.description_fr)}</p><p>{html.escape(c.description_en)}</p>" + link_list(doc["links"])
+        body = (
+            f"<p>{html.escape(c.description_fr)}</p><p>{html.escape(c.description_en)}</p>"
+            + link_list(doc["links"])
+        )
         return respond(request, html_page(c.title_fr, body, json_href="?f=json"), HTML)
     return respond(request, dumps(doc), JSON)
 
 
-@router.api_route("/collections/{collection_id}/queryables", methods=["GET", "HEAD"], summary="Queryables")
+@router.api_route(
+    "/collections/{collection_id}/queryables", methods=["GET", "HEAD"], summary="Queryables"
+)
 @guard
 def queryables(collection_id: str, request: Request) -> Response:
     """The properties a filter may name, as JSON Schema."""
@@ -383,8 +490,11 @@ def queryables(collection_id: str, request: Request) -> Response:
     check_params(request, COMMON_PARAMS)
     root = base_url(request)
     props: dict[str, Any] = {
-        "geometry": {"format": "geometry-point" if c.as_points else "geometry-any",
-                     "title": "Geometry", "description": "Géométrie (publique)"},
+        "geometry": {
+            "format": "geometry-point" if c.as_points else "geometry-any",
+            "title": "Geometry",
+            "description": "Géométrie (publique)",
+        },
     }
     for q in c.queryables:
         props[q.name] = q.json_schema()
@@ -397,10 +507,16 @@ def queryables(collection_id: str, request: Request) -> Response:
         "additionalProperties": False,
     }
     if wants_html(request):
-        rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(str(v.get('type') or v.get('format')))}</td>"
-                       f"<td>{html.escape(v.get('description', ''))}</td></tr>" for k, v in props.items())
-        return respond(request, html_page(f"Queryables: {c.title_fr}", f"<table>{rows}</table>",
-                                          json_href="?f=json"), HTML)
+        rows = "".join(
+            f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(str(v.get('type') or v.get('format')))}</td>"
+            f"<td>{html.escape(v.get('description', ''))}</td></tr>"
+            for k, v in props.items()
+        )
+        return respond(
+            request,
+            html_page(f"Queryables: {c.title_fr}", f"<table>{rows}</table>", json_href="?f=json"),
+            HTML,
+        )
     return respond(request, dumps(doc), SCHEMA)
 
 
@@ -452,15 +568,34 @@ def items(collection_id: str, request: Request, session: SessionDep) -> Response
     root = base_url(request)
     href = f"{root}/ogc/collections/{c.id}/items"
     links = [
-        {"rel": "self", "type": HTML if as_html else GEOJSON, "title": "This page",
-         "href": f"{href}?{_self_query(request)}"},
-        {"rel": "alternate", "type": GEOJSON if as_html else HTML, "title": "This page",
-         "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}"},
-        {"rel": "collection", "type": JSON, "title": c.title_en, "href": f"{root}/ogc/collections/{c.id}"},
+        {
+            "rel": "self",
+            "type": HTML if as_html else GEOJSON,
+            "title": "This page",
+            "href": f"{href}?{_self_query(request)}",
+        },
+        {
+            "rel": "alternate",
+            "type": GEOJSON if as_html else HTML,
+            "title": "This page",
+            "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}",
+        },
+        {
+            "rel": "collection",
+            "type": JSON,
+            "title": c.title_en,
+            "href": f"{root}/ogc/collections/{c.id}",
+        },
     ]
     if page.next_cursor is not None:
-        links.append({"rel": "next", "type": HTML if as_html else GEOJSON, "title": "Next page",
-                      "href": f"{href}?{_self_query(request, cursor=str(page.next_cursor))}"})
+        links.append(
+            {
+                "rel": "next",
+                "type": HTML if as_html else GEOJSON,
+                "title": "Next page",
+                "href": f"{href}?{_self_query(request, cursor=str(page.next_cursor))}",
+            }
+        )
     headers = {"Content-Crs": f"<{query.crs.uri}>"}
     if as_html:
         return respond(request, _items_html(c, page, links), HTML, headers=headers)
@@ -472,7 +607,12 @@ def items(collection_id: str, request: Request, session: SessionDep) -> Response
     if page.number_matched is not None:
         meta["numberMatched"] = page.number_matched
     tail = dumps(meta)
-    body = b'{"type":"FeatureCollection","features":[' + ",".join(page.features).encode() + b"]," + tail[1:]
+    body = (
+        b'{"type":"FeatureCollection","features":['
+        + ",".join(page.features).encode()
+        + b"],"
+        + tail[1:]
+    )
     return respond(request, body, GEOJSON, headers=headers)
 
 
@@ -482,17 +622,25 @@ def _items_html(c: Collection, page: service.Page, links: list[dict]) -> bytes:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in ["id", *names])
     rows = "".join(
         f'<tr><td><a href="items/{f["id"]}?f=html">{f["id"]}</a></td>'
-        + "".join(f"<td>{html.escape('' if f['properties'].get(n) is None else str(f['properties'].get(n)))}</td>"
-                  for n in names)
+        + "".join(
+            f"<td>{html.escape('' if f['properties'].get(n) is None else str(f['properties'].get(n)))}</td>"
+            for n in names
+        )
         + "</tr>"
         for f in feats
     )
     nav = link_list([ln for ln in links if ln["rel"] in ("next", "alternate", "collection")])
-    return html_page(f"{c.title_fr} / {c.title_en}", f"<p>{len(feats)} objets</p>{nav}"
-                     f"<table><tr>{head}</tr>{rows}</table>")
+    return html_page(
+        f"{c.title_fr} / {c.title_en}",
+        f"<p>{len(feats)} objets</p>{nav}<table><tr>{head}</tr>{rows}</table>",
+    )
 
 
-@router.api_route("/collections/{collection_id}/items/{feature_id}", methods=["GET", "HEAD"], summary="One feature")
+@router.api_route(
+    "/collections/{collection_id}/items/{feature_id}",
+    methods=["GET", "HEAD"],
+    summary="One feature",
+)
 @guard
 def feature(collection_id: str, feature_id: str, request: Request, session: SessionDep) -> Response:
     """One public feature."""
@@ -504,19 +652,39 @@ def feature(collection_id: str, feature_id: str, request: Request, session: Sess
     root = base_url(request)
     href = f"{root}/ogc/collections/{c.id}/items/{feature_id}"
     links = [
-        {"rel": "self", "type": HTML if as_html else GEOJSON, "title": "This feature", "href": f"{href}?{_self_query(request)}"},
-        {"rel": "alternate", "type": GEOJSON if as_html else HTML, "title": "This feature",
-         "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}"},
-        {"rel": "collection", "type": JSON, "title": c.title_en, "href": f"{root}/ogc/collections/{c.id}"},
+        {
+            "rel": "self",
+            "type": HTML if as_html else GEOJSON,
+            "title": "This feature",
+            "href": f"{href}?{_self_query(request)}",
+        },
+        {
+            "rel": "alternate",
+            "type": GEOJSON if as_html else HTML,
+            "title": "This feature",
+            "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}",
+        },
+        {
+            "rel": "collection",
+            "type": JSON,
+            "title": c.title_en,
+            "href": f"{root}/ogc/collections/{c.id}",
+        },
     ]
     headers = {"Content-Crs": f"<{crs.uri}>"}
     doc = orjson.loads(text_)
     if as_html:
         props = doc["properties"]
-        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape('' if v is None else str(v))}</td></tr>"
-                       for k, v in props.items())
-        return respond(request, html_page(str(props.get("name")), f"<table>{rows}</table>" + link_list(links)),
-                       HTML, headers=headers)
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape('' if v is None else str(v))}</td></tr>"
+            for k, v in props.items()
+        )
+        return respond(
+            request,
+            html_page(str(props.get("name")), f"<table>{rows}</table>" + link_list(links)),
+            HTML,
+            headers=headers,
+        )
     doc["links"] = links
     return respond(request, dumps(doc), GEOJSON, headers=headers)
 
@@ -530,12 +698,17 @@ def openapi(request: Request) -> Response:
     if wants_html(request):
         rows = "".join(
             f"<h2><code>{html.escape(path)}</code></h2><p>{html.escape(op['get']['summary'])}</p>"
-            + "<ul>" + "".join(
+            + "<ul>"
+            + "".join(
                 f"<li><code>{html.escape(p.get('name', p.get('$ref', '').rsplit('/', 1)[-1]))}</code></li>"
-                for p in op["get"].get("parameters", [])) + "</ul>"
+                for p in op["get"].get("parameters", [])
+            )
+            + "</ul>"
             for path, op in doc["paths"].items()
         )
-        return respond(request, html_page("commons-map OGC API - Features", rows, json_href="?f=json"), HTML)
+        return respond(
+            request, html_page("commons-map OGC API - Features", rows, json_href="?f=json"), HTML
+        )
     return respond(request, dumps(doc), OPENAPI)
 
 
@@ -543,8 +716,16 @@ def openapi_document(root: str) -> dict:
     """OpenAPI 3.0 for the OGC endpoints, with the limits and enums clients read (GDAL does)."""
     crs_enum = list(SUPPORTED)
 
-    def p(name: str, schema: dict, desc: str, style: str | None = None, explode: bool | None = None) -> dict:
-        out: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": desc, "schema": schema}
+    def p(
+        name: str, schema: dict, desc: str, style: str | None = None, explode: bool | None = None
+    ) -> dict:
+        out: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": desc,
+            "schema": schema,
+        }
         if style:
             out["style"] = style
         if explode is not None:
@@ -553,38 +734,82 @@ def openapi_document(root: str) -> dict:
 
     params = {
         "f": p("f", {"type": "string", "enum": ["json", "html"]}, "The format of the answer."),
-        "limit": p("limit", {"type": "integer", "minimum": 1, "maximum": service.MAX_LIMIT,
-                             "default": service.DEFAULT_LIMIT},
-                   f"Features per page; values above {service.MAX_LIMIT} are clamped.", "form", False),
-        "bbox": p("bbox", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
-                  "Bounding box (in bbox-crs, CRS84 by default).", "form", False),
-        "bbox-crs": p("bbox-crs", {"type": "string", "format": "uri", "enum": crs_enum}, "CRS of bbox."),
-        "crs": p("crs", {"type": "string", "format": "uri", "enum": crs_enum}, "CRS of the answer."),
-        "datetime": p("datetime", {"type": "string"}, "Instant or interval on updated_at (RFC 3339).",
-                      "form", False),
+        "limit": p(
+            "limit",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": service.MAX_LIMIT,
+                "default": service.DEFAULT_LIMIT,
+            },
+            f"Features per page; values above {service.MAX_LIMIT} are clamped.",
+            "form",
+            False,
+        ),
+        "bbox": p(
+            "bbox",
+            {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+            "Bounding box (in bbox-crs, CRS84 by default).",
+            "form",
+            False,
+        ),
+        "bbox-crs": p(
+            "bbox-crs", {"type": "string", "format": "uri", "enum": crs_enum}, "CRS of bbox."
+        ),
+        "crs": p(
+            "crs", {"type": "string", "format": "uri", "enum": crs_enum}, "CRS of the answer."
+        ),
+        "datetime": p(
+            "datetime",
+            {"type": "string"},
+            "Instant or interval on updated_at (RFC 3339).",
+            "form",
+            False,
+        ),
         "filter": p("filter", {"type": "string"}, "A CQL2 text filter on the queryables."),
-        "filter-lang": p("filter-lang", {"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-text"},
-                         "Language of filter (cql-text is accepted as the draft name of cql2-text)."),
-        "filter-crs": p("filter-crs", {"type": "string", "format": "uri", "enum": crs_enum},
-                        "CRS of geometries in filter."),
+        "filter-lang": p(
+            "filter-lang",
+            {"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-text"},
+            "Language of filter (cql-text is accepted as the draft name of cql2-text).",
+        ),
+        "filter-crs": p(
+            "filter-crs",
+            {"type": "string", "format": "uri", "enum": crs_enum},
+            "CRS of geometries in filter.",
+        ),
         "cursor": p("cursor", {"type": "string"}, "Where the page starts (from a next link)."),
     }
-    cid = {"name": "collectionId", "in": "path", "required": True, "schema": {"type": "string", "enum": list(COLLECTIONS)}}
+    cid = {
+        "name": "collectionId",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": list(COLLECTIONS)},
+    }
     fid = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}
 
     def ref(name: str) -> dict:
         return {"$ref": f"#/components/parameters/{name}"}
 
     def op(summary: str, parameters: list, media: str) -> dict:
-        return {"get": {"summary": summary, "parameters": parameters,
-                        "responses": {"200": {"description": "OK", "content": {media: {}}},
-                                      "400": {"description": "Invalid parameter"},
-                                      "404": {"description": "Not found"}}}}
+        return {
+            "get": {
+                "summary": summary,
+                "parameters": parameters,
+                "responses": {
+                    "200": {"description": "OK", "content": {media: {}}},
+                    "400": {"description": "Invalid parameter"},
+                    "404": {"description": "Not found"},
+                },
+            }
+        }
 
     return {
         "openapi": "3.0.3",
-        "info": {"title": "commons-map OGC API - Features", "version": "1.0.0",
-                 "description": "Public layers of citizens' cooperatives: restored land, gardens, tools and places."},
+        "info": {
+            "title": "commons-map OGC API - Features",
+            "version": "1.0.0",
+            "description": "Public layers of citizens' cooperatives: restored land, gardens, tools and places.",
+        },
         "servers": [{"url": f"{root}/ogc"}],
         "paths": {
             "/": op("Landing page", [ref("f")], JSON),
@@ -594,11 +819,24 @@ def openapi_document(root: str) -> dict:
             "/collections/{collectionId}/queryables": op("Queryables", [cid, ref("f")], SCHEMA),
             "/collections/{collectionId}/items": op(
                 "Features",
-                [cid, ref("f"), ref("limit"), ref("bbox"), ref("bbox-crs"), ref("datetime"), ref("crs"),
-                 ref("filter"), ref("filter-lang"), ref("filter-crs"), ref("cursor")],
+                [
+                    cid,
+                    ref("f"),
+                    ref("limit"),
+                    ref("bbox"),
+                    ref("bbox-crs"),
+                    ref("datetime"),
+                    ref("crs"),
+                    ref("filter"),
+                    ref("filter-lang"),
+                    ref("filter-crs"),
+                    ref("cursor"),
+                ],
                 GEOJSON,
             ),
-            "/collections/{collectionId}/items/{featureId}": op("One feature", [cid, fid, ref("f"), ref("crs")], GEOJSON),
+            "/collections/{collectionId}/items/{featureId}": op(
+                "One feature", [cid, fid, ref("f"), ref("crs")], GEOJSON
+            ),
         },
         "components": {"parameters": params},
     }
@@ -612,12 +850,24 @@ def preflight(path: str) -> Response:
 
 def cors_preflight() -> Response:
     """The answer to a CORS preflight request."""
-    return Response(status_code=204, headers={
-        **cors_headers(),
-        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-        "Access-Control-Allow-Headers": "Accept, Accept-Encoding, If-None-Match, Content-Type",
-        "Access-Control-Max-Age": "86400",
-    })
+    return Response(
+        status_code=204,
+        headers={
+            **cors_headers(),
+            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": "Accept, Accept-Encoding, If-None-Match, Content-Type",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
 
 
-__all__ = ["router", "respond", "guard", "check_params", "single", "wants_html", "BadRequest", "STORAGE"]
+__all__ = [
+    "router",
+    "respond",
+    "guard",
+    "check_params",
+    "single",
+    "wants_html",
+    "BadRequest",
+    "STORAGE",
+]

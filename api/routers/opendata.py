@@ -39,21 +39,33 @@ def index(request: Request, settings: SettingsDep) -> Response:
         "licence_url": licence_url(settings.data_licence),
         "date": today,
         "layers": [
-            {"id": c.id, "title_fr": c.title_fr, "title_en": c.title_en,
-             "downloads": {fmt: f"{root}/opendata/{c.id}.{fmt}" for fmt in export.FORMATS}}
+            {
+                "id": c.id,
+                "title_fr": c.title_fr,
+                "title_en": c.title_en,
+                "downloads": {fmt: f"{root}/opendata/{c.id}.{fmt}" for fmt in export.FORMATS},
+            }
             for c in COLLECTIONS.values()
         ],
     }
     if wants_html(request):
         rows = "".join(
             f"<tr><td>{html.escape(layer['title_fr'])}<br><small>{html.escape(layer['title_en'])}</small></td><td>"
-            + " · ".join(f'<a href="{html.escape(u)}">{fmt}</a>' for fmt, u in layer["downloads"].items())
+            + " · ".join(
+                f'<a href="{html.escape(u)}">{fmt}</a>' for fmt, u in layer["downloads"].items()
+            )
             + "</td></tr>"
             for layer in doc["layers"]
         )
-        body = (f"<p>Licence : <a href=\"{doc['licence_url']}\">{html.escape(doc['licence'])}</a> — {today}</p>"
-                f"<table>{rows}</table>")
-        return respond(request, html_page("Données ouvertes / Open data", body, json_href="?f=json"), "text/html")
+        body = (
+            f'<p>Licence : <a href="{doc["licence_url"]}">{html.escape(doc["licence"])}</a> — {today}</p>'
+            f"<table>{rows}</table>"
+        )
+        return respond(
+            request,
+            html_page("Données ouvertes / Open data", body, json_href="?f=json"),
+            "text/html",
+        )
     return respond(request, dumps(doc), "application/json")
 
 
@@ -64,7 +76,10 @@ def download(name: str, request: Request, session: SessionDep, settings: Setting
     check_params(request, set())
     stem, _, fmt = name.rpartition(".")
     if fmt not in export.FORMATS:
-        raise NotFound(f"format: {fmt!r} is not offered; use one of {', '.join(export.FORMATS)}", field="format")
+        raise NotFound(
+            f"format: {fmt!r} is not offered; use one of {', '.join(export.FORMATS)}",
+            field="format",
+        )
     c = get_collection(stem)
     body = export.export(session, collection=c, fmt=fmt, licence=settings.data_licence)
     today = datetime.now(UTC).date().isoformat()
@@ -74,7 +89,9 @@ def download(name: str, request: Request, session: SessionDep, settings: Setting
         "X-Data-Licence": settings.data_licence,
         "X-Data-Date": today,
     }
-    return respond(request, body, export.FORMATS[fmt], headers=headers, cache_control="public, max-age=300")
+    return respond(
+        request, body, export.FORMATS[fmt], headers=headers, cache_control="public, max-age=300"
+    )
 
 
 @router.options("/{path:path}", include_in_schema=False)

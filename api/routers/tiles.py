@@ -36,9 +36,13 @@ def _int(raw: str, name: str) -> int:
     return int(raw)
 
 
-@router.api_route("/{collection_id}/{z}/{x}/{y}.mvt", methods=["GET", "HEAD"], summary="A vector tile")
+@router.api_route(
+    "/{collection_id}/{z}/{x}/{y}.mvt", methods=["GET", "HEAD"], summary="A vector tile"
+)
 @guard
-def tile(collection_id: str, z: str, x: str, y: str, request: Request, session: SessionDep) -> Response:
+def tile(
+    collection_id: str, z: str, x: str, y: str, request: Request, session: SessionDep
+) -> Response:
     """One Mapbox Vector Tile (WebMercatorQuad); 204 when nothing public is in it."""
     c = get_collection(collection_id)
     check_params(request, set())
@@ -66,17 +70,25 @@ def tile(collection_id: str, z: str, x: str, y: str, request: Request, session: 
 
 @router.api_route("/{collection_id}/tilejson.json", methods=["GET", "HEAD"], summary="TileJSON")
 @guard
-def tilejson(collection_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def tilejson(
+    collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
     """The TileJSON 3.0.0 document of a collection's tiles."""
     c = get_collection(collection_id)
     check_params(request, set())
-    doc = tilejson_document(c, base_url(request) + "/tiles", session=session, licence=settings.data_licence)
+    doc = tilejson_document(
+        c, base_url(request) + "/tiles", session=session, licence=settings.data_licence
+    )
     return respond(request, dumps(doc), "application/json")
 
 
 def tilejson_document(c, tiles_root: str, *, session, licence: str, suffix: str = ".mvt") -> dict:  # noqa: ANN001
     """TileJSON for collection ``c`` whose tiles live under ``tiles_root`` (absolute or relative)."""
-    ext = service.extent(session, collection=c).get("spatial", {}).get("bbox", [[-180, -85.05, 180, 85.05]])[0]
+    ext = (
+        service.extent(session, collection=c)
+        .get("spatial", {})
+        .get("bbox", [[-180, -85.05, 180, 85.05]])[0]
+    )
     fields = {}
     for name in c.tile_props:
         q = c.queryable(name)

@@ -37,40 +37,95 @@ BASE = (
     Queryable("id", "integer", "s.id", "Identifiant", "Identifier"),
     Queryable("name", "string", "s.name", "Nom", "Name"),
     Queryable("kind", "string", "s.kind", "Type de commun", "Kind of commons"),
-    Queryable("category", "string", "s.category", "Catégorie", "Category",
-              ("land", "garden", "bed", "tool", "place")),
+    Queryable(
+        "category",
+        "string",
+        "s.category",
+        "Catégorie",
+        "Category",
+        ("land", "garden", "bed", "tool", "place"),
+    ),
     Queryable("description", "string", "s.description", "Description", "Description"),
     Queryable("state", "string", "s.state", "État", "State"),
-    Queryable("area_m2", "number", "round(s.area_m2::numeric, 1)::float8", "Surface (m²)", "Area (m²)"),
-    Queryable("location_precision", "string", "s.location_precision",
-              "Précision de l'emplacement", "Location precision", ("exact", "approximate")),
+    Queryable(
+        "area_m2", "number", "round(s.area_m2::numeric, 1)::float8", "Surface (m²)", "Area (m²)"
+    ),
+    Queryable(
+        "location_precision",
+        "string",
+        "s.location_precision",
+        "Précision de l'emplacement",
+        "Location precision",
+        ("exact", "approximate"),
+    ),
     Queryable("cooperative", "string", "s.cooperative", "Coopérative", "Cooperative"),
     Queryable("updated_at", "date-time", "s.updated_at", "Mis à jour le", "Updated at"),
 )
 
 FIGURES = (
-    Queryable("status", "string", "coalesce(fj->>'status', 'no_data')",
-              "État de régénération", "Regeneration status"),
-    Queryable("status_label_fr", "string", "coalesce(fj->>'status_label_fr', :nodata_fr)",
-              "État de régénération (libellé)", "Regeneration status (French label)"),
-    Queryable("status_label_en", "string", "coalesce(fj->>'status_label_en', :nodata_en)",
-              "État de régénération (libellé anglais)", "Regeneration status (English label)"),
-    Queryable("soc_stock_t_ha", "number", "(fj->>'soc_stock_t_ha')::float8",
-              "Stock de carbone organique (t C/ha)", "Soil organic carbon stock (t C/ha)"),
-    Queryable("soc_change_t_ha_per_year", "number", "(fj->>'soc_change_t_ha_per_year')::float8",
-              "Évolution du carbone (t C/ha/an)", "SOC change (t C/ha/year)"),
-    Queryable("co2e_t_per_year", "number", "(fj->>'co2e_t_per_year')::float8",
-              "CO2e stocké (t/an)", "CO2e stored (t/year)"),
+    Queryable(
+        "status",
+        "string",
+        "coalesce(fj->>'status', 'no_data')",
+        "État de régénération",
+        "Regeneration status",
+    ),
+    Queryable(
+        "status_label_fr",
+        "string",
+        "coalesce(fj->>'status_label_fr', :nodata_fr)",
+        "État de régénération (libellé)",
+        "Regeneration status (French label)",
+    ),
+    Queryable(
+        "status_label_en",
+        "string",
+        "coalesce(fj->>'status_label_en', :nodata_en)",
+        "État de régénération (libellé anglais)",
+        "Regeneration status (English label)",
+    ),
+    Queryable(
+        "soc_stock_t_ha",
+        "number",
+        "(fj->>'soc_stock_t_ha')::float8",
+        "Stock de carbone organique (t C/ha)",
+        "Soil organic carbon stock (t C/ha)",
+    ),
+    Queryable(
+        "soc_change_t_ha_per_year",
+        "number",
+        "(fj->>'soc_change_t_ha_per_year')::float8",
+        "Évolution du carbone (t C/ha/an)",
+        "SOC change (t C/ha/year)",
+    ),
+    Queryable(
+        "co2e_t_per_year",
+        "number",
+        "(fj->>'co2e_t_per_year')::float8",
+        "CO2e stocké (t/an)",
+        "CO2e stored (t/year)",
+    ),
     Queryable("basis", "string", "fj->>'basis'", "Base de calcul", "Basis of the figures"),
-    Queryable("harvest_kg_total", "number", "(fj->>'harvest_kg_total')::float8",
-              "Récoltes (kg)", "Harvests (kg)"),
-    Queryable("last_sampled", "date", "(fj->>'last_sampled')::date",
-              "Dernier prélèvement", "Last sampled"),
+    Queryable(
+        "harvest_kg_total",
+        "number",
+        "(fj->>'harvest_kg_total')::float8",
+        "Récoltes (kg)",
+        "Harvests (kg)",
+    ),
+    Queryable(
+        "last_sampled", "date", "(fj->>'last_sampled')::date", "Dernier prélèvement", "Last sampled"
+    ),
 )
 
 HOURS = (
-    Queryable("volunteer_hours", "number", "coalesce((fj->>'volunteer_hours')::float8, 0)",
-              "Heures bénévoles", "Volunteer hours"),
+    Queryable(
+        "volunteer_hours",
+        "number",
+        "coalesce((fj->>'volunteer_hours')::float8, 0)",
+        "Heures bénévoles",
+        "Volunteer hours",
+    ),
 )
 
 
@@ -107,34 +162,63 @@ COLLECTIONS: dict[str, Collection] = {
     c.id: c
     for c in (
         Collection(
-            "commons", "Communs publics", "Public commons",
+            "commons",
+            "Communs publics",
+            "Public commons",
             "Tous les communs que les coopératives rendent publics : terres, jardins, outils, lieux.",
             "Every commons the cooperatives make public: land, gardens, tools, places.",
-            None, BASE,
+            None,
+            BASE,
         ),
         Collection(
-            "restored_land", "Terres restaurées", "Restored land",
+            "restored_land",
+            "Terres restaurées",
+            "Restored land",
             "Parcelles, vergers et haies, avec leur état de régénération du sol, le carbone, les"
             " récoltes et les heures bénévoles.",
             "Land parcels, orchards and hedges with their soil regeneration status, carbon,"
             " harvests and volunteer hours.",
-            ("land",), BASE + FIGURES + HOURS, figures=True,
-            tile_props=("id", "name", "kind", "state", "area_m2", "status", "status_label_fr",
-                        "status_label_en", "soc_stock_t_ha", "soc_change_t_ha_per_year",
-                        "co2e_t_per_year", "harvest_kg_total", "last_sampled", "volunteer_hours"),
+            ("land",),
+            BASE + FIGURES + HOURS,
+            figures=True,
+            tile_props=(
+                "id",
+                "name",
+                "kind",
+                "state",
+                "area_m2",
+                "status",
+                "status_label_fr",
+                "status_label_en",
+                "soc_stock_t_ha",
+                "soc_change_t_ha_per_year",
+                "co2e_t_per_year",
+                "harvest_kg_total",
+                "last_sampled",
+                "volunteer_hours",
+            ),
         ),
         Collection(
-            "gardens", "Jardins partagés", "Shared gardens",
+            "gardens",
+            "Jardins partagés",
+            "Shared gardens",
             "Jardins cultivés collectivement, avec les heures bénévoles.",
             "Gardens grown together, with volunteer hours.",
-            ("garden",), BASE + HOURS, figures=True,
+            ("garden",),
+            BASE + HOURS,
+            figures=True,
             tile_props=("id", "name", "kind", "state", "area_m2", "volunteer_hours"),
         ),
         Collection(
-            "tools_and_places", "Outils et lieux partagés", "Shared tools and places",
+            "tools_and_places",
+            "Outils et lieux partagés",
+            "Shared tools and places",
             "Outils (à l'emplacement du lieu où ils sont rangés) et lieux partagés, en points.",
             "Tools (at the place where they are kept) and shared places, as points.",
-            ("tool", "place"), BASE, as_points=True, geometry_type="point",
+            ("tool", "place"),
+            BASE,
+            as_points=True,
+            geometry_type="point",
         ),
     )
 }
@@ -147,5 +231,6 @@ def get_collection(collection_id: str) -> Collection:
     except KeyError:
         known = ", ".join(COLLECTIONS)
         raise NotFound(
-            f"collectionId: no public collection {collection_id!r}; known: {known}", field="collectionId"
+            f"collectionId: no public collection {collection_id!r}; known: {known}",
+            field="collectionId",
         ) from None

@@ -25,12 +25,24 @@ from commons_map.publish.crs import STORAGE, Crs
 FIELD = "filter"
 GEOMETRY_PROPERTY = "geometry"
 SPATIAL = {
-    "S_INTERSECTS": "ST_Intersects", "S_DISJOINT": "ST_Disjoint", "S_CONTAINS": "ST_Contains",
-    "S_WITHIN": "ST_Within", "S_TOUCHES": "ST_Touches", "S_OVERLAPS": "ST_Overlaps",
-    "S_CROSSES": "ST_Crosses", "S_EQUALS": "ST_Equals",
+    "S_INTERSECTS": "ST_Intersects",
+    "S_DISJOINT": "ST_Disjoint",
+    "S_CONTAINS": "ST_Contains",
+    "S_WITHIN": "ST_Within",
+    "S_TOUCHES": "ST_Touches",
+    "S_OVERLAPS": "ST_Overlaps",
+    "S_CROSSES": "ST_Crosses",
+    "S_EQUALS": "ST_Equals",
 }
-WKT_TYPES = ("POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON",
-             "GEOMETRYCOLLECTION")
+WKT_TYPES = (
+    "POINT",
+    "LINESTRING",
+    "POLYGON",
+    "MULTIPOINT",
+    "MULTILINESTRING",
+    "MULTIPOLYGON",
+    "GEOMETRYCOLLECTION",
+)
 KEYWORDS = {"AND", "OR", "NOT", "LIKE", "BETWEEN", "IN", "IS", "NULL", "TRUE", "FALSE"}
 NUMERIC = ("integer", "number")
 TEMPORAL = ("date", "date-time")
@@ -180,8 +192,11 @@ class Parser:
                 pass
             self.i = save
         w = self.word()
-        if w in ("TRUE", "FALSE") and (self.peek(1) is None or self.word(1) in ("AND", "OR")
-                                       or (self.peek(1) and self.peek(1).value == ")")):
+        if w in ("TRUE", "FALSE") and (
+            self.peek(1) is None
+            or self.word(1) in ("AND", "OR")
+            or (self.peek(1) and self.peek(1).value == ")")
+        ):
             self.take()
             return w
         if w in SPATIAL:
@@ -242,7 +257,9 @@ class Parser:
         if left.type == "boolean":
             return f"({left.sql})"
         found = repr(t.value) if t is not None else "the end"
-        raise _bad(f"expected a comparison (=, <>, <, >, <=, >=, LIKE, BETWEEN, IN, IS NULL), found {found}")
+        raise _bad(
+            f"expected a comparison (=, <>, <, >, <=, >=, LIKE, BETWEEN, IN, IS NULL), found {found}"
+        )
 
     def _require(self, e: Expr, types: tuple[str, ...], what: str) -> None:
         if e.type not in types and e.type != "null":
@@ -263,7 +280,9 @@ class Parser:
             value = t.value[1:-1].replace("''", "'")
             return Expr(self.params.add(value), "string")
         if t.kind == "number":
-            num: int | float = int(t.value) if re.fullmatch(r"[+-]?\d+", t.value) else float(t.value)
+            num: int | float = (
+                int(t.value) if re.fullmatch(r"[+-]?\d+", t.value) else float(t.value)
+            )
             return Expr(self.params.add(num), "integer" if isinstance(num, int) else "number")
         if t.kind == "op" and t.value == "(":
             inner = self.scalar()
@@ -272,7 +291,9 @@ class Parser:
         if t.kind == "quoted":
             return self.property(t.value[1:-1].replace('""', '"'), t)
         if t.kind != "ident":
-            raise _bad(f"expected a property or a value at character {t.start + 1}, found {t.value!r}")
+            raise _bad(
+                f"expected a property or a value at character {t.start + 1}, found {t.value!r}"
+            )
         w = t.value.upper()
         if w in ("TRUE", "FALSE"):
             return Expr(w, "boolean")
@@ -303,7 +324,9 @@ class Parser:
                 return Expr(f"CAST({self.params.add(date.fromisoformat(raw))} AS date)", "date")
             value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise _bad(f"{kind}({raw!r}) is not a valid {'date' if kind == 'DATE' else 'RFC 3339 timestamp'}") from None
+            raise _bad(
+                f"{kind}({raw!r}) is not a valid {'date' if kind == 'DATE' else 'RFC 3339 timestamp'}"
+            ) from None
         if value.tzinfo is None:
             raise _bad(f"TIMESTAMP({raw!r}) needs a time zone (e.g. a final Z)")
         return Expr(f"CAST({self.params.add(value)} AS timestamptz)", "date-time")
@@ -314,7 +337,9 @@ class Parser:
         q = self.collection.queryable(name)
         if q is None:
             known = ", ".join([GEOMETRY_PROPERTY] + [x.name for x in self.collection.queryables])
-            raise _bad(f"unknown property {name!r} in collection {self.collection.id!r}; queryables: {known}")
+            raise _bad(
+                f"unknown property {name!r} in collection {self.collection.id!r}; queryables: {known}"
+            )
         return Expr(q.sql, q.type)
 
     # -- spatial
@@ -359,7 +384,9 @@ class Parser:
             return self.wkt()
         e = self.scalar()
         if e.type != "geometry":
-            raise _bad(f"spatial functions need the geometry property or a geometry literal, not {e.type}")
+            raise _bad(
+                f"spatial functions need the geometry property or a geometry literal, not {e.type}"
+            )
         return e
 
     def _number(self) -> float:

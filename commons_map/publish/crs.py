@@ -27,7 +27,9 @@ class Crs:
     def to_storage(self, geom_sql: str) -> str:
         """SQL turning a geometry given in this CRS (axes as declared) into EPSG:4326 lon/lat."""
         if self.srid == 4326:
-            return f"ST_SetSRID(ST_FlipCoordinates({geom_sql}), 4326)" if self.lat_first else geom_sql
+            return (
+                f"ST_SetSRID(ST_FlipCoordinates({geom_sql}), 4326)" if self.lat_first else geom_sql
+            )
         return f"ST_Transform({geom_sql}, 4326)"
 
 
@@ -43,7 +45,9 @@ SUPPORTED: dict[str, Crs] = {
 STORAGE = SUPPORTED[CRS84]
 # Short forms people type (and safe CURIEs); answered with the full URI in Content-Crs.
 ALIASES = {
-    "CRS84": CRS84, "OGC:CRS84": CRS84, "[OGC:CRS84]": CRS84,
+    "CRS84": CRS84,
+    "OGC:CRS84": CRS84,
+    "[OGC:CRS84]": CRS84,
     **{f"EPSG:{c.srid}": c.uri for c in SUPPORTED.values() if c.uri != CRS84},
     **{f"[EPSG:{c.srid}]": c.uri for c in SUPPORTED.values() if c.uri != CRS84},
     "http://www.opengis.net/def/crs/OGC/1.3/CRS84h": CRS84,
@@ -59,7 +63,7 @@ def parse_crs(raw: str | None, *, field: str) -> Crs:
         value = value[1:-1]
     value = ALIASES.get(value, value)
     if value.startswith("https://www.opengis.net/"):
-        value = "http://" + value[len("https://"):]
+        value = "http://" + value[len("https://") :]
     crs = SUPPORTED.get(value)
     if crs is None:
         raise ValidationFailed(

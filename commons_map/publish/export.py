@@ -35,7 +35,9 @@ def metadata(collection: Collection, *, licence: str, on: date | None = None) ->
 def geojson_bytes(session: Session, *, collection: Collection, licence: str) -> bytes:
     """The layer as one GeoJSON FeatureCollection (built by the database, feature by feature)."""
     meta = metadata(collection, licence=licence)
-    head = json.dumps({"type": "FeatureCollection", "name": collection.id, **meta}, ensure_ascii=False)
+    head = json.dumps(
+        {"type": "FeatureCollection", "name": collection.id, **meta}, ensure_ascii=False
+    )
     parts = [head[:-1].encode(), b',"features":[']
     first = True
     for feat in service.all_features(session, collection=collection):
@@ -82,7 +84,9 @@ def gpkg_bytes(session: Session, *, collection: Collection, licence: str) -> byt
     df = pd.DataFrame([r[:-1] for r in rows], columns=names)
     for col in df.columns:
         if df[col].dtype == object and df[col].map(lambda v: isinstance(v, datetime)).any():
-            df[col] = df[col].map(lambda v: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v)
+            df[col] = df[col].map(
+                lambda v: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v
+            )
             df[col] = pd.to_datetime(df[col])
         elif df[col].dtype == object and df[col].map(lambda v: isinstance(v, date)).any():
             df[col] = df[col].map(lambda v: v.isoformat() if isinstance(v, date) else v)
@@ -92,10 +96,15 @@ def gpkg_bytes(session: Session, *, collection: Collection, licence: str) -> byt
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{collection.id}.gpkg"
         gdf.to_file(
-            path, driver="GPKG", layer=collection.id, engine="pyogrio",
+            path,
+            driver="GPKG",
+            layer=collection.id,
+            engine="pyogrio",
             metadata={k.upper(): v for k, v in meta.items()},
-            layer_options={"DESCRIPTION": f"{meta['title']} — licence {licence}, {meta['date']}",
-                           "IDENTIFIER": meta["title"]},
+            layer_options={
+                "DESCRIPTION": f"{meta['title']} — licence {licence}, {meta['date']}",
+                "IDENTIFIER": meta["title"],
+            },
             promote_to_multi=False,
         )
         return path.read_bytes()

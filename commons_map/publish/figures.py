@@ -8,7 +8,9 @@ either way. Results are kept five minutes per cooperative (a public map may lag 
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import logging
 import threading
 import time
@@ -40,6 +42,8 @@ NO_DATA_LABELS = {
 }
 
 _cache: dict[tuple[str, int], tuple[float, dict[str, dict[str, Any]]]] = {}
+_coops: dict[str, tuple[float, list[int]]] = {}
+_json: dict[str, tuple[tuple, str]] = {}
 _lock = threading.Lock()
 
 
@@ -62,6 +66,7 @@ def ledger_available() -> bool:
 
 def _label_entry(value: Any) -> dict[str, str]:
     """Normalise one STATUS_LABELS entry (a dict or an object) to fr/en/explanations."""
+
     def pick(*names: str) -> str:
         for n in names:
             v = value.get(n) if isinstance(value, dict) else getattr(value, n, None)
@@ -77,6 +82,7 @@ def _label_entry(value: Any) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def status_labels() -> dict[str, dict[str, str]]:
     """Each regeneration status with its fr/en label and explanation (no_data always there)."""
     labels: dict[str, dict[str, str]] = {}
@@ -97,9 +103,17 @@ def status_labels() -> dict[str, dict[str, str]]:
 def legend() -> list[dict[str, str]]:
     """The legend rows: status code, colour, labels and explanations, no_data last."""
     labels = status_labels()
-    order = sorted(labels, key=lambda c: (c == "no_data", list(STATUS_COLOURS).index(c)
-                                          if c in STATUS_COLOURS else 99, c))
-    return [{"status": c, "colour": STATUS_COLOURS.get(c, FALLBACK_COLOUR), **labels[c]} for c in order]
+    order = sorted(
+        labels,
+        key=lambda c: (
+            c == "no_data",
+            list(STATUS_COLOURS).index(c) if c in STATUS_COLOURS else 99,
+            c,
+        ),
+    )
+    return [
+        {"status": c, "colour": STATUS_COLOURS.get(c, FALLBACK_COLOUR), **labels[c]} for c in order
+    ]
 
 
 def _number(value: Any, digits: int = 2) -> float | None:
@@ -136,7 +150,9 @@ def _soil(session: Session, cooperative_id: int, out: dict[str, dict[str, Any]])
             "harvest_kg_total": _number(_get(s, "harvest_kg_total"), 1),
             "last_sampled": last.isoformat() if isinstance(last, date) else last,
         }
-        figures = [v for k, v in entry.items() if k not in ("status", "status_label_fr", "status_label_en")]
+        figures = [
+            v for k, v in entry.items() if k not in ("status", "status_label_fr", "status_label_en")
+        ]
         if status == "no_data" and not any(figures):
             continue  # the SQL defaults say the same; keep the parameter small
         out.setdefault(str(commons_id), {}).update(entry)
@@ -163,11 +179,14 @@ def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any
             with session.begin_nested():
                 source(session, cooperative_id, out)
         except Exception as exc:  # noqa: BLE001 - a figure source failing must not take the public map down
-            log.warning("%s figures for cooperative %s failed, showing no data: %s: %.300s",
-                        source.__name__[1:], cooperative_id, type(exc).__name__, exc)
+            log.warning(
+                "%s figures for cooperative %s failed, showing no data: %s: %.300s",
+                source.__name__[1:],
+                cooperative_id,
+                type(exc).__name__,
+                exc,
+            )
     return out
-
-
 
 
 def _db_key(session: Session) -> str:
@@ -176,30 +195,61 @@ def _db_key(session: Session) -> str:
     return str(engine.url)
 
 
+def _coop_ids(session: Session, key_db: str, use_cache: bool) -> list[int]:
+    now = time.monotonic()
+    with _lock:
+        hit = _coops.get(key_db) if use_cache else None
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    ids = [
+        int(i) for i in session.execute(text("SELECT id FROM cooperatives ORDER BY id")).scalars()
+    ]
+    with _lock:
+        _coops[key_db] = (now, ids)
+    return ids
+
+
+def _figures(session: Session, use_cache: bool) -> tuple[dict[str, dict[str, Any]], tuple]:
+    key_db = _db_key(session)
+    now = time.monotonic()
+    merged: dict[str, dict[str, Any]] = {}
+    stamp: list = [key_db]
+    for coop_id in _coop_ids(session, key_db, use_cache):
+        key = (key_db, coop_id)
+        with _lock:
+            hit = _cache.get(key) if use_cache else None
+        if hit is None:
+            fresh = compute(session, cooperative_id=coop_id)
+            hit = (time.monotonic(), fresh)
+            with _lock:
+                _cache[key] = hit
+        elif now - hit[0] >= CACHE_SECONDS:
+            _refresh_later(session, key)
+        merged.update(hit[1])
+        stamp.append((coop_id, hit[0]))
+    return merged, tuple(stamp)
+
+
 def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[str, Any]]:
     """Figures of every cooperative's commons, keyed by commons id as text.
 
     Kept ``CACHE_SECONDS``; a stale entry is still served while a background thread (with its
     own session) refreshes it, so no public request waits for the soil and ledger sums.
     """
-    coops = [int(i) for i in session.execute(text("SELECT id FROM cooperatives ORDER BY id")).scalars()]
-    key_db = _db_key(session)
-    now = time.monotonic()
-    merged: dict[str, dict[str, Any]] = {}
-    for coop_id in coops:
-        key = (key_db, coop_id)
-        with _lock:
-            hit = _cache.get(key) if use_cache else None
-        if hit is not None:
-            if now - hit[0] >= CACHE_SECONDS:
-                _refresh_later(session, key)
-            merged.update(hit[1])
-            continue
-        fresh = compute(session, cooperative_id=coop_id)
-        with _lock:
-            _cache[key] = (time.monotonic(), fresh)
-        merged.update(fresh)
-    return merged
+    return _figures(session, use_cache)[0]
+
+
+def figures_json(session: Session) -> str:
+    """``figures_for`` as compact JSON (the SQL parameter), made once per refresh."""
+    merged, stamp = _figures(session, True)
+    with _lock:
+        hit = _json.get(stamp[0])
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    body = json.dumps(merged, separators=(",", ":"), ensure_ascii=False)
+    with _lock:
+        _json[stamp[0]] = (stamp, body)
+    return body
 
 
 _refreshing: set[tuple[str, int]] = set()
@@ -231,3 +281,5 @@ def clear_cache() -> None:
     """Forget the cached figures (tests, or after an import)."""
     with _lock:
         _cache.clear()
+        _coops.clear()
+        _json.clear()

@@ -7,7 +7,6 @@ when it is exact without a COUNT (the whole result fits in the first page).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -69,11 +68,15 @@ def parse_bbox(raw: str | None, crs: Crs = STORAGE) -> Bbox | None:
     try:
         nums = [float(p) for p in raw.split(",")]
     except ValueError:
-        raise ValidationFailed(f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox") from None
+        raise ValidationFailed(
+            f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox"
+        ) from None
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
     if len(nums) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in nums):
-        raise ValidationFailed(f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox")
+        raise ValidationFailed(
+            f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox"
+        )
     if crs.lat_first:  # EPSG:4326 is latitude, longitude
         nums = [nums[1], nums[0], nums[3], nums[2]]
     minx, miny, maxx, maxy = nums
@@ -84,7 +87,9 @@ def parse_bbox(raw: str | None, crs: Crs = STORAGE) -> Bbox | None:
                 field="bbox",
             )
     elif minx > maxx or miny > maxy:
-        raise ValidationFailed(f"bbox: lower corner must come before upper corner in {raw!r}", field="bbox")
+        raise ValidationFailed(
+            f"bbox: lower corner must come before upper corner in {raw!r}", field="bbox"
+        )
     return Bbox((minx, miny, maxx, maxy), crs)
 
 
@@ -93,8 +98,10 @@ def _bbox_sql(b: Bbox, params: Params) -> str:
     if b.crs.srid == 4326:
         if minx > maxx:  # crosses the antimeridian
             p = [params.add(v) for v in (minx, miny, 180.0, maxy, -180.0, miny, maxx, maxy)]
-            return (f"(s.geom && ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, 4326)"
-                    f" OR s.geom && ST_MakeEnvelope({p[4]}, {p[5]}, {p[6]}, {p[7]}, 4326))")
+            return (
+                f"(s.geom && ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, 4326)"
+                f" OR s.geom && ST_MakeEnvelope({p[4]}, {p[5]}, {p[6]}, {p[7]}, 4326))"
+            )
         p = [params.add(v) for v in (minx, miny, maxx, maxy)]
         return f"ST_Intersects(s.geom, ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, 4326))"
     p = [params.add(v) for v in (minx, miny, maxx, maxy)]
@@ -111,10 +118,13 @@ def _instant(raw: str, *, end: bool) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValidationFailed(
-            f"datetime: {raw!r} is not an RFC 3339 date-time (e.g. 2026-11-27T10:00:00Z)", field="datetime"
+            f"datetime: {raw!r} is not an RFC 3339 date-time (e.g. 2026-11-27T10:00:00Z)",
+            field="datetime",
         ) from None
     if parsed.tzinfo is None:
-        raise ValidationFailed(f"datetime: {raw!r} needs a time zone (e.g. a final Z)", field="datetime")
+        raise ValidationFailed(
+            f"datetime: {raw!r} needs a time zone (e.g. a final Z)", field="datetime"
+        )
     return parsed
 
 
@@ -190,7 +200,9 @@ def _where(q: ItemsQuery, params: Params) -> list[str]:
             raise ValidationFailed(f"{name}: not a queryable of {q.collection.id}", field=name)
         where.append(f"{qy.sql} = {params.add(_typed(qy, raw))}")
     if q.filter is not None:
-        where.append(compile_filter(q.filter, collection=q.collection, params=params, crs=q.filter_crs))
+        where.append(
+            compile_filter(q.filter, collection=q.collection, params=params, crs=q.filter_crs)
+        )
     return [expand(w) for w in where]
 
 
@@ -210,7 +222,7 @@ def _props_sql(collection: Collection, *, skip: tuple[str, ...] = ("id",)) -> st
 def _feature_sql(collection: Collection, crs: Crs) -> str:
     geom = crs.out_geom("s.geom")
     return (
-        "'{\"type\":\"Feature\",\"id\":' || s.id || ',\"geometry\":' || "
+        '\'{"type":"Feature","id":\' || s.id || \',"geometry":\' || '
         f"COALESCE(ST_AsGeoJSON({geom}, {crs.decimals}, 0), 'null') || ',\"properties\":' || "
         f"{_props_sql(collection)}::text || '}}'"
     )
@@ -221,7 +233,7 @@ def _base_params(collection: Collection, session: Session) -> dict[str, Any]:
         return {}
     labels = figs.status_labels()["no_data"]
     return {
-        "figs": json.dumps(figs.figures_for(session), separators=(",", ":")),
+        "figs": figs.figures_json(session),
         "nodata_fr": labels["fr"],
         "nodata_en": labels["en"],
     }
@@ -265,12 +277,16 @@ def items(session: Session, *, query: ItemsQuery) -> Page:
 def item(session: Session, *, collection: Collection, feature_id: str, crs: Crs = STORAGE) -> str:
     """One public feature as GeoJSON text; NotFound when it is not public (or not in the layer)."""
     if not re.fullmatch(r"\d{1,18}", feature_id):
-        raise NotFound(f"featureId: no feature {feature_id!r} in {collection.id}", field="featureId")
+        raise NotFound(
+            f"featureId: no feature {feature_id!r} in {collection.id}", field="featureId"
+        )
     sql = (
         f"{with_figures(collection)}SELECT {_feature_sql(collection, crs)} AS feature"
         f" FROM ({public_source(collection)}) s{figures_join(collection)} WHERE s.id = :fid"
     )
-    row = session.execute(text(sql), {**_base_params(collection, session), "fid": int(feature_id)}).first()
+    row = session.execute(
+        text(sql), {**_base_params(collection, session), "fid": int(feature_id)}
+    ).first()
     if row is None:
         raise NotFound(f"featureId: no feature {feature_id} in {collection.id}", field="featureId")
     return row.feature
@@ -286,11 +302,16 @@ def extent(session: Session, *, collection: Collection) -> dict[str, Any]:
     ).one()
     out: dict[str, Any] = {}
     if row.x0 is not None:
-        out["spatial"] = {"bbox": [[round(row.x0, 7), round(row.y0, 7), round(row.x1, 7), round(row.y1, 7)]], "crs": CRS84}
+        out["spatial"] = {
+            "bbox": [[round(row.x0, 7), round(row.y0, 7), round(row.x1, 7), round(row.y1, 7)]],
+            "crs": CRS84,
+        }
     if row.t0 is not None:
         fmt = "%Y-%m-%dT%H:%M:%SZ"
         out["temporal"] = {
-            "interval": [[row.t0.astimezone(UTC).strftime(fmt), row.t1.astimezone(UTC).strftime(fmt)]],
+            "interval": [
+                [row.t0.astimezone(UTC).strftime(fmt), row.t1.astimezone(UTC).strftime(fmt)]
+            ],
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
     return out
@@ -302,7 +323,9 @@ def extent(session: Session, *, collection: Collection) -> dict[str, Any]:
 def check_tile(z: int, x: int, y: int) -> None:
     """A tile address that exists in WebMercatorQuad, or NotFound."""
     if not 0 <= z <= MAX_ZOOM or not 0 <= x < 2**z or not 0 <= y < 2**z:
-        raise NotFound(f"tile: no tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM}, x and y below 2^zoom)", field="tile")
+        raise NotFound(
+            f"tile: no tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM}, x and y below 2^zoom)", field="tile"
+        )
 
 
 def tile_sql(collection: Collection) -> str:

@@ -74,7 +74,11 @@ def figures_join(collection: Collection) -> str:
 
 
 def with_figures(collection: Collection) -> str:
-    return "WITH figs AS MATERIALIZED (SELECT CAST(:figs AS jsonb) AS j) " if collection.figures else ""
+    return (
+        "WITH figs AS MATERIALIZED (SELECT CAST(:figs AS jsonb) AS j) "
+        if collection.figures
+        else ""
+    )
 
 
 def expand(sql: str) -> str:

@@ -23,8 +23,12 @@ def _fresh_figures():
 def public_ids(db, categories=None) -> set[int]:
     """What anonymous visitors see in the register (the foundation's own rule)."""
     fc = list_commons(db, actor=None, limit=1000)
-    return {f["id"] for f in fc["features"]
-            if f["geometry"] is not None and (categories is None or f["properties"]["category"] in categories)}
+    return {
+        f["id"]
+        for f in fc["features"]
+        if f["geometry"] is not None
+        and (categories is None or f["properties"]["category"] in categories)
+    }
 
 
 def all_pages(client, url: str) -> tuple[list[dict], int]:
@@ -58,7 +62,9 @@ def test_conformance_declares_the_classes_we_implement(client):
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter" in classes
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in classes
     # Not implemented, so not declared.
-    assert not any("cql2-json" in c or "temporal-functions" in c or "arithmetic" in c for c in classes)
+    assert not any(
+        "cql2-json" in c or "temporal-functions" in c or "arithmetic" in c for c in classes
+    )
 
 
 def test_collections_list_public_layers_with_extent_and_crs(client):
@@ -72,7 +78,12 @@ def test_collections_list_public_layers_with_extent_and_crs(client):
         assert c["storageCrs"] in c["crs"]
         assert "http://www.opengis.net/def/crs/EPSG/0/2154" in c["crs"]
         rels = {ln["rel"] for ln in c["links"]}
-        assert {"self", "items", "http://www.opengis.net/def/rel/ogc/1.0/queryables", "license"} <= rels
+        assert {
+            "self",
+            "items",
+            "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+            "license",
+        } <= rels
     one = client.get("/ogc/collections/restored_land").json()
     assert one["id"] == "restored_land" and one["itemType"] == "feature"
 
@@ -118,20 +129,32 @@ def test_limit_is_clamped_above_the_maximum_not_refused(client, db):
     assert parse_limit("50000") == 10_000 and parse_limit(None) == 10
 
 
-@pytest.mark.parametrize("query, field", [
-    ("limit=0", "limit"), ("limit=-3", "limit"), ("limit=ten", "limit"),
-    ("foo=bar", "foo"), ("limit=5&limit=6", "limit"),
-    ("bbox=1,2,3", "bbox"), ("bbox=a,b,c,d", "bbox"), ("bbox=5,44,6,200", "bbox"),
-    ("bbox-crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84", "bbox-crs"),
-    ("datetime=yesterday", "datetime"), ("datetime=2026-01-02T00:00:00Z/2025-01-01T00:00:00Z", "datetime"),
-    ("datetime=2026-01-01T10:00:00", "datetime"),
-    ("crs=http://www.opengis.net/def/crs/EPSG/0/32631", "crs"),
-    ("cursor=abc", "cursor"), ("f=xml", "f"),
-    ("filter-lang=cql2-json&filter=x", "filter-lang"),
-    ("filter=owner%20%3D%20%27x%27", "filter"), ("filter=name%20%3D", "filter"),
-    ("filter=area_m2%20%3E%20%27big%27", "filter"), ("filter=S_INTERSECTS(geometry,%20POLYGON((1%202)))", "filter"),
-    ("area_m2=large", "area_m2"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=-3", "limit"),
+        ("limit=ten", "limit"),
+        ("foo=bar", "foo"),
+        ("limit=5&limit=6", "limit"),
+        ("bbox=1,2,3", "bbox"),
+        ("bbox=a,b,c,d", "bbox"),
+        ("bbox=5,44,6,200", "bbox"),
+        ("bbox-crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84", "bbox-crs"),
+        ("datetime=yesterday", "datetime"),
+        ("datetime=2026-01-02T00:00:00Z/2025-01-01T00:00:00Z", "datetime"),
+        ("datetime=2026-01-01T10:00:00", "datetime"),
+        ("crs=http://www.opengis.net/def/crs/EPSG/0/32631", "crs"),
+        ("cursor=abc", "cursor"),
+        ("f=xml", "f"),
+        ("filter-lang=cql2-json&filter=x", "filter-lang"),
+        ("filter=owner%20%3D%20%27x%27", "filter"),
+        ("filter=name%20%3D", "filter"),
+        ("filter=area_m2%20%3E%20%27big%27", "filter"),
+        ("filter=S_INTERSECTS(geometry,%20POLYGON((1%202)))", "filter"),
+        ("area_m2=large", "area_m2"),
+    ],
+)
 def test_invalid_or_unknown_parameters_answer_400(client, query, field):
     r = client.get(f"/ogc/collections/commons/items?{query}")
     assert r.status_code == 400, (query, r.text)
@@ -149,32 +172,51 @@ def test_unknown_parameter_on_other_documents_is_400(client):
 
 def test_bbox_keeps_features_that_intersect_it(client, db):
     box = (5.15, 44.69, 5.20, 44.71)
-    feats, _ = all_pages(client, "/ogc/collections/commons/items?limit=1000&bbox=" + ",".join(map(str, box)))
-    expected = set(db.scalars(text(
-        "SELECT id FROM commons WHERE visibility='public' AND archived_at IS NULL AND geom IS NOT NULL"
-        " AND location_precision='exact' AND ST_Intersects(geom, ST_MakeEnvelope(:a,:b,:c,:d,4326))"
-        " UNION SELECT c.id FROM commons c JOIN commons p ON p.id = c.kept_at_id WHERE c.visibility='public'"
-        " AND c.archived_at IS NULL AND p.visibility='public' AND p.location_precision='exact'"
-        " AND ST_Intersects(p.geom, ST_MakeEnvelope(:a,:b,:c,:d,4326))"), dict(zip("abcd", box))))
-    approx = set(db.scalars(text(
-        "SELECT id FROM commons WHERE visibility='public' AND location_precision='approximate'"
-        " AND ST_Intersects(ST_SnapToGrid(ST_PointOnSurface(geom), 0.005), ST_MakeEnvelope(:a,:b,:c,:d,4326))"),
-        dict(zip("abcd", box))))
+    feats, _ = all_pages(
+        client, "/ogc/collections/commons/items?limit=1000&bbox=" + ",".join(map(str, box))
+    )
+    expected = set(
+        db.scalars(
+            text(
+                "SELECT id FROM commons WHERE visibility='public' AND archived_at IS NULL AND geom IS NOT NULL"
+                " AND location_precision='exact' AND ST_Intersects(geom, ST_MakeEnvelope(:a,:b,:c,:d,4326))"
+                " UNION SELECT c.id FROM commons c JOIN commons p ON p.id = c.kept_at_id WHERE c.visibility='public'"
+                " AND c.archived_at IS NULL AND p.visibility='public' AND p.location_precision='exact'"
+                " AND ST_Intersects(p.geom, ST_MakeEnvelope(:a,:b,:c,:d,4326))"
+            ),
+            dict(zip("abcd", box, strict=True)),
+        )
+    )
+    approx = set(
+        db.scalars(
+            text(
+                "SELECT id FROM commons WHERE visibility='public' AND location_precision='approximate'"
+                " AND ST_Intersects(ST_SnapToGrid(ST_PointOnSurface(geom), 0.005), ST_MakeEnvelope(:a,:b,:c,:d,4326))"
+            ),
+            dict(zip("abcd", box, strict=True)),
+        )
+    )
     assert {f["id"] for f in feats} == expected | approx
     assert 0 < len(feats) < len(public_ids(db))
 
 
 def test_bbox_in_another_crs_gives_the_same_features(client):
-    crs84 = client.get("/ogc/collections/commons/items?limit=1000&bbox=5.15,44.69,5.20,44.71").json()
-    lat_lon = client.get("/ogc/collections/commons/items?limit=1000&bbox=44.69,5.15,44.71,5.20"
-                         "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326").json()
+    crs84 = client.get(
+        "/ogc/collections/commons/items?limit=1000&bbox=5.15,44.69,5.20,44.71"
+    ).json()
+    lat_lon = client.get(
+        "/ogc/collections/commons/items?limit=1000&bbox=44.69,5.15,44.71,5.20"
+        "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326"
+    ).json()
     assert [f["id"] for f in crs84["features"]] == [f["id"] for f in lat_lon["features"]]
     from pyproj import Transformer
 
     tr = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
     (x0, y0), (x1, y1) = tr.transform(5.15, 44.69), tr.transform(5.20, 44.71)
-    merc = client.get(f"/ogc/collections/commons/items?limit=1000&bbox={x0},{y0},{x1},{y1}"
-                      "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857").json()
+    merc = client.get(
+        f"/ogc/collections/commons/items?limit=1000&bbox={x0},{y0},{x1},{y1}"
+        "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857"
+    ).json()
     assert [f["id"] for f in crs84["features"]] == [f["id"] for f in merc["features"]]
 
 
@@ -182,27 +224,45 @@ def test_crs_parameter_transforms_geometries_and_says_so(client):
     base = client.get("/ogc/collections/restored_land/items?limit=1")
     assert base.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
     lon, lat = base.json()["features"][0]["geometry"]["coordinates"][0][0]
-    flipped = client.get("/ogc/collections/restored_land/items?limit=1&crs=http://www.opengis.net/def/crs/EPSG/0/4326")
+    flipped = client.get(
+        "/ogc/collections/restored_land/items?limit=1&crs=http://www.opengis.net/def/crs/EPSG/0/4326"
+    )
     assert flipped.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/4326>"
     assert flipped.json()["features"][0]["geometry"]["coordinates"][0][0] == [lat, lon]
-    lambert = client.get("/ogc/collections/restored_land/items?limit=1&crs=http://www.opengis.net/def/crs/EPSG/0/2154")
+    lambert = client.get(
+        "/ogc/collections/restored_land/items?limit=1&crs=http://www.opengis.net/def/crs/EPSG/0/2154"
+    )
     x, y = lambert.json()["features"][0]["geometry"]["coordinates"][0][0]
     from pyproj import Transformer
 
     ex, ey = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform(lon, lat)
     assert abs(x - ex) < 0.05 and abs(y - ey) < 0.05
-    one = client.get(f"/ogc/collections/restored_land/items/{base.json()['features'][0]['id']}"
-                     "?crs=http://www.opengis.net/def/crs/EPSG/0/3857")
+    one = client.get(
+        f"/ogc/collections/restored_land/items/{base.json()['features'][0]['id']}"
+        "?crs=http://www.opengis.net/def/crs/EPSG/0/3857"
+    )
     assert one.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/3857>"
     assert one.json()["geometry"]["coordinates"][0][0][0] > 500_000
 
 
 def test_datetime_filters_on_updated_at(client, db):
     total = len(public_ids(db))
-    assert client.get("/ogc/collections/commons/items?limit=1000&datetime=2000-01-01T00:00:00Z/..").json()["numberReturned"] == total
-    assert client.get("/ogc/collections/commons/items?limit=1000&datetime=../2000-01-01T00:00:00Z").json()["numberReturned"] == 0
+    assert (
+        client.get(
+            "/ogc/collections/commons/items?limit=1000&datetime=2000-01-01T00:00:00Z/.."
+        ).json()["numberReturned"]
+        == total
+    )
+    assert (
+        client.get(
+            "/ogc/collections/commons/items?limit=1000&datetime=../2000-01-01T00:00:00Z"
+        ).json()["numberReturned"]
+        == 0
+    )
     c = db.scalars(select(Commons).where(Commons.external_id == "demo:land-0")).one()
-    db.execute(text("UPDATE commons SET updated_at = '2020-06-15T12:00:00Z' WHERE id = :i"), {"i": c.id})
+    db.execute(
+        text("UPDATE commons SET updated_at = '2020-06-15T12:00:00Z' WHERE id = :i"), {"i": c.id}
+    )
     got = client.get("/ogc/collections/commons/items?datetime=2020-06-15").json()
     assert [f["id"] for f in got["features"]] == [c.id]
     got = client.get("/ogc/collections/commons/items?datetime=2020-06-15T12:00:00Z").json()
@@ -226,41 +286,78 @@ def names_for(client, collection: str, cql: str) -> set[str]:
 
 def test_cql2_text_filters(client, db):
     assert names_for(client, "commons", "kind = 'orchard'") == {"Vieux verger de Chabrillan"}
-    assert names_for(client, "commons", "kind IN ('orchard', 'hedge')") == {"Vieux verger de Chabrillan", "Haie champêtre des Chaux"}
-    assert names_for(client, "restored_land", "name LIKE 'Pré%' OR name LIKE 'Prairie%'") == {"Pré de la Drôme", "Prairie du Moulin"}
+    assert names_for(client, "commons", "kind IN ('orchard', 'hedge')") == {
+        "Vieux verger de Chabrillan",
+        "Haie champêtre des Chaux",
+    }
+    assert names_for(client, "restored_land", "name LIKE 'Pré%' OR name LIKE 'Prairie%'") == {
+        "Pré de la Drôme",
+        "Prairie du Moulin",
+    }
     assert "Pré de la Drôme" not in names_for(client, "restored_land", "NOT (name LIKE 'Pré%')")
-    assert names_for(client, "restored_land", "CASEI(name) = casei('PRÉ DE LA DRÔME')") == {"Pré de la Drôme"}
+    assert names_for(client, "restored_land", "CASEI(name) = casei('PRÉ DE LA DRÔME')") == {
+        "Pré de la Drôme"
+    }
     big = names_for(client, "restored_land", "area_m2 BETWEEN 20000 AND 1000000")
     small = names_for(client, "restored_land", "area_m2 NOT BETWEEN 20000 AND 1000000")
     assert big and small and not big & small
-    assert names_for(client, "tools_and_places", "area_m2 IS NULL") == names_for(client, "tools_and_places", "TRUE")
+    assert names_for(client, "tools_and_places", "area_m2 IS NULL") == names_for(
+        client, "tools_and_places", "TRUE"
+    )
     assert names_for(client, "commons", "area_m2 IS NOT NULL AND category = 'place'") == set()
     assert names_for(client, "commons", "kind = 'garden' AND state <> 'active'") == set()
-    assert names_for(client, "commons", "id = id AND kind = 'orchard'") == {"Vieux verger de Chabrillan"}
-    assert names_for(client, "commons", "updated_at > TIMESTAMP('2000-01-01T00:00:00Z') AND kind='orchard'") == {"Vieux verger de Chabrillan"}
+    assert names_for(client, "commons", "id = id AND kind = 'orchard'") == {
+        "Vieux verger de Chabrillan"
+    }
+    assert names_for(
+        client, "commons", "updated_at > TIMESTAMP('2000-01-01T00:00:00Z') AND kind='orchard'"
+    ) == {"Vieux verger de Chabrillan"}
     assert names_for(client, "commons", "updated_at < DATE('2000-01-01')") == set()
     # Spatial, with WKT and BBOX literals.
     shed = db.scalars(select(Commons).where(Commons.external_id == "demo:shed")).one()
-    point = db.scalar(text("SELECT ST_X(geom) || ' ' || ST_Y(geom) FROM commons WHERE id=:i"), {"i": shed.id})
+    point = db.scalar(
+        text("SELECT ST_X(geom) || ' ' || ST_Y(geom) FROM commons WHERE id=:i"), {"i": shed.id}
+    )
     near = names_for(client, "tools_and_places", f"S_INTERSECTS(geometry, POINT({point}))")
-    assert "Cabane à outils des Écoles" in near and "Presse à fruits" in near  # a tool kept at the shed
+    assert (
+        "Cabane à outils des Écoles" in near and "Presse à fruits" in near
+    )  # a tool kept at the shed
     inside = names_for(client, "commons", "S_WITHIN(geometry, BBOX(5.15, 44.69, 5.20, 44.71))")
-    box = names_for(client, "commons", "S_INTERSECTS(geometry, POLYGON((5.15 44.69, 5.20 44.69, 5.20 44.71, 5.15 44.71, 5.15 44.69)))")
+    box = names_for(
+        client,
+        "commons",
+        "S_INTERSECTS(geometry, POLYGON((5.15 44.69, 5.20 44.69, 5.20 44.71, 5.15 44.71, 5.15 44.69)))",
+    )
     assert inside and inside <= box
-    assert names_for(client, "commons", "S_DISJOINT(geometry, BBOX(-10, -10, -9, -9))") == names_for(client, "commons", "TRUE")
-    lat_first = client.get("/ogc/collections/commons/items", params={
-        "filter": "S_INTERSECTS(geometry, BBOX(44.69, 5.15, 44.71, 5.20))", "limit": 1000,
-        "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}).json()
+    assert names_for(
+        client, "commons", "S_DISJOINT(geometry, BBOX(-10, -10, -9, -9))"
+    ) == names_for(client, "commons", "TRUE")
+    lat_first = client.get(
+        "/ogc/collections/commons/items",
+        params={
+            "filter": "S_INTERSECTS(geometry, BBOX(44.69, 5.15, 44.71, 5.20))",
+            "limit": 1000,
+            "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
+        },
+    ).json()
     assert {f["properties"]["name"] for f in lat_first["features"]} == box
 
 
 def test_gdal_draft_filter_lang_is_accepted(client):
-    assert ids_for(client, "commons", "kind = 'orchard'", "cql-text") == ids_for(client, "commons", "kind = 'orchard'", "cql2-text")
+    assert ids_for(client, "commons", "kind = 'orchard'", "cql-text") == ids_for(
+        client, "commons", "kind = 'orchard'", "cql2-text"
+    )
 
 
 def test_filter_cannot_reach_columns_outside_the_allow_list(client):
-    for cql in ("visibility = 'private'", "steward_rows IS NULL", "geom IS NULL", "\"c\".\"visibility\" = 'x'",
-                "name = 'x'; DROP TABLE commons", "pg_sleep(1) = 1"):
+    for cql in (
+        "visibility = 'private'",
+        "steward_rows IS NULL",
+        "geom IS NULL",
+        '"c"."visibility" = \'x\'',
+        "name = 'x'; DROP TABLE commons",
+        "pg_sleep(1) = 1",
+    ):
         r = client.get("/ogc/collections/commons/items", params={"filter": cql})
         assert r.status_code == 400, cql
     r = client.get("/ogc/collections/commons/items", params={"filter": "name = 'x'' OR ''1''=''1'"})
@@ -303,12 +400,21 @@ def test_html_by_f_and_by_accept(client):
     r = client.get("/ogc/collections/commons/items?f=html")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "Terrasses du Rocher" in r.text
-    r = client.get("/ogc/collections/commons/items", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    r = client.get(
+        "/ogc/collections/commons/items",
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
     assert r.headers["content-type"].startswith("text/html")
     r = client.get("/ogc/collections/commons/items", headers={"Accept": "application/geo+json"})
     assert r.headers["content-type"] == "application/geo+json"
-    for path in ("/ogc", "/ogc/conformance", "/ogc/collections", "/ogc/collections/gardens",
-                 "/ogc/collections/gardens/queryables", "/ogc/api"):
+    for path in (
+        "/ogc",
+        "/ogc/conformance",
+        "/ogc/collections",
+        "/ogc/collections/gardens",
+        "/ogc/collections/gardens/queryables",
+        "/ogc/api",
+    ):
         assert client.get(path + "?f=html").headers["content-type"].startswith("text/html"), path
 
 
@@ -323,8 +429,10 @@ def test_etag_304_head_and_cors(client):
     head = client.head("/ogc/collections/commons/items?limit=5")
     assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
     assert int(head.headers["content-length"]) == len(r.content)
-    pre = client.options("/ogc/collections/commons/items", headers={
-        "Origin": "https://example.org", "Access-Control-Request-Method": "GET"})
+    pre = client.options(
+        "/ogc/collections/commons/items",
+        headers={"Origin": "https://example.org", "Access-Control-Request-Method": "GET"},
+    )
     assert pre.status_code == 204 and "GET" in pre.headers["access-control-allow-methods"]
 
 
@@ -339,7 +447,10 @@ def test_openapi_lists_limits_and_filter_languages_for_clients(client):
     assert r.headers["content-type"].startswith("application/vnd.oai.openapi+json")
     doc = r.json()
     params = doc["components"]["parameters"]
-    assert params["limit"]["schema"]["maximum"] == 10_000 and params["limit"]["schema"]["default"] == 10
+    assert (
+        params["limit"]["schema"]["maximum"] == 10_000
+        and params["limit"]["schema"]["default"] == 10
+    )
     assert set(params["filter-lang"]["schema"]["enum"]) == {"cql2-text", "cql-text"}
     assert "/collections/{collectionId}/items" in doc["paths"]
 
@@ -349,19 +460,31 @@ def test_items_bbox_and_paging_use_the_indexes(db):
     from commons_map.publish import service
     from commons_map.publish.cql2 import Params
 
-    db.execute(text(
-        "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
-        " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
-        " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
-        "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
-        " 'public', 'restoring' FROM generate_series(1, 6000) i"))
+    db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
+            " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
+            "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
+            " 'public', 'restoring' FROM generate_series(1, 6000) i"
+        )
+    )
     db.execute(text("ANALYZE commons"))
     params = Params()
-    q = service.ItemsQuery(COLLECTIONS["restored_land"], limit=100,
-                           bbox=service.parse_bbox("5.01,44.51,5.02,44.52"), cursor=10)
+    q = service.ItemsQuery(
+        COLLECTIONS["restored_land"],
+        limit=100,
+        bbox=service.parse_bbox("5.01,44.51,5.02,44.52"),
+        cursor=10,
+    )
     sql = service.items_sql(q, params)
-    plan = "\n".join(r[0] for r in db.execute(
-        text("EXPLAIN " + sql), {"figs": "{}", "nodata_fr": "", "nodata_en": "", **params.values}))
+    plan = "\n".join(
+        r[0]
+        for r in db.execute(
+            text("EXPLAIN " + sql),
+            {"figs": "{}", "nodata_fr": "", "nodata_en": "", **params.values},
+        )
+    )
     assert "idx_commons_geom" in plan, plan
     assert "Seq Scan on commons c\n" not in plan
     page = service.items(db, query=q)

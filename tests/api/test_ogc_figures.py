@@ -52,9 +52,13 @@ def test_restored_land_features_hold_the_soil_and_ledger_figures(client, db, peo
 def test_gardens_show_volunteer_hours_and_status_filter_works(client, db, people):
     minutes = minutes_by_commons(db, cooperative_id=people.coop.id)
     for f in client.get("/ogc/collections/gardens/items?limit=100").json()["features"]:
-        assert f["properties"]["volunteer_hours"] == pytest.approx(minutes.get(f["id"], 0) / 60, abs=0.006)
-    regenerating = client.get("/ogc/collections/restored_land/items",
-                              params={"filter": "status = 'regenerating'", "limit": 100}).json()["features"]
+        assert f["properties"]["volunteer_hours"] == pytest.approx(
+            minutes.get(f["id"], 0) / 60, abs=0.006
+        )
+    regenerating = client.get(
+        "/ogc/collections/restored_land/items",
+        params={"filter": "status = 'regenerating'", "limit": 100},
+    ).json()["features"]
     assert regenerating and all(f["properties"]["status"] == "regenerating" for f in regenerating)
 
 
@@ -67,17 +71,35 @@ def test_tile_popups_get_the_same_figures(client, db):
 
     from tests.api.test_tiles import tile_of
 
-    lon, lat = db.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons"
-                               " WHERE id = :i"), {"i": land.id}).one()
+    lon, lat = db.execute(
+        text(
+            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons"
+            " WHERE id = :i"
+        ),
+        {"i": land.id},
+    ).one()
     x, y = tile_of(lon, lat, 12)
     tile = client.get(f"/tiles/restored_land/12/{x}/{y}.mvt")
-    feats = {f["id"]: f["properties"] for f in mapbox_vector_tile.decode(tile.content)["restored_land"]["features"]}
+    feats = {
+        f["id"]: f["properties"]
+        for f in mapbox_vector_tile.decode(tile.content)["restored_land"]["features"]
+    }
     props = feats[land.id]
-    for key in ("status", "status_label_fr", "soc_stock_t_ha", "co2e_t_per_year", "volunteer_hours"):
+    for key in (
+        "status",
+        "status_label_fr",
+        "soc_stock_t_ha",
+        "co2e_t_per_year",
+        "volunteer_hours",
+    ):
         if item[key] is None:
             assert key not in props or props[key] is None
         else:
-            assert props[key] == pytest.approx(item[key]) if isinstance(item[key], float) else props[key] == item[key]
+            assert (
+                props[key] == pytest.approx(item[key])
+                if isinstance(item[key], float)
+                else props[key] == item[key]
+            )
 
 
 def test_a_failing_figure_source_leaves_the_layer_working(client, monkeypatch):

@@ -31,7 +31,9 @@ def database_features(engine, collection_id: str) -> dict[str, shapely.Geometry]
     """name+id -> geometry of the public rows, straight from PostGIS (committed demo data)."""
     c = COLLECTIONS[collection_id]
     with engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT s.id, s.name, ST_AsBinary(s.geom) FROM ({public_source(c)}) s")).all()
+        rows = conn.execute(
+            text(f"SELECT s.id, s.name, ST_AsBinary(s.geom) FROM ({public_source(c)}) s")
+        ).all()
     return {r[0]: shapely.from_wkb(bytes(r[2])) for r in rows}
 
 
@@ -51,8 +53,13 @@ else:
 
 def gdal(**args):
     """Run pyogrio/GDAL in a child process; the layer as a GeoDataFrame (or the layer names)."""
-    out = subprocess.run([sys.executable, "-c", GDAL_SCRIPT, json.dumps(args)], capture_output=True,
-                         text=True, timeout=180, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", GDAL_SCRIPT, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
     data = json.loads(out.stdout)
     if args.get("list"):
         return data
@@ -73,7 +80,9 @@ class pyogrio:  # noqa: N801 - the same calls as the real module, run out of pro
 
 
 @pytest.mark.parametrize("collection_id", list(COLLECTIONS))
-def test_gdal_reads_every_collection_and_gets_what_the_database_holds(live_server, engine, collection_id):
+def test_gdal_reads_every_collection_and_gets_what_the_database_holds(
+    live_server, engine, collection_id
+):
     url = "OAPIF:" + live_server.url + "/ogc"
     layers = {name for name, _ in pyogrio.list_layers(url)}
     assert layers == set(COLLECTIONS)
@@ -101,6 +110,15 @@ def test_gdal_pushes_filters_and_bbox_to_the_server(live_server, engine):
 
 def test_gdal_reads_restored_land_figures(live_server):
     df = pyogrio.read_dataframe("OAPIF:" + live_server.url + "/ogc", layer="restored_land")
-    for col in ("status", "status_label_fr", "soc_stock_t_ha", "harvest_kg_total", "volunteer_hours"):
+    for col in (
+        "status",
+        "status_label_fr",
+        "soc_stock_t_ha",
+        "harvest_kg_total",
+        "volunteer_hours",
+    ):
         assert col in df.columns, col
-    assert set(df["status"]) - {"regenerating", "stable", "degrading", "baseline_only", "no_data"} == set()
+    assert (
+        set(df["status"]) - {"regenerating", "stable", "degrading", "baseline_only", "no_data"}
+        == set()
+    )

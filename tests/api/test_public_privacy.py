@@ -35,35 +35,62 @@ def _fresh_figures():
 class Secrets:
     def __init__(self, db):
         # Make one public parcel private and archive another, inside this test's transaction.
-        for ext, sql in (("demo:land-5", "visibility = 'private'"), ("demo:land-7", "archived_at = now()")):
+        for ext, sql in (
+            ("demo:land-5", "visibility = 'private'"),
+            ("demo:land-7", "archived_at = now()"),
+        ):
             db.execute(text(f"UPDATE commons SET {sql} WHERE external_id = :e"), {"e": ext})
         db.expire_all()
-        hidden = db.scalars(select(Commons).where(
-            (Commons.visibility != "public") | Commons.archived_at.is_not(None))).all()
+        hidden = db.scalars(
+            select(Commons).where(
+                (Commons.visibility != "public") | Commons.archived_at.is_not(None)
+            )
+        ).all()
         self.hidden_ids = {c.id for c in hidden}
         self.hidden_names = {c.name for c in hidden}
-        assert "Friche des Blaches" in self.hidden_names and "Prairie du Moulin" in self.hidden_names
+        assert (
+            "Friche des Blaches" in self.hidden_names and "Prairie du Moulin" in self.hidden_names
+        )
         assert any(c.kind_code == "housing" for c in hidden)
         self.member_names = set(db.scalars(select(Member.display_name)))
         assert "Camille Roux" in self.member_names and len(self.member_names) >= 25
         spring = db.scalars(select(Commons).where(Commons.external_id == "demo:water-3")).one()
         assert spring.location_precision == "approximate" and spring.visibility == "public"
         self.spring_id = spring.id
-        self.exact = db.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM commons WHERE id = :i"), {"i": spring.id}).one()
-        self.snapped = db.execute(text(
-            "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_SnapToGrid(ST_PointOnSurface(geom), :g) g FROM commons WHERE id = :i) q"),
-            {"i": spring.id, "g": APPROXIMATE_GRID_DEG}).one()
+        self.exact = db.execute(
+            text("SELECT ST_X(geom), ST_Y(geom) FROM commons WHERE id = :i"), {"i": spring.id}
+        ).one()
+        self.snapped = db.execute(
+            text(
+                "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_SnapToGrid(ST_PointOnSurface(geom), :g) g FROM commons WHERE id = :i) q"
+            ),
+            {"i": spring.id, "g": APPROXIMATE_GRID_DEG},
+        ).one()
         assert math.dist(self.exact, self.snapped) > 0.001  # the two differ by ~100 m or more
         # The exact coordinates as any of our outputs would print them (6 or 7 decimals, ~10 cm);
         # shorter forms would match unrelated vertices of the terraces the spring lies in.
-        self.exact_forms = {f for v in self.exact for f in (f"{v:.6f}", repr(round(v, 7)), f"{v:.7f}")
-                            if len(f.split(".")[1]) >= 5}
-        self.all_extent = db.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-                                          " (SELECT ST_Extent(geom) e FROM commons) q")).one()
+        self.exact_forms = {
+            f
+            for v in self.exact
+            for f in (f"{v:.6f}", repr(round(v, 7)), f"{v:.7f}")
+            if len(f.split(".")[1]) >= 5
+        }
+        self.all_extent = db.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+                " (SELECT ST_Extent(geom) e FROM commons) q"
+            )
+        ).one()
         self.checked = 0
 
     def forms(self, s: str) -> set[str]:
-        return {s, html.escape(s), html.escape(s, quote=False), json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1]}
+        return {
+            s,
+            html.escape(s),
+            html.escape(s, quote=False),
+            json.dumps(s)[1:-1],
+            json.dumps(s, ensure_ascii=False)[1:-1],
+        }
 
     def check_text(self, where: str, body: str) -> None:
         self.checked += 1
@@ -73,7 +100,9 @@ class Secrets:
         for value in self.exact_forms:
             assert value not in body, f"{where} leaks the spring's exact coordinate {value}"
 
-    def check_features(self, where: str, feats: list[dict], *, lat_first: bool = False, projected: bool = False) -> None:
+    def check_features(
+        self, where: str, feats: list[dict], *, lat_first: bool = False, projected: bool = False
+    ) -> None:
         for f in feats:
             assert f["id"] not in self.hidden_ids, f"{where} leaks commons {f['id']}"
             if f["id"] == self.spring_id and not projected:
@@ -112,7 +141,9 @@ def test_ogc_documents_items_and_single_features(client, secrets):
         for uri, crs in SUPPORTED.items():
             feats = get_all(client, f"/ogc/collections/{cid}/items?limit=10000&crs={uri}")
             assert feats
-            s.check_features(f"{cid} {uri}", feats, lat_first=crs.lat_first, projected=crs.srid != 4326)
+            s.check_features(
+                f"{cid} {uri}", feats, lat_first=crs.lat_first, projected=crs.srid != 4326
+            )
             s.check_text(f"{cid} items {uri}", json.dumps(feats, ensure_ascii=False))
         small = get_all(client, f"/ogc/collections/{cid}/items?limit=3")
         s.check_features(f"{cid} paged", small)
@@ -120,7 +151,10 @@ def test_ogc_documents_items_and_single_features(client, secrets):
         s.check_text(f"{cid} items html", page.text)
         for feat in small[:3]:
             for f in ("json", "html"):
-                s.check_text(f"{cid}/{feat['id']}", client.get(f"/ogc/collections/{cid}/items/{feat['id']}?f={f}").text)
+                s.check_text(
+                    f"{cid}/{feat['id']}",
+                    client.get(f"/ogc/collections/{cid}/items/{feat['id']}?f={f}").text,
+                )
         for hid in s.hidden_ids:
             assert client.get(f"/ogc/collections/{cid}/items/{hid}").status_code == 404
 
@@ -132,14 +166,24 @@ def test_filters_cannot_find_the_exact_place_or_hidden_commons(client, secrets):
     box = f"{lon - d},{lat - d},{lon + d},{lat + d}"
     for cid in COLLECTIONS:
         feats = get_all(client, f"/ogc/collections/{cid}/items?limit=10000&bbox={box}")
-        assert s.spring_id not in {f["id"] for f in feats}, "a bbox around the exact spot finds the spring"
+        assert s.spring_id not in {f["id"] for f in feats}, (
+            "a bbox around the exact spot finds the spring"
+        )
         wkt = f"POLYGON(({lon - d} {lat - d},{lon + d} {lat - d},{lon + d} {lat + d},{lon - d} {lat + d},{lon - d} {lat - d}))"
-        r = client.get(f"/ogc/collections/{cid}/items", params={"filter": f"S_INTERSECTS(geometry, {wkt})", "limit": 10000})
+        r = client.get(
+            f"/ogc/collections/{cid}/items",
+            params={"filter": f"S_INTERSECTS(geometry, {wkt})", "limit": 10000},
+        )
         assert s.spring_id not in {f["id"] for f in r.json()["features"]}
-        r = client.get(f"/ogc/collections/{cid}/items", params={"filter": "name = 'Friche des Blaches'"})
+        r = client.get(
+            f"/ogc/collections/{cid}/items", params={"filter": "name = 'Friche des Blaches'"}
+        )
         assert r.json()["numberReturned"] == 0
     sx, sy = s.snapped
-    feats = get_all(client, f"/ogc/collections/tools_and_places/items?limit=10000&bbox={sx - d},{sy - d},{sx + d},{sy + d}")
+    feats = get_all(
+        client,
+        f"/ogc/collections/tools_and_places/items?limit=10000&bbox={sx - d},{sy - d},{sx + d},{sy + d}",
+    )
     assert s.spring_id in {f["id"] for f in feats}  # it is findable where the public sees it
 
 
@@ -171,21 +215,32 @@ def test_every_tile_at_every_zoom(client, secrets):
     for z in range(0, 17):
         for x, y in tiles_covering(s.all_extent, z):
             for cid in COLLECTIONS:
-                r = client.get(f"/tiles/{cid}/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "identity"})
+                r = client.get(
+                    f"/tiles/{cid}/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "identity"}
+                )
                 assert r.status_code in (200, 204)
                 if r.status_code == 204:
                     continue
                 layer = mapbox_vector_tile.decode(r.content)[cid]
                 for feat in layer["features"]:
-                    assert feat["id"] not in s.hidden_ids, f"tile {cid}/{z}/{x}/{y} leaks commons {feat['id']}"
-                    s.check_text(f"tile {cid}/{z}/{x}/{y}", json.dumps(feat["properties"], ensure_ascii=False))
+                    assert feat["id"] not in s.hidden_ids, (
+                        f"tile {cid}/{z}/{x}/{y} leaks commons {feat['id']}"
+                    )
+                    s.check_text(
+                        f"tile {cid}/{z}/{x}/{y}",
+                        json.dumps(feat["properties"], ensure_ascii=False),
+                    )
                     if feat["id"] == s.spring_id:
                         seen_spring += 1
                         px, py = feat["geometry"]["coordinates"]
                         pt = tile_lonlat(z, x, y, px, py)
                         res = 360 / 2**z / 4096 * 2
-                        assert abs(pt[0] - s.snapped[0]) <= res and abs(pt[1] - s.snapped[1]) <= res, (z, pt)
-    assert seen_spring >= 17  # the spring is there, snapped, at every zoom (commons and tools_and_places)
+                        assert (
+                            abs(pt[0] - s.snapped[0]) <= res and abs(pt[1] - s.snapped[1]) <= res
+                        ), (z, pt)
+    assert (
+        seen_spring >= 17
+    )  # the spring is there, snapped, at every zoom (commons and tools_and_places)
 
 
 def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
@@ -219,7 +274,9 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
         for p in files:
             if p.suffix == ".mvt":
                 if p.stat().st_size:
-                    for feat in mapbox_vector_tile.decode(p.read_bytes())["restored_land"]["features"]:
+                    for feat in mapbox_vector_tile.decode(p.read_bytes())["restored_land"][
+                        "features"
+                    ]:
                         assert feat["id"] not in s.hidden_ids
                         s.check_text(str(p), json.dumps(feat["properties"], ensure_ascii=False))
             else:

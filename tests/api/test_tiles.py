@@ -23,13 +23,19 @@ def _fresh_figures():
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     n = 2**z
     r = math.radians(lat)
-    return int((lon + 180) / 360 * n), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
+    return int((lon + 180) / 360 * n), int(
+        (1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n
+    )
 
 
 def centre(db, external_id: str) -> tuple[float, float, int]:
     c = db.scalars(select(Commons).where(Commons.external_id == external_id)).one()
-    lon, lat = db.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons WHERE id=:i"),
-                          {"i": c.id}).one()
+    lon, lat = db.execute(
+        text(
+            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons WHERE id=:i"
+        ),
+        {"i": c.id},
+    ).one()
     return lon, lat, c.id
 
 
@@ -68,8 +74,15 @@ def test_empty_tile_is_204(client):
     assert "etag" in r.headers and r.headers["cache-control"].startswith("public")
 
 
-@pytest.mark.parametrize("path", ["/tiles/restored_land/3/8/1.mvt", "/tiles/restored_land/25/0/0.mvt",
-                                  "/tiles/restored_land/a/0/0.mvt", "/tiles/housing/1/0/0.mvt"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiles/restored_land/3/8/1.mvt",
+        "/tiles/restored_land/25/0/0.mvt",
+        "/tiles/restored_land/a/0/0.mvt",
+        "/tiles/housing/1/0/0.mvt",
+    ],
+)
 def test_tiles_that_cannot_exist_are_404(client, path):
     assert client.get(path).status_code == 404
 
@@ -83,7 +96,10 @@ def test_etag_304_cache_control_and_gzip(client, db):
     assert plain.headers["cache-control"] == "public, max-age=300"
     assert plain.headers["access-control-allow-origin"] == "*"
     etag = plain.headers["etag"]
-    assert client.get(url, headers={"Accept-Encoding": "identity", "If-None-Match": etag}).status_code == 304
+    assert (
+        client.get(url, headers={"Accept-Encoding": "identity", "If-None-Match": etag}).status_code
+        == 304
+    )
     zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["etag"] != etag
     assert zipped.content == plain.content  # httpx inflated it
@@ -105,15 +121,28 @@ def test_tilejson(client):
 
 def test_tile_query_filters_with_the_gist_index_on_the_transformed_envelope(db):
     """With enough rows for the planner to care, the tile SQL uses the geometry's GiST index."""
-    db.execute(text(
-        "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
-        " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
-        " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
-        "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
-        " 'public', 'restoring' FROM generate_series(1, 6000) i"))
+    db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
+            " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
+            "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
+            " 'public', 'restoring' FROM generate_series(1, 6000) i"
+        )
+    )
     db.execute(text("ANALYZE commons"))
     sql = service.tile_sql(COLLECTIONS["restored_land"])
-    params = {"figs": "{}", "nodata_fr": "", "nodata_en": "", "layer": "restored_land", "z": 16, "x": 33677, "y": 23629}
+    params = {
+        "figs": "{}",
+        "nodata_fr": "",
+        "nodata_en": "",
+        "layer": "restored_land",
+        "z": 16,
+        "x": 33677,
+        "y": 23629,
+    }
     plan = "\n".join(r[0] for r in db.execute(text("EXPLAIN " + sql), params))
     assert "idx_commons_geom" in plan, plan
-    assert "ST_Transform(c.geom" not in plan and "st_transform(c.geom" not in plan.lower().replace(" ", "")
+    assert "ST_Transform(c.geom" not in plan and "st_transform(c.geom" not in plan.lower().replace(
+        " ", ""
+    )

@@ -11,14 +11,19 @@ from tests.maps.conftest import ARTIFACTS
 def open_map(browser, url: str, shot: str, locale: str = "fr-FR"):
     page = browser.new_page(viewport={"width": 1280, "height": 860}, locale=locale)
     problems: list[str] = []
-    page.on("console", lambda m: m.type in ("error", "warning") and problems.append(f"console {m.type}: {m.text}"))
+    page.on(
+        "console",
+        lambda m: m.type in ("error", "warning") and problems.append(f"console {m.type}: {m.text}"),
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
     page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
     page.goto(url, wait_until="networkidle")
     page.wait_for_function(
         "window.commonsMap && window.commonsMap.loaded.tiles && window.commonsMap.loaded.garden !== undefined"
-        " && window.commonsMap.loaded.points !== undefined", timeout=30_000)
+        " && window.commonsMap.loaded.points !== undefined",
+        timeout=30_000,
+    )
     page.wait_for_timeout(300)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / shot))
@@ -27,19 +32,26 @@ def open_map(browser, url: str, shot: str, locale: str = "fr-FR"):
 
 def expected(db):
     def count(cat: str) -> int:
-        return db.scalar(text(
-            "SELECT count(*) FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
-            " LEFT JOIN commons p ON p.id = c.kept_at_id AND p.visibility = 'public' AND p.archived_at IS NULL"
-            " WHERE c.visibility = 'public' AND c.archived_at IS NULL AND k.category = ANY(:cats)"
-            " AND COALESCE(c.geom, p.geom) IS NOT NULL"), {"cats": cat.split(",")})
+        return db.scalar(
+            text(
+                "SELECT count(*) FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
+                " LEFT JOIN commons p ON p.id = c.kept_at_id AND p.visibility = 'public' AND p.archived_at IS NULL"
+                " WHERE c.visibility = 'public' AND c.archived_at IS NULL AND k.category = ANY(:cats)"
+                " AND COALESCE(c.geom, p.geom) IS NOT NULL"
+            ),
+            {"cats": cat.split(",")},
+        )
+
     land = db.scalars(select(Commons).where(Commons.external_id == "demo:land-0")).one()
     return count("garden"), count("tool,place"), count("land"), land
 
 
 def check_drawn(page, db) -> None:
     gardens, points, lands, land = expected(db)
-    state = page.evaluate("({loaded: window.commonsMap.loaded, parcels: window.commonsMap.parcels,"
-                          " errors: window.commonsMap.errors})")
+    state = page.evaluate(
+        "({loaded: window.commonsMap.loaded, parcels: window.commonsMap.parcels,"
+        " errors: window.commonsMap.errors})"
+    )
     assert state["errors"] == []
     assert state["loaded"]["garden"] == gardens > 0
     assert state["loaded"]["points"] == points > 0
@@ -48,19 +60,32 @@ def check_drawn(page, db) -> None:
     # Leaflet drew: tile canvases for the parcels, a canvas for the gardens, clusters for points.
     assert page.locator(".leaflet-tile-container canvas, canvas.leaflet-tile").count() > 0
     assert page.locator(".leaflet-overlay-pane path.leaflet-interactive").count() >= gardens
-    assert page.locator(".marker-cluster, .leaflet-marker-pane path, .leaflet-overlay-pane circle").count() > 0 \
+    assert (
+        page.locator(
+            ".marker-cluster, .leaflet-marker-pane path, .leaflet-overlay-pane circle"
+        ).count()
+        > 0
         or page.locator(".leaflet-overlay-pane path.leaflet-interactive").count() > gardens
+    )
     assert page.locator(".leaflet-control-layers-overlays label").count() == 3
     assert page.locator(".leaflet-control-scale").count() == 1
     # A click on a parcel opens its popup with its figures.
-    lon, lat = db.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom))"
-                               " FROM commons WHERE id = :i"), {"i": land.id}).one()
+    lon, lat = db.execute(
+        text(
+            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom))"
+            " FROM commons WHERE id = :i"
+        ),
+        {"i": land.id},
+    ).one()
     page.evaluate("ll => window.commonsMap.map.setView(ll, 16, {animate: false})", [lat, lon])
     page.wait_for_function("window.commonsMap.loaded.tiles", timeout=20_000)
     page.wait_for_timeout(800)
-    x, y = page.evaluate("ll => { var p = window.commonsMap.map.latLngToContainerPoint(ll);"
-                         " var r = window.commonsMap.map.getContainer().getBoundingClientRect();"
-                         " return [p.x + r.left, p.y + r.top]; }", [lat, lon])
+    x, y = page.evaluate(
+        "ll => { var p = window.commonsMap.map.latLngToContainerPoint(ll);"
+        " var r = window.commonsMap.map.getContainer().getBoundingClientRect();"
+        " return [p.x + r.left, p.y + r.top]; }",
+        [lat, lon],
+    )
     page.mouse.click(x, y)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for(timeout=10_000)
@@ -69,7 +94,9 @@ def check_drawn(page, db) -> None:
 
 
 def test_served_map_draws_its_layers_without_errors(browser, live_server, db):
-    page, problems = open_map(browser, live_server.url + "/maps/public?basemap=none", "public-map-fr.png")
+    page, problems = open_map(
+        browser, live_server.url + "/maps/public?basemap=none", "public-map-fr.png"
+    )
     text_ = check_drawn(page, db)
     assert "Terrasses du Rocher" in text_ and "Surface" in text_ and "État du sol" in text_
     assert "Récoltes" in text_
@@ -79,8 +106,9 @@ def test_served_map_draws_its_layers_without_errors(browser, live_server, db):
 
 
 def test_served_map_in_english(browser, live_server, db):
-    page, problems = open_map(browser, live_server.url + "/maps/public?basemap=none", "public-map-en.png",
-                              locale="en-GB")
+    page, problems = open_map(
+        browser, live_server.url + "/maps/public?basemap=none", "public-map-en.png", locale="en-GB"
+    )
     assert page.locator("html").get_attribute("lang") == "en"
     text_ = check_drawn(page, db)
     assert "Area" in text_ and "Soil status" in text_
@@ -91,7 +119,9 @@ def test_served_map_in_english(browser, live_server, db):
 def test_static_export_works_without_the_app(browser, db, settings, tmp_path, static_server):
     from maps.site import build_static_site
 
-    build_static_site(db, tmp_path, licence=settings.data_licence, min_zoom=12, max_zoom=16, basemap=None)
+    build_static_site(
+        db, tmp_path, licence=settings.data_licence, min_zoom=12, max_zoom=16, basemap=None
+    )
     root = static_server(tmp_path)
     page, problems = open_map(browser, root + "/index.html", "static-map-fr.png")
     text_ = check_drawn(page, db)

@@ -42,22 +42,30 @@ def test_page_loads_layers_by_url_and_uses_no_cdn():
     page = render(build_public_map(SOURCES, basemap=None))
     assert '"t/{z}/{x}/{y}.mvt"' in page and '"g.geojson"' in page and '"p.geojson"' in page
     assert "L.vectorGrid.protobuf" in page and "L.canvas.tile" in page
-    assert not re.search(r'(src|href)="https?://', page), "scripts and styles come from our own copy"
+    assert not re.search(r'(src|href)="https?://', page), (
+        "scripts and styles come from our own copy"
+    )
 
 
 def test_served_page_does_not_grow_with_the_data(client, db):
     before = client.get("/maps/public?lang=fr&basemap=none")
     assert before.status_code == 200 and before.headers["content-language"] == "fr"
-    db.execute(text(
-        "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
-        " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'Parcelle ' || i,"
-        " ST_MakeEnvelope(5.15 + (i % 50) * 0.0006, 44.69 + (i / 50) * 0.0004,"
-        "                 5.15 + (i % 50) * 0.0006 + 0.0004, 44.69 + (i / 50) * 0.0004 + 0.0003, 4326),"
-        " 'public', 'restoring' FROM generate_series(1, 3000) i"))
+    db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'Parcelle ' || i,"
+            " ST_MakeEnvelope(5.15 + (i % 50) * 0.0006, 44.69 + (i / 50) * 0.0004,"
+            "                 5.15 + (i % 50) * 0.0006 + 0.0004, 44.69 + (i / 50) * 0.0004 + 0.0003, 4326),"
+            " 'public', 'restoring' FROM generate_series(1, 3000) i"
+        )
+    )
     after = client.get("/maps/public?lang=fr&basemap=none")
     assert abs(len(after.content) - len(before.content)) < 200  # only the fitted bounds may change
     assert "Parcelle 17" not in after.text
-    assert client.get("/ogc/collections/restored_land/items?limit=10000").json()["numberReturned"] > 3000
+    assert (
+        client.get("/ogc/collections/restored_land/items?limit=10000").json()["numberReturned"]
+        > 3000
+    )
 
 
 def test_served_page_language_and_bad_parameters(client):
@@ -74,16 +82,22 @@ def test_served_page_language_and_bad_parameters(client):
 def test_static_export_writes_the_data_beside_the_page(db, settings, tmp_path):
     from maps.site import build_static_site
 
-    counts = build_static_site(db, tmp_path, licence=settings.data_licence, min_zoom=13, max_zoom=15)
+    counts = build_static_site(
+        db, tmp_path, licence=settings.data_licence, min_zoom=13, max_zoom=15
+    )
     assert (tmp_path / "index.html").exists() and (tmp_path / "index.en.html").exists()
     for name in ("restored_land", "gardens", "tools_and_places", "commons"):
         fc = json.loads((tmp_path / "data" / f"{name}.geojson").read_text())
-        assert fc["licence"] == settings.data_licence and re.fullmatch(r"\d{4}-\d{2}-\d{2}", fc["date"])
+        assert fc["licence"] == settings.data_licence and re.fullmatch(
+            r"\d{4}-\d{2}-\d{2}", fc["date"]
+        )
         assert fc["features"]
     tiles = list((tmp_path / "tiles" / "restored_land").rglob("*.mvt"))
     assert len(tiles) == counts["tiles"] > 3
     drawn = [t for t in tiles if t.stat().st_size]
-    assert drawn and all("restored_land" in mapbox_vector_tile.decode(t.read_bytes()) for t in drawn)
+    assert drawn and all(
+        "restored_land" in mapbox_vector_tile.decode(t.read_bytes()) for t in drawn
+    )
     page = (tmp_path / "index.html").read_text()
     assert '"tiles/restored_land/{z}/{x}/{y}.mvt"' in page and '"data/gardens.geojson"' in page
     assert not re.search(r'(src|href)="(https?:)?//', page)
@@ -99,11 +113,14 @@ def test_cli_builds_the_site(engine, database_url, tmp_path, monkeypatch):
     get_settings.cache_clear()
     try:
         out = tmp_path / "site"
-        r = CliRunner().invoke(app, ["maps", "build", "--out", str(out), "--min-zoom", "14", "--max-zoom", "14"])
+        r = CliRunner().invoke(
+            app, ["maps", "build", "--out", str(out), "--min-zoom", "14", "--max-zoom", "14"]
+        )
         assert r.exit_code == 0, r.output
         assert (out / "index.html").exists() and (out / "data" / "gardens.geojson").exists()
-        bad = CliRunner().invoke(app, ["maps", "build", "--out", str(out), "--min-zoom", "15", "--max-zoom", "12"])
+        bad = CliRunner().invoke(
+            app, ["maps", "build", "--out", str(out), "--min-zoom", "15", "--max-zoom", "12"]
+        )
         assert bad.exit_code == 1
     finally:
         get_settings.cache_clear()
-
