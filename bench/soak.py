@@ -19,7 +19,8 @@ i / rate seconds, whatever the answers before it) from a pool of client threads,
   payment       POST /api/v1/ledger/payments between members with an idempotency key; one in
                 ten is a retry of an earlier payment (must replay it: 200, same transfer)
 
-It prints, per kind: requests, expected refusals (409 conflicts and limits, a resend), errors
+It prints, per kind: requests, expected refusals (409: slot taken, booking cap, balance limit),
+replays (a resend or retry answered as such: "already received", the same transfer), errors
 (5xx, unexpected statuses, transport errors), p50/p95/max latency; the rate achieved; the
 server's memory at the start and the end. Then, with the server still up, the invariants:
 `commons-map ledger check`, no two active reservations of a resource overlapping (a SQL
@@ -131,7 +132,8 @@ class Outcome:
     """What one kind of request gave."""
 
     latencies: list[float] = field(default_factory=list)
-    refused: int = 0
+    refused: int = 0  # expected refusals: 409 (slot taken, booking cap, balance limit)
+    replayed: int = 0  # resends and retries answered as such (already received, same transfer)
     errors: int = 0
     examples: list[str] = field(default_factory=list)
 
@@ -254,7 +256,7 @@ class Soak:
         return client
 
     def record(
-        self, kind: str, elapsed: float, *, refused: bool = False, error: str | None = None
+        self, kind: str, elapsed: float, *, tag: str | None = None, error: str | None = None
     ) -> None:
         with self.lock:
             out = self.results[kind]
@@ -263,34 +265,36 @@ class Soak:
                 out.errors += 1
                 if len(out.examples) < 5:
                     out.examples.append(error)
-            elif refused:
+            elif tag == "refused":
                 out.refused += 1
+            elif tag == "replayed":
+                out.replayed += 1
 
     def do(self, kind: str, rng: random.Random) -> None:
         t = time.perf_counter()
         try:
-            error, refused = getattr(self, "req_" + kind.replace(" ", "_"))(rng)
+            error, tag = getattr(self, "req_" + kind.replace(" ", "_"))(rng)
         except httpx.HTTPError as exc:
-            error, refused = f"{type(exc).__name__}: {exc}"[:300], False
-        self.record(kind, time.perf_counter() - t, refused=refused, error=error)
+            error, tag = f"{type(exc).__name__}: {exc}"[:300], None
+        self.record(kind, time.perf_counter() - t, tag=tag, error=error)
 
     @staticmethod
     def unexpected(r: httpx.Response) -> str:
         return f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:200]}"
 
-    def req_map_page(self, rng: random.Random) -> tuple[str | None, bool]:
+    def req_map_page(self, rng: random.Random) -> tuple[str | None, str | None]:
         r = self.http().get("/maps/public", params={"lang": rng.choice(["fr", "en"])})
-        return (None if r.status_code == 200 else self.unexpected(r)), False
+        return (None if r.status_code == 200 else self.unexpected(r)), None
 
-    def req_tiles(self, rng: random.Random) -> tuple[str | None, bool]:
+    def req_tiles(self, rng: random.Random) -> tuple[str | None, str | None]:
         z = rng.randint(11, 16)
         x, y = tile_of(CENTRE[0] + rng.uniform(-0.15, 0.1), CENTRE[1] + rng.uniform(-0.1, 0.05), z)
         r = self.http().get(
             f"/tiles/{rng.choice(COLLECTIONS)}/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "gzip"}
         )
-        return (None if r.status_code in (200, 204) else self.unexpected(r)), False
+        return (None if r.status_code in (200, 204) else self.unexpected(r)), None
 
-    def req_ogc_items(self, rng: random.Random) -> tuple[str | None, bool]:
+    def req_ogc_items(self, rng: random.Random) -> tuple[str | None, str | None]:
         lon, lat = CENTRE[0] + rng.uniform(-0.15, 0.1), CENTRE[1] + rng.uniform(-0.1, 0.05)
         span = rng.choice([0.005, 0.02, 0.08])
         r = self.http().get(
@@ -298,10 +302,10 @@ class Soak:
             params={"bbox": f"{lon:.5f},{lat:.5f},{lon + span:.5f},{lat + span:.5f}", "limit": 100},
         )
         if r.status_code != 200:
-            return self.unexpected(r), False
-        return (None if r.json().get("type") == "FeatureCollection" else self.unexpected(r)), False
+            return self.unexpected(r), None
+        return (None if r.json().get("type") == "FeatureCollection" else self.unexpected(r)), None
 
-    def req_submission(self, rng: random.Random) -> tuple[str | None, bool]:
+    def req_submission(self, rng: random.Random) -> tuple[str | None, str | None]:
         with self.lock:
             earlier = list(self.submitted.values()) if rng.random() < 0.05 else []
         if earlier:
@@ -354,14 +358,14 @@ class Soak:
             headers={"X-OpenRosa-Version": "1.0"},
         )
         if r.status_code != 201:
-            return self.unexpected(r), False
+            return self.unexpected(r), None
         if resend and "Already received" not in r.text:
-            return f"resend of {job['iid']} not recognised: {r.text[:200]}", False
+            return f"resend of {job['iid']} not recognised: {r.text[:200]}", None
         with self.lock:
             self.submitted[job["iid"]] = job
-        return None, resend
+        return None, ("replayed" if resend else None)
 
-    def req_booking(self, rng: random.Random) -> tuple[str | None, bool]:
+    def req_booking(self, rng: random.Random) -> tuple[str | None, str | None]:
         member = rng.choice(self.members)
         with self.lock:
             mine = [
@@ -379,9 +383,9 @@ class Soak:
             if r.status_code == 200:
                 with self.lock:
                     self.cancelled.add(rid)
-                return None, False
+                return None, None
             # Already cancelled by a twin request, or begun: a refusal, not a failure.
-            return (None, True) if r.status_code == 409 else (self.unexpected(r), False)
+            return (None, "refused") if r.status_code == 409 else (self.unexpected(r), None)
         start = (datetime.now(UTC) + timedelta(days=rng.randint(1, 25))).replace(
             hour=rng.choice([7, 9, 12, 14, 16]), minute=0, second=0, microsecond=0
         )
@@ -399,18 +403,18 @@ class Soak:
         if r.status_code == 201:
             with self.lock:
                 self.booked[r.json()["id"]] = member
-            return None, False
-        return (None, True) if r.status_code == 409 else (self.unexpected(r), False)
+            return None, None
+        return (None, "refused") if r.status_code == 409 else (self.unexpected(r), None)
 
-    def req_payment(self, rng: random.Random) -> tuple[str | None, bool]:
+    def req_payment(self, rng: random.Random) -> tuple[str | None, str | None]:
         with self.lock:
             earlier = list(self.paid.items()) if rng.random() < 0.1 else []
         if earlier:
             key, (tid, payer, body) = rng.choice(earlier)
             r = self.http().post("/api/v1/ledger/payments", json=body, headers=self.bearer[payer])
             if r.status_code == 200 and r.json()["id"] == tid:
-                return None, True
-            return f"retry of {key}: {r.status_code} {r.text[:200]} (first: transfer {tid})", False
+                return None, "replayed"
+            return f"retry of {key}: {r.status_code} {r.text[:200]} (first: transfer {tid})", None
         payer, payee = rng.sample(self.members, 2)
         body = {
             "payee": payee,
@@ -422,8 +426,8 @@ class Soak:
         if r.status_code == 201:
             with self.lock:
                 self.paid[body["idempotency_key"]] = (r.json()["id"], payer, body)
-            return None, False
-        return (None, True) if r.status_code == 409 else (self.unexpected(r), False)
+            return None, None
+        return (None, "refused") if r.status_code == 409 else (self.unexpected(r), None)
 
     # --- the invariants ----------------------------------------------------------------------------
 
@@ -673,7 +677,10 @@ def run(args: argparse.Namespace) -> int:
             f"soak: {args.minutes:g} min at {args.rate:g} requests/s planned, {args.clients} client threads,"
             f" {args.workers} server worker(s)"
         )
-        header = f"{'kind':<12} {'requests':>8} {'refused':>8} {'errors':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
+        header = (
+            f"{'kind':<12} {'requests':>8} {'refused':>8} {'replayed':>8} {'errors':>7}"
+            f" {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
+        )
         print(header)
         print("-" * len(header))
         n_all = errors = 0
@@ -684,13 +691,14 @@ def run(args: argparse.Namespace) -> int:
             errors += o.errors
             every += o.latencies
             print(
-                f"{kind:<12} {len(o.latencies):>8} {o.refused:>8} {o.errors:>7}"
+                f"{kind:<12} {len(o.latencies):>8} {o.refused:>8} {o.replayed:>8} {o.errors:>7}"
                 f" {percentile(o.latencies, 0.5) * 1000:>8.0f} {percentile(o.latencies, 0.95) * 1000:>8.0f}"
                 f" {max(o.latencies, default=float('nan')) * 1000:>8.0f}"
             )
         print("-" * len(header))
         print(
-            f"{'all':<12} {n_all:>8} {sum(o.refused for o in soak.results.values()):>8} {errors:>7}"
+            f"{'all':<12} {n_all:>8} {sum(o.refused for o in soak.results.values()):>8}"
+            f" {sum(o.replayed for o in soak.results.values()):>8} {errors:>7}"
             f" {percentile(every, 0.5) * 1000:>8.0f} {percentile(every, 0.95) * 1000:>8.0f}"
             f" {max(every, default=float('nan')) * 1000:>8.0f}"
         )

@@ -46,9 +46,9 @@ def test_a_short_soak_runs_and_every_invariant_holds():
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     table = {
-        m.group(1): [int(x) for x in m.groups()[1:4]]
+        m.group(1): [int(x) for x in m.groups()[1:5]]
         for m in re.finditer(
-            r"^(map page|tiles|ogc items|submission|booking|payment)\s+(\d+)\s+(\d+)\s+(\d+)\s",
+            r"^(map page|tiles|ogc items|submission|booking|payment)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s",
             out.stdout,
             re.M,
         )
@@ -56,7 +56,9 @@ def test_a_short_soak_runs_and_every_invariant_holds():
     assert set(table) == {"map page", "tiles", "ogc items", "submission", "booking", "payment"}, (
         out.stdout
     )
-    assert all(requests > 0 and errors == 0 for requests, _refused, errors in table.values()), table
+    assert all(
+        requests > 0 and errors == 0 for requests, _refused, _replayed, errors in table.values()
+    ), table
     assert sum(v[0] for v in table.values()) == 60  # 0.2 min x 5 requests/s, each sent
     oks = re.findall(r"^\s+OK\s+(.+?):", out.stdout, re.M)
     assert len(oks) == 5 and "FAIL" not in out.stdout, out.stdout
