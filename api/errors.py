@@ -14,6 +14,7 @@ from commons_map import errors as e
 from commons_map.people.throttle import TooManyAttempts
 
 log = logging.getLogger("commons_map.api")
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a number its type cannot hold
 
 STATUS: dict[type[e.DomainError], int] = {
     e.ValidationFailed: 422,
@@ -103,6 +104,11 @@ async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         resp = problem(503, "The database is unavailable for a moment; try again shortly", code="database_unavailable")
         resp.headers["Retry-After"] = "5"
         return resp
+    if getattr(exc.orig, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE:
+        # An id or number larger than its column can hold (found by fuzzing): bad input, not a fault.
+        log.info("%s %s -> 422 number out of range", request.method, request.url.path)
+        return problem(422, "A number in the request is out of range (ids and counts are at most 2147483647)",
+                       code="validation_failed")
     log.exception("database error on %s %s", request.method, request.url.path)
     return problem(500, "Internal error", code="internal_error")
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
-from api import errors, security
+from api import errors, openapi, security
 from api.routers import auth, commons, health, members
 from api.routers import reservations
 from api.routers import ledger, worklog
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     security.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)
     return app
 
 

@@ -499,6 +499,8 @@ def list_harvests(
     if cooperative_id is not None:
         q = q.where(Harvest.cooperative_id == cooperative_id)
     if year is not None:
+        if not date.min.year <= year <= date.max.year:
+            raise ValidationFailed(f"year: {year} is not a calendar year", field="year")
         q = q.where(Harvest.harvested_on >= date(year, 1, 1), Harvest.harvested_on <= date(year, 12, 31))
     return list(session.scalars(q.order_by(Harvest.harvested_on.desc(), Harvest.id.desc()).limit(limit)))
 

@@ -258,3 +258,20 @@ def test_bad_list_parameters_name_the_parameter(client, params, field):
     r = client.get("/api/v1/commons", params=params)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == field
+
+
+# --- found by fuzzing (tests/api/test_fuzz.py) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/commons/333678714061277429760",
+    "/api/v1/commons/333678714061277429760/history",
+    "/api/v1/resources/333678714061277429760/rules",
+    "/api/v1/soil/parcels/333678714061277429760",
+    "/api/v1/soil/practices?cooperative_id=-34304082931",
+])
+def test_an_id_larger_than_the_database_holds_is_a_422_not_a_500(client, url):
+    r = client.get(url)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "out of range" in r.json()["detail"]

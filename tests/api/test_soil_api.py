@@ -183,3 +183,10 @@ def test_report_json_csv_timeline_and_charts(client, auth, people, db):
         png = client.get(f"/api/v1/soil/charts/{name}.png", headers=auth(people.member))
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
         assert png.content[:4] == b"\x89PNG"
+
+
+def test_harvests_of_year_zero_are_refused_not_a_500(client):
+    """Found by fuzzing: ?year=0 made date(0, 1, 1) raise inside the service."""
+    r = client.get("/api/v1/soil/harvests?year=0")
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "year"
