@@ -35,7 +35,9 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def authenticate(session: Session, *, username: str, password: str) -> Member:
     """The active member with these credentials, or AuthenticationFailed."""
-    member = session.scalar(select(Member).where(Member.username == username.strip().lower()))
+    # No username holds a NUL character (PostgreSQL text cannot), so none is looked up.
+    member = None if "\x00" in username else session.scalar(
+        select(Member).where(Member.username == username.strip().lower()))
     if member is None:
         verify_password(_DUMMY_HASH, password)
         raise AuthenticationFailed("Unknown username or wrong password")

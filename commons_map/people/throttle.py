@@ -37,10 +37,15 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
 
 
+def _key(username: str) -> str:
+    """The username as failures are counted: PostgreSQL text cannot hold NUL, so it is replaced."""
+    return username.strip().lower().replace("\x00", "\ufffd")[:200]
+
+
 def check_allowed(session: Session, *, username: str, remote_addr: str) -> None:
     """Raise TooManyAttempts when this username or address failed too often lately."""
     since = datetime.now(UTC) - WINDOW
-    username = username.strip().lower()
+    username = _key(username)
     by_user, by_addr = session.execute(
         select(
             func.count().filter(LoginFailure.username == username),
@@ -59,10 +64,10 @@ def check_allowed(session: Session, *, username: str, remote_addr: str) -> None:
 def record_failure(engine: Engine, *, username: str, remote_addr: str) -> None:
     """Remember a failed sign-in, in a transaction of its own."""
     with Session(engine) as s, s.begin():
-        s.add(LoginFailure(username=username.strip().lower()[:200], remote_addr=remote_addr[:100]))
+        s.add(LoginFailure(username=_key(username), remote_addr=remote_addr[:100]))
         s.execute(delete(LoginFailure).where(LoginFailure.at < datetime.now(UTC) - 4 * WINDOW))
 
 
 def clear_failures(session: Session, *, username: str) -> None:
     """Forget a username's failures after it signs in."""
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username.strip().lower()))
+    session.execute(delete(LoginFailure).where(LoginFailure.username == _key(username)))

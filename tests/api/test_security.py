@@ -80,3 +80,10 @@ def test_health_says_when_the_database_is_away(settings):
     dead.dispose()
     assert r.status_code == 503
     assert r.json()["status"] == "degraded" and r.json()["database"] == "unreachable"
+
+
+def test_a_username_with_a_nul_byte_is_a_failed_sign_in_not_a_500(client):
+    """Found by fuzzing: PostgreSQL text cannot hold NUL, so the throttle's lookup crashed."""
+    for _ in range(2):  # the failure is recorded, and counted the next time
+        r = client.post("/api/v1/auth/token", data={"username": "lu\x00cas", "password": "x"})
+        assert r.status_code == 401, r.text
