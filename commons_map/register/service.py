@@ -417,15 +417,18 @@ def _shown_geometry(actor: Member | None, member_of_row: ColumnElement[bool]) ->
     """The place alias to join, the geometry a viewer gets, and the join condition.
 
     A tool kept at a place shows the place's location (when the viewer may see the place);
-    a commons marked approximate is shown to outsiders as a point snapped to a coarse grid.
+    a commons marked approximate, or kept at a place marked approximate, is shown to outsiders
+    as a point snapped to a coarse grid. Filters use the shown geometry too, so that probing
+    with small boxes cannot find the exact spot.
     """
     place = aliased(Commons)
     located = func.coalesce(Commons.geom, place.geom)
     snapped = func.ST_SnapToGrid(func.ST_PointOnSurface(located), APPROXIMATE_GRID_DEG)
-    shown = case(
-        (and_(Commons.location_precision == "approximate", ~member_of_row), snapped),
-        else_=located,
+    approximate = or_(
+        Commons.location_precision == "approximate",
+        and_(Commons.geom.is_(None), place.location_precision == "approximate"),
     )
+    shown = case((and_(approximate, ~member_of_row), snapped), else_=located)
     join_on = and_(place.id == Commons.kept_at_id, visible_clause(actor, place))
     return place, shown, join_on
 
@@ -482,11 +485,15 @@ def list_commons(
         conditions.append(Commons.parent_id == parent_id)
     located = func.coalesce(Commons.geom, place.geom)
     if bbox is not None:
-        conditions.append(func.ST_Intersects(located, func.ST_MakeEnvelope(*bbox, 4326)))
+        envelope = func.ST_MakeEnvelope(*bbox, 4326)
+        # The index narrows on the stored geometry (widened by the snapping distance);
+        # the test itself is on what this viewer is shown.
+        conditions.append(located.op("&&")(func.ST_Expand(envelope, APPROXIMATE_GRID_DEG)))
+        conditions.append(func.ST_Intersects(geom_expr, envelope))
     if near is not None:
         conditions.append(
             func.ST_DWithin(
-                func.Geography(located),
+                func.Geography(geom_expr),
                 func.Geography(func.ST_SetSRID(func.ST_MakePoint(near.lon, near.lat), 4326)),
                 near.distance_m,
             )

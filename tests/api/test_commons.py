@@ -275,3 +275,30 @@ def test_an_id_larger_than_the_database_holds_is_a_422_not_a_500(client, url):
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "out of range" in r.json()["detail"]
+
+
+def test_small_boxes_cannot_find_an_approximate_place(client, auth, people, db):
+    """Outsiders filtering with a tiny bbox around the exact spot find nothing; members do."""
+    spring = db.scalars(select(Commons).where(Commons.external_id == "demo:water-3")).one()
+    exact = client.get(f"/api/v1/commons/{spring.id}", headers=auth(people.member)).json()["geometry"]
+    lon, lat = exact["coordinates"]
+    box = f"{lon - 0.0001},{lat - 0.0001},{lon + 0.0001},{lat + 0.0001}"
+    as_member = client.get("/api/v1/commons", params={"bbox": box}, headers=auth(people.member)).json()
+    assert spring.id in [f["id"] for f in as_member["features"]]
+    for h in ({}, auth(people.outsider)):
+        found = client.get("/api/v1/commons", params={"bbox": box}, headers=h).json()
+        assert spring.id not in [f["id"] for f in found["features"]]
+        near = client.get("/api/v1/commons", params={"near": f"{lon},{lat}", "distance": 20}, headers=h).json()
+        assert spring.id not in [f["id"] for f in near["features"]]
+
+
+def test_a_tool_kept_at_an_approximate_place_is_snapped_for_outsiders(client, auth, people, db):
+    tool = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-2")).one()
+    shed = db.get(Commons, tool.kept_at_id)
+    shed.location_precision = "approximate"
+    db.flush()
+    exact = client.get(f"/api/v1/commons/{tool.id}", headers=auth(people.member)).json()["geometry"]
+    public = client.get(f"/api/v1/commons/{tool.id}").json()["geometry"]
+    assert public != exact
+    for v in public["coordinates"]:
+        assert abs(v / 0.005 - round(v / 0.005)) < 1e-6
