@@ -14,7 +14,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Integer, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -763,6 +764,11 @@ def parcels_of(session: Session, *, cooperative_id: int, actor: Member | None = 
     return list(session.scalars(q.order_by(Commons.id)))
 
 
+def _id_array(ids: list[int]) -> Any:
+    """One array parameter instead of one parameter per id (PostgreSQL takes at most 65,535)."""
+    return bindparam(None, ids, type_=ARRAY(Integer))
+
+
 def parcel_summaries(
     session: Session, *, cooperative_id: int, until: date | None = None,
     actor: Member | None = None, visible_only: bool = False,
@@ -782,10 +788,10 @@ def parcel_summaries(
         select(Sample.commons_id, Sample.sampled_on, Measurement.indicator_code, Measurement.value,
                Measurement.unit, Measurement.depth_top_cm, Measurement.depth_bottom_cm)
         .join(Measurement, Measurement.sample_id == Sample.id)
-        .where(Sample.commons_id.in_(ids))
+        .where(Sample.commons_id == any_(_id_array(ids)))
     )
     hq = select(Harvest.commons_id, func.coalesce(func.sum(Harvest.weight_kg), 0.0)).where(
-        Harvest.commons_id.in_(ids)
+        Harvest.commons_id == any_(_id_array(ids))
     ).group_by(Harvest.commons_id)
     if until is not None:
         q = q.where(Sample.sampled_on <= until)
