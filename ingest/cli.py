@@ -19,6 +19,7 @@ from commons_map.settings import get_settings
 app = typer.Typer(help="Bring data in: geodata files, ODK Central / Kobo exports, field tokens.",
                   no_args_is_help=True)
 console = Console(stderr=True)
+SKIP_HELP = "write the good rows even if some are rejected (default: all or nothing)"
 
 
 def _fail(exc: DomainError) -> typer.Exit:
@@ -60,8 +61,7 @@ def commons(
     wkt: Annotated[str | None, typer.Option(help="CSV WKT column")] = None,
     make_valid: Annotated[bool, typer.Option("--make-valid", help="repair invalid geometries (ST_MakeValid)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would happen; write nothing")] = False,
-    skip_rejected: Annotated[bool, typer.Option("--skip-rejected", help="write the good rows even if some are "
-                                                "rejected (default: all or nothing)")] = False,
+    skip_rejected: Annotated[bool, typer.Option("--skip-rejected", help=SKIP_HELP)] = False,
     as_user: Annotated[str | None, typer.Option("--as", help="the coordinator recorded in the history")] = None,
     cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
     report: Annotated[Path | None, typer.Option(help="write the per-row report here (.csv or .json)")] = None,
@@ -142,6 +142,7 @@ def submissions(
     repeat: Annotated[list[str] | None, typer.Option(help="NAME=FILE: a Central repeat CSV (found next to"
                                                      " the main file when named FORM-NAME.csv)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    skip_rejected: Annotated[bool, typer.Option("--skip-rejected", help=SKIP_HELP)] = False,
 ) -> None:
     """Import submissions exported from ODK Central or KoboToolbox, deduplicated by instanceID."""
     from ingest.exports import import_export
@@ -154,52 +155,24 @@ def submissions(
             actor = _actor(session, as_user, coop)
             repeats = {k: Path(v) for k, v in _pairs(repeat, "--repeat").items()}
             result = import_export(session, path=file, cooperative=coop, form_id=form, member=actor,
-                                   repeats=repeats, dry_run=dry_run)
+                                   repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected)
     except DomainError as exc:
         raise _fail(exc) from exc
     finally:
         engine.dispose()
-    t = Table("form", "rows", "new", "already here", "conflicts", "records", "needs review")
+    t = Table("form", "rows", "new" if result.written else "to add", "already here", "records", "rejected")
     t.add_row(result.form_id, str(result.rows), str(result.created), str(result.duplicates),
-              str(len(result.conflicts)), str(result.processed), str(result.needs_review))
+              str(result.processed), str(len(result.rejected)))
     console.print(t)
-    for line in result.messages[:50]:
-        console.print(line)
+    for line in result.rejected[:50]:
+        console.print(f"[red]rejected[/] {line}")
+    if len(result.rejected) > 50:
+        console.print(f"… and {len(result.rejected) - 50} more rejected rows")
     if dry_run:
         console.print("[bold]dry run[/]: nothing was written")
-
-
-@app.command("reprocess")
-def reprocess_cmd(
-    submission_id: Annotated[list[int] | None, typer.Argument(help="submission ids; all rejected ones if none")] = None,
-    form: Annotated[str | None, typer.Option(help="only this form")] = None,
-) -> None:
-    """Run stored submissions through their processor again (after a fix), e.g. the rejected ones."""
-    from sqlalchemy import select
-
-    from commons_map.fieldforms.models import Submission
-    from ingest.openrosa import reprocess
-
-    engine = make_engine(get_settings())
-    done: list[tuple[int, str, str | None]] = []
-    try:
-        with session_scope(engine) as session:
-            ids = list(submission_id or [])
-            if not ids:
-                stmt = select(Submission.id).where(Submission.status == "rejected").order_by(Submission.id)
-                if form:
-                    stmt = stmt.where(Submission.form_id == form)
-                ids = list(session.scalars(stmt))
-            for sid in ids:
-                sub = reprocess(session, actor=None, submission_id=sid, system=True)
-                done.append((sub.id, sub.status, sub.problem))
-    except DomainError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
-    for sid, status, problem in done:
-        console.print(f"submission {sid}: {status}" + (f" ({problem})" if problem else ""))
-    console.print(f"{sum(s == 'processed' for _, s, _ in done)} of {len(done)} now processed")
+    elif not result.written:
+        console.print("[bold red]nothing was written[/]: fix the rejected rows, or use --skip-rejected")
+        raise typer.Exit(1)
 
 
 @app.command("token")

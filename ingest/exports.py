@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from commons_map.errors import Conflict, ValidationFailed
+from commons_map.errors import DomainError, ValidationFailed
 from commons_map.fieldforms.service import get_submission, store_submission
 from commons_map.people.models import Cooperative, Member
-from ingest.openrosa import process
+from ingest.openrosa import explain, process
 from ingest.readers import _decode
 from ingest.safety import LIMITS
 from ingest.xforms import FORMS, FormSpec
@@ -38,16 +38,15 @@ MEMBER_KEYS = ("_submitted_by", "SubmitterName", "username")
 
 @dataclass
 class ExportResult:
-    """What an export import did, row by row."""
+    """What an export import did (or would do), row by row."""
 
     form_id: str
     rows: int = 0
     created: int = 0
     duplicates: int = 0
     processed: int = 0
-    needs_review: int = 0
-    conflicts: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # "line 4: uuid:…: the reason"
+    written: bool = False
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -149,8 +148,13 @@ def _member_of(session: Session, cooperative: Cooperative, row: dict[str, Any], 
 
 def import_export(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None = None,
                   member: Member | None = None, repeats: dict[str, Path] | None = None,
-                  dry_run: bool = False) -> ExportResult:
-    """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter."""
+                  dry_run: bool = False, skip_rejected: bool = False) -> ExportResult:
+    """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter.
+
+    All or nothing: when a row is refused (no instanceID, no member, other bytes under a known
+    instanceID, a record a service refuses), nothing is written unless ``skip_rejected``, which
+    writes the good rows and leaves no trace of the refused ones.
+    """
     if path.stat().st_size > LIMITS.upload_bytes:
         raise ValidationFailed(f"file: larger than {LIMITS.upload_bytes // 2**20} MB", field="file")
     spec = _form_of(path, form_id)
@@ -183,14 +187,14 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
         where = f"{'line' if suffix == '.csv' else 'feature'} {n}"
         iid = instance_id_of(row)
         if not iid:
-            result.messages.append(f"{where}: no instanceID (meta/instanceID, KEY or _uuid); skipped")
+            result.rejected.append(f"{where}: no instanceID (meta/instanceID, KEY or _uuid)")
             continue
         if get_submission(session, form_id=spec.form_id, instance_id=iid) is not None:
             result.duplicates += 1
             continue
         who = _member_of(session, cooperative, row, member)
         if who is None:
-            result.messages.append(f"{where}: {iid}: no member of {cooperative.slug} matches the submitter; give --as")
+            result.rejected.append(f"{where}: {iid}: no member of {cooperative.slug} matches the submitter; give --as")
             continue
         values = leaf_values(row, spec)
         for name, grouped in repeat_rows.items():
@@ -198,26 +202,25 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
         raw = json.dumps({"row": row, "repeats": {k: values.get(k) for k in repeat_rows}}, sort_keys=True,
                          ensure_ascii=False, default=str).encode("utf-8")
         try:
-            stored = store_submission(
-                session, cooperative_id=cooperative.id, member=who, form_id=spec.form_id,
-                form_version=str(row.get("FormVersion") or row.get("__version__") or ""), instance_id=iid,
-                deprecated_id=str(row.get("meta-deprecatedID") or row.get("meta/deprecatedID") or "") or None,
-                raw=raw, source=source)
-        except Conflict as exc:
-            result.conflicts.append(f"{where}: {exc.message}")
+            with session.begin_nested():  # a refused row leaves nothing, whatever happens to the others
+                stored = store_submission(
+                    session, cooperative_id=cooperative.id, member=who, form_id=spec.form_id,
+                    form_version=str(row.get("FormVersion") or row.get("__version__") or ""), instance_id=iid,
+                    deprecated_id=str(row.get("meta-deprecatedID") or row.get("meta/deprecatedID") or "") or None,
+                    raw=raw, source=source)
+                if stored.created:
+                    process(session, stored.submission, values, who, None)
+        except DomainError as exc:
+            result.rejected.append(f"{where}: {iid}: {explain(exc)}")
             continue
         if not stored.created:
             result.duplicates += 1
             continue
         result.created += 1
-        process(session, stored.submission, values, who, None)
-        if stored.submission.status == "processed":
-            result.processed += 1
-        else:
-            result.needs_review += 1
-            result.messages.append(f"{where}: {iid}: kept, needs review: {stored.submission.problem}")
-    if dry_run:
-        savepoint.rollback()
-    else:
+        result.processed += stored.submission.status == "processed"
+    result.written = not dry_run and (not result.rejected or skip_rejected)
+    if result.written:
         savepoint.commit()
+    else:
+        savepoint.rollback()
     return result

@@ -1,18 +1,21 @@
 """Receiving a filled form (OpenRosa, or a row of a Central/Kobo export): store once, then process.
 
-The raw bytes are kept with their SHA-256 whatever happens next, so a submission can be
-reprocessed after a fix. Processing runs in a savepoint: when a rule refuses the record, the
-submission stays, marked ``rejected`` with the reason, and the phone is told.
+The raw bytes are kept with their SHA-256 beside the records they became. Processing runs in a
+savepoint: when a rule refuses the record, nothing of the submission is kept (no row, no
+attachment row, no record) but a log line, and the phone is answered 422 with the reason, so
+it keeps the form to correct and send again.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import DomainError, ValidationFailed
@@ -26,6 +29,7 @@ from ingest.xforms import FormSpec, get_spec
 MEDIA_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".gif", ".m4a", ".mp3", ".amr", ".ogg", ".oga",
                     ".wav", ".3gp", ".3gpp", ".mp4", ".webm"}
 MEDIA_TYPES = ("image/", "audio/", "video/", "application/octet-stream")
+log = logging.getLogger("commons_map.openrosa")
 _ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -124,7 +128,11 @@ def check_file(f: Incoming, limits: Limits | None = None) -> None:
 
 def process(session: Session, sub: Submission, parsed_values: dict[str, Any], member: Member,
             previous: dict[str, Any] | None) -> None:
-    """Make the records of a complete submission; on a refusal keep it as ``rejected`` with the reason."""
+    """Make the records of a complete submission through the services; DomainError when one refuses.
+
+    The records are made in a savepoint: on a refusal nothing of them is left, and the caller
+    decides what becomes of the submission itself (``receive`` forgets it).
+    """
     processor = PROCESSORS.get(sub.form_id)
     if processor is None:
         sub.status = "received"
@@ -133,21 +141,27 @@ def process(session: Session, sub: Submission, parsed_values: dict[str, Any], me
         with session.begin_nested():
             records = processor(session, member=member, values=parsed_values, instance_id=sub.instance_id,
                                 previous=previous)
-    except DomainError as exc:
-        sub.status, sub.problem = "rejected", _explain(exc)
-        return
     except ValidationError as exc:
         first = exc.errors()[0]
-        sub.status = "rejected"
-        sub.problem = f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
-        return
+        where = ".".join(str(p) for p in first.get("loc", ())) or "submission"
+        raise ValidationFailed(f"{where}: {first.get('msg')}", field=where) from None
     sub.status, sub.records, sub.problem = "processed", records, None
 
 
-def _explain(exc: DomainError) -> str:
+def explain(exc: DomainError) -> str:
+    """A refusal in one line, naming every field at fault."""
     if len(exc.problems) > 1:
         return "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
     return exc.message
+
+
+def forget(session: Session, sub: Submission) -> None:
+    """Remove a refused submission (and its attachments' rows); the version it was editing is current again."""
+    for old in session.scalars(select(Submission).where(Submission.superseded_by_id == sub.id)):
+        old.superseded_by_id = None
+        old.status = "processed" if old.records else "received"
+    session.delete(sub)
+    session.flush()
 
 
 def receive(session: Session, *, member: Member, xml: bytes, files: list[Incoming], incomplete: bool,
@@ -179,7 +193,15 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
             from datetime import UTC, datetime
 
             sub.completed_at = datetime.now(UTC)
-        process(session, sub, parsed.values, member, previous)
+        try:
+            process(session, sub, parsed.values, member, previous)
+        except DomainError as exc:
+            reason = explain(exc)
+            # A refused submission leaves no trace but this line; the phone keeps it to fix and resend.
+            log.warning("openrosa: refused %s %s from member %s: %s", sub.form_id, sub.instance_id,
+                        member.id, reason)
+            forget(session, sub)
+            return Outcome(422, f"Refusé : {reason} / Refused: {reason}")
         session.flush()
         return Outcome(201, _message(sub), sub.id, ignored)
     if incomplete:
@@ -188,53 +210,6 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
 
 
 def _message(sub: Submission) -> str:
-    if sub.status == "rejected":
-        return f"Reçu, mais à vérifier : {sub.problem} / Received, but needs attention: {sub.problem}"
     if sub.records.get("kind") == "work_log":
         return "Reçu, merci ! Vos heures attendent la validation d'un·e référent·e. / Received, thank you! Your hours await a steward's approval."
     return "Reçu, merci ! / Received, thank you!"
-
-
-def values_of(sub: Submission) -> dict[str, Any]:
-    """The form values of a stored submission, from its raw bytes (XML, or an export row as JSON)."""
-    spec = get_spec(sub.form_id)
-    if sub.source == "openrosa":
-        return parse_submission(sub.raw).values
-    import json
-
-    from ingest.exports import leaf_values
-
-    data = json.loads(sub.raw)
-    values = leaf_values(data["row"], spec)
-    for name, items in (data.get("repeats") or {}).items():
-        values[name] = items or []
-    return values
-
-
-def reprocess(session: Session, *, actor: Member | None, submission_id: int, system: bool = False) -> Submission:
-    """Run a stored submission through its processor again (after a fix), as the member who sent it.
-
-    Only a submission that is ``rejected`` or ``received`` is reprocessed (a coordinator of its
-    cooperative, or the command line); the records of a processed one are never made twice.
-    """
-    from commons_map.errors import Conflict, NotFound, PermissionDenied
-    from commons_map.people.permissions import is_coordinator_of
-
-    sub = session.get(Submission, submission_id, with_for_update=True)
-    if sub is None or not (system or is_coordinator_of(actor, sub.cooperative_id)):
-        if sub is not None and actor is not None and actor.cooperative_id == sub.cooperative_id:
-            raise PermissionDenied("Only coordinators reprocess submissions")
-        raise NotFound(f"No submission {submission_id}", field="submission_id")
-    if sub.status not in ("rejected", "received"):
-        raise Conflict(f"submission {sub.id} is {sub.status}; only rejected or received ones are reprocessed",
-                       field="status")
-    member = session.get(Member, sub.member_id) if sub.member_id else None
-    if member is None:
-        raise Conflict(f"submission {sub.id} has no member to record it for", field="member")
-    previous = None
-    if sub.deprecated_id:
-        old = get_submission(session, form_id=sub.form_id, instance_id=sub.deprecated_id)
-        previous = old.records if old is not None else None
-    process(session, sub, values_of(sub), member, previous)
-    session.flush()
-    return sub

@@ -5,6 +5,9 @@ it recorded: ``{"kind": …, "ids": […]}``. Work logs enter as submitted and w
 approval (nothing is credited before); harvests and soil samples go through the soil service;
 an inventory check changes the commons' state through the register. ``source_ref`` is always
 the instanceID (with the repeat index for repeated items), so a resend never records twice.
+An edit (``previous``: the records of the version named by deprecatedID) replaces them: a work
+log while it is not approved, harvests and soil samples through the soil service's
+``replace_*``, the commons' state by a new update.
 """
 
 from __future__ import annotations
@@ -114,46 +117,49 @@ def worklog(session: Session, *, member: Member, values: Values, instance_id: st
     return {"kind": "work_log", "ids": [log.id], "state": log.state}
 
 
+def _replaced(previous: dict[str, Any] | None, kind: str) -> list[int]:
+    """The ids of the records an edit replaces (none when the old version made no such record)."""
+    if previous and previous.get("kind") == kind:
+        return [int(i) for i in previous.get("ids") or []]
+    return []
+
+
 def harvest(session: Session, *, member: Member, values: Values, instance_id: str,
             previous: dict[str, Any] | None) -> dict[str, Any]:
-    """One harvest per crop of the repeat."""
+    """One harvest per crop of the repeat; an edit replaces the harvests of the version it names."""
     from commons_map.soil.schemas import HarvestIn
-    from commons_map.soil.service import record_harvest
+    from commons_map.soil.service import record_harvest, replace_harvests
 
-    if previous:
-        raise ValidationFailed(
-            "deprecatedID: an edit of a harvest is kept but not applied (the soil service has no"
-            " edit of harvests yet); a steward corrects the harvest", field="deprecatedID")
     items = values.get("crops") or []
     if not items:
         raise ValidationFailed("crops: no crop in this harvest", field="crops")
     commons_id, day = _commons_id(values), _date(values, "harvested_on")
-    ids = []
+    data = []
     for i, item in enumerate(items, 1):
         crop = (item.get("crop") or "").strip()
         if crop == "autre":
             crop = (item.get("crop_other") or "").strip()
         count = _number(item, "count")
-        h = record_harvest(session, actor=member, data=HarvestIn(
+        data.append(HarvestIn(
             commons_id=commons_id, crop=crop.replace("_", " "), harvested_on=day,
             weight_kg=_number(item, "weight_kg"), count=int(count) if count is not None else None,
             destination=(item.get("destination") or None), harvested_by_id=member.id,
             notes=(values.get("notes") or "").strip(), source_ref=f"{instance_id}/crops[{i}]"))
-        ids.append(h.id)
-    return {"kind": "harvest", "ids": ids}
+    old = _replaced(previous, "harvest")
+    if old:
+        harvests = replace_harvests(session, actor=member, harvest_ids=old, data=data)
+    else:
+        harvests = [record_harvest(session, actor=member, data=d) for d in data]
+    return {"kind": "harvest", "ids": [h.id for h in harvests]}
 
 
 def soil(session: Session, *, member: Member, values: Values, instance_id: str,
          previous: dict[str, Any] | None) -> dict[str, Any]:
-    """A soil sample and its measurements."""
+    """A soil sample and its measurements; an edit replaces the sample of the version it names."""
     from commons_map.soil.models import Indicator
     from commons_map.soil.schemas import MeasurementIn, SampleIn
-    from commons_map.soil.service import record_sample
+    from commons_map.soil.service import record_sample, replace_sample
 
-    if previous:
-        raise ValidationFailed(
-            "deprecatedID: an edit of a soil observation is kept but not applied (the soil service"
-            " has no edit of samples yet); a steward corrects it", field="deprecatedID")
     measures = []
     for i, item in enumerate(values.get("measures") or [], 1):
         code = (item.get("indicator") or "").strip()
@@ -172,10 +178,15 @@ def soil(session: Session, *, member: Member, values: Values, instance_id: str,
                                       depth_bottom_cm=_number(item, "depth_bottom_cm")))
     if not measures:
         raise ValidationFailed("measures: no measurement in this observation", field="measures")
-    sample = record_sample(session, actor=member, data=SampleIn(
+    data = SampleIn(
         sampled_on=_date(values, "sampled_on"), point=parse_geopoint(values.get("point"), field="point"),
         commons_id=_commons_id(values), sampled_by_id=member.id, notes=(values.get("notes") or "").strip(),
-        source_ref=instance_id, measurements=measures))
+        source_ref=instance_id, measurements=measures)
+    old = _replaced(previous, "soil_sample")
+    if old:
+        sample = replace_sample(session, actor=member, sample_id=old[0], data=data)
+    else:
+        sample = record_sample(session, actor=member, data=data)
     return {"kind": "soil_sample", "ids": [sample.id]}
 
 

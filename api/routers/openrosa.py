@@ -183,7 +183,8 @@ async def _submit(request: Request, session: Any, settings: Any, token: str | No
                                           settings.attachments_dir)
     except DomainError as exc:
         return error_response(exc)
-    return envelope(outcome.status, outcome.message, nature="submit_success")
+    return envelope(outcome.status, outcome.message,
+                    nature="submit_success" if outcome.status < 400 else "error")
 
 
 def _receive_in_savepoint(session: Any, member: Member, xml: bytes, files: list, incomplete: bool,

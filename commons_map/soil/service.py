@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from commons_map.errors import NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.people.models import Cooperative, Member
-from commons_map.people.permissions import require_coordinator, require_member
+from commons_map.people.permissions import is_coordinator_of, require_coordinator, require_member
 from commons_map.register.models import Commons, CommonsKind
 from commons_map.register.service import get_commons, visible_clause
 from commons_map.settings import get_settings
@@ -422,6 +422,48 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
         shares=[HarvestShare(destination=d, amount=a) for d, a in shares.items()],
     )
     return _insert_once(session, harvest, Harvest, parcel.cooperative_id, data.source_ref)
+
+
+# --- edits (an ODK form edited on the phone and sent again) ----------------------------------------
+
+
+def _editable(session: Session, actor: Member | None, model: Any, record_id: int, what: str) -> Any:
+    """The record, locked, when ``actor`` recorded it or coordinates its cooperative."""
+    if actor is None:
+        raise PermissionDenied(f"Sign in to correct {what}s")
+    row = session.get(model, record_id, with_for_update=True)
+    if row is None or row.cooperative_id != actor.cooperative_id:
+        raise NotFound(f"No {what} {record_id}", field="id")
+    if row.recorded_by_id != actor.id and not is_coordinator_of(actor, row.cooperative_id):
+        raise PermissionDenied(f"Only the member who recorded a {what} (or a coordinator) corrects it")
+    return row
+
+
+def replace_sample(session: Session, *, actor: Member | None, sample_id: int, data: SampleIn) -> Sample:
+    """A corrected sample takes the place of ``sample_id`` (its measurements go with it).
+
+    The new sample is checked like any new one; when it is refused, the old one stays (the
+    caller's transaction or savepoint is rolled back). Only whoever recorded the sample, or a
+    coordinator, corrects it.
+    """
+    old = _editable(session, actor, Sample, sample_id, "soil sample")
+    session.delete(old)
+    session.flush()
+    return record_sample(session, actor=actor, data=data)
+
+
+def replace_harvests(
+    session: Session, *, actor: Member | None, harvest_ids: list[int], data: list[HarvestIn]
+) -> list[Harvest]:
+    """Corrected harvests take the place of ``harvest_ids`` (one form may record several crops).
+
+    Every new harvest is checked like any new one; when one is refused, nothing changes (the
+    caller's transaction or savepoint is rolled back).
+    """
+    for harvest_id in sorted(set(harvest_ids)):
+        session.delete(_editable(session, actor, Harvest, harvest_id, "harvest"))
+    session.flush()
+    return [record_harvest(session, actor=actor, data=d) for d in data]
 
 
 def _shares(problems: Any, data: HarvestIn, crop: str) -> dict[str, float]:

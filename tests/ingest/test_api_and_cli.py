@@ -124,3 +124,37 @@ def test_cli_token_prints_a_working_url(database_url, engine):
     with session_scope(engine) as s:
         assert member_from_token(s, secret).username == "lucas"
         s.execute(text("DELETE FROM field_tokens WHERE label = 'test'"))
+
+
+def test_cli_submissions_all_or_nothing_then_skip_rejected(database_url, engine, tmp_path):
+    """`ingest submissions`: a refused row writes nothing and exits 1; --skip-rejected writes the rest."""
+    from datetime import date
+
+    from tests.ingest.conftest import new_iid
+
+    ids = [new_iid() for _ in range(4)]
+    with engine.connect() as c:
+        garden = c.scalar(text("SELECT id FROM commons WHERE external_id = 'demo:garden-0'"))
+        activity = c.scalar(text("SELECT code FROM work_activities ORDER BY code LIMIT 1"))
+    src = (FIX / "exports" / "central_commons_worklog.csv").read_text(encoding="utf-8")
+    for k, v in {"DATE": date.today().isoformat(), "COMMONS": f"c{garden}", "ACTIVITY": activity,
+                 **{f"IID{i + 1}": v for i, v in enumerate(ids)}}.items():
+        src = src.replace(f"@{k}@", v)
+    path = tmp_path / "central_commons_worklog.csv"
+    path.write_text(src, encoding="utf-8")
+    count = "SELECT count(*) FROM field_submissions WHERE instance_id = ANY(:ids)"
+    try:
+        refused = _cli(database_url, "submissions", str(path))
+        assert refused.returncode == 1, refused.stderr
+        assert "line 5" in refused.stderr and "16 hours" in refused.stderr and "nothing was written" in refused.stderr
+        with engine.connect() as c:
+            assert c.scalar(text(count), {"ids": ids}) == 0
+        done = _cli(database_url, "submissions", str(path), "--skip-rejected")
+        assert done.returncode == 0, done.stderr
+        with engine.connect() as c:
+            assert c.scalar(text(count), {"ids": ids}) == 3
+            assert c.scalar(text("SELECT count(*) FROM work_logs WHERE source_ref = ANY(:ids)"), {"ids": ids}) == 3
+    finally:
+        with engine.begin() as c:
+            c.execute(text("DELETE FROM work_logs WHERE source_ref = ANY(:ids)"), {"ids": ids})
+            c.execute(text("DELETE FROM field_submissions WHERE instance_id = ANY(:ids)"), {"ids": ids})

@@ -45,10 +45,17 @@ def test_central_csv_dedupes_with_openrosa(orclient, db, people, tmp_path, activ
     assert orclient.post(f"/openrosa/key/{secret}/submission", **files(body)).status_code == 201
     path = fill(tmp_path, "central_commons_worklog.csv", COMMONS=garden, ACTIVITY=activity,
                 **{f"IID{i + 1}": v for i, v in enumerate(ids)})
-    result = import_export(db, path=path, cooperative=people.coop)
-    assert result.form_id == "commons_worklog"
-    assert (result.rows, result.created, result.duplicates, result.processed, result.needs_review) == (4, 3, 1, 2, 1)
-    assert "16 hours" in " ".join(result.messages)
+    # The fourth row claims 30 hours in a day: refused. All or nothing: nothing is written.
+    refused = import_export(db, path=path, cooperative=people.coop)
+    assert refused.form_id == "commons_worklog" and not refused.written
+    assert refused.duplicates == 1 and len(refused.rejected) == 1
+    assert refused.rejected[0].startswith(f"line 5: {ids[3]}: ") and "16 hours" in refused.rejected[0]
+    assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id.in_(ids))) == 1
+    assert db.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.source_ref.in_(ids))) == 1
+    # With skip_rejected the good rows are written; the refused one leaves no trace.
+    result = import_export(db, path=path, cooperative=people.coop, skip_rejected=True)
+    assert result.written and (result.rows, result.created, result.duplicates, result.processed) == (4, 2, 1, 2)
+    assert len(result.rejected) == 1
     logs = {log.source_ref: log for log in db.scalars(select(WorkLog).where(WorkLog.source_ref.in_(ids)))}
     assert set(logs) == {ids[0], ids[1], ids[2]}
     assert logs[ids[0]].member_id == people.member.id and logs[ids[0]].minutes == 90
@@ -56,12 +63,36 @@ def test_central_csv_dedupes_with_openrosa(orclient, db, people, tmp_path, activ
     assert all(log.state == "submitted" for log in logs.values())
     loc = db.scalar(select(func.ST_AsText(WorkLog.location)).where(WorkLog.source_ref == ids[0]))
     assert loc == "POINT(5.195 44.6975)"
-    sub = db.scalars(select(Submission).where(Submission.instance_id == ids[3])).one()
-    assert sub.status == "rejected" and sub.source == "central_csv"
-    # Importing the same export again changes nothing.
-    again = import_export(db, path=path, cooperative=people.coop)
-    assert (again.created, again.duplicates) == (0, 4)
+    assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == ids[3])) == 0
+    subs = db.scalars(select(Submission).where(Submission.instance_id.in_(ids[:2]))).all()
+    assert {s.source for s in subs} == {"central_csv"} and {s.status for s in subs} == {"processed"}
+    # Importing the same export again changes nothing (and still names the refused row).
+    again = import_export(db, path=path, cooperative=people.coop, skip_rejected=True)
+    assert (again.created, again.duplicates, len(again.rejected)) == (0, 3, 1)
     assert db.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.source_ref.in_(ids))) == 3
+
+
+def test_export_rows_without_id_or_member_are_refused(db, people, tmp_path, activity):
+    garden = f"c{commons_id(db, 'demo:garden-0')}"
+    ids = [new_iid() for _ in range(4)]
+    path = fill(tmp_path, "central_commons_worklog.csv", COMMONS=garden, ACTIVITY=activity,
+                **{f"IID{i + 1}": v for i, v in enumerate(ids)})
+    lines = path.read_text(encoding="utf-8").splitlines()
+    # Row 2: no instanceID at all; row 3: a submitter nobody knows; row 4 (30 hours) refused as before.
+    lines[2] = lines[2].replace(ids[1], "")
+    lines[3] = lines[3].replace(",lucas,", ",inconnu,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = import_export(db, path=path, cooperative=people.coop)
+    assert not result.written and [r.split(":")[0] for r in result.rejected] == ["line 3", "line 4", "line 5"]
+    assert "no instanceID" in result.rejected[0] and "matches the submitter" in result.rejected[1]
+    assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id.in_(ids))) == 0
+    # A row already here is known by its instanceID alone: Central's later exports of the same
+    # submission differ in review columns, and must not count as new or as conflicts.
+    import_export(db, path=path, cooperative=people.coop, skip_rejected=True)
+    lines[1] = lines[1].replace(",0,2026112701", ",1,2026112701")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    again = import_export(db, path=path, cooperative=people.coop, skip_rejected=True)
+    assert (again.created, again.duplicates) == (0, 1)
 
 
 def test_kobo_csv_with_slash_groups_and_decimal_commas(db, people, tmp_path, activity):
@@ -70,7 +101,7 @@ def test_kobo_csv_with_slash_groups_and_decimal_commas(db, people, tmp_path, act
     path = fill(tmp_path, "kobo_commons_worklog.csv", COMMONS=garden, ACTIVITY=activity, IID1=iid,
                 UUID1=iid[5:], UUID2=uuid2)
     result = import_export(db, path=path, cooperative=people.coop)
-    assert (result.created, result.processed) == (2, 2), result.messages
+    assert (result.created, result.processed) == (2, 2), result.rejected
     log = db.scalars(select(WorkLog).where(WorkLog.source_ref == iid)).one()
     assert log.minutes == 150 and log.member_id == people.member.id
     assert db.scalars(select(Submission.source).where(Submission.instance_id == iid)).one() == "kobo_csv"
@@ -86,7 +117,7 @@ def test_central_harvest_with_repeat_csv(db, people, tmp_path):
     main = fill(tmp_path, "central_commons_harvest.csv", COMMONS=garden, IID1=iid)
     fill(tmp_path, "central_commons_harvest-crops.csv", IID1=iid)
     result = import_export(db, path=main, cooperative=people.coop)
-    assert result.processed == 1, result.messages
+    assert result.processed == 1, result.rejected
     crops = db.scalars(select(Harvest).where(Harvest.source_ref.like(iid + "%")).order_by(Harvest.source_ref)).all()
     assert [(h.crop, h.weight_kg) for h in crops] == [("courgette", 4.2), ("pâtisson", 1.1)]
 
@@ -96,7 +127,7 @@ def test_kobo_geojson_inventory(db, people, tmp_path):
     iid = new_iid()
     path = fill(tmp_path, "kobo_commons_inventory.geojson", COMMONS=f"c{tool.id}", IID1=iid, UUID1=iid[5:])
     result = import_export(db, path=path, cooperative=people.coop)
-    assert result.processed == 1, result.messages
+    assert result.processed == 1, result.rejected
     db.refresh(tool)
     assert tool.state == "needs_repair"
     assert db.scalars(select(Submission.source).where(Submission.instance_id == iid)).one() == "geojson"
@@ -108,7 +139,7 @@ def test_dry_run_and_unknown_form(db, people, tmp_path, activity):
     path = fill(tmp_path, "central_commons_worklog.csv", COMMONS=garden, ACTIVITY=activity,
                 **{f"IID{i + 1}": v for i, v in enumerate(ids)})
     result = import_export(db, path=path, cooperative=people.coop, dry_run=True)
-    assert result.created == 4
+    assert result.created == 3 and len(result.rejected) == 1 and not result.written
     assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id.in_(ids))) == 0
     other = tmp_path / "export.csv"
     other.write_text(path.read_text())

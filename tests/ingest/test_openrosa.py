@@ -310,17 +310,144 @@ def test_inventory_check_updates_the_state(orclient, db, people):
     assert last.changes["state"] == ["active", "needs_repair"] and last.member_id == people.coordinator.id
 
 
-def test_refused_record_keeps_the_raw_submission(orclient, db, people, token):
-    """A plain member may not change a tool's state: the submission is kept, marked, and the phone told."""
+def test_refused_record_leaves_no_trace_but_a_log_line(orclient, db, people, token, attachments, caplog):
+    """A plain member may not change a tool's state: 422 with the reason, nothing kept but a log line."""
     tool = commons_id(db, "demo:tool-0")
     iid = new_iid()
     body = xml("inventory.xml", commons=f"c{tool}", state="lost", iid=iid)
-    resp = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
-    assert resp.status_code == 201
-    assert "needs attention" in message(resp)
-    sub = db.scalars(select(Submission).where(Submission.instance_id == iid)).one()
-    assert sub.status == "rejected" and "stewards" in sub.problem and sub.raw == body
+    with caplog.at_level("WARNING", logger="commons_map.openrosa"):
+        resp = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
+    assert resp.status_code == 422, resp.text
+    assert_openrosa_headers(resp)
+    assert ET.fromstring(resp.content).find("r:message", NS).get("nature") == "error"
+    assert message(resp).startswith("Refusé : ") and "stewards" in message(resp)
+    assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == iid)) == 0
     assert db.get(Commons, tool).state != "lost"
+    lines = [r.getMessage() for r in caplog.records if r.name == "commons_map.openrosa"]
+    assert any(iid in line and "commons_inventory" in line and "stewards" in line for line in lines), lines
+
+
+def test_refused_split_upload_leaves_no_part_behind(orclient, db, token, activity, attachments):
+    """The first part is kept while the rest is awaited; when the whole is refused, the part goes too."""
+    iid = new_iid()
+    body = worklog_xml(db, activity, iid, hours="30", photo="planche.jpg")
+    jpg = b"\xff\xd8\xff\xe0" + b"1" * 2000
+    first = orclient.post(f"/openrosa/key/{token}/submission",
+                          **files(body, ("planche.jpg", jpg, "image/jpeg"), incomplete=True))
+    assert first.status_code == 201
+    assert db.scalars(select(Submission).where(Submission.instance_id == iid)).one().status == "incomplete"
+    last = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
+    assert last.status_code == 422 and "16 hours" in message(last)
+    assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == iid)) == 0
+    from commons_map.fieldforms.models import Attachment
+
+    assert db.scalar(select(func.count()).select_from(Attachment).where(Attachment.name == "planche.jpg")
+                     .join(Submission).where(Submission.instance_id == iid)) == 0
+
+
+def test_refused_submission_is_accepted_when_resent_after_a_fix(orclient, db, people, token):
+    """The phone keeps a refused form; once a coordinator fixes the cause, the same bytes go through."""
+    from commons_map.register.schemas import CommonsPatch
+    from commons_map.register.service import update_commons
+
+    tool = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-2")).one()
+    iid = new_iid()
+    body = xml("inventory.xml", commons=f"c{tool.id}", state="out_of_service", iid=iid)
+    assert orclient.post(f"/openrosa/key/{token}/submission", **files(body)).status_code == 422
+    # The fix: lucas becomes a steward of the tool. Then the phone sends the same form again.
+    update_commons(db, actor=people.coordinator, commons_id=tool.id,
+                   patch=CommonsPatch(steward_ids=sorted(tool.steward_ids | {people.member.id})))
+    resp = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
+    assert resp.status_code == 201, resp.text
+    sub = db.scalars(select(Submission).where(Submission.instance_id == iid)).one()
+    assert sub.status == "processed" and sub.raw == body
+    db.refresh(tool)
+    assert tool.state == "out_of_service"
+
+
+def test_refused_edit_leaves_the_edited_version_current(orclient, db, token, activity):
+    old = new_iid()
+    assert orclient.post(f"/openrosa/key/{token}/submission",
+                         **files(worklog_xml(db, activity, old, hours="2"))).status_code == 201
+    bad = worklog_xml(db, activity, new_iid(), hours="30", deprecated=f"<deprecatedID>{old}</deprecatedID>")
+    assert orclient.post(f"/openrosa/key/{token}/submission", **files(bad)).status_code == 422
+    old_sub = db.scalars(select(Submission).where(Submission.instance_id == old)).one()
+    assert old_sub.status == "processed" and old_sub.superseded_by_id is None
+    assert db.get(WorkLog, old_sub.records["ids"][0]).minutes == 120
+    # The corrected edit then replaces it.
+    good = worklog_xml(db, activity, new_iid(), hours="3", deprecated=f"<deprecatedID>{old}</deprecatedID>")
+    assert orclient.post(f"/openrosa/key/{token}/submission", **files(good)).status_code == 201
+    assert db.get(WorkLog, old_sub.records["ids"][0]).minutes == 180
+
+
+def test_harvest_edit_replaces_its_harvests(orclient, db, people):
+    from commons_map.soil.models import Harvest
+
+    secret, _ = issue_token(db, actor=people.steward, member=people.steward)
+    garden = f"c{commons_id(db, 'demo:garden-0')}"
+    old = new_iid()
+    assert orclient.post(f"/openrosa/key/{secret}/submission",
+                         **files(xml("harvest.xml", commons=garden, iid=old))).status_code == 201
+    old_ids = db.scalars(select(Submission).where(Submission.instance_id == old)).one().records["ids"]
+    new = new_iid()
+    edit = xml("harvest.xml", commons=garden, iid=new, deprecated=f"<orx:deprecatedID>{old}</orx:deprecatedID>")
+    edit = edit.replace(b"<weight_kg>3.5</weight_kg>", b"<weight_kg>5.25</weight_kg>")
+    resp = orclient.post(f"/openrosa/key/{secret}/submission", **files(edit))
+    assert resp.status_code == 201, resp.text
+    new_sub = db.scalars(select(Submission).where(Submission.instance_id == new)).one()
+    assert new_sub.status == "processed"
+    assert db.scalar(select(func.count()).select_from(Harvest).where(Harvest.id.in_(old_ids))) == 0
+    rows = db.scalars(select(Harvest).where(Harvest.id.in_(new_sub.records["ids"])).order_by(Harvest.id)).all()
+    assert [(h.crop, h.weight_kg, h.source_ref) for h in rows] == [
+        ("tomate", 5.25, f"{new}/crops[1]"), ("physalis", 0.4, f"{new}/crops[2]")]
+    assert db.scalar(select(func.count()).select_from(Harvest).where(
+        Harvest.source_ref.like(old + "%") | Harvest.source_ref.like(new + "%"))) == 2
+
+
+def test_soil_edit_replaces_the_sample_and_a_refused_edit_changes_nothing(orclient, db, people):
+    from commons_map.soil.models import Measurement, Sample
+
+    secret, _ = issue_token(db, actor=people.steward, member=people.steward)
+    garden = f"c{commons_id(db, 'demo:garden-0')}"
+    old = new_iid()
+
+    def soil(iid, value, deprecated=""):
+        return xml("soil.xml", commons=garden, iid=iid, point="", indicator="bulk_density", value=value,
+                   unit="bulk_density__g_cm3", deprecated=deprecated)
+
+    assert orclient.post(f"/openrosa/key/{secret}/submission", **files(soil(old, "1.32"))).status_code == 201
+    old_id = db.scalars(select(Submission).where(Submission.instance_id == old)).one().records["ids"][0]
+    # A bulk density of 9 g/cm3 is beyond any soil: the edit is refused and the sample stays.
+    bad = soil(new_iid(), "9", f"<deprecatedID>{old}</deprecatedID>")
+    resp = orclient.post(f"/openrosa/key/{secret}/submission", **files(bad))
+    assert resp.status_code == 422 and "bulk_density" in message(resp)
+    assert db.get(Sample, old_id) is not None
+    new = new_iid()
+    resp = orclient.post(f"/openrosa/key/{secret}/submission",
+                         **files(soil(new, "1.28", f"<deprecatedID>{old}</deprecatedID>")))
+    assert resp.status_code == 201, resp.text
+    new_id = db.scalars(select(Submission).where(Submission.instance_id == new)).one().records["ids"][0]
+    db.expire_all()
+    assert db.get(Sample, old_id) is None
+    assert db.scalar(select(func.count()).select_from(Measurement).where(Measurement.sample_id == old_id)) == 0
+    sample = db.get(Sample, new_id)
+    assert sample.source_ref == new and [m.value for m in sample.measurements] == [1.28]
+
+
+def test_only_the_recorder_or_a_coordinator_replaces_soil_records(db, people):
+    from commons_map.errors import NotFound, PermissionDenied
+    from commons_map.soil.schemas import HarvestIn
+    from commons_map.soil.service import record_harvest, replace_harvests
+
+    garden = commons_id(db, "demo:garden-0")
+    data = HarvestIn(commons_id=garden, crop="blette", harvested_on=date.today(), weight_kg=1.0)
+    h = record_harvest(db, actor=people.steward, data=data)
+    with pytest.raises(PermissionDenied, match="who recorded"):
+        replace_harvests(db, actor=people.member, harvest_ids=[h.id], data=[data])
+    with pytest.raises(NotFound):
+        replace_harvests(db, actor=people.outsider, harvest_ids=[h.id], data=[data])
+    [again] = replace_harvests(db, actor=people.coordinator, harvest_ids=[h.id], data=[data])
+    assert again.id != h.id and again.recorded_by_id == people.coordinator.id
 
 
 def test_unknown_form_and_missing_instance_id(orclient, token):
@@ -371,27 +498,3 @@ def test_field_tokens_api(orclient, people, auth):
 def test_today_is_used(db):
     assert date.today().isoformat() in xml("worklog.xml").decode()
 
-
-def test_rejected_submission_is_reprocessed_after_a_fix(orclient, db, people, token):
-    from commons_map.errors import Conflict, PermissionDenied
-    from commons_map.register.schemas import CommonsPatch
-    from commons_map.register.service import update_commons
-    from ingest.openrosa import reprocess
-
-    tool = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-2")).one()
-    iid = new_iid()
-    orclient.post(f"/openrosa/key/{token}/submission",
-                  **files(xml("inventory.xml", commons=f"c{tool.id}", state="out_of_service", iid=iid)))
-    sub = db.scalars(select(Submission).where(Submission.instance_id == iid)).one()
-    assert sub.status == "rejected"
-    with pytest.raises(PermissionDenied):
-        reprocess(db, actor=people.member, submission_id=sub.id)
-    # The fix: lucas becomes a steward of the tool. Then a coordinator reprocesses the submission.
-    update_commons(db, actor=people.coordinator, commons_id=tool.id,
-                   patch=CommonsPatch(steward_ids=sorted(tool.steward_ids | {people.member.id})))
-    again = reprocess(db, actor=people.coordinator, submission_id=sub.id)
-    assert again.status == "processed" and again.problem is None
-    db.refresh(tool)
-    assert tool.state == "out_of_service"
-    with pytest.raises(Conflict):
-        reprocess(db, actor=people.coordinator, submission_id=sub.id)
