@@ -93,6 +93,21 @@ def test_concurrent_identical_resends_make_exactly_one_record(world):
         assert s.scalars(select(Submission.status).where(Submission.instance_id == iid)).one() == "processed"
 
 
+def test_concurrent_resends_of_a_refused_submission_leave_nothing(world):
+    """Eight phones resend a form a rule refuses (30 hours): every one is told 422, no row is left."""
+    engine, garden_id, activity, tmp = world
+    iid = new_iid()
+    results = _race(engine, [_body(garden_id, activity, iid, hours="30")] * THREADS, tmp)
+    assert results == [422] * THREADS
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == iid)) == 0
+        assert s.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.source_ref == iid)) == 0
+    # The corrected form, sent again with the same instanceID, goes through once.
+    assert _race(engine, [_body(garden_id, activity, iid, hours="3")] * THREADS, tmp) == [201] * THREADS
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.source_ref == iid)) == 1
+
+
 def test_concurrent_different_bytes_one_wins_the_others_conflict(world):
     engine, garden_id, activity, tmp = world
     iid = new_iid()
