@@ -184,7 +184,9 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
     for i in np.flatnonzero(~present):
         problems.setdefault(int(i), []).append("geometry: missing or empty")
     geoms = np.where(present, geoms, None)
-    geoms = shapely.force_2d(geoms)
+    has_m = getattr(shapely, "has_m", None)
+    if shapely.has_z(geoms).any() or (has_m is not None and has_m(geoms).any()):
+        geoms = shapely.force_2d(geoms)  # rebuilds every geometry: only when some have Z or M
     wgs84 = CRS.from_epsg(4326)
     if CRS(source_crs) != wgs84:
         from pyproj import Transformer
@@ -204,8 +206,7 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
                    f" ({lon:.6g}, {lat:.6g}); is the CRS right?")
         problems.setdefault(int(i), []).append(msg)
     ok = present & in_range
-    wkb_arr = shapely.to_wkb(np.where(ok, geoms, None))
-    wkb: list[bytes | None] = [w if ok[i] else None for i, w in enumerate(wkb_arr)]
+    wkb: list[bytes | None] = shapely.to_wkb(np.where(ok, geoms, None)).tolist()  # None where not ok
     text_attrs = attrs.astype(object).where(attrs.notna(), None)
     return SourceTable(
         format=fmt,
