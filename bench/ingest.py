@@ -27,6 +27,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -76,6 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
     args = ap.parse_args()
+    if shutil.which("ogr2ogr") is None:
+        sys.exit("bench/ingest.py compares with ogr2ogr: install Debian's gdal-bin (apt-get install gdal-bin)")
     base = get_settings().sync_url
     url = make_url(base).set(database=f"cm_bench_ingest_{os.getpid()}").render_as_string(hide_password=False)
     url_append = make_url(url).set(database=f"cm_bench_ingest_{os.getpid()}_append").render_as_string(

@@ -287,8 +287,7 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     params = {"coop": cooperative.id, "make_valid": options.make_valid, "known": known, "margin": margin,
               "margin_km": f"{margin / 1000:g}", "coop_name": cooperative.name}
     # Pass 1: each row on its own (kind, texts, validity and repair, geometry class, territory).
-    conn.execute(text(f"""
-        CREATE TEMP TABLE {imp_t} AS
+    pass1 = f"""
         WITH t AS (SELECT territory FROM cooperatives WHERE id = :coop)
         SELECT r.rn, r.external_id, first_value(r.rn) OVER w AS first_rn, btrim(r.name) AS name, r.description, r.parent AS parent_ext,
                k.code AS kind_code, k.requires_parent, k.parent_kinds,
@@ -342,11 +341,18 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                                             ELSE ST_MakeValid(g.g0) END
                                    END AS geom) f
         WINDOW w AS (PARTITION BY r.external_id ORDER BY r.rn)
-    """), params)
-    say("checked rows", total, total)
-    if "parent" in mapping:  # for finding parents in the file
+    """
+    temp_tables = [raw_t]
+    if "parent" in mapping:
+        # Parents are looked for among the file's rows too: pass 1 is kept in a table, indexed, analysed.
+        conn.execute(text(f"CREATE TEMP TABLE {imp_t} AS {pass1}"), params)
         conn.exec_driver_sql(f"CREATE INDEX ON {imp_t} (external_id)")
-    conn.exec_driver_sql(f"ANALYZE {imp_t}")
+        conn.exec_driver_sql(f"ANALYZE {imp_t}")
+        temp_tables.append(imp_t)
+        rows_source = imp_t
+        say("checked rows", total, total)
+    else:  # pass 1 is a subquery of pass 2: one statement, one temporary table less
+        rows_source = f"({pass1})"
     # Pass 2: rows against each other and against the register (parents, archived, unchanged).
     compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
                "ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom)"]
@@ -406,10 +412,13 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                         THEN format('parent: a %s must sit inside a %s; give its parent''s external id', i.kind_code,
                                     array_to_string(i.parent_kinds, ' or ')) END{parent_checks}
                  ], NULL) AS all_reasons
-          FROM {imp_t} i
+          FROM {rows_source} i
           LEFT JOIN commons c ON c.cooperative_id = :coop AND c.external_id = i.external_id{parent_joins}
         ) x
-    """), {"coop": cooperative.id})
+    """), params)
+    temp_tables.append(cls_t)
+    if "parent" not in mapping:
+        say("checked rows", total, total)
     say("checked against the register", total, total)
     rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
     write = not options.dry_run and (rejected == 0 or options.skip_rejected)
@@ -422,7 +431,7 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
             f"SELECT rn, external_id, action, CASE WHEN cardinality(all_reasons) > 0 THEN all_reasons END,"
             f" coalesce(repaired, false) AND action <> 'rejected', commons_id FROM {cls_t} ORDER BY rn")
         rows = cur.fetchall()
-    conn.exec_driver_sql(f"DROP TABLE {cls_t}, {imp_t}, {raw_t}")
+    conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
     conn.execute(text("SELECT set_config('jit', :jit, true), set_config('work_mem', :wm, true)"),
                  {"jit": saved[0], "wm": saved[1]})
     columns = {t: c for t, c in mapping.items()}
