@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Annotated
+
+from annotated_types import Interval
 
 from sqlalchemy import DateTime, MetaData, create_engine, func
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from commons_map.settings import Settings, get_settings
+
+# A row id as the database stores it (serial int4): bounded where ids come in (paths, queries,
+# bodies), so an id out of range is a 422 naming the parameter, never a database error.
+MAX_ID = 2**31 - 1
+DbId = Annotated[int, Interval(ge=1, le=MAX_ID)]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from commons_map.db import DbId
 from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.errors import ValidationFailed
 from commons_map.register import service
@@ -63,8 +64,8 @@ def list_commons(
     near: Annotated[str | None, Query(description="lon,lat")] = None,
     distance: Annotated[float | None, Query(description="metres from `near` (default 1000)")] = None,
     q: Annotated[str | None, Query(max_length=200, description="text search in name and description")] = None,
-    parent_id: int | None = None,
-    cooperative_id: int | None = None,
+    parent_id: DbId | None = None,
+    cooperative_id: DbId | None = None,
     include_archived: bool = False,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -94,14 +95,14 @@ def create_commons(body: CommonsIn, session: SessionDep, member: CurrentMember) 
 
 
 @router.get("/commons/{commons_id}")
-def get_commons(commons_id: int, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+def get_commons(commons_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
     """One commons as a GeoJSON Feature."""
     return service.commons_feature(session, actor=member, commons_id=commons_id)
 
 
 @router.patch("/commons/{commons_id}")
 def update_commons(
-    commons_id: int, body: CommonsPatch, session: SessionDep, member: CurrentMember
+    commons_id: DbId, body: CommonsPatch, session: SessionDep, member: CurrentMember
 ) -> dict[str, Any]:
     """Change a commons (its stewards and the coordinators)."""
     service.update_commons(session, actor=member, commons_id=commons_id, patch=body)
@@ -110,7 +111,7 @@ def update_commons(
 
 @router.post("/commons/{commons_id}/archive")
 def archive_commons(
-    commons_id: int, session: SessionDep, member: CurrentMember, body: ArchiveIn | None = None
+    commons_id: DbId, session: SessionDep, member: CurrentMember, body: ArchiveIn | None = None
 ) -> dict[str, Any]:
     """Archive a commons (there is no hard delete)."""
     service.archive_commons(session, actor=member, commons_id=commons_id, reason=body.reason if body else "")
@@ -118,6 +119,6 @@ def archive_commons(
 
 
 @router.get("/commons/{commons_id}/history", response_model=list[HistoryOut])
-def commons_history(commons_id: int, session: SessionDep, member: OptionalMember) -> list[dict[str, Any]]:
+def commons_history(commons_id: DbId, session: SessionDep, member: OptionalMember) -> list[dict[str, Any]]:
     """Every change to a commons, oldest first."""
     return service.history(session, actor=member, commons_id=commons_id)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
+from commons_map.db import DbId
 from api.deps import CurrentMember, SessionDep
 from commons_map.errors import ValidationFailed
 from commons_map.ledger import service
@@ -76,13 +77,13 @@ def adjust(body: AdjustmentIn, session: SessionDep, member: CurrentMember,
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut)
-def get_transfer(transfer_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def get_transfer(transfer_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """A transfer touching my account (any, for coordinators)."""
     return service.transfer_out(session, service.get_transfer(session, actor=member, transfer_id=transfer_id))
 
 
 @router.post("/transfers/{transfer_id}/reverse", status_code=201, response_model=TransferOut)
-def reverse(transfer_id: int, body: ReverseIn, session: SessionDep, member: CurrentMember,
+def reverse(transfer_id: DbId, body: ReverseIn, session: SessionDep, member: CurrentMember,
             idempotency_key: IdempotencyHeader = None) -> JSONResponse:
     """Reverse a transfer (a refund by the payee of a service, or a coordinator's correction)."""
     transfer = service.reverse(session, actor=member, transfer_id=transfer_id, reason=body.reason,
@@ -97,7 +98,7 @@ def open_fund(body: FundIn, session: SessionDep, member: CurrentMember) -> dict[
 
 
 @router.put("/accounts/{account_id}/limits", response_model=AccountOut)
-def set_limits(account_id: int, body: LimitsIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def set_limits(account_id: DbId, body: LimitsIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Give an account its own limits (coordinators); null falls back to the cooperative's."""
     account = service.set_limits(session, actor=member, account_id=account_id,
                                  min_minutes=body.min_minutes, max_minutes=body.max_minutes)
@@ -110,7 +111,7 @@ def statement(
     session: SessionDep,
     member: CurrentMember,
     account_member: Annotated[str | None, Query(alias="member", description="username or id (coordinators)")] = None,
-    account_id: int | None = None,
+    account_id: DbId | None = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     format: Literal["json", "csv"] = "json",

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from commons_map.db import DbId
 from api.deps import CurrentMember, SessionDep, SettingsDep
 from api.errors import status_for
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
@@ -261,7 +262,7 @@ class TokenOut(BaseModel):
     """A field token (never its secret, except once when issued)."""
 
     id: int
-    member_id: int
+    member_id: DbId
     label: str
     created_at: str
     last_used_at: str | None
@@ -296,6 +297,6 @@ def list_tokens(session: SessionDep, member: CurrentMember, username: str | None
 
 
 @tokens_router.delete("/{token_id}", response_model=TokenOut)
-def revoke(token_id: int, session: SessionDep, member: CurrentMember) -> TokenOut:
+def revoke(token_id: DbId, session: SessionDep, member: CurrentMember) -> TokenOut:
     """Revoke a field token: the phone using it is refused from now on."""
     return _out(fieldforms.revoke_token(session, actor=member, token_id=token_id))

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
+from commons_map.db import DbId
 from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.errors import ValidationFailed
 from commons_map.reservations import service
@@ -56,20 +57,20 @@ def _done(session: Any, r: Any) -> dict[str, Any]:
 
 
 @router.put("/resources/{resource_id}/rules", response_model=RulesOut)
-def set_rules(resource_id: int, body: RulesIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def set_rules(resource_id: DbId, body: RulesIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Make a commons reservable, or change its booking rules (stewards, coordinators)."""
     rules = service.set_rules(session, actor=member, resource_id=resource_id, data=body)
     return service.rules_out(session, rules)
 
 
 @router.get("/resources/{resource_id}/rules", response_model=RulesOut)
-def get_rules(resource_id: int, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+def get_rules(resource_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
     """The booking rules of a reservable resource."""
     return service.rules_out(session, service.get_rules(session, actor=member, resource_id=resource_id))
 
 
 @router.delete("/resources/{resource_id}/rules", response_model=RulesOut)
-def disable_rules(resource_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def disable_rules(resource_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Stop new bookings of a resource (existing bookings stay)."""
     return service.rules_out(session, service.disable_rules(session, actor=member, resource_id=resource_id))
 
@@ -105,7 +106,7 @@ def free_resources(
 
 @router.get("/resources/{resource_id}/availability", response_model=AvailabilityOut)
 def availability(
-    resource_id: int,
+    resource_id: DbId,
     session: SessionDep,
     member: OptionalMember,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -120,7 +121,7 @@ def availability(
 
 @router.get("/resources/{resource_id}/calendar.ics", response_class=Response,
             responses={200: {"content": {"text/calendar": {}}}})
-def resource_calendar(resource_id: int, session: SessionDep, member: OptionalMember) -> Response:
+def resource_calendar(resource_id: DbId, session: SessionDep, member: OptionalMember) -> Response:
     """The busy times of a resource as an iCalendar feed (RFC 5545): no names."""
     body = service.resource_calendar(session, actor=member, resource_id=resource_id)
     return Response(body, media_type=ICS,
@@ -129,7 +130,7 @@ def resource_calendar(resource_id: int, session: SessionDep, member: OptionalMem
 
 @router.get("/resources/{resource_id}/reservations", response_model=list[ReservationOut])
 def resource_reservations(
-    resource_id: int,
+    resource_id: DbId,
     session: SessionDep,
     member: CurrentMember,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -176,34 +177,34 @@ def to_decide(session: SessionDep, member: CurrentMember) -> list[dict[str, Any]
 
 
 @router.get("/reservations/{reservation_id}", response_model=ReservationOut)
-def get_reservation(reservation_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def get_reservation(reservation_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """One of my bookings, or one of a resource I steward."""
     return _out(session, service.get_reservation(session, actor=member, reservation_id=reservation_id))
 
 
 @router.post("/reservations/{reservation_id}/cancel", response_model=ReservationOut)
-def cancel(reservation_id: int, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
+def cancel(reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
     """Cancel a booking; the slot goes to the waiting list."""
     r = service.cancel(session, actor=member, reservation_id=reservation_id, reason=body.note if body else "")
     return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/approve", response_model=ReservationOut)
-def approve(reservation_id: int, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
+def approve(reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
     """A steward confirms a requested booking."""
     r = service.approve(session, actor=member, reservation_id=reservation_id, note=body.note if body else "")
     return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/refuse", response_model=ReservationOut)
-def refuse(reservation_id: int, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
+def refuse(reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
     """A steward refuses a requested booking."""
     r = service.refuse(session, actor=member, reservation_id=reservation_id, note=body.note if body else "")
     return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/check-out", response_model=ReservationOut)
-def check_out(reservation_id: int, session: SessionDep, member: CurrentMember,
+def check_out(reservation_id: DbId, session: SessionDep, member: CurrentMember,
               body: CheckOutIn | None = None) -> dict[str, Any]:
     """Hand the item over, noting its condition."""
     r = service.check_out(session, actor=member, reservation_id=reservation_id, notes=body.notes if body else "")
@@ -211,7 +212,7 @@ def check_out(reservation_id: int, session: SessionDep, member: CurrentMember,
 
 
 @router.post("/reservations/{reservation_id}/check-in", response_model=ReservationOut)
-def check_in(reservation_id: int, session: SessionDep, member: CurrentMember,
+def check_in(reservation_id: DbId, session: SessionDep, member: CurrentMember,
              body: CheckInIn | None = None) -> dict[str, Any]:
     """Bring it back, noting its condition; damaged sends it into maintenance."""
     body = body or CheckInIn()
@@ -220,7 +221,7 @@ def check_in(reservation_id: int, session: SessionDep, member: CurrentMember,
 
 
 @router.post("/reservations/{reservation_id}/no-show", response_model=ReservationOut)
-def no_show(reservation_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def no_show(reservation_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """A steward marks a booking that was never collected."""
     return _done(session, service.mark_no_show(session, actor=member, reservation_id=reservation_id))
 
@@ -229,7 +230,7 @@ def no_show(reservation_id: int, session: SessionDep, member: CurrentMember) -> 
 
 
 @router.post("/resources/{resource_id}/maintenance", status_code=201, response_model=ReservationOut)
-def declare_maintenance(resource_id: int, body: MaintenanceIn, session: SessionDep,
+def declare_maintenance(resource_id: DbId, body: MaintenanceIn, session: SessionDep,
                         member: CurrentMember) -> dict[str, Any]:
     """Block a resource for maintenance (no end: until a steward clears it)."""
     m = service.declare_maintenance(session, actor=member, resource_id=resource_id, starts_at=body.starts_at,
@@ -238,7 +239,7 @@ def declare_maintenance(resource_id: int, body: MaintenanceIn, session: SessionD
 
 
 @router.get("/resources/{resource_id}/maintenance", response_model=list[ReservationOut])
-def list_maintenance(resource_id: int, session: SessionDep, member: CurrentMember,
+def list_maintenance(resource_id: DbId, session: SessionDep, member: CurrentMember,
                      include_past: bool = False) -> list[dict[str, Any]]:
     """The maintenance periods of a resource."""
     rows = service.list_maintenance(session, actor=member, resource_id=resource_id, include_past=include_past)
@@ -246,7 +247,7 @@ def list_maintenance(resource_id: int, session: SessionDep, member: CurrentMembe
 
 
 @router.patch("/maintenance/{maintenance_id}", response_model=ReservationOut)
-def update_maintenance(maintenance_id: int, body: MaintenancePatch, session: SessionDep,
+def update_maintenance(maintenance_id: DbId, body: MaintenancePatch, session: SessionDep,
                        member: CurrentMember) -> dict[str, Any]:
     """Move the end of a maintenance period."""
     m = service.update_maintenance(session, actor=member, maintenance_id=maintenance_id, ends_at=body.ends_at,
@@ -255,7 +256,7 @@ def update_maintenance(maintenance_id: int, body: MaintenancePatch, session: Ses
 
 
 @router.post("/maintenance/{maintenance_id}/clear", response_model=ReservationOut)
-def clear_maintenance(maintenance_id: int, session: SessionDep, member: CurrentMember,
+def clear_maintenance(maintenance_id: DbId, session: SessionDep, member: CurrentMember,
                       body: NoteIn | None = None) -> dict[str, Any]:
     """End maintenance now (or withdraw one not started yet)."""
     m = service.clear_maintenance(session, actor=member, maintenance_id=maintenance_id,
@@ -281,13 +282,13 @@ def my_waits(session: SessionDep, member: CurrentMember) -> list[dict[str, Any]]
 
 
 @router.post("/waitlist/{wait_id}/accept", status_code=201, response_model=ReservationOut)
-def accept_offer(wait_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def accept_offer(wait_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Accept the slot I was offered: it is booked now."""
     return _done(session, service.accept_offer(session, actor=member, wait_id=wait_id))
 
 
 @router.delete("/waitlist/{wait_id}", response_model=WaitOut)
-def leave_waiting_list(wait_id: int, session: SessionDep, member: CurrentMember) -> Any:
+def leave_waiting_list(wait_id: DbId, session: SessionDep, member: CurrentMember) -> Any:
     """Leave a waiting list, or decline an offer."""
     return service.leave_waiting_list(session, actor=member, wait_id=wait_id)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from commons_map.db import DbId
 from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.errors import ValidationFailed
 from commons_map.people.models import Member
@@ -26,7 +27,7 @@ from commons_map.soil.status import STATUS_LABELS
 router = APIRouter(prefix="/api/v1/soil", tags=["soil"])
 
 
-def _coop(member: Member | None, cooperative_id: int | None) -> int:
+def _coop(member: Member | None, cooperative_id: DbId | None) -> int:
     if cooperative_id is not None:
         return cooperative_id
     if member is None:
@@ -67,7 +68,7 @@ def record_sample(body: SampleIn, session: SessionDep, member: CurrentMember) ->
 
 @router.get("/samples", response_model=list[SampleOut])
 def list_samples(
-    session: SessionDep, member: OptionalMember, commons_id: int | None = None, cooperative_id: int | None = None,
+    session: SessionDep, member: OptionalMember, commons_id: DbId | None = None, cooperative_id: DbId | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
     """Samples on the parcels I may see."""
@@ -77,7 +78,7 @@ def list_samples(
 
 
 @router.get("/samples/{sample_id}", response_model=SampleOut)
-def get_sample(sample_id: int, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+def get_sample(sample_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
     """One sample, when I may see its parcel."""
     return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id))
 
@@ -90,7 +91,7 @@ def record_practice(body: PracticeIn, session: SessionDep, member: CurrentMember
 
 @router.get("/practices", response_model=list[PracticeOut])
 def list_practices(
-    session: SessionDep, member: OptionalMember, commons_id: int | None = None, cooperative_id: int | None = None,
+    session: SessionDep, member: OptionalMember, commons_id: DbId | None = None, cooperative_id: DbId | None = None,
 ) -> list[Any]:
     """Practices on the parcels I may see."""
     return service.list_practices(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id)
@@ -104,7 +105,7 @@ def record_harvest(body: HarvestIn, session: SessionDep, member: CurrentMember) 
 
 @router.get("/harvests", response_model=list[HarvestOut])
 def list_harvests(
-    session: SessionDep, member: OptionalMember, commons_id: int | None = None, cooperative_id: int | None = None,
+    session: SessionDep, member: OptionalMember, commons_id: DbId | None = None, cooperative_id: DbId | None = None,
     year: int | None = None, limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Harvests from the parcels I may see."""
@@ -114,7 +115,7 @@ def list_harvests(
 
 
 @router.get("/parcels")
-def parcels(session: SessionDep, member: OptionalMember, cooperative_id: int | None = None) -> list[dict[str, Any]]:
+def parcels(session: SessionDep, member: OptionalMember, cooperative_id: DbId | None = None) -> list[dict[str, Any]]:
     """Status, SOC stock and change, CO2e and harvests of every parcel I may see."""
     coop = _coop(member, cooperative_id)
     sums = service.parcel_summaries(session, cooperative_id=coop, actor=member, visible_only=True)
@@ -122,14 +123,14 @@ def parcels(session: SessionDep, member: OptionalMember, cooperative_id: int | N
 
 
 @router.get("/parcels/{commons_id}")
-def parcel(commons_id: int, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+def parcel(commons_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
     """One parcel's soil and food figures."""
     return service.parcel_summary(session, actor=member, commons_id=commons_id).as_dict()
 
 
 @router.get("/parcels/{commons_id}/timeline")
 def timeline(
-    commons_id: int, session: SessionDep, member: OptionalMember, format: Literal["json", "csv"] = "json",
+    commons_id: DbId, session: SessionDep, member: OptionalMember, format: Literal["json", "csv"] = "json",
 ) -> Any:
     """Observations, practices, harvests and work hours on a parcel, in order."""
     tl = reports.timeline(session, actor=member, commons_id=commons_id)
@@ -143,7 +144,7 @@ def timeline(
 def annual_report(
     session: SessionDep, member: OptionalMember,
     year: Annotated[int | None, Query(ge=1990, le=2200, description="this year when left out")] = None,
-    cooperative_id: int | None = None, format: Literal["json", "csv"] = "json",
+    cooperative_id: DbId | None = None, format: Literal["json", "csv"] = "json",
 ) -> Any:
     """The cooperative's annual soil and food report (JSON or CSV)."""
     year = year or date.today().year
@@ -156,7 +157,7 @@ def annual_report(
 
 @router.get("/charts/{name}.png")
 def chart(
-    name: Literal["soc", "yields"], session: SessionDep, member: OptionalMember, cooperative_id: int | None = None,
+    name: Literal["soc", "yields"], session: SessionDep, member: OptionalMember, cooperative_id: DbId | None = None,
 ) -> Response:
     """A chart as PNG: the SOC trend per parcel, or yields per garden and year."""
     data = reports.chart_series(session, actor=member, cooperative_id=_coop(member, cooperative_id))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from commons_map.db import DbId
 from api.deps import CurrentMember, SessionDep
 from commons_map.worklog import service
 from commons_map.worklog.schemas import (
@@ -61,8 +62,8 @@ def list_work_logs(
     session: SessionDep,
     member: CurrentMember,
     mine: bool = False,
-    member_id: int | None = None,
-    commons_id: int | None = None,
+    member_id: DbId | None = None,
+    commons_id: DbId | None = None,
     state: Literal["submitted", "approved", "rejected", "corrected"] | None = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
@@ -84,32 +85,32 @@ def pending(session: SessionDep, member: CurrentMember) -> list[dict[str, Any]]:
 
 
 @router.get("/work-logs/{work_log_id}", response_model=WorkLogOut)
-def get_work_log(work_log_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def get_work_log(work_log_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """One work log."""
     return _one(session, service.get_work_log(session, actor=member, work_log_id=work_log_id))
 
 
 @router.patch("/work-logs/{work_log_id}", response_model=WorkLogOut)
-def update_work_log(work_log_id: int, body: WorkLogPatch, session: SessionDep,
+def update_work_log(work_log_id: DbId, body: WorkLogPatch, session: SessionDep,
                     member: CurrentMember) -> dict[str, Any]:
     """Change my log while it is not approved."""
     return _one(session, service.update_work_log(session, actor=member, work_log_id=work_log_id, patch=body))
 
 
 @router.post("/work-logs/{work_log_id}/approve", response_model=WorkLogOut)
-def approve(work_log_id: int, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def approve(work_log_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Approve a log (four eyes) and credit its hours to the worker."""
     return _one(session, service.approve(session, actor=member, work_log_id=work_log_id))
 
 
 @router.post("/work-logs/{work_log_id}/reject", response_model=WorkLogOut)
-def reject(work_log_id: int, body: RejectIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def reject(work_log_id: DbId, body: RejectIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Reject a log, saying why."""
     return _one(session, service.reject(session, actor=member, work_log_id=work_log_id, reason=body.reason))
 
 
 @router.post("/work-logs/{work_log_id}/correct", status_code=201, response_model=WorkLogOut)
-def correct(work_log_id: int, body: CorrectionIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+def correct(work_log_id: DbId, body: CorrectionIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Correct an approved log: reverse its credit and record the right entry, approved."""
     new = service.correct(session, actor=member, work_log_id=work_log_id, data=body.log, reason=body.reason)
     return _one(session, new)

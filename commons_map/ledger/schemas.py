@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commons_map.db import DbId
+
 
 class PaymentIn(BaseModel):
     """A payment for a service, to a member (username or id) or to an account."""
@@ -13,7 +15,7 @@ class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     payee: str | int | None = Field(default=None, description="the payee's username or member id")
-    to_account_id: int | None = Field(default=None, description="or an account id (a commons fund)")
+    to_account_id: DbId | None = Field(default=None, description="or an account id (a commons fund)")
     minutes: int
     reason: str = ""
     idempotency_key: str | None = Field(
@@ -36,7 +38,7 @@ class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     member: str | None = None
-    account_id: int | None = None
+    account_id: DbId | None = None
     minutes: int
     reason: str = ""
     idempotency_key: str | None = None
@@ -47,7 +49,7 @@ class FundIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    commons_id: int
+    commons_id: DbId
 
 
 class LimitsIn(BaseModel):
@@ -62,7 +64,7 @@ class LimitsIn(BaseModel):
 class PostingOut(BaseModel):
     """One posting of a transfer."""
 
-    account_id: int
+    account_id: DbId
     account: str
     amount: int
 
@@ -73,11 +75,11 @@ class TransferOut(BaseModel):
     id: int
     kind: str
     reason: str
-    initiated_by_id: int | None
+    initiated_by_id: DbId | None
     idempotency_key: str
-    work_log_id: int | None
-    reverses_id: int | None
-    reversed_by_id: int | None
+    work_log_id: DbId | None
+    reverses_id: DbId | None
+    reversed_by_id: DbId | None
     created_at: datetime
     postings: list[PostingOut]
 
@@ -88,8 +90,8 @@ class AccountOut(BaseModel):
     id: int
     kind: str
     name: str
-    member_id: int | None
-    commons_id: int | None
+    member_id: DbId | None
+    commons_id: DbId | None
     balance: int
     min_minutes: int | None
     max_minutes: int | None
@@ -99,8 +101,8 @@ class AccountOut(BaseModel):
 class StatementLine(BaseModel):
     """One posting of a statement, with the running balance."""
 
-    posting_id: int
-    transfer_id: int
+    posting_id: DbId
+    transfer_id: DbId
     at: datetime
     kind: str
     reason: str

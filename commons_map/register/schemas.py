@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commons_map.db import DbId
+
 Visibility = Literal["public", "members", "private"]
 State = Literal["active", "restoring", "fallow", "needs_repair", "out_of_service", "lost"]
 Tenure = Literal["owned", "lent", "municipal_agreement", "lease", "commons_trust", "other"]
@@ -24,8 +26,8 @@ class CommonsIn(BaseModel):
     geometry: dict[str, Any] | None = Field(
         default=None, description="GeoJSON geometry in WGS84 (longitude, latitude)"
     )
-    parent_id: int | None = None
-    kept_at_id: int | None = None
+    parent_id: DbId | None = None
+    kept_at_id: DbId | None = None
     state: State = "active"
     rules_of_use: str = ""
     tenure: Tenure = "owned"
@@ -34,7 +36,7 @@ class CommonsIn(BaseModel):
     visibility: Visibility | None = None
     location_precision: Precision = "exact"
     external_id: str | None = Field(default=None, max_length=200)
-    steward_ids: list[int] = Field(default_factory=list)
+    steward_ids: list[DbId] = Field(default_factory=list)
 
 
 class CommonsPatch(BaseModel):
@@ -46,8 +48,8 @@ class CommonsPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     geometry: dict[str, Any] | None = None
-    parent_id: int | None = None
-    kept_at_id: int | None = None
+    parent_id: DbId | None = None
+    kept_at_id: DbId | None = None
     state: State | None = None
     rules_of_use: str | None = None
     tenure: Tenure | None = None
@@ -56,7 +58,7 @@ class CommonsPatch(BaseModel):
     visibility: Visibility | None = None
     location_precision: Precision | None = None
     external_id: str | None = None
-    steward_ids: list[int] | None = None
+    steward_ids: list[DbId] | None = None
 
 
 class KindOut(BaseModel):

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from commons_map.db import DbId
 from commons_map.reservations.models import WEEKDAYS
 
 BookingMode = Literal["members", "approval"]
@@ -96,7 +97,7 @@ class RulesOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    resource_id: int
+    resource_id: DbId
     enabled: bool
     booking_mode: str
     min_minutes: int
@@ -115,7 +116,7 @@ class BookingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    resource_id: int
+    resource_id: DbId
     starts_at: AwareDatetime = Field(description="ISO 8601 with an offset, e.g. 2026-12-01T09:00:00+01:00")
     ends_at: AwareDatetime
     purpose: str = Field(default="", max_length=500)
@@ -173,12 +174,12 @@ class ReservationOut(BaseModel):
     """A booking or a maintenance period, with its derived overdue flag."""
 
     id: int
-    resource_id: int
+    resource_id: DbId
     resource_name: str
     kind: str
     state: str
     overdue: bool
-    member_id: int | None
+    member_id: DbId | None
     starts_at: datetime
     ends_at: datetime | None
     blocked_until: datetime | None
@@ -197,8 +198,8 @@ class ReservationOut(BaseModel):
     cancelled_at: datetime | None = None
     cancel_reason: str = ""
     contribution_minutes: int = 0
-    contribution_transfer_id: int | None = None
-    refund_transfer_id: int | None = None
+    contribution_transfer_id: DbId | None = None
+    refund_transfer_id: DbId | None = None
     created_at: datetime | None = None
 
 
@@ -208,15 +209,15 @@ class WaitOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    resource_id: int
-    member_id: int
+    resource_id: DbId
+    member_id: DbId
     starts_at: datetime
     ends_at: datetime
     state: str
     position: int | None = None
     offered_at: datetime | None = None
     offer_expires_at: datetime | None = None
-    reservation_id: int | None = None
+    reservation_id: DbId | None = None
 
 
 class SlotOut(BaseModel):
@@ -229,7 +230,7 @@ class SlotOut(BaseModel):
 class AvailabilityOut(BaseModel):
     """The free slots of a resource in a window, and what is busy (no names)."""
 
-    resource_id: int
+    resource_id: DbId
     timezone: str
     window_start: datetime
     window_end: datetime
@@ -243,7 +244,7 @@ class FreeResourceOut(BaseModel):
     id: int
     name: str
     kind: str
-    kept_at_id: int | None
+    kept_at_id: DbId | None
     distance_m: float | None
     booking_mode: str
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commons_map.db import DbId
+
 Destination = Literal[
     "members", "shared_meals", "households_in_need", "other_cooperatives", "seed_saving", "compost"
 ]
@@ -36,10 +38,10 @@ class SampleIn(BaseModel):
 
     sampled_on: date
     point: dict[str, Any] | None = Field(default=None, description="GeoJSON Point in WGS84")
-    commons_id: int | None = Field(
+    commons_id: DbId | None = Field(
         default=None, description="the parcel; found from the point when left out"
     )
-    sampled_by_id: int | None = None
+    sampled_by_id: DbId | None = None
     sampler_name: str = Field(default="", max_length=200)
     lab: str = Field(default="", max_length=200)
     lab_report_ref: str = Field(default="", max_length=200)
@@ -56,7 +58,7 @@ class PracticeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    commons_id: int
+    commons_id: DbId
     practice: str = Field(min_length=1, max_length=60)
     started_on: date
     ended_on: date | None = None
@@ -74,12 +76,12 @@ class HarvestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    commons_id: int
+    commons_id: DbId
     crop: str = Field(min_length=1, max_length=100)
     harvested_on: date
     weight_kg: float | None = Field(default=None, allow_inf_nan=False)
     count: int | None = None
-    harvested_by_id: int | None = None
+    harvested_by_id: DbId | None = None
     destination: Destination | None = None
     destinations: dict[Destination, float] | None = None
     notes: str = Field(default="", max_length=5000)
@@ -126,7 +128,7 @@ class IndicatorOut(BaseModel):
     depth_required: bool
     better: str | None
     description_en: str
-    cooperative_id: int | None
+    cooperative_id: DbId | None
 
 
 class MeasurementOut(BaseModel):
@@ -151,11 +153,11 @@ class SampleOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    commons_id: int
+    commons_id: DbId
     sampled_on: date
     parcel_from_point: bool
     point: dict[str, Any] | None = None
-    sampled_by_id: int | None
+    sampled_by_id: DbId | None
     sampler_name: str
     lab: str
     lab_report_ref: str
@@ -170,7 +172,7 @@ class PracticeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    commons_id: int
+    commons_id: DbId
     practice: str
     started_on: date
     ended_on: date | None
@@ -185,12 +187,12 @@ class HarvestOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    commons_id: int
+    commons_id: DbId
     crop: str
     harvested_on: date
     weight_kg: float | None
     count: int | None
-    harvested_by_id: int | None
+    harvested_by_id: DbId | None
     notes: str
     confirmed_implausible: bool
     source_ref: str | None

@@ -12,13 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commons_map.db import DbId
+
 
 class WorkLogIn(BaseModel):
     """Work done on a commons: a date and either start and end times or a duration."""
 
     model_config = ConfigDict(extra="forbid")
 
-    commons_id: int
+    commons_id: DbId
     work_date: date
     started_at: datetime | None = Field(default=None, description="timezone-aware start")
     ended_at: datetime | None = Field(default=None, description="timezone-aware end")
@@ -26,7 +28,7 @@ class WorkLogIn(BaseModel):
     activity: str = Field(description="an activity code from /api/v1/activities")
     notes: str = ""
     location: dict[str, Any] | None = Field(default=None, description="GeoJSON Point (lon, lat)")
-    with_member_ids: list[int] = Field(default_factory=list)
+    with_member_ids: list[DbId] = Field(default_factory=list)
     source_ref: str | None = Field(default=None, description="an external id, e.g. an ODK instanceID")
 
 
@@ -35,7 +37,7 @@ class WorkLogPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    commons_id: int | None = None
+    commons_id: DbId | None = None
     work_date: date | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -43,7 +45,7 @@ class WorkLogPatch(BaseModel):
     activity: str | None = None
     notes: str | None = None
     location: dict[str, Any] | None = None
-    with_member_ids: list[int] | None = None
+    with_member_ids: list[DbId] | None = None
 
 
 class RejectIn(BaseModel):
@@ -98,9 +100,9 @@ class WorkLogOut(BaseModel):
     """A work log as members see it."""
 
     id: int
-    member_id: int
+    member_id: DbId
     member: str
-    commons_id: int
+    commons_id: DbId
     commons: str
     work_date: date
     started_at: datetime | None
@@ -111,12 +113,12 @@ class WorkLogOut(BaseModel):
     activity_label_en: str
     notes: str
     location: dict[str, Any] | None
-    with_member_ids: list[int]
+    with_member_ids: list[DbId]
     state: str
-    decided_by_id: int | None
+    decided_by_id: DbId | None
     decided_at: datetime | None
     rejection_reason: str | None
     source_ref: str | None
-    corrects_id: int | None
-    credit_transfer_id: int | None
+    corrects_id: DbId | None
+    credit_transfer_id: DbId | None
     created_at: datetime

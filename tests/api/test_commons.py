@@ -263,18 +263,45 @@ def test_bad_list_parameters_name_the_parameter(client, params, field):
 # --- found by fuzzing (tests/api/test_fuzz.py) ------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "/api/v1/commons/333678714061277429760",
-    "/api/v1/commons/333678714061277429760/history",
-    "/api/v1/resources/333678714061277429760/rules",
-    "/api/v1/soil/parcels/333678714061277429760",
-    "/api/v1/soil/practices?cooperative_id=-34304082931",
+@pytest.mark.parametrize(("url", "name"), [
+    ("/api/v1/commons/333678714061277429760", "commons_id"),
+    ("/api/v1/commons/333678714061277429760/history", "commons_id"),
+    ("/api/v1/resources/333678714061277429760/rules", "resource_id"),
+    ("/api/v1/soil/parcels/333678714061277429760", "commons_id"),
+    ("/api/v1/soil/practices?cooperative_id=-34304082931", "cooperative_id"),
+    ("/api/v1/commons/2147483648", "commons_id"),
+    ("/api/v1/commons/0", "commons_id"),
 ])
-def test_an_id_larger_than_the_database_holds_is_a_422_not_a_500(client, url):
+def test_an_id_out_of_the_database_range_is_a_422_naming_it(client, url, name):
+    """Ids are bounded where they come in (``commons_map.db.DbId``): a 422 naming the parameter."""
     r = client.get(url)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert "out of range" in r.json()["detail"]
+    assert r.json()["detail"].startswith(f"{name}: Input should be")
+
+
+def test_an_id_out_of_range_in_a_body_is_a_422_naming_it(client, auth, people):
+    r = client.post("/api/v1/work-logs", headers=auth(people.member),
+                    json={"commons_id": 2**31, "work_date": "2026-11-01", "minutes": 60, "activity": "x"})
+    assert r.status_code == 422, r.text
+    assert "commons_id" in r.text and "2147483647" in r.text
+
+
+def test_the_database_range_error_is_still_a_422_not_a_500(db):
+    """The safety net behind the bounds: a number the database cannot hold maps to 422."""
+    import asyncio
+
+    from sqlalchemy import text as sql
+    from sqlalchemy.exc import DBAPIError
+    from starlette.requests import Request
+
+    from api.errors import _database
+
+    with pytest.raises(DBAPIError) as info, db.begin_nested():
+        db.execute(sql("SELECT CAST(:n AS int4)"), {"n": 2**40})
+    request = Request({"type": "http", "method": "GET", "path": "/api/v1/x", "headers": [], "query_string": b""})
+    resp = asyncio.run(_database(request, info.value))
+    assert resp.status_code == 422 and b"out of range" in resp.body
 
 
 def test_small_boxes_cannot_find_an_approximate_place(client, auth, people, db):

@@ -171,7 +171,7 @@ def test_harvest_with_destinations_and_share_to_households_in_need(db, people):
         (dict(weight_kg=5, destinations={"members": 3, "compost": 1}), "destinations",
          r"add up to 4 kg, not the 5 kg harvested"),
         (dict(weight_kg=5, harvested_on=date.today() + timedelta(days=2)), "harvested_on", r"is in the future"),
-        (dict(weight_kg=5, harvested_by_id=-1), "harvested_by_id", r"no member -1"),
+        (dict(weight_kg=5, harvested_by_id=999_999), "harvested_by_id", r"no member 999999"),
     ],
 )
 def test_bad_harvests_are_refused_and_nothing_is_written(db, people, kw, field, pattern):
