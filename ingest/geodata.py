@@ -9,9 +9,11 @@ classified with one SQL pass in PostGIS, then written with ``INSERT ... ON CONFL
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,23 +428,40 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
         _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
                total=total)
     say("written", total, total) if write else None
-    with raw.cursor() as cur:  # plain tuples: 100,000 rows do not need SQLAlchemy's Row objects
+    columns = {t: c for t, c in mapping.items()}
+    label = table.row_label
+    with _collector_paused(), raw.cursor() as cur:  # plain tuples: no SQLAlchemy Row objects
         cur.execute(
             f"SELECT rn, external_id, action, CASE WHEN cardinality(all_reasons) > 0 THEN all_reasons END,"
             f" coalesce(repaired, false) AND action <> 'rejected', commons_id FROM {cls_t} ORDER BY rn")
-        rows = cur.fetchall()
+        report_rows = [
+            RowReport(rn, ext, action, [_name_column(m, columns, label, rn) for m in reasons] if reasons else [],
+                      repaired, commons_id)
+            for rn, ext, action, reasons, repaired, commons_id in cur.fetchall()
+        ]
     conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
     conn.execute(text("SELECT set_config('jit', :jit, true), set_config('work_mem', :wm, true)"),
                  {"jit": saved[0], "wm": saved[1]})
-    columns = {t: c for t, c in mapping.items()}
-    label = table.row_label
-    report_rows = [
-        RowReport(rn, ext, action, [_name_column(m, columns, label, rn) for m in reasons] if reasons else [],
-                  repaired, commons_id)
-        for rn, ext, action, reasons, repaired, commons_id in rows
-    ]
     return ImportReport(file="", format=table.format, crs=table.crs_note, row_label=table.row_label,
                         mapping=mapping, rows=report_rows, dry_run=options.dry_run, written=write)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while the report's rows are made.
+
+    It runs after every 700 new container objects, and now and then over the older generations
+    too: for 100,000 rows (a tuple, a RowReport and a list each, none in a reference cycle) that was
+    most of the time spent (0.25 s of 0.3 s). Reference counting still frees memory meanwhile; the
+    collector is resumed after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _name_column(message: str, columns: dict[str, str], label: str, rn: int) -> str:
