@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, extract, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from commons_map.db import MAX_ID
 from commons_map.errors import (
     Conflict,
     NotFound,
@@ -367,9 +368,10 @@ def _member_payee(session: Session, payer: Member, payee: str | int) -> Member:
 def _payee_and_account(session: Session, payer: Member, payee: str | int) -> tuple[Member, Account | None]:
     """The payee (a member of the payer's cooperative, by username or id) and their account."""
     stmt = (select(Member, Account).outerjoin(Account, Account.member_id == Member.id)
-            .where(Member.cooperative_id == payer.cooperative_id).options(noload(Member.role_rows)))
+            .where(Member.cooperative_id == payer.cooperative_id).options(lazyload(Member.role_rows)))
     raw = str(payee).strip().lower()
-    stmt = stmt.where(Member.id == int(raw)) if raw.isdigit() else stmt.where(Member.username == raw)
+    by_id = raw.isdigit() and int(raw) <= MAX_ID
+    stmt = stmt.where(Member.id == int(raw)) if by_id else stmt.where(Member.username == raw)
     row = session.execute(stmt).first()
     if row is None:
         raise ValidationFailed(f"payee: no member {payee!r} in this cooperative", field="payee")

@@ -246,7 +246,7 @@ def harvest_figures(
         for hid, dest, amount in session.execute(
             select(HarvestShare.harvest_id, HarvestShare.destination, HarvestShare.amount)
             .where(HarvestShare.harvest_id.in_([r.id for r in rows]))
-        ).tuples():
+        ):
             shares[hid][dest] = amount
     kg_by_crop: dict[str, float] = defaultdict(float)
     count_by_crop: dict[str, int] = defaultdict(int)

@@ -838,8 +838,8 @@ def parcel_summaries(
     if until is not None:
         q = q.where(Sample.sampled_on <= until)
         hq = hq.where(Harvest.harvested_on <= until)
-    by_parcel = date_values(session.execute(q).tuples(), units)
-    own_kg = {cid: float(kg) for cid, kg in session.execute(hq).tuples()}
+    by_parcel = date_values(session.execute(q), units)
+    own_kg = {cid: float(kg) for cid, kg in session.execute(hq)}
     children: dict[int, list[int]] = defaultdict(list)
     for p in parcels:
         if p.parent_id is not None:

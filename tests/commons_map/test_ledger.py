@@ -78,6 +78,7 @@ PAY_BAD = [
     ({"payee": "SELF"}, "payee", "yourself"),
     ({"payee": "nobody-here"}, "payee", "no member"),
     ({"payee": "diois"}, "payee", "no member"),  # another cooperative's member
+    ({"payee": "99999999999"}, "payee", "no member"),  # an id no row can have
     ({"payee": None, "to_account_id": 987654}, "to_account_id", "no account"),
     ({"minutes": 0}, "minutes", "positive"),
     ({"minutes": -15}, "minutes", "positive"),
