@@ -357,11 +357,11 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
         rows_source = f"({pass1})"
     # Pass 2: rows against each other and against the register (parents, archived, unchanged).
     compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
-               "ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom)"]
+               "gd.moved"]
     changes = [
         "CASE WHEN c.name IS DISTINCT FROM i.name THEN jsonb_build_object('name', jsonb_build_array(c.name, i.name)) ELSE '{}' END",
         "CASE WHEN c.kind_code IS DISTINCT FROM i.kind_code THEN jsonb_build_object('kind', jsonb_build_array(c.kind_code, i.kind_code)) ELSE '{}' END",
-        "CASE WHEN ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom) THEN jsonb_build_object('geometry',"
+        "CASE WHEN gd.moved THEN jsonb_build_object('geometry',"
         " jsonb_build_array(ST_AsGeoJSON(c.geom)::jsonb, ST_AsGeoJSON(i.geom)::jsonb)) ELSE '{}' END",
     ]
     for col, given in (("description", "description" in mapping), ("state", "state" in mapping),
@@ -415,7 +415,10 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                                     array_to_string(i.parent_kinds, ' or ')) END{parent_checks}
                  ], NULL) AS all_reasons
           FROM {rows_source} i
-          LEFT JOIN commons c ON c.cooperative_id = :coop AND c.external_id = i.external_id{parent_joins}
+          LEFT JOIN commons c ON c.cooperative_id = :coop AND c.external_id = i.external_id
+          -- Whether the geometry changed, computed once per existing commons (none on a first import).
+          LEFT JOIN LATERAL (SELECT ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom) AS moved
+                             WHERE c.id IS NOT NULL OFFSET 0) gd ON true{parent_joins}
         ) x
     """), params)
     temp_tables.append(cls_t)
