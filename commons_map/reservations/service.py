@@ -661,17 +661,25 @@ def cancel(
     return r
 
 
+def _decision(
+    session: Session, actor: Member | None, reservation_id: int, what: str, done: str
+) -> tuple[Reservation, Commons, Member]:
+    """A requested booking a steward of its resource is deciding on: (booking, resource, steward)."""
+    r = _booking_for_change(session, actor, reservation_id)
+    commons = session.get(Commons, r.resource_id)
+    assert commons is not None
+    manager = _require_manager(actor, commons, what)
+    if r.state != "requested":
+        raise _state_error(r, done, ("requested",))
+    return r, commons, manager
+
+
 def approve(
     session: Session, *, actor: Member | None, reservation_id: int, note: str = "", now: datetime | None = None
 ) -> Reservation:
     """A steward confirms a requested booking (the contribution is debited then)."""
     now = _now(now)
-    r = _booking_for_change(session, actor, reservation_id)
-    commons = session.get(Commons, r.resource_id)
-    assert commons is not None
-    actor = _require_manager(actor, commons, "approve its bookings")
-    if r.state != "requested":
-        raise _state_error(r, "approved", ("requested",))
+    r, commons, actor = _decision(session, actor, reservation_id, "approve its bookings", "approved")
     if r.starts_at < now:
         raise ValidationFailed(f"starts_at: the request started at {r.starts_at.isoformat()}; it can only be refused",
                                field="starts_at")
@@ -689,12 +697,7 @@ def refuse(
 ) -> Reservation:
     """A steward refuses a requested booking, saying why."""
     now = _now(now)
-    r = _booking_for_change(session, actor, reservation_id)
-    commons = session.get(Commons, r.resource_id)
-    assert commons is not None
-    actor = _require_manager(actor, commons, "refuse its bookings")
-    if r.state != "requested":
-        raise _state_error(r, "refused", ("requested",))
+    r, _, actor = _decision(session, actor, reservation_id, "refuse its bookings", "refused")
     r.state = "refused"
     r.decided_by, r.decided_at, r.decision_note = actor.id, now, note.strip()
     _event(session, r, actor, "refused", state=["requested", "refused"], note=r.decision_note)
