@@ -404,6 +404,27 @@ ERROR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
             r"^(?:[\w.]+: )?is not reservable.*$|^.*not reservable.*$",
             N_("This cannot be reserved."),
         ),
+        # field forms (what ODK Collect shows the member)
+        (
+            r"^instanceID .* was already received with other content.*$",
+            N_("This form was already received with other content: edit it on the phone and send the edit."),
+        ),
+        (
+            r"^deprecatedID .*: no such submission.*$",
+            N_("The form this edit replaces was never received: send it as a new form."),
+        ),
+        (
+            r"^deprecatedID .* was already replaced.*$",
+            N_("This version was already replaced by a later edit: edit the latest version."),
+        ),
+        (r"^Unknown or revoked field token$", N_("Unknown or revoked field link: ask for a new QR code.")),
+        (r"^attachment: .* is not a photo, a sound or a video$", N_("Only photos, sounds and videos can be attached.")),
+        (r"^attachment: .* is \d+ bytes; at most .*$", N_("An attached file is too large.")),
+        (r"^(?:[\w.]+: )?no form '.*'.*$", N_("This form is not on this server: update the forms list.")),
+        (
+            r"^(?:state: )?Only .*stewards.* change .*$",
+            N_("Only the stewards of this commons or a coordinator may change it."),
+        ),
         # generic
         (r"^Only .*$", N_("You may not do this.")),
         (r"^No commons \d+$", N_("This commons does not exist or is not visible to you.")),
@@ -414,7 +435,15 @@ ERROR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 def translate_error(message: str) -> str:
     """A service error in the current language: the catalog's entry, a known pattern, or as is."""
-    t = _current.get(None) or translations(DEFAULT_LOCALE)
+    return _translate_error(_current.get(None) or translations(DEFAULT_LOCALE), message)
+
+
+def translate_error_in(locale: str, message: str) -> str:
+    """A service error in ``locale``, whatever language the current context renders in."""
+    return _translate_error(translations(locale), message)
+
+
+def _translate_error(t: Translations, message: str) -> str:
     exact = t.gettext(message)
     if exact != message:
         return exact

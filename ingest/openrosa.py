@@ -47,7 +47,7 @@ class Outcome:
     """What to answer the phone."""
 
     status: int
-    message: str
+    message: str  # to show the member (for a refusal: the service's reason, in English)
     submission_id: int | None = None
     ignored: list[str] = field(default_factory=list)
 
@@ -201,7 +201,7 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
             log.warning("openrosa: refused %s %s from member %s: %s", sub.form_id, sub.instance_id,
                         member.id, reason)
             forget(session, sub)
-            return Outcome(422, f"Refusé : {reason} / Refused: {reason}")
+            return Outcome(422, reason)  # the reason; the server answers it in French and English
         session.flush()
         return Outcome(201, _message(sub), sub.id, ignored)
     if incomplete:

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from commons_map.db import DbId
 from api.deps import CurrentMember, OptionalMember, SessionDep
+from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.register import service
 from commons_map.register.schemas import CommonsIn, CommonsPatch, FeatureCollection, HistoryOut, KindOut

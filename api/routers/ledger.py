@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from commons_map.db import DbId
 from api.deps import CurrentMember, SessionDep
+from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.ledger import service
 from commons_map.ledger.schemas import (

@@ -22,9 +22,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from commons_map.db import DbId
+from api import i18n
 from api.deps import CurrentMember, SessionDep, SettingsDep
 from api.errors import status_for
+from api.i18n import N_
+from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
 from commons_map.people.auth import authenticate
@@ -62,12 +64,19 @@ def envelope(status: int, message: str, *, nature: str = "", extra: dict[str, st
     return Response(body, status_code=status, media_type="text/xml; charset=utf-8", headers=headers(extra))
 
 
+def bilingual(message: str, french_template: str = "%(reason)s") -> str:
+    """What Collect shows the member: French, then English (the service's own, precise words)."""
+    fr = i18n.translations("fr").gettext(french_template) % {"reason": i18n.translate_error_in("fr", message)}
+    en = french_template % {"reason": message}
+    return en if fr == en else f"{fr} / {en}"
+
+
 def error_response(exc: DomainError) -> Response:
     """A domain error as an OpenRosa envelope (401 with a Basic challenge)."""
     status = 413 if isinstance(exc, PayloadTooLarge) else status_for(exc)
     extra = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'} if status == 401 else None
     log.info("openrosa -> %s %s", status, exc.message)
-    return envelope(status, exc.message, nature="error", extra=extra)
+    return envelope(status, bilingual(exc.message), nature="error", extra=extra)
 
 
 def _basic_member(request: Request, session: Any, settings: Any) -> Member:
@@ -184,8 +193,9 @@ async def _submit(request: Request, session: Any, settings: Any, token: str | No
                                           settings.attachments_dir)
     except DomainError as exc:
         return error_response(exc)
-    return envelope(outcome.status, outcome.message,
-                    nature="submit_success" if outcome.status < 400 else "error")
+    if outcome.status >= 400:  # a rule refused the record: the reason, in French and English
+        return envelope(outcome.status, bilingual(outcome.message, N_("Refused: %(reason)s")), nature="error")
+    return envelope(outcome.status, outcome.message, nature="submit_success")
 
 
 def _receive_in_savepoint(session: Any, member: Member, xml: bytes, files: list, incomplete: bool,

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
-from commons_map.db import DbId
 from api.deps import CurrentMember, OptionalMember, SessionDep
+from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.reservations import service
 from commons_map.reservations.schemas import (

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from commons_map.db import DbId
 from api.deps import CurrentMember, OptionalMember, SessionDep
+from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.people.models import Member
 from commons_map.soil import charts, reports, service

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from commons_map.db import DbId
 from api.deps import CurrentMember, SessionDep
+from commons_map.db import DbId
 from commons_map.worklog import service
 from commons_map.worklog.schemas import (
     ActivityIn,

@@ -4,6 +4,21 @@ Edit here, then run ``python -m api.translations.update`` to write the .po catal
 """
 
 FR: dict[str, str | tuple[str, str]] = {
+    "This form was already received with other content: edit it on the phone and send the edit.":
+        "Ce formulaire a déjà été reçu avec un autre contenu : modifiez-le sur le téléphone et envoyez la modification.",
+    "The form this edit replaces was never received: send it as a new form.":
+        "Le formulaire que cette modification remplace n'a jamais été reçu : envoyez-le comme un nouveau formulaire.",
+    "This version was already replaced by a later edit: edit the latest version.":
+        "Cette version a déjà été remplacée par une modification plus récente : modifiez la dernière version.",
+    "Unknown or revoked field link: ask for a new QR code.":
+        "Lien de terrain inconnu ou révoqué : demandez un nouveau QR code.",
+    "Only photos, sounds and videos can be attached.": "Seuls des photos, des sons et des vidéos peuvent être joints.",
+    "An attached file is too large.": "Un fichier joint est trop volumineux.",
+    "This form is not on this server: update the forms list.":
+        "Ce formulaire n'est pas sur ce serveur : mettez à jour la liste des formulaires.",
+    "Only the stewards of this commons or a coordinator may change it.":
+        "Seul·es les référent·es de ce commun ou la coordination peuvent le modifier.",
+    "Refused: %(reason)s": "Refusé : %(reason)s",
     "%(num)d commons": ("%(num)d commun", "%(num)d communs"),
     "%(num)d reservation request": ("%(num)d demande de réservation", "%(num)d demandes de réservation"),
     "%(num)d work log": ("%(num)d relevé d'heures", "%(num)d relevés d'heures"),

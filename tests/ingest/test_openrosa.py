@@ -186,7 +186,9 @@ def test_deprecated_id_edit_replaces_the_record(orclient, db, token, activity):
     assert db.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.source_ref.in_([old, new]))) == 1
     # Editing the replaced version again: 409. An unknown deprecatedID: 404.
     again = worklog_xml(db, activity, new_iid(), hours="5", deprecated=f"<deprecatedID>{old}</deprecatedID>")
-    assert orclient.post(f"/openrosa/key/{token}/submission", **files(again)).status_code == 409
+    conflict = orclient.post(f"/openrosa/key/{token}/submission", **files(again))
+    assert conflict.status_code == 409
+    assert message(conflict).startswith("Cette version a déjà été remplacée") and "already replaced" in message(conflict)
     ghost = worklog_xml(db, activity, new_iid(), deprecated="<deprecatedID>uuid:nobody</deprecatedID>")
     assert orclient.post(f"/openrosa/key/{token}/submission", **files(ghost)).status_code == 404
     assert db.get(WorkLog, log.id).minutes == 240
@@ -320,7 +322,9 @@ def test_refused_record_leaves_no_trace_but_a_log_line(orclient, db, people, tok
     assert resp.status_code == 422, resp.text
     assert_openrosa_headers(resp)
     assert ET.fromstring(resp.content).find("r:message", NS).get("nature") == "error"
-    assert message(resp).startswith("Refusé : ") and "stewards" in message(resp)
+    # What Collect shows: French first, then the service's English words.
+    assert message(resp) == ("Refusé : Seul·es les référent·es de ce commun ou la coordination peuvent le modifier."
+                             " / Refused: Only this commons' stewards and the coordinators may change it")
     assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == iid)) == 0
     assert db.get(Commons, tool).state != "lost"
     lines = [r.getMessage() for r in caplog.records if r.name == "commons_map.openrosa"]
