@@ -268,3 +268,58 @@ def test_zip_that_lies_about_its_size_is_stopped(tmp_path):
     assert not (out / "a.geojson").exists() or (out / "a.geojson").stat().st_size <= 10
     del exc
     shutil.rmtree(out)
+
+
+def test_created_history_holds_every_given_field_as_create_commons_does(db, people, tmp_path):
+    """The 'created' row of an import: each field as [null, value], the geometry as GeoJSON, the source."""
+    data = json.loads((FIX / "parcelles.geojson").read_text())
+    odd = 'Guillemets " barre \\ retour\nà la ligne\tet tabulation, 中文'
+    for f in data["features"]:
+        if f["properties"]["uuid"] == "f-bed-1":
+            f["properties"]["description"] = odd
+            f["properties"]["visibilite"] = "publique"
+    path = tmp_path / "avec guillemets \"x\".geojson"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    report = import_commons(db, actor=people.coordinator, path=path,
+                            options=ImportOptions(mapping=dict(PARCEL_MAP, parent="parent", visibility="visibilite")))
+    assert report.counts["create"] == 5, report.rejected
+    source = [None, f"import:{path.name}"]
+    for ext in ("f-bed-1", "f-land-2"):
+        c = db.scalars(select(Commons).where(Commons.external_id == ext)).one()
+        geojson = json.loads(db.scalar(select(func.ST_AsGeoJSON(Commons.geom, 9)).where(Commons.id == c.id)))
+        (h,) = db.scalars(select(CommonsHistory).where(CommonsHistory.commons_id == c.id)).all()
+        expected = {"kind": [None, c.kind_code], "name": [None, c.name], "geometry": [None, geojson],
+                    "state": [None, "active"], "visibility": [None, c.visibility], "external_id": [None, ext],
+                    "source": source}
+        if ext == "f-bed-1":
+            expected |= {"description": [None, odd], "parent": [None, "f-garden-1"]}
+            assert c.description == odd and c.visibility == "public"
+        assert h.action == "created" and h.changes == expected
+
+
+def test_import_puts_the_sessions_settings_back(db, people):
+    """The planner settings the import changes for its statements are as before once it returns."""
+    def settings():
+        return db.execute(text("SELECT current_setting('jit'), current_setting('work_mem')")).one()
+
+    before = settings()
+    run(db, people, "parcelles.gpkg", mapping=PARCEL_MAP, dry_run=True)
+    assert settings() == before
+    run(db, people, "parcelles.gpkg", mapping=dict(PARCEL_MAP, parent="parent"))
+    assert settings() == before
+
+
+def test_geometries_with_z_are_flattened(db, people, tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    path = tmp_path / "avec_z.gpkg"
+    box = [(5.180, 44.700, 301.5), (5.181, 44.700, 302.0), (5.181, 44.701, 303.0), (5.180, 44.701, 302.5),
+           (5.180, 44.700, 301.5)]
+    gpd.GeoDataFrame({"uuid": ["z-1"], "nom": ["Parcelle en relief"], "type": ["land"]},
+                     geometry=[shapely.Polygon(box)], crs="EPSG:4326").to_file(path, engine="pyogrio")
+    report = import_commons(db, actor=people.coordinator, path=path, options=ImportOptions(mapping=PARCEL_MAP))
+    assert report.counts["create"] == 1, report.rejected
+    dims, wkt = db.execute(select(func.ST_NDims(Commons.geom), func.ST_AsText(Commons.geom))
+                           .where(Commons.external_id == "z-1")).one()
+    assert dims == 2 and wkt == "POLYGON((5.18 44.7,5.181 44.7,5.181 44.701,5.18 44.701,5.18 44.7))"
