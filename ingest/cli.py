@@ -39,6 +39,12 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def _bar() -> Progress:
+    """The progress bar of long imports (on standard error, with the other messages)."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)
+
+
 def _actor(session, username: str | None, coop):
     from commons_map.people.service import get_member
 
@@ -77,10 +83,8 @@ def commons(
                             dry_run=dry_run, id_prefix=id_prefix, skip_rejected=skip_rejected,
                             csv_columns=csv_columns)
     engine = make_engine(get_settings())
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console)
     try:
-        with bar, session_scope(engine) as session:
+        with _bar() as bar, session_scope(engine) as session:
             coop = cooperative_for(session, cooperative)
             actor = _actor(session, as_user, coop)
             task = bar.add_task(f"reading {file.name}", total=None)
@@ -150,12 +154,14 @@ def submissions(
 
     engine = make_engine(get_settings())
     try:
-        with session_scope(engine) as session:
+        with _bar() as bar, session_scope(engine) as session:
             coop = cooperative_for(session, cooperative)
             actor = _actor(session, as_user, coop)
             repeats = {k: Path(v) for k, v in _pairs(repeat, "--repeat").items()}
+            task = bar.add_task(f"importing {file.name}", total=None)
             result = import_export(session, path=file, cooperative=coop, form_id=form, member=actor,
-                                   repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected)
+                                   repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     except DomainError as exc:
         raise _fail(exc) from exc
     finally:

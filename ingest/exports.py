@@ -15,6 +15,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,8 @@ def _member_of(session: Session, cooperative: Cooperative, row: dict[str, Any], 
 
 def import_export(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None = None,
                   member: Member | None = None, repeats: dict[str, Path] | None = None,
-                  dry_run: bool = False, skip_rejected: bool = False) -> ExportResult:
+                  dry_run: bool = False, skip_rejected: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> ExportResult:
     """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter.
 
     All or nothing: when a row is refused (no instanceID, no member, other bytes under a known
@@ -183,7 +185,9 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
         repeat_rows[name] = grouped
     result = ExportResult(form_id=spec.form_id, rows=len(rows))
     savepoint = session.begin_nested()
+    say = progress or (lambda done, total: None)
     for n, row in enumerate(rows, 2 if suffix == ".csv" else 1):
+        say(n - (2 if suffix == ".csv" else 1), len(rows))
         where = f"{'line' if suffix == '.csv' else 'feature'} {n}"
         iid = instance_id_of(row)
         if not iid:
@@ -218,6 +222,7 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
             continue
         result.created += 1
         result.processed += stored.submission.status == "processed"
+    say(len(rows), len(rows))
     result.written = not dry_run and (not result.rejected or skip_rejected)
     if result.written:
         savepoint.commit()
