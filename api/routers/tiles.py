@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 
 from fastapi import APIRouter, Request
@@ -46,19 +45,22 @@ def tile(
     """One Mapbox Vector Tile (WebMercatorQuad); 204 when nothing public is in it."""
     c = get_collection(collection_id)
     check_params(request, set())
-    data = service.tile(session, collection=c, z=_int(z, "z"), x=_int(x, "x"), y=_int(y, "y"))
+    entry = service.tile_entry(
+        session, collection=c, z=_int(z, "z"), x=_int(x, "x"), y=_int(y, "y")
+    )
     headers = {**cors_headers(), "Cache-Control": TILE_CACHE, "Vary": "Accept-Encoding"}
-    if not data:
+    if not entry.data:
         headers["ETag"] = etag_of(b"")
         if not_modified(request, headers["ETag"]):
             return Response(status_code=304, headers=headers)
         return Response(status_code=204, headers=headers)
     if "gzip" in request.headers.get("accept-encoding", "").lower():
-        data = gzip.compress(data, compresslevel=1)
+        data = entry.gzipped()  # made once per cached tile
         headers["Content-Encoding"] = "gzip"
-        headers["ETag"] = etag_of(data, "-gz")
+        headers["ETag"] = entry.etag(gz=True)
     else:
-        headers["ETag"] = etag_of(data)
+        data = entry.data
+        headers["ETag"] = entry.etag(gz=False)
     if not_modified(request, headers["ETag"]):
         headers.pop("Content-Encoding", None)
         return Response(status_code=304, headers=headers)

@@ -241,15 +241,20 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
 
 def figures_json(session: Session) -> str:
     """``figures_for`` as compact JSON (the SQL parameter), made once per refresh."""
+    return figures_json_stamped(session)[0]
+
+
+def figures_json_stamped(session: Session) -> tuple[str, tuple]:
+    """``figures_json`` and its stamp, which changes whenever the figures are recomputed."""
     merged, stamp = _figures(session, True)
     with _lock:
         hit = _json.get(stamp[0])
         if hit is not None and hit[0] == stamp:
-            return hit[1]
+            return hit[1], stamp
     body = json.dumps(merged, separators=(",", ":"), ensure_ascii=False)
     with _lock:
         _json[stamp[0]] = (stamp, body)
-    return body
+    return body, stamp
 
 
 _refreshing: set[tuple[str, int]] = set()

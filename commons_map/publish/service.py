@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from commons_map.errors import NotFound, ValidationFailed
 from commons_map.publish import figures as figs
+from commons_map.publish import tilecache
 from commons_map.publish.collections import Collection, Queryable
 from commons_map.publish.cql2 import Params, compile_filter
 from commons_map.publish.crs import CRS84, STORAGE, Crs
@@ -328,6 +329,15 @@ def check_tile(z: int, x: int, y: int) -> None:
         )
 
 
+def _tile_rows(collection: Collection, *, row_version: bool = False) -> tuple[str, str]:
+    """FROM and WHERE of the public rows whose geometry may reach tile :z/:x/:y (with the buffer)."""
+    margin = TILE_BUFFER / TILE_EXTENT
+    return (
+        f" FROM ({public_source(collection, row_version=row_version)}) s",
+        f" WHERE s.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326)",
+    )
+
+
 def tile_sql(collection: Collection) -> str:
     """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode.
 
@@ -342,25 +352,79 @@ def tile_sql(collection: Collection) -> str:
         if qy.type == "date":
             value = f"to_char({value}, 'YYYY-MM-DD')"
         cols.append(f"{expand(value)} AS {name}")
-    margin = TILE_BUFFER / TILE_EXTENT
+    source, where = _tile_rows(collection)
     return (
         f"{with_figures(collection)}SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
         f"SELECT s.id AS fid, {', '.join(cols)},"
         f" ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
-        f" FROM ({public_source(collection)}) s{figures_join(collection)}"
-        f" WHERE s.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326)"
+        f"{source}{figures_join(collection)}{where}"
         ") t WHERE t.geom IS NOT NULL"
     )
 
 
+def tile_fingerprint_sql(collection: Collection) -> str:
+    """SQL of the fingerprint of tile :z/:x/:y: count and sum of the rows' ``row_version``.
+
+    It reads the very rows ``tile_sql`` reads (same source, same filter), without the clipping,
+    the encoding or the figures.
+    """
+    source, where = _tile_rows(collection, row_version=True)
+    return f"SELECT count(*) AS n, COALESCE(sum(s.row_version), 0)::text AS h{source}{where}"
+
+
+def no_jit(session: Session) -> None:
+    """Turn PostgreSQL's JIT off for the rest of this transaction.
+
+    The tile and page queries spend their time in PostGIS functions that JIT cannot compile, but
+    their estimated cost is high enough to trigger it: at zoom 10, compiling took ~370 ms of a
+    ~1.1 s tile (EXPLAIN ANALYZE on 100,000 parcels, bench/ogc.py).
+    """
+    session.execute(text("SET LOCAL jit = off"))
+
+
+def _db_key(session: Session) -> str:
+    bind = session.get_bind()
+    return str(getattr(bind, "engine", bind).url)
+
+
+def tile_entry(
+    session: Session, *, collection: Collection, z: int, x: int, y: int
+) -> tilecache.TileEntry:
+    """One Mapbox Vector Tile of a public collection, through the tile cache.
+
+    The cache key holds the tile's fingerprint (``tile_fingerprint_sql``), read in this very
+    transaction, and the figures' stamp: a change to any row of the tile (or to the figures)
+    gives a new key, so the cache never serves a tile from before a change it can see.
+    """
+    check_tile(z, x, y)
+    no_jit(session)
+    base: dict[str, Any] = {}
+    stamp: tuple = ()
+    if collection.figures:
+        body, stamp = figs.figures_json_stamped(session)
+        labels = figs.status_labels()["no_data"]
+        base = {"figs": body, "nodata_fr": labels["fr"], "nodata_en": labels["en"]}
+    where = {"z": z, "x": x, "y": y}
+    cache = tilecache.CACHE
+    key: tuple | None = None
+    if cache.enabled:
+        fp = session.execute(text(tile_fingerprint_sql(collection)), where).one()
+        key = (_db_key(session), collection.id, z, x, y, fp.n, fp.h, stamp)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    data = session.execute(
+        text(tile_sql(collection)), {**base, "layer": collection.id, **where}
+    ).scalar()
+    entry = tilecache.TileEntry(bytes(data or b""))
+    if key is not None:
+        cache.put(key, entry)
+    return entry
+
+
 def tile(session: Session, *, collection: Collection, z: int, x: int, y: int) -> bytes:
     """One Mapbox Vector Tile of a public collection (empty bytes when nothing is there)."""
-    check_tile(z, x, y)
-    data = session.execute(
-        text(tile_sql(collection)),
-        {**_base_params(collection, session), "layer": collection.id, "z": z, "x": x, "y": y},
-    ).scalar()
-    return bytes(data or b"")
+    return tile_entry(session, collection=collection, z=z, x=x, y=y).data
 
 
 # --- full exports -------------------------------------------------------------------------------

@@ -38,8 +38,15 @@ COLUMNS = (
 )
 
 
-def public_source(collection: Collection) -> str:
-    """SQL of the public rows of a collection, with a ``geom`` column in EPSG:4326."""
+def public_source(collection: Collection, *, row_version: bool = False) -> str:
+    """SQL of the public rows of a collection, with a ``geom`` column in EPSG:4326.
+
+    With ``row_version``, a ``row_version`` bigint column too: a hash of the id and of the
+    physical version (``xmin``, ``ctid``) of every row the public row is made of (the commons,
+    its kind, its cooperative, the place it is kept at). Any INSERT, UPDATE or DELETE of those
+    rows changes it, committed or in the reader's own transaction; the tile cache
+    (``publish.tilecache``) keys tiles on the count and sum of these over a tile.
+    """
     cats = _categories(collection)
     own = "c.geom"
     derived = (
@@ -51,13 +58,21 @@ def public_source(collection: Collection) -> str:
     if collection.as_points:
         own = "ST_PointOnSurface(c.geom)"
         derived = f"ST_PointOnSurface({derived})"
+    own_v = der_v = ""
+    if row_version:
+        v = "c.xmin::text || c.ctid::text || k.xmin::text || k.ctid::text || co.xmin::text || co.ctid::text"
+        own_v = f", hashtextextended({v}, c.id) AS row_version"
+        der_v = (
+            f", hashtextextended({v} || COALESCE(p.xmin::text || p.ctid::text, ''), c.id)"
+            " AS row_version"
+        )
     return (
-        f"SELECT {COLUMNS}, {own} AS geom"
+        f"SELECT {COLUMNS}, {own} AS geom{own_v}"
         " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
         " JOIN cooperatives co ON co.id = c.cooperative_id"
         f" WHERE {PUBLIC_ROW} AND c.geom IS NOT NULL AND c.location_precision = 'exact'{cats}"
         " UNION ALL "
-        f"SELECT {COLUMNS}, ({derived}){typed} AS geom"
+        f"SELECT {COLUMNS}, ({derived}){typed} AS geom{der_v}"
         " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
         " JOIN cooperatives co ON co.id = c.cooperative_id"
         " LEFT JOIN commons p ON p.id = c.kept_at_id"
