@@ -5,7 +5,10 @@ Same PostGIS, same table: the script makes its own database, loads the demo coop
 (from its own venv, on a view of the same public rows) on loopback ports, and times:
 
 - items: bbox of three sizes, limit 100 and 1000 (``/ogc/collections/restored_land/items``);
-- tiles: zooms 10 to 16 (``/tiles/restored_land/{z}/{x}/{y}.mvt``);
+- tiles: zooms 10 to 16 (``/tiles/restored_land/{z}/{x}/{y}.mvt``), twice: "cold" from a second
+  server of ours with the tile cache off (``COMMONS_TILE_CACHE_MB=0``: every request runs the
+  tile query), and "warm" from the default server, where the cycle over a dozen tiles hits the
+  cache after its first pass (each hit still runs the tile's fingerprint query);
 - the floor: our very SQL run directly with psycopg (no HTTP, no Python web stack).
 
 It prints requests per second and p50/p95 latency for each, and the ratios. Loopback only,
@@ -191,6 +194,22 @@ def main() -> None:
         cwd=ROOT,
         env=env,
     )
+    cold_port = free_port()
+    cold = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            "--factory",
+            "api.main:app_factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(cold_port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**env, "COMMONS_TILE_CACHE_MB": "0"},
+    )
     pg = make_url(url)
     tipg_env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
     tipg_env.update(
@@ -223,11 +242,12 @@ def main() -> None:
         )
     try:
         wait_up(f"http://127.0.0.1:{ours_port}/ogc", ours)
+        wait_up(f"http://127.0.0.1:{cold_port}/ogc", cold)
         if tipg is not None:
             wait_up(f"http://127.0.0.1:{tipg_port}/collections", tipg)
-        run(args, url, extent, ours_port, tipg_port if tipg else None)
+        run(args, url, extent, ours_port, tipg_port if tipg else None, cold_port)
     finally:
-        for proc in (ours, tipg):
+        for proc in (ours, cold, tipg):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
@@ -238,14 +258,16 @@ def main() -> None:
             drop_database(url)
 
 
-def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:
+def run(args, url: str, extent, ours_port: int, tipg_port: int | None, cold_port: int) -> None:
     rng = random.Random(42)
     ours_base = f"http://127.0.0.1:{ours_port}"
+    cold_base = f"http://127.0.0.1:{cold_port}"
     tipg_base = f"http://127.0.0.1:{tipg_port}" if tipg_port else None
     tipg_coll = f"public.{VIEW}"
     headers = {"Accept-Encoding": "gzip", "Accept": "application/geo+json"}
     conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
     conn.prepare_threshold = 0
+    conn.execute("SET jit = off")  # as our service does (service.no_jit) before a tile query
     land = COLLECTIONS["restored_land"]
     from commons_map.publish import figures
 
@@ -332,6 +354,12 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:
                     break
             tiles.add(tile_of(cx, cy, z))
             tl = sorted(tiles)
+            cold_t = http_case(
+                client,
+                [f"{cold_base}/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in tl],
+                args.rounds,
+                ok,
+            )
             ours_t = http_case(
                 client,
                 [f"{ours_base}/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in tl],
@@ -370,7 +398,8 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:
                 t = time.perf_counter()
                 conn.execute(sql_pg, values).fetchall()
                 floor_t.append(time.perf_counter() - t)
-            rows.append((f"tiles z{z} ({len(tl)} tiles)", ours_t, tipg_t, floor_t))
+            rows.append((f"tiles z{z} ({len(tl)} tiles) cold", cold_t, tipg_t, floor_t))
+            rows.append((f"tiles z{z} ({len(tl)} tiles) warm", ours_t, tipg_t, floor_t))
     conn.close()
     report(rows)
 
@@ -404,6 +433,8 @@ def report(rows) -> None:
     print(
         "\nrps: sequential requests per second over one keep-alive connection (gzip accepted);"
         " SQL: the same statement run directly with psycopg (the floor)."
+        "\ntiles cold: our server with the tile cache off (every request runs the tile query);"
+        " warm: the default server, cycling over the same tiles (cache hits after the first pass)."
     )
 
 

@@ -84,8 +84,15 @@ def public_source(collection: Collection, *, row_version: bool = False) -> str:
 
 
 def figures_join(collection: Collection) -> str:
-    """The CTE and join that bring the figures (``fj``) of each row, once per statement."""
-    return " CROSS JOIN figs f" if collection.figures else ""
+    """The CTE and join that bring the figures (``fj``) of each row, once per statement.
+
+    Each row's own figures are looked up once, below any sort (``OFFSET 0`` keeps the lookup
+    from being inlined into every property): joining the whole document instead made every row
+    carry it, and an items page of a large bbox sorted 8,000 rows x 10 kB on disk.
+    """
+    if not collection.figures:
+        return ""
+    return " CROSS JOIN figs f CROSS JOIN LATERAL (SELECT f.j -> s.id::text AS fj OFFSET 0) fx"
 
 
 def with_figures(collection: Collection) -> str:
@@ -98,4 +105,4 @@ def with_figures(collection: Collection) -> str:
 
 def expand(sql: str) -> str:
     """Replace the ``fj`` shorthand of queryables with the figures lookup."""
-    return sql.replace("fj->", "(f.j -> s.id::text)->")
+    return sql.replace("fj->", "fx.fj->")

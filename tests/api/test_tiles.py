@@ -8,7 +8,7 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import select, text
 
-from commons_map.publish import figures, service
+from commons_map.publish import figures, service, tilecache
 from commons_map.publish.collections import COLLECTIONS
 from commons_map.register.models import Commons
 
@@ -146,3 +146,124 @@ def test_tile_query_filters_with_the_gist_index_on_the_transformed_envelope(db):
     assert "ST_Transform(c.geom" not in plan and "st_transform(c.geom" not in plan.lower().replace(
         " ", ""
     )
+
+
+# --- the tile cache (commons_map/publish/tilecache.py) ------------------------------------------
+
+
+def _tile_features(client, url: str) -> dict:
+    r = client.get(url, headers={"Accept-Encoding": "identity"})
+    if r.status_code == 204:
+        return {}
+    assert r.status_code == 200
+    return {f["id"]: f for f in decode(r.content)["restored_land"]["features"]}
+
+
+def test_cached_tile_is_served_again_until_a_row_changes(client, db):
+    tilecache.CACHE.clear()
+    lon, lat, cid = centre(db, "demo:land-0")
+    x, y = tile_of(lon, lat, 14)
+    url = f"/tiles/restored_land/14/{x}/{y}.mvt"
+    first = _tile_features(client, url)
+    assert first[cid]["properties"]["name"] == "Terrasses du Rocher"
+    hits = tilecache.CACHE.hits
+    assert _tile_features(client, url) == first
+    assert tilecache.CACHE.hits == hits + 1  # the second request came from the cache
+
+    # A change in this transaction (not yet committed) is seen at once: new fingerprint.
+    db.execute(text("UPDATE commons SET name = 'Terrasses renommées' WHERE id = :i"), {"i": cid})
+    assert _tile_features(client, url)[cid]["properties"]["name"] == "Terrasses renommées"
+    # Twice in the same transaction (same xmin): the new tuple's ctid still differs.
+    db.execute(text("UPDATE commons SET name = 'Terrasses, encore' WHERE id = :i"), {"i": cid})
+    assert _tile_features(client, url)[cid]["properties"]["name"] == "Terrasses, encore"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "visibility = 'private'",
+        "visibility = 'members'",
+        "archived_at = now()",
+        "location_precision = 'approximate'",
+        "geom = ST_Translate(geom, 1, 1)",
+    ],
+)
+def test_cache_never_serves_a_commons_after_it_stops_being_public_here(client, db, change):
+    tilecache.CACHE.clear()
+    lon, lat, cid = centre(db, "demo:land-0")
+    x, y = tile_of(lon, lat, 15)
+    url = f"/tiles/restored_land/15/{x}/{y}.mvt"
+    assert cid in _tile_features(client, url)
+    assert cid in _tile_features(client, url)  # now cached
+    db.execute(text(f"UPDATE commons SET {change} WHERE id = :i"), {"i": cid})
+    after = _tile_features(client, url)
+    if change.startswith("location_precision"):
+        # still public, but as the snapped point, never the exact polygon
+        assert cid not in after or after[cid]["geometry"]["type"] == "Point"
+    else:
+        assert cid not in after
+
+
+def test_cache_sees_a_kind_leaving_the_collection_and_a_new_commons(client, db):
+    tilecache.CACHE.clear()
+    lon, lat, cid = centre(db, "demo:land-0")
+    x, y = tile_of(lon, lat, 13)
+    url = f"/tiles/restored_land/13/{x}/{y}.mvt"
+    before = _tile_features(client, url)
+    db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " SELECT cooperative_id, kind_code, 'Parcelle toute neuve', ST_Translate(geom, 0.0001, 0),"
+            " 'public', state FROM commons WHERE id = :i"
+        ),
+        {"i": cid},
+    )
+    added = _tile_features(client, url)
+    assert len(added) == len(before) + 1
+    assert "Parcelle toute neuve" in {f["properties"]["name"] for f in added.values()}
+    kind = db.scalar(text("SELECT kind_code FROM commons WHERE id = :i"), {"i": cid})
+    db.execute(text("UPDATE commons_kinds SET category = 'garden' WHERE code = :k"), {"k": kind})
+    assert cid not in _tile_features(client, url)
+
+
+def test_cache_key_follows_the_figures(client, db):
+    tilecache.CACHE.clear()
+    lon, lat, cid = centre(db, "demo:land-0")
+    x, y = tile_of(lon, lat, 15)
+    url = f"/tiles/restored_land/15/{x}/{y}.mvt"
+    _tile_features(client, url)
+    _, stamp = figures.figures_json_stamped(db)
+    figures.clear_cache()  # as after an import: the figures are computed again
+    _, stamp2 = figures.figures_json_stamped(db)
+    assert stamp2 != stamp
+    misses = tilecache.CACHE.misses
+    assert cid in _tile_features(client, url)
+    assert tilecache.CACHE.misses == misses + 1
+
+
+def test_cache_is_bounded_and_can_be_turned_off(monkeypatch):
+    c = tilecache.TileCache(max_bytes=1000)
+    for i in range(10):
+        c.put(("k", i), tilecache.TileEntry(bytes(100)))  # counts 200 bytes (room for gzip)
+    assert len(c) == 5 and c.bytes == 1000
+    assert c.get(("k", 0)) is None and c.get(("k", 9)) is not None
+    c.put(("big",), tilecache.TileEntry(bytes(400)))  # above a quarter of the bound: not kept
+    assert c.get(("big",)) is None
+    off = tilecache.TileCache(max_bytes=0)
+    off.put(("k",), tilecache.TileEntry(b"x"))
+    assert not off.enabled and off.get(("k",)) is None
+    monkeypatch.setenv("COMMONS_TILE_CACHE_MB", "0")
+    assert not tilecache.TileCache().enabled
+    monkeypatch.setenv("COMMONS_TILE_CACHE_MB", "lots")  # not a number: the default, 64 MB
+    assert tilecache.TileCache().max_bytes == 64 * 1024 * 1024
+
+
+def test_tiles_with_the_cache_off_are_the_same(client, db, monkeypatch):
+    lon, lat, _ = centre(db, "demo:land-0")
+    x, y = tile_of(lon, lat, 14)
+    url = f"/tiles/restored_land/14/{x}/{y}.mvt"
+    tilecache.CACHE.clear()
+    cached = client.get(url, headers={"Accept-Encoding": "identity"})
+    monkeypatch.setattr(tilecache, "CACHE", tilecache.TileCache(max_bytes=0))
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert plain.content == cached.content and plain.headers["etag"] == cached.headers["etag"]
