@@ -220,12 +220,27 @@ def _texts(values: list[Any]) -> list[str | None]:
     return [(v.strip() or None) if type(v) is str else _text(v) for v in values]
 
 
+def _nul_problems(cols: dict[str, list[str | None]]) -> dict[int, list[str]]:
+    """Rows whose texts hold a NUL character (no PostgreSQL text can): named per row, cut out of the value."""
+    found: dict[int, list[str]] = {}
+    for target, values in cols.items():
+        if not any(v is not None and "\x00" in v for v in values):
+            continue
+        for i, v in enumerate(values):
+            if v is not None and "\x00" in v:
+                values[i] = v.replace("\x00", "")
+                found.setdefault(i, []).append(
+                    f"{target}: holds a NUL character (\\0), which no text can store; remove it in the source file")
+    return found
+
+
 def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOptions, kinds: dict[str, str]):
     """The staging rows, built column by column (the same values as a per-row ``_text``/``_norm``)."""
     frame = table.frame
     n = len(table)
     none: list[str | None] = [None] * n
     cols = {t: (_texts(frame[c].tolist()) if c in frame.columns else none) for t, c in mapping.items()}
+    nul = _nul_problems(cols)
     prefix = options.id_prefix
     ext, parent = cols.get("external_id", none), cols.get("parent", none)
     if prefix:
@@ -237,6 +252,8 @@ def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOpti
     vis = [_norm(VISIBILITY_WORDS, v) for v in cols["visibility"]] if "visibility" in cols else [(None, None)] * n
     state = [_norm(STATE_WORDS, v) for v in cols["state"]] if "state" in cols else [(None, None)] * n
     problems = [table.problems.get(i) or None for i in range(n)] if table.problems else none
+    if nul:
+        problems = [(p or []) + nul[i] if i in nul else p for i, p in enumerate(problems)]
     return zip(table.row_numbers, ext, cols.get("name", none), kind, cols.get("description", none),
                vis, state, parent, table.wkb, problems, strict=True)
 

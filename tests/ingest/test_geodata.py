@@ -323,3 +323,19 @@ def test_geometries_with_z_are_flattened(db, people, tmp_path):
     dims, wkt = db.execute(select(func.ST_NDims(Commons.geom), func.ST_AsText(Commons.geom))
                            .where(Commons.external_id == "z-1")).one()
     assert dims == 2 and wkt == "POLYGON((5.18 44.7,5.181 44.7,5.181 44.701,5.18 44.701,5.18 44.7))"
+
+
+def test_a_nul_character_in_a_text_is_named_per_row_not_a_server_error(db, people, tmp_path):
+    """PostgreSQL text cannot hold NUL: the row is rejected naming field and column; nothing is written.
+
+    (GDAL's readers cut a text at a NUL themselves; our CSV reader keeps it, so the check is ours.)
+    """
+    f = tmp_path / "nul.csv"
+    f.write_text("id;nom;lat;lon\nnul-a;Parcelle\x00A;44,70;5,19\nnul-b;Parcelle B;44,70;5,19\n", encoding="utf-8")
+    report = import_commons(db, actor=people.coordinator, path=f, options=ImportOptions(
+        mapping={"external_id": "id", "name": "nom"}, kind="water_point"))
+    bad = {r.external_id: r for r in report.rejected}
+    assert list(bad) == ["nul-a"], report.as_dict()["rows"]
+    assert bad["nul-a"].reasons == [
+        "line 2, name (column 'nom'): holds a NUL character (\\0), which no text can store; remove it in the source file"]
+    assert not report.written and count(db, "nul-") == 0
