@@ -35,6 +35,14 @@ db: postgis
 serve: db
 	$(BIN)/commons-map serve --host $(HOST) --port $(PORT)
 
+bench: postgis ## the benchmarks, each beside the tool a cooperative would otherwise use (slow: about 20 min)
+	scripts/ensure-bench.sh
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ogc.py --tipg .bench/tipg/bin/uvicorn
+	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/reservations.py
+	$(BIN)/python bench/soil_reports.py
+
 lint: install
 	$(BIN)/python -m ruff check commons_map api ingest maps tests bench
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What the benchmarks compare against, installed apart from the project:
+#  - ogr2ogr (Debian's gdal-bin), beside our importer in bench/ingest.py;
+#  - tipg in its own virtual environment (.bench/tipg), beside our OGC API in bench/ogc.py
+#    (apart, so that its pins never touch the project's dependencies).
+set -euo pipefail
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+PY=${PYTHON:-python3}
+TIPG_VENV=${TIPG_VENV:-.bench/tipg}
+if ! command -v ogr2ogr >/dev/null 2>&1; then
+  echo "[bench] installing gdal-bin (ogr2ogr) from Debian's packages" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdal-bin >/dev/null
+fi
+if [ ! -x "$TIPG_VENV/bin/uvicorn" ]; then
+  echo "[bench] installing tipg into $TIPG_VENV" >&2
+  "$PY" -m venv "$TIPG_VENV"
+  "$TIPG_VENV/bin/python" -m pip install -q --upgrade pip
+  "$TIPG_VENV/bin/python" -m pip install -q tipg uvicorn
+fi
