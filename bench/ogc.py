@@ -273,7 +273,8 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None, cold_port
 
     engine = make_engine(url=url)
     with session_scope(engine) as session:
-        figs = json.dumps(figures.figures_for(session), separators=(",", ":"))
+        figures.sync(session)  # the figures table, as the servers keep it
+        n_figs = session.scalar(text("SELECT count(*) FROM publish_figures"))
         n_public = session.scalar(text(f"SELECT count(*) FROM {VIEW}"))
         # The plan of a medium bbox page, to show the GiST index at work.
         q = service.ItemsQuery(land, limit=100, bbox=service.parse_bbox("5.05,44.62,5.062,44.632"))
@@ -281,13 +282,13 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None, cold_port
         plan = (
             session.execute(
                 text("EXPLAIN " + service.items_sql(q, p)),
-                {"figs": figs, "nodata_fr": "", "nodata_en": "", **p.values},
+                {"nodata_fr": "", "nodata_en": "", **p.values},
             )
             .scalars()
             .all()
         )
     engine.dispose()
-    print(f"\n{n_public} public parcels in restored_land; figures parameter {len(figs)} bytes")
+    print(f"\n{n_public} public parcels in restored_land; {n_figs} parcels with figures")
     print("bbox page plan uses the GiST index:", any("idx_commons_geom" in line for line in plan))
 
     rows: list[tuple] = []
@@ -332,7 +333,6 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None, cold_port
                     sql_pg, values = to_psycopg(
                         sql,
                         {
-                            "figs": figs,
                             "nodata_fr": "Pas encore mesuré",
                             "nodata_en": "Not sampled yet",
                             **p.values,
@@ -386,7 +386,6 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None, cold_port
                 sql_pg, values = to_psycopg(
                     tsql,
                     {
-                        "figs": figs,
                         "nodata_fr": "Pas encore mesuré",
                         "nodata_en": "Not sampled yet",
                         "layer": land.id,

@@ -8,3 +8,4 @@ from commons_map.worklog.models import Activity, WorkLog, WorkLogCompanion, Work
 from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
 from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
 from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample  # noqa: F401
+from commons_map.publish.models import PublicFigures, PublicFiguresDigest  # noqa: F401

@@ -11,7 +11,7 @@ from commons_map.errors import NotFound
 class Queryable:
     """A property the public may read and filter on, with the SQL that computes it.
 
-    ``sql`` is written against the public source row ``s`` and the figures row ``fj`` (jsonb).
+    ``sql`` is written against the public source row ``s`` and its figures row ``pf`` (``publish_figures``).
     """
 
     name: str
@@ -66,55 +66,55 @@ FIGURES = (
     Queryable(
         "status",
         "string",
-        "coalesce(fj->>'status', 'no_data')",
+        "coalesce(pf.status, 'no_data')",
         "État de régénération",
         "Regeneration status",
     ),
     Queryable(
         "status_label_fr",
         "string",
-        "coalesce(fj->>'status_label_fr', :nodata_fr)",
+        "coalesce(pf.status_label_fr, :nodata_fr)",
         "État de régénération (libellé)",
         "Regeneration status (French label)",
     ),
     Queryable(
         "status_label_en",
         "string",
-        "coalesce(fj->>'status_label_en', :nodata_en)",
+        "coalesce(pf.status_label_en, :nodata_en)",
         "État de régénération (libellé anglais)",
         "Regeneration status (English label)",
     ),
     Queryable(
         "soc_stock_t_ha",
         "number",
-        "(fj->>'soc_stock_t_ha')::float8",
+        "pf.soc_stock_t_ha",
         "Stock de carbone organique (t C/ha)",
         "Soil organic carbon stock (t C/ha)",
     ),
     Queryable(
         "soc_change_t_ha_per_year",
         "number",
-        "(fj->>'soc_change_t_ha_per_year')::float8",
+        "pf.soc_change_t_ha_per_year",
         "Évolution du carbone (t C/ha/an)",
         "SOC change (t C/ha/year)",
     ),
     Queryable(
         "co2e_t_per_year",
         "number",
-        "(fj->>'co2e_t_per_year')::float8",
+        "pf.co2e_t_per_year",
         "CO2e stocké (t/an)",
         "CO2e stored (t/year)",
     ),
-    Queryable("basis", "string", "fj->>'basis'", "Base de calcul", "Basis of the figures"),
+    Queryable("basis", "string", "pf.basis", "Base de calcul", "Basis of the figures"),
     Queryable(
         "harvest_kg_total",
         "number",
-        "(fj->>'harvest_kg_total')::float8",
+        "pf.harvest_kg_total",
         "Récoltes (kg)",
         "Harvests (kg)",
     ),
     Queryable(
-        "last_sampled", "date", "(fj->>'last_sampled')::date", "Dernier prélèvement", "Last sampled"
+        "last_sampled", "date", "pf.last_sampled", "Dernier prélèvement", "Last sampled"
     ),
 )
 
@@ -122,7 +122,7 @@ HOURS = (
     Queryable(
         "volunteer_hours",
         "number",
-        "coalesce((fj->>'volunteer_hours')::float8, 0)",
+        "coalesce(pf.volunteer_hours, 0)",
         "Heures bénévoles",
         "Volunteer hours",
     ),
@@ -141,7 +141,7 @@ class Collection:
     categories: tuple[str, ...] | None  # None: every category
     queryables: tuple[Queryable, ...]
     as_points: bool = False
-    figures: bool = False  # joins the soil and ledger figures (fj)
+    figures: bool = False  # joins the soil and ledger figures (pf)
     geometry_type: str = "geometry-any"
     tile_props: tuple[str, ...] = field(default=("id", "name", "kind", "category", "state"))
 

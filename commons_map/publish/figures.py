@@ -3,22 +3,27 @@
 The soil feature (``commons_map.soil``) gives each parcel's regeneration status, carbon and
 harvests; the ledger (``commons_map.ledger``) gives volunteer minutes per commons. This adapter
 uses them when they are installed and otherwise answers "no data", so the public layers work
-either way. Results are kept five minutes per cooperative (a public map may lag that much).
+either way. Results are kept five minutes per cooperative (a public map may lag that much), and
+``sync`` writes them to the ``publish_figures`` table, which the public queries join.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 import logging
 import threading
 import time
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from commons_map.publish.models import FIGURE_COLUMNS
 
 CACHE_SECONDS = 300.0
 log = logging.getLogger("commons_map.publish")
@@ -41,9 +46,8 @@ NO_DATA_LABELS = {
     "explanation_en": "No soil sample has been recorded for this parcel yet.",
 }
 
-_cache: dict[tuple[str, int], tuple[float, dict[str, dict[str, Any]]]] = {}
+_cache: dict[tuple[str, int], Computed] = {}
 _coops: dict[str, tuple[float, list[int]]] = {}
-_json: dict[str, tuple[tuple, str]] = {}
 _lock = threading.Lock()
 
 
@@ -154,7 +158,7 @@ def _soil(session: Session, cooperative_id: int, out: dict[str, dict[str, Any]])
             v for k, v in entry.items() if k not in ("status", "status_label_fr", "status_label_en")
         ]
         if status == "no_data" and not any(figures):
-            continue  # the SQL defaults say the same; keep the parameter small
+            continue  # the SQL defaults say the same; keep the table small
         out.setdefault(str(commons_id), {}).update(entry)
 
 
@@ -209,25 +213,32 @@ def _coop_ids(session: Session, key_db: str, use_cache: bool) -> list[int]:
     return ids
 
 
-def _figures(session: Session, use_cache: bool) -> tuple[dict[str, dict[str, Any]], tuple]:
-    key_db = _db_key(session)
-    now = time.monotonic()
-    merged: dict[str, dict[str, Any]] = {}
-    stamp: list = [key_db]
-    for coop_id in _coop_ids(session, key_db, use_cache):
-        key = (key_db, coop_id)
+@dataclass(frozen=True)
+class Computed:
+    """One cooperative's figures as computed once: when (monotonic and wall clock), and a digest."""
+
+    at: float
+    wall: datetime
+    figures: dict[str, dict[str, Any]]
+    digest: str
+
+    @classmethod
+    def of(cls, figures: dict[str, dict[str, Any]]) -> Computed:
+        body = json.dumps(figures, sort_keys=True, separators=(",", ":"), default=str)
+        return cls(time.monotonic(), datetime.now(UTC), figures, hashlib.sha1(body.encode()).hexdigest())
+
+
+def _computed(session: Session, key: tuple[str, int], use_cache: bool) -> Computed:
+    """A cooperative's figures from the cache (refreshed in the background when stale) or now."""
+    with _lock:
+        hit = _cache.get(key) if use_cache else None
+    if hit is None:
+        hit = Computed.of(compute(session, cooperative_id=key[1]))
         with _lock:
-            hit = _cache.get(key) if use_cache else None
-        if hit is None:
-            fresh = compute(session, cooperative_id=coop_id)
-            hit = (time.monotonic(), fresh)
-            with _lock:
-                _cache[key] = hit
-        elif now - hit[0] >= CACHE_SECONDS:
-            _refresh_later(session, key)
-        merged.update(hit[1])
-        stamp.append((coop_id, hit[0]))
-    return merged, tuple(stamp)
+            _cache[key] = hit
+    elif time.monotonic() - hit.at >= CACHE_SECONDS:
+        _refresh_later(session, key)
+    return hit
 
 
 def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[str, Any]]:
@@ -236,25 +247,68 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
     Kept ``CACHE_SECONDS``; a stale entry is still served while a background thread (with its
     own session) refreshes it, so no public request waits for the soil and ledger sums.
     """
-    return _figures(session, use_cache)[0]
+    key_db = _db_key(session)
+    merged: dict[str, dict[str, Any]] = {}
+    for coop_id in _coop_ids(session, key_db, use_cache):
+        merged.update(_computed(session, (key_db, coop_id), use_cache).figures)
+    return merged
 
 
-def figures_json(session: Session) -> str:
-    """``figures_for`` as compact JSON (the SQL parameter), made once per refresh."""
-    return figures_json_stamped(session)[0]
+def sync(session: Session) -> tuple:
+    """Bring the ``publish_figures`` table up to the current figures; the stamp of what it holds.
+
+    Per cooperative, the table is rewritten (in the caller's transaction) when the digest it
+    holds differs from the figures computed here and is older than them; a writer already at
+    it (another worker) is not waited for: the table may lag, as the figures may. The stamp,
+    (database, (cooperative, digest held)...), changes whenever the table's content does, so
+    caches keyed by it (the tile cache) never mix figures.
+    """
+    key_db = _db_key(session)
+    held = {
+        row.cooperative_id: row
+        for row in session.execute(
+            text("SELECT cooperative_id, digest, computed_at FROM publish_figures_digests")
+        )
+    }
+    stamp: list = [key_db]
+    for coop_id in _coop_ids(session, key_db, True):
+        fresh = _computed(session, (key_db, coop_id), True)
+        have = held.get(coop_id)
+        digest = have.digest if have is not None else None
+        if digest != fresh.digest and (have is None or have.computed_at < fresh.wall):
+            if _write(session, coop_id, fresh):
+                digest = fresh.digest
+        stamp.append((coop_id, digest))
+    return tuple(stamp)
 
 
-def figures_json_stamped(session: Session) -> tuple[str, tuple]:
-    """``figures_json`` and its stamp, which changes whenever the figures are recomputed."""
-    merged, stamp = _figures(session, True)
-    with _lock:
-        hit = _json.get(stamp[0])
-        if hit is not None and hit[0] == stamp:
-            return hit[1], stamp
-    body = json.dumps(merged, separators=(",", ":"), ensure_ascii=False)
-    with _lock:
-        _json[stamp[0]] = (stamp, body)
-    return body, stamp
+def _write(session: Session, cooperative_id: int, fresh: Computed) -> bool:
+    """Replace one cooperative's rows of the figures table; False when another writer holds it."""
+    conn = session.connection()
+    locked = conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext('commons-map:figures'), :c)"),
+        {"c": cooperative_id},
+    ).scalar()
+    if not locked:
+        return False
+    conn.execute(text("DELETE FROM publish_figures WHERE cooperative_id = :c"), {"c": cooperative_id})
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    columns = ", ".join(FIGURE_COLUMNS)
+    with raw.cursor() as cur, cur.copy(
+        f"COPY publish_figures (commons_id, cooperative_id, {columns}) FROM STDIN"
+    ) as copy:
+        for commons_id, entry in fresh.figures.items():
+            copy.write_row((int(commons_id), cooperative_id, *(entry.get(c) for c in FIGURE_COLUMNS)))
+    conn.execute(
+        text(
+            "INSERT INTO publish_figures_digests (cooperative_id, digest, computed_at)"
+            " VALUES (:c, :d, :t) ON CONFLICT (cooperative_id)"
+            " DO UPDATE SET digest = EXCLUDED.digest, computed_at = EXCLUDED.computed_at"
+        ),
+        {"c": cooperative_id, "d": fresh.digest, "t": fresh.wall},
+    )
+    return True
 
 
 _refreshing: set[tuple[str, int]] = set()
@@ -272,9 +326,9 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     def run() -> None:
         try:
             with Session(bind=engine) as own:
-                fresh = compute(own, cooperative_id=key[1])
+                fresh = Computed.of(compute(own, cooperative_id=key[1]))
             with _lock:
-                _cache[key] = (time.monotonic(), fresh)
+                _cache[key] = fresh
         finally:
             with _lock:
                 _refreshing.discard(key)
@@ -287,4 +341,3 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _coops.clear()
-        _json.clear()

@@ -21,7 +21,7 @@ from commons_map.publish import tilecache
 from commons_map.publish.collections import Collection, Queryable
 from commons_map.publish.cql2 import Params, compile_filter
 from commons_map.publish.crs import CRS84, STORAGE, Crs
-from commons_map.publish.sql import expand, figures_join, public_source, with_figures
+from commons_map.publish.sql import figures_join, public_source
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
@@ -204,7 +204,7 @@ def _where(q: ItemsQuery, params: Params) -> list[str]:
         where.append(
             compile_filter(q.filter, collection=q.collection, params=params, crs=q.filter_crs)
         )
-    return [expand(w) for w in where]
+    return where
 
 
 def _props_sql(collection: Collection, *, skip: tuple[str, ...] = ("id",)) -> str:
@@ -217,7 +217,7 @@ def _props_sql(collection: Collection, *, skip: tuple[str, ...] = ("id",)) -> st
             value = f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
         pairs.append(f"'{qy.name}', {value}")
     # json_build_object takes at most 100 arguments; we stay far below.
-    return expand("json_build_object(" + ", ".join(pairs) + ")")
+    return "json_build_object(" + ", ".join(pairs) + ")"
 
 
 def _feature_sql(collection: Collection, crs: Crs) -> str:
@@ -230,14 +230,16 @@ def _feature_sql(collection: Collection, crs: Crs) -> str:
 
 
 def _base_params(collection: Collection, session: Session) -> dict[str, Any]:
+    """The parameters every query of the collection takes; brings the figures table up to date."""
+    return _figures_params(collection, session)[0]
+
+
+def _figures_params(collection: Collection, session: Session) -> tuple[dict[str, Any], tuple]:
     if not collection.figures:
-        return {}
+        return {}, ()
+    stamp = figs.sync(session)
     labels = figs.status_labels()["no_data"]
-    return {
-        "figs": figs.figures_json(session),
-        "nodata_fr": labels["fr"],
-        "nodata_en": labels["en"],
-    }
+    return {"nodata_fr": labels["fr"], "nodata_en": labels["en"]}, stamp
 
 
 @dataclass
@@ -256,7 +258,7 @@ def items_sql(q: ItemsQuery, params: Params) -> str:
         where.append(f"s.id > {params.add(q.cursor)}")
     c = q.collection
     return (
-        f"{with_figures(c)}SELECT s.id, {_feature_sql(c, q.crs)} AS feature"
+        f"SELECT s.id, {_feature_sql(c, q.crs)} AS feature"
         f" FROM ({public_source(c)}) s{figures_join(c)}"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY s.id LIMIT {q.limit + 1}"
@@ -282,7 +284,7 @@ def item(session: Session, *, collection: Collection, feature_id: str, crs: Crs 
             f"featureId: no feature {feature_id!r} in {collection.id}", field="featureId"
         )
     sql = (
-        f"{with_figures(collection)}SELECT {_feature_sql(collection, crs)} AS feature"
+        f"SELECT {_feature_sql(collection, crs)} AS feature"
         f" FROM ({public_source(collection)}) s{figures_join(collection)} WHERE s.id = :fid"
     )
     row = session.execute(
@@ -351,10 +353,10 @@ def tile_sql(collection: Collection) -> str:
         value = qy.sql
         if qy.type == "date":
             value = f"to_char({value}, 'YYYY-MM-DD')"
-        cols.append(f"{expand(value)} AS {name}")
+        cols.append(f"{value} AS {name}")
     source, where = _tile_rows(collection)
     return (
-        f"{with_figures(collection)}SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
+        f"SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
         f"SELECT s.id AS fid, {', '.join(cols)},"
         f" ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
         f"{source}{figures_join(collection)}{where}"
@@ -398,12 +400,7 @@ def tile_entry(
     """
     check_tile(z, x, y)
     no_jit(session)
-    base: dict[str, Any] = {}
-    stamp: tuple = ()
-    if collection.figures:
-        body, stamp = figs.figures_json_stamped(session)
-        labels = figs.status_labels()["no_data"]
-        base = {"figs": body, "nodata_fr": labels["fr"], "nodata_en": labels["en"]}
+    base, stamp = _figures_params(collection, session)
     where = {"z": z, "x": x, "y": y}
     cache = tilecache.CACHE
     key: tuple | None = None
@@ -444,9 +441,9 @@ def all_features(session: Session, *, collection: Collection, chunk: int = 5000)
 def rows_for_export(session: Session, *, collection: Collection) -> tuple[list[str], list[tuple]]:
     """Column names and rows (properties, then the geometry as WKB) of every public feature."""
     names = [qy.name for qy in collection.queryables]
-    cols = [f"{expand(qy.sql)} AS {qy.name}" for qy in collection.queryables]
+    cols = [f"{qy.sql} AS {qy.name}" for qy in collection.queryables]
     sql = (
-        f"{with_figures(collection)}SELECT {', '.join(cols)}, ST_AsBinary(s.geom) AS wkb"
+        f"SELECT {', '.join(cols)}, ST_AsBinary(s.geom) AS wkb"
         f" FROM ({public_source(collection)}) s{figures_join(collection)} ORDER BY s.id"
     )
     rows = session.execute(text(sql), _base_params(collection, session)).all()

@@ -84,25 +84,8 @@ def public_source(collection: Collection, *, row_version: bool = False) -> str:
 
 
 def figures_join(collection: Collection) -> str:
-    """The CTE and join that bring the figures (``fj``) of each row, once per statement.
-
-    Each row's own figures are looked up once, below any sort (``OFFSET 0`` keeps the lookup
-    from being inlined into every property): joining the whole document instead made every row
-    carry it, and an items page of a large bbox sorted 8,000 rows x 10 kB on disk.
-    """
+    """The join that brings each row's figures (``pf``: the ``publish_figures`` table, kept by
+    ``figures.sync``); a row without figures reads NULLs, which the queryables turn into "no data"."""
     if not collection.figures:
         return ""
-    return " CROSS JOIN figs f CROSS JOIN LATERAL (SELECT f.j -> s.id::text AS fj OFFSET 0) fx"
-
-
-def with_figures(collection: Collection) -> str:
-    return (
-        "WITH figs AS MATERIALIZED (SELECT CAST(:figs AS jsonb) AS j) "
-        if collection.figures
-        else ""
-    )
-
-
-def expand(sql: str) -> str:
-    """Replace the ``fj`` shorthand of queryables with the figures lookup."""
-    return sql.replace("fj->", "fx.fj->")
+    return " LEFT JOIN publish_figures pf ON pf.commons_id = s.id"

@@ -226,19 +226,34 @@ def test_cache_sees_a_kind_leaving_the_collection_and_a_new_commons(client, db):
     assert cid not in _tile_features(client, url)
 
 
-def test_cache_key_follows_the_figures(client, db):
+def test_cache_key_follows_the_figures(client, db, people):
+    """The figures' stamp is a digest of their content: recomputed alike, the tile is still a hit;
+    a new harvest changes the figures, the figures table and the stamp, and the tile is made again."""
+    from datetime import date
+
+    from commons_map.soil.schemas import HarvestIn
+    from commons_map.soil.service import record_harvest
+
     tilecache.CACHE.clear()
     lon, lat, cid = centre(db, "demo:land-0")
     x, y = tile_of(lon, lat, 15)
     url = f"/tiles/restored_land/15/{x}/{y}.mvt"
-    _tile_features(client, url)
-    _, stamp = figures.figures_json_stamped(db)
-    figures.clear_cache()  # as after an import: the figures are computed again
-    _, stamp2 = figures.figures_json_stamped(db)
-    assert stamp2 != stamp
+    before = _tile_features(client, url)[cid]["properties"]
+    stamp = figures.sync(db)
+    figures.clear_cache()  # computed again, the same figures: the same stamp, a cache hit
+    assert figures.sync(db) == stamp
     misses = tilecache.CACHE.misses
-    assert cid in _tile_features(client, url)
+    _tile_features(client, url)
+    assert tilecache.CACHE.misses == misses
+    record_harvest(db, actor=people.coordinator, data=HarvestIn(
+        commons_id=cid, crop="pois chiche", harvested_on=date.today(), weight_kg=12.5))
+    figures.clear_cache()  # as when the five minutes are up
+    assert figures.sync(db) != stamp
+    after = _tile_features(client, url)[cid]["properties"]
     assert tilecache.CACHE.misses == misses + 1
+    assert after["harvest_kg_total"] == pytest.approx((before.get("harvest_kg_total") or 0) + 12.5)
+    held = db.scalar(text("SELECT harvest_kg_total FROM publish_figures WHERE commons_id = :c"), {"c": cid})
+    assert held == pytest.approx(after["harvest_kg_total"])
 
 
 def test_cache_is_bounded_and_can_be_turned_off(monkeypatch):
