@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing benchmark database")
     args = ap.parse_args()
+    args.tipg = str(Path(args.tipg).resolve())  # the servers run from other folders
 
     base = get_settings().sync_url
     url = make_url(base).set(database="cm_bench_ogc").render_as_string(hide_password=False)

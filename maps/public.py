@@ -90,6 +90,8 @@ class Sources:
     gardens_geojson: str
     tools_and_places_geojson: str
     assets: str  # base URL of the vendored Leaflet files
+    # Where a parcel's figures are asked on click ({id} appended); None: they are in the tiles.
+    restored_land_items: str | None = None
     other_lang_href: str | None = None
     open_data_href: str | None = None
     max_native_zoom: int | None = None  # static exports have tiles up to this zoom only
@@ -152,9 +154,22 @@ class StatusTiles(VectorGridProtobuf):
         window.commonsMap.map = {{ this._parent.get_name() }};
         {{ this.get_name() }}.on("load", function () { window.commonsMap.loaded.tiles = true; });
         {{ this.get_name() }}.on("click", function (e) {
-            L.popup({maxWidth: 320}).setLatLng(e.latlng)
-                .setContent(commonsMapPopup(e.layer.properties, "parcel"))
+            var p = e.layer.properties, items = {{ this.items_url|tojson }};
+            var popup = L.popup({maxWidth: 320}).setLatLng(e.latlng)
+                .setContent(commonsMapPopup(p, items ? "parcel-brief" : "parcel"))
                 .openOn({{ this._parent.get_name() }});
+            if (!items) { window.commonsMap.popup = p.id; return; }
+            // The served tiles carry what draws the map; the figures come from the parcel's item.
+            fetch(items + "/" + encodeURIComponent(p.id) + "?f=json",
+                  {headers: {"Accept": "application/geo+json"}}).then(function (r) {
+                if (!r.ok) { throw new Error("HTTP " + r.status + " for parcel " + p.id); }
+                return r.json();
+            }).then(function (f) {
+                popup.setContent(commonsMapPopup(Object.assign({id: f.id}, f.properties), "parcel"));
+                window.commonsMap.popup = p.id;
+            }).catch(function (err) {
+                window.commonsMap.errors.push(String(err));
+            });
         });
         {%- endmacro %}
         """
@@ -171,8 +186,10 @@ class StatusTiles(VectorGridProtobuf):
         max_native_zoom: int,
         min_zoom: int,
         tile_bounds: list | None,
+        items_url: str | None = None,
     ) -> None:
         super().__init__(url, name=name, overlay=True, control=True, show=True)
+        self.items_url = items_url
         self.mvt_layer = layer_name
         self.colours = colours
         self.fallback = fallback
@@ -269,9 +286,11 @@ function commonsMapPopup(p, kind) {
     var a = Number(p.area_m2);
     row(T.area, a >= 10000 ? commonsMapNum(a / 10000, 2) + " ha" : commonsMapNum(a, 0) + " m²");
   }
-  if (kind === "parcel") {
+  if (kind === "parcel" || kind === "parcel-brief") {  // brief: from a served tile, figures on their way
     var label = p["status_label_" + COMMONS_MAP_LOCALE] || COMMONS_MAP_STATUS[p.status] || p.status || "";
     row(T.status, commonsMapEsc(label));
+  }
+  if (kind === "parcel") {
     if (p.soc_stock_t_ha !== undefined && p.soc_stock_t_ha !== null && p.soc_stock_t_ha !== "")
       row(T.soc_stock, commonsMapNum(p.soc_stock_t_ha, 1) + " t C/ha");
     if (p.soc_change_t_ha_per_year !== undefined && p.soc_change_t_ha_per_year !== null && p.soc_change_t_ha_per_year !== "") {
@@ -409,6 +428,7 @@ def build_public_map(
 
     tiles = StatusTiles(
         sources.restored_land_tiles,
+        items_url=sources.restored_land_items,
         name=t["restored_land"],
         layer_name="restored_land",
         colours={r["status"]: r["colour"] for r in legend},

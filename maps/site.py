@@ -39,6 +39,7 @@ def server_page(session: Session, *, lang: str, root: str = "", basemap: str | N
     other = "en" if lang == "fr" else "fr"
     sources = Sources(
         restored_land_tiles=f"{root}/tiles/restored_land/{{z}}/{{x}}/{{y}}.mvt",
+        restored_land_items=f"{root}/ogc/collections/restored_land/items",
         gardens_geojson=f"{root}/ogc/collections/gardens/items?f=json&limit=10000",
         tools_and_places_geojson=f"{root}/ogc/collections/tools_and_places/items?f=json&limit=10000",
         assets=f"{root}/maps/static/vendor",
@@ -112,7 +113,7 @@ def build_static_site(
                 folder.mkdir(parents=True, exist_ok=True)
                 for y in ys:
                     (folder / f"{y}.mvt").write_bytes(
-                        service.tile(session, collection=land, z=z, x=x, y=y)
+                        service.tile(session, collection=land, z=z, x=x, y=y, static=True)
                     )
                     tiles_written += 1
                     if tiles_written % 50 == 0 or tiles_written == total:

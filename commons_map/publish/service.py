@@ -340,14 +340,14 @@ def _tile_rows(collection: Collection, *, row_version: bool = False) -> tuple[st
     )
 
 
-def tile_sql(collection: Collection) -> str:
+def tile_sql(collection: Collection, *, static: bool = False) -> str:
     """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode.
 
     The commons id is the MVT feature id and also an ``id`` property (Leaflet.VectorGrid's
-    style functions only see properties).
+    style functions only see properties). ``static``: the static export's properties.
     """
     cols = []
-    for name in collection.tile_props:
+    for name in collection.props_of_tiles(static):
         qy = collection.queryable(name)
         assert qy is not None, name
         value = qy.sql
@@ -390,7 +390,7 @@ def _db_key(session: Session) -> str:
 
 
 def tile_entry(
-    session: Session, *, collection: Collection, z: int, x: int, y: int
+    session: Session, *, collection: Collection, z: int, x: int, y: int, static: bool = False
 ) -> tilecache.TileEntry:
     """One Mapbox Vector Tile of a public collection, through the tile cache.
 
@@ -406,12 +406,12 @@ def tile_entry(
     key: tuple | None = None
     if cache.enabled:
         fp = session.execute(text(tile_fingerprint_sql(collection)), where).one()
-        key = (_db_key(session), collection.id, z, x, y, fp.n, fp.h, stamp)
+        key = (_db_key(session), collection.id, static, z, x, y, fp.n, fp.h, stamp)
         hit = cache.get(key)
         if hit is not None:
             return hit
     data = session.execute(
-        text(tile_sql(collection)), {**base, "layer": collection.id, **where}
+        text(tile_sql(collection, static=static)), {**base, "layer": collection.id, **where}
     ).scalar()
     entry = tilecache.TileEntry(bytes(data or b""))
     if key is not None:
@@ -419,9 +419,11 @@ def tile_entry(
     return entry
 
 
-def tile(session: Session, *, collection: Collection, z: int, x: int, y: int) -> bytes:
+def tile(
+    session: Session, *, collection: Collection, z: int, x: int, y: int, static: bool = False
+) -> bytes:
     """One Mapbox Vector Tile of a public collection (empty bytes when nothing is there)."""
-    return tile_entry(session, collection=collection, z=z, x=x, y=y).data
+    return tile_entry(session, collection=collection, z=z, x=x, y=y, static=static).data
 
 
 # --- full exports -------------------------------------------------------------------------------

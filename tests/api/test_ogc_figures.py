@@ -80,9 +80,20 @@ def test_tile_popups_get_the_same_figures(client, db):
     ).one()
     x, y = tile_of(lon, lat, 12)
     tile = client.get(f"/tiles/restored_land/12/{x}/{y}.mvt")
-    feats = {
+    served = {
         f["id"]: f["properties"]
         for f in mapbox_vector_tile.decode(tile.content)["restored_land"]["features"]
+    }
+    # Served tiles colour by the same status; their popups read the item itself.
+    assert served[land.id]["status"] == item["status"]
+    # The static export's tiles carry the figures for its popups: the same as the item's.
+    from commons_map.publish import service
+    from commons_map.publish.collections import COLLECTIONS
+
+    static = service.tile(db, collection=COLLECTIONS["restored_land"], z=12, x=x, y=y, static=True)
+    feats = {
+        f["id"]: f["properties"]
+        for f in mapbox_vector_tile.decode(static)["restored_land"]["features"]
     }
     props = feats[land.id]
     for key in (

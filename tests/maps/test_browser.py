@@ -89,6 +89,8 @@ def check_drawn(page, db) -> None:
     page.mouse.click(x, y)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for(timeout=10_000)
+    # Served, the popup fills in with the parcel's figures from its OGC item; static, at once.
+    page.wait_for_function("window.commonsMap.popup", timeout=10_000)
     page.wait_for_timeout(400)  # let the popup finish fading in before screenshots
     return popup.inner_text()
 
