@@ -73,6 +73,16 @@ def wait_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def serve_ours(port: int, env: dict[str, str]) -> subprocess.Popen:
+    """Our app on a loopback port, as uvicorn serves it."""
+    return subprocess.Popen(
+        [str(ROOT / ".venv/bin/uvicorn"), "--factory", "api.main:app_factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )
+
+
 def setup(url: str, parcels: int) -> None:
     from commons_map.demo.load import load_demo
     from commons_map.demo.synth import load_synthetic
@@ -180,37 +190,9 @@ def main() -> None:
 
     ours_port, tipg_port = free_port(), free_port()
     env = {**os.environ, "COMMONS_DATABASE_URL": url}
-    ours = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "--factory",
-            "api.main:app_factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ours_port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    ours = serve_ours(ours_port, env)
     cold_port = free_port()
-    cold = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "--factory",
-            "api.main:app_factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(cold_port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**env, "COMMONS_TILE_CACHE_MB": "0"},
-    )
+    cold = serve_ours(cold_port, {**env, "COMMONS_TILE_CACHE_MB": "0"})
     pg = make_url(url)
     tipg_env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
     tipg_env.update(
