@@ -176,13 +176,15 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
         form_version=parsed.form_version, instance_id=parsed.instance_id, deprecated_id=parsed.deprecated_id,
         raw=xml, source="openrosa", incomplete=incomplete)
     sub = stored.submission
-    ignored = []
-    for f in files:
-        if f.name not in parsed.referenced:
-            ignored.append(f.name)
-            continue
-        add_attachment(session, submission=sub, name=f.name, content_type=f.content_type or "application/octet-stream",
-                       data=f.data, root=attachments_dir)
+    kept = [f for f in files if f.name in parsed.referenced]
+    ignored = [f.name for f in files if f.name not in parsed.referenced]
+
+    def keep_files() -> None:
+        for f in kept:
+            add_attachment(session, submission=sub, name=f.name,
+                           content_type=f.content_type or "application/octet-stream", data=f.data,
+                           root=attachments_dir)
+
     completing = not incomplete and sub.status == "incomplete"
     if stored.created and not incomplete or completing:
         previous = None
@@ -197,13 +199,16 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
             process(session, sub, parsed.values, member, previous)
         except DomainError as exc:
             reason = explain(exc)
-            # A refused submission leaves no trace but this line; the phone keeps it to fix and resend.
+            # A refused submission leaves no trace but this line (its files of this request never
+            # reach the disk); the phone keeps it to fix and resend.
             log.warning("openrosa: refused %s %s from member %s: %s", sub.form_id, sub.instance_id,
                         member.id, reason)
             forget(session, sub)
             return Outcome(422, reason)  # the reason; the server answers it in French and English
+        keep_files()
         session.flush()
         return Outcome(201, _message(sub), sub.id, ignored)
+    keep_files()
     if incomplete:
         return Outcome(201, "Partie reçue, la suite est attendue. / Part received, waiting for the rest.", sub.id, ignored)
     return Outcome(201, "Déjà reçu, rien de nouveau. / Already received; nothing new.", sub.id, ignored)

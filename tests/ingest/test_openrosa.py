@@ -316,9 +316,10 @@ def test_refused_record_leaves_no_trace_but_a_log_line(orclient, db, people, tok
     """A plain member may not change a tool's state: 422 with the reason, nothing kept but a log line."""
     tool = commons_id(db, "demo:tool-0")
     iid = new_iid()
-    body = xml("inventory.xml", commons=f"c{tool}", state="lost", iid=iid)
+    body = xml("inventory.xml", commons=f"c{tool}", state="lost", iid=iid)  # its photo: manche.jpg
     with caplog.at_level("WARNING", logger="commons_map.openrosa"):
-        resp = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
+        resp = orclient.post(f"/openrosa/key/{token}/submission",
+                             **files(body, ("manche.jpg", b"\xff\xd8\xff" + b"c" * 500, "image/jpeg")))
     assert resp.status_code == 422, resp.text
     assert_openrosa_headers(resp)
     assert ET.fromstring(resp.content).find("r:message", NS).get("nature") == "error"
@@ -327,6 +328,7 @@ def test_refused_record_leaves_no_trace_but_a_log_line(orclient, db, people, tok
                              " / Refused: Only this commons' stewards and the coordinators may change it")
     assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == iid)) == 0
     assert db.get(Commons, tool).state != "lost"
+    assert [p for p in attachments.rglob("*") if p.is_file()] == []  # the photo never reached the disk
     lines = [r.getMessage() for r in caplog.records if r.name == "commons_map.openrosa"]
     assert any(iid in line and "commons_inventory" in line and "stewards" in line for line in lines), lines
 
