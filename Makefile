@@ -43,7 +43,8 @@ bench: postgis ## the benchmarks, each beside the tool a cooperative would other
 	$(BIN)/python bench/reservations.py
 	$(BIN)/python bench/soil_reports.py
 
-lint: install
+lint: install ## ruff over the code (installed on first use: it is not needed to run or test)
+	$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/python -m pip install -q 'ruff>=0.6'
 	$(BIN)/python -m ruff check commons_map api ingest maps tests bench
 
 clean:
