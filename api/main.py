@@ -11,21 +11,34 @@ from sqlalchemy.engine import Engine
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
 from api import errors, openapi, security
-from api.routers import auth, commons, health, members
-from api.routers import reservations
-from api.routers import ledger, worklog
-from api.routers import soil
+from api.routers import (
+    auth,
+    commons,
+    health,
+    ledger,
+    maps,
+    members,
+    ogc,
+    opendata,
+    openrosa,
+    pages,
+    pages_field,
+    pages_reserve,
+    pages_work,
+    reservations,
+    soil,
+    tiles,
+    worklog,
+)
+from api.routers import ingest as ingest_routes
 from commons_map.db import make_engine, make_sessionmaker
 from commons_map.settings import Settings, get_settings
 
 ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
-from api.routers import maps, ogc, opendata, tiles  # noqa: E402
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
-from api.routers import pages, pages_field, pages_reserve, pages_work  # noqa: E402
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
-from api.routers import ingest as ingest_routes, openrosa  # noqa: E402
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
 
 

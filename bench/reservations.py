@@ -24,8 +24,8 @@ import argparse
 import os
 import random
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo

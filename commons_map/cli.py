@@ -13,7 +13,10 @@ from sqlalchemy.engine import make_url
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
 from commons_map.ledger.cli import ledger_app
+from commons_map.reservations.cli import app as reservations_app
 from commons_map.settings import get_settings
+from commons_map.soil.cli import app as soil_app
+from maps.cli import app as maps_app
 
 app = typer.Typer(help="commons-map: the register and map of a cooperative's commons.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: create, migrate.", no_args_is_help=True)
@@ -23,9 +26,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(members_app, name="members")
 app.add_typer(ledger_app, name="ledger")
-from commons_map.soil.cli import app as soil_app; app.add_typer(soil_app, name="soil")  # noqa: E402,E702
-from maps.cli import app as maps_app; app.add_typer(maps_app, name="maps")  # noqa: E402,E702
-from commons_map.reservations.cli import app as reservations_app; app.add_typer(reservations_app, name="reservations")  # noqa: E402,E702
+app.add_typer(soil_app, name="soil")
+app.add_typer(maps_app, name="maps")
+app.add_typer(reservations_app, name="reservations")
 
 console = Console(stderr=True)
 

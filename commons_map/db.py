@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Annotated
 
 from annotated_types import Interval
-
 from sqlalchemy import DateTime, MetaData, create_engine, func
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker

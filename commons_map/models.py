@@ -1,11 +1,11 @@
 """Every ORM model, imported once so that the metadata and the mappers are complete."""
 
+from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
+from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
 from commons_map.people.models import Cooperative, Member, MemberRole  # noqa: F401
 from commons_map.people.throttle import LoginFailure  # noqa: F401
+from commons_map.publish.models import PublicFigures, PublicFiguresDigest  # noqa: F401
 from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward  # noqa: F401
 from commons_map.reservations.models import CalendarToken, Reservation, ReservationEvent, ResourceRules, WaitingEntry  # noqa: F401
-from commons_map.worklog.models import Activity, WorkLog, WorkLogCompanion, WorkLogHistory  # noqa: F401
-from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
-from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
 from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample  # noqa: F401
-from commons_map.publish.models import PublicFigures, PublicFiguresDigest  # noqa: F401
+from commons_map.worklog.models import Activity, WorkLog, WorkLogCompanion, WorkLogHistory  # noqa: F401

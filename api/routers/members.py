@@ -10,7 +10,6 @@ from api.deps import CurrentMember, SessionDep
 from commons_map.people import service
 from commons_map.people.models import Member
 
-
 router = APIRouter(prefix="/api/v1/members", tags=["members"])
 
 

@@ -19,7 +19,6 @@ from commons_map.reservations.models import Reservation, ReservationEvent, Waiti
 from commons_map.reservations.schemas import RulesIn
 from tests.commons_map.test_reservations_support import day, demo, new_place, new_tool, shed, written
 
-
 # --- rules --------------------------------------------------------------------------------------
 
 

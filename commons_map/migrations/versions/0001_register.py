@@ -8,9 +8,8 @@ Generated with GeoAlchemy2's alembic helpers, then reviewed by hand: the extensi
 the kinds of commons are seeded as data (the cooperative can add more), and the spatial indexes
 are created once (the helpers keep autogenerate from adding a second GiST index).
 """
-from alembic import op
 import sqlalchemy as sa
-import geoalchemy2
+from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 

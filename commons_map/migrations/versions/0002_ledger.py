@@ -16,9 +16,9 @@ the database itself, so that no code path can break them:
 * a partial UNIQUE index on ``ledger_transfers.work_log_id`` for work credits (no double credit
   whatever the races) and UNIQUE (cooperative_id, idempotency_key).
 """
-from alembic import op
-import sqlalchemy as sa
 import geoalchemy2
+import sqlalchemy as sa
+from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 

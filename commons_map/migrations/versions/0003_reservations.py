@@ -10,8 +10,8 @@ overlapping ``[starts_at, blocked_until)`` ranges, where ``blocked_until`` is th
 buffer after the booking (NULL for an open-ended maintenance period: an unbounded range).
 It needs btree_gist (for ``resource_id WITH =``), created by 0001_register.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003_reservations"

@@ -9,8 +9,8 @@ Written by hand. The uniqueness of (form_id, instance_id) is what makes concurre
 phones land as exactly one row; the partial unique index on (form_id, deprecated_id) makes two
 concurrent edits of the same version collide instead of both replacing it.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_fieldforms"
