@@ -18,30 +18,31 @@ Prints the times and the ratios measured in this one run. Creates and drops its 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named like the `ingest` package: keep its folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
+import argparse
 import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import geopandas as gpd
-import numpy as np
-import shapely
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+# This file is named like the `ingest` package: keep its folder off the import path. The imports
+# below come after this on purpose (hence their `noqa: E402`), so that none of them can pick up a
+# file of bench/ in place of a package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from commons_map.db import drop_database, ensure_database, make_engine, session_scope
-from commons_map.migrate import upgrade
-from commons_map.people.models import Cooperative
-from commons_map.settings import get_settings
+import geopandas as gpd  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from commons_map.db import drop_database, ensure_database, make_engine, session_scope  # noqa: E402
+from commons_map.migrate import upgrade  # noqa: E402
+from commons_map.people.models import Cooperative  # noqa: E402
+from commons_map.settings import get_settings  # noqa: E402
 
 
 def make_gpkg(path: Path, rows: int) -> tuple[float, float, float, float]:

@@ -54,7 +54,7 @@ def main() -> None:
                 figures[label] = (
                     n,
                     timed(lambda: service.parcel_summaries(s, cooperative_id=coop_id)),
-                    timed(lambda: reports.annual_report(s, actor=actor, cooperative_id=coop_id, year=2025)),
+                    timed(lambda actor=actor: reports.annual_report(s, actor=actor, cooperative_id=coop_id, year=2025)),
                 )
             if label == "demo":
                 rng = random.Random(1)

@@ -260,9 +260,12 @@ class ClusterPointsByUrl(MacroElement):
 
 def _helpers_js(t: dict[str, str], status_labels: dict[str, str], lang: str) -> str:
     """Shared page script: HTML escaping, number formats, the popup, and paged GeoJSON loading."""
-    return """
+    return (
+        """
 <script>
-var COMMONS_MAP_T = %(t)s;
+var COMMONS_MAP_T = """
+        + json.dumps(t, ensure_ascii=False)
+        + """;
 // What the page has drawn (read by people debugging and by the browser tests).
 window.commonsMap = {map: null, parcels: {}, loaded: {}, errors: []};
 // Leaflet.VectorGrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed: without it a click
@@ -270,8 +273,12 @@ window.commonsMap = {map: null, parcels: {}, loaded: {}, errors: []};
 if (window.L && L.DomEvent && !L.DomEvent.fakeStop) {
   L.DomEvent.fakeStop = function (e) { L.DomEvent.stopPropagation(e); };
 }
-var COMMONS_MAP_STATUS = %(status)s;
-var COMMONS_MAP_LOCALE = %(locale)s;
+var COMMONS_MAP_STATUS = """
+        + json.dumps(status_labels, ensure_ascii=False)
+        + """;
+var COMMONS_MAP_LOCALE = """
+        + json.dumps(lang)
+        + """;
 function commonsMapEsc(v) {
   return String(v).replace(/[&<>"']/g, function (c) {
     return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]; });
@@ -327,11 +334,8 @@ function commonsMapLoad(url, done) {
   next(url);
 }
 </script>
-""" % {
-        "t": json.dumps(t, ensure_ascii=False),
-        "status": json.dumps(status_labels, ensure_ascii=False),
-        "locale": json.dumps(lang),
-    }
+"""
+    )
 
 
 def _legend_html(

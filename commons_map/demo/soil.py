@@ -174,7 +174,7 @@ def _samples(session: Session, result: Any, rng: random.Random) -> int:
             bd_top = sc.bd_top + sc.d_bd * dt + rng.uniform(-0.01, 0.01)
             bd_sub = sc.bd_sub + sc.d_bd * dt * 0.6 + rng.uniform(-0.01, 0.01)
             lab: list[MeasurementIn] = []
-            for (top, bottom), soc, bd in (((0, 10), soc_top, bd_top), ((10, 30), soc_sub, bd_sub)):
+            for (top, bottom), soc, _bd in (((0, 10), soc_top, bd_top), ((10, 30), soc_sub, bd_sub)):
                 if sc.som_only:
                     lab.append(MeasurementIn(indicator="som", value=round(soc * 2.0, 2), unit="%",
                                              method="loss_on_ignition", depth_top_cm=top, depth_bottom_cm=bottom))

@@ -65,7 +65,7 @@ def test_form_list_with_token(orclient, token):
     assert_openrosa_headers(form)
     assert wl.find("x:hash", NS).text == "md5:" + hashlib.md5(form.content).hexdigest()
     only = orclient.get(f"/openrosa/key/{token}/formList?formID=commons_soil")
-    assert [x.text for x in ET.fromstring(only.content).iter("{%s}formID" % NS["x"])] == ["commons_soil"]
+    assert [x.text for x in ET.fromstring(only.content).iter(f"{{{NS['x']}}}formID")] == ["commons_soil"]
 
 
 def test_form_list_needs_credentials_and_accepts_basic(orclient, people):
