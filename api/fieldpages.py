@@ -362,7 +362,8 @@ def next_step(kind: str) -> str:
     """What happens next, said to the member after saving."""
     if kind == "work":
         return _(
-            "Saved. Your hours now wait for a steward of this commons to approve them; once approved they are credited to your time account."
+            "Saved. Your hours now wait for a steward of this commons to approve them; "
+            "once approved they are credited to your time account."
         )
     if kind == "harvest":
         return _(

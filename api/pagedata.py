@@ -338,14 +338,18 @@ def line_chart(
 
     pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
     dots = "".join(
-        f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="#1f5f3a"><title>{_esc(fmt.date(d))}: {_esc(fmt.number(y, 1))}</title></circle>'
+        f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="#1f5f3a">'
+        f"<title>{_esc(fmt.date(d))}: {_esc(fmt.number(y, 1))}</title></circle>"
         for (d, y), x in zip(series, xs, strict=True)
     )
     labels = (
         f'<text x="{left}" y="{height - 8}" font-size="11">{_esc(fmt.date(series[0][0], "short"))}</text>'
-        f'<text x="{width - right}" y="{height - 8}" font-size="11" text-anchor="end">{_esc(fmt.date(series[-1][0], "short"))}</text>'
-        f'<text x="{left - 4}" y="{py(max(ys)) + 4:.1f}" font-size="11" text-anchor="end">{_esc(fmt.number(max(ys), 1))}</text>'
-        f'<text x="{left - 4}" y="{py(min(ys)) + 4:.1f}" font-size="11" text-anchor="end">{_esc(fmt.number(min(ys), 1))}</text>'
+        f'<text x="{width - right}" y="{height - 8}" font-size="11" text-anchor="end">'
+        f'{_esc(fmt.date(series[-1][0], "short"))}</text>'
+        f'<text x="{left - 4}" y="{py(max(ys)) + 4:.1f}" font-size="11" text-anchor="end">'
+        f"{_esc(fmt.number(max(ys), 1))}</text>"
+        f'<text x="{left - 4}" y="{py(min(ys)) + 4:.1f}" font-size="11" text-anchor="end">'
+        f"{_esc(fmt.number(min(ys), 1))}</text>"
     )
     return (
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">'
@@ -374,8 +378,10 @@ def bar_chart(
         bars.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" fill="#3b7d55">'
             f"<title>{_esc(str(label))}: {_esc(fmt.kg(v))}</title></rect>"
-            f'<text x="{x + slot * 0.35:.1f}" y="{height - 10}" font-size="11" text-anchor="middle">{_esc(str(label))}</text>'
-            f'<text x="{x + slot * 0.35:.1f}" y="{y - 3:.1f}" font-size="10" text-anchor="middle">{_esc(fmt.number(v, 0))}</text>'
+            f'<text x="{x + slot * 0.35:.1f}" y="{height - 10}" font-size="11" text-anchor="middle">'
+            f"{_esc(str(label))}</text>"
+            f'<text x="{x + slot * 0.35:.1f}" y="{y - 3:.1f}" font-size="10" text-anchor="middle">'
+            f"{_esc(fmt.number(v, 0))}</text>"
         )
     return (
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">'

@@ -129,7 +129,8 @@ def main() -> None:
         print(f"   commons_history rows: {n_hist}")
 
         u = make_url(url)
-        pg = f"PG:dbname={u.database} host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username or 'postgres'}"
+        pg = (f"PG:dbname={u.database} host={u.host or '127.0.0.1'} port={u.port or 5432}"
+              f" user={u.username or 'postgres'}")
         t = time.perf_counter()
         subprocess.run(["ogr2ogr", "-f", "PostgreSQL", pg, str(gpkg), "parcelles", "-nln", "ogr_parcelles",
                         "-lco", "GEOMETRY_NAME=geom"], check=True, env=dict(os.environ, PGPASSWORD=u.password or ""))

@@ -244,7 +244,8 @@ def main() -> None:
                 with check.connect() as c:
                     bad = c.execute(text(
                         "SELECT count(*) FROM reservations a JOIN reservations b ON a.resource_id = b.resource_id"
-                        " AND a.id < b.id AND tstzrange(a.starts_at, a.blocked_until) && tstzrange(b.starts_at, b.blocked_until)"
+                        " AND a.id < b.id"
+                        " AND tstzrange(a.starts_at, a.blocked_until) && tstzrange(b.starts_at, b.blocked_until)"
                         " WHERE a.state IN ('requested','confirmed','checked_out','maintenance')"
                         " AND b.state IN ('requested','confirmed','checked_out','maintenance')")).scalar_one()
                 check.dispose()
@@ -254,7 +255,8 @@ def main() -> None:
               f"{contested} on {HOT_SLOTS} hot slots ({100 * contested / len(attempts):.0f}%), "
               f"{len(attempts) - contested} on free slots; {len(tools)} tools, {len(members)} members")
         floor = results[0]
-        print(f"{'path':<22}{'attempts/s':>12}{'booked':>8}{'conflicted':>12}{'p50 ms':>9}{'p95 ms':>9}{'floor/path':>12}")
+        print(f"{'path':<22}{'attempts/s':>12}{'booked':>8}{'conflicted':>12}"
+              f"{'p50 ms':>9}{'p95 ms':>9}{'floor/path':>12}")
         for r in results:
             print(f"{r.name:<22}{r.rate:>12.0f}{r.ok:>8}{100 * r.conflicts / r.attempts:>11.1f}%"
                   f"{r.pct(0.5):>9.2f}{r.pct(0.95):>9.2f}{floor.rate / r.rate:>11.2f}x")

@@ -471,7 +471,8 @@ class Soak:
                 text(
                     "SELECT count(*) FROM reservations a JOIN reservations b"
                     " ON a.resource_id = b.resource_id AND a.id < b.id"
-                    " AND tstzrange(a.starts_at, a.blocked_until, '[)') && tstzrange(b.starts_at, b.blocked_until, '[)')"
+                    " AND tstzrange(a.starts_at, a.blocked_until, '[)')"
+                    " && tstzrange(b.starts_at, b.blocked_until, '[)')"
                     " WHERE a.state = ANY(:s) AND b.state = ANY(:s)"
                 ),
                 {"s": states},

@@ -62,7 +62,8 @@ def _read_geojson(path: Path) -> list[dict[str, Any]]:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"file: not readable GeoJSON ({exc})", field="file") from exc
-    if not isinstance(data, dict) or data.get("type") != "FeatureCollection" or not isinstance(data.get("features"), list):
+    if (not isinstance(data, dict) or data.get("type") != "FeatureCollection"
+            or not isinstance(data.get("features"), list)):
         raise ValidationFailed("file: a GeoJSON export must be a FeatureCollection", field="file")
     rows = []
     for f in data["features"]:
@@ -70,7 +71,9 @@ def _read_geojson(path: Path) -> list[dict[str, Any]]:
         geom = (f or {}).get("geometry") or {}
         if geom.get("type") == "Point" and "_geolocation" not in props:
             c = geom.get("coordinates") or []
-            props["_geometry_point"] = " ".join(str(x) for x in [c[1], c[0], *(c[2:3] or [0]), 0]) if len(c) >= 2 else ""
+            props["_geometry_point"] = (
+                " ".join(str(x) for x in [c[1], c[0], *(c[2:3] or [0]), 0]) if len(c) >= 2 else ""
+            )
         rows.append(props)
     return rows
 
@@ -134,7 +137,9 @@ def _form_of(path: Path, form_id: str | None) -> FormSpec:
                            f"(one of {', '.join(FORMS)})", field="form")
 
 
-def _member_of(session: Session, cooperative: Cooperative, row: dict[str, Any], default: Member | None) -> Member | None:
+def _member_of(
+    session: Session, cooperative: Cooperative, row: dict[str, Any], default: Member | None
+) -> Member | None:
     for key in MEMBER_KEYS:
         name = str(row.get(key) or "").strip()
         if not name:

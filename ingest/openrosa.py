@@ -210,11 +210,13 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
         return Outcome(201, _message(sub), sub.id, ignored)
     keep_files()
     if incomplete:
-        return Outcome(201, "Partie reçue, la suite est attendue. / Part received, waiting for the rest.", sub.id, ignored)
+        return Outcome(201, "Partie reçue, la suite est attendue. / Part received, waiting for the rest.",
+                       sub.id, ignored)
     return Outcome(201, "Déjà reçu, rien de nouveau. / Already received; nothing new.", sub.id, ignored)
 
 
 def _message(sub: Submission) -> str:
     if sub.records.get("kind") == "work_log":
-        return "Reçu, merci ! Vos heures attendent la validation d'un·e référent·e. / Received, thank you! Your hours await a steward's approval."
+        return ("Reçu, merci ! Vos heures attendent la validation d'un·e référent·e."
+                " / Received, thank you! Your hours await a steward's approval.")
     return "Reçu, merci ! / Received, thank you!"

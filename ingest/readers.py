@@ -196,7 +196,8 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
     bounds = shapely.bounds(geoms)  # NaN for None
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(bounds).all(axis=1)
-        in_range = finite & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90)
+        in_range = (finite & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180)
+                    & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
     for i in np.flatnonzero(present & ~in_range):
         if not finite[i]:
             msg = f"geometry: cannot be reprojected from {crs_name(source_crs)} (are the coordinates in that CRS?)"

@@ -300,7 +300,8 @@ function commonsMapPopup(p, kind) {
   if (kind === "parcel") {
     if (p.soc_stock_t_ha !== undefined && p.soc_stock_t_ha !== null && p.soc_stock_t_ha !== "")
       row(T.soc_stock, commonsMapNum(p.soc_stock_t_ha, 1) + " t C/ha");
-    if (p.soc_change_t_ha_per_year !== undefined && p.soc_change_t_ha_per_year !== null && p.soc_change_t_ha_per_year !== "") {
+    if (p.soc_change_t_ha_per_year !== undefined && p.soc_change_t_ha_per_year !== null
+        && p.soc_change_t_ha_per_year !== "") {
       var d = Number(p.soc_change_t_ha_per_year);
       row(T.soc_trend, (d > 0 ? "▲ +" : d < 0 ? "▼ " : "= ") + commonsMapNum(d, 2) + " t C/ha" + T.per_year);
     }
@@ -350,7 +351,8 @@ def _legend_html(
         for r in legend
     )
     others = (
-        f'<div class="lg-row"><span class="lg-swatch" style="background:{GARDEN_COLOUR}"></span>{html.escape(t["garden"])}</div>'
+        f'<div class="lg-row"><span class="lg-swatch" style="background:{GARDEN_COLOUR}"></span>'
+        f'{html.escape(t["garden"])}</div>'
         f'<div class="lg-row"><span class="lg-dot" style="background:{TOOL_COLOUR}"></span>{html.escape(t["tool"])}'
         f' &nbsp; <span class="lg-dot" style="background:{PLACE_COLOUR}"></span>{html.escape(t["place"])}</div>'
     )

@@ -20,7 +20,10 @@ from ingest.geodata import ImportOptions, import_commons
 from ingest.safety import LIMITS, check_basename
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
-BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False, "": False}
+BOOL = {
+    "true": True, "1": True, "yes": True, "on": True,
+    "false": False, "0": False, "no": False, "off": False, "": False,
+}
 
 
 def _flag(form: Any, name: str) -> bool:

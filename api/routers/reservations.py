@@ -183,21 +183,27 @@ def get_reservation(reservation_id: DbId, session: SessionDep, member: CurrentMe
 
 
 @router.post("/reservations/{reservation_id}/cancel", response_model=ReservationOut)
-def cancel(reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
+def cancel(
+    reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None
+) -> dict[str, Any]:
     """Cancel a booking; the slot goes to the waiting list."""
     r = service.cancel(session, actor=member, reservation_id=reservation_id, reason=body.note if body else "")
     return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/approve", response_model=ReservationOut)
-def approve(reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
+def approve(
+    reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None
+) -> dict[str, Any]:
     """A steward confirms a requested booking."""
     r = service.approve(session, actor=member, reservation_id=reservation_id, note=body.note if body else "")
     return _done(session, r)
 
 
 @router.post("/reservations/{reservation_id}/refuse", response_model=ReservationOut)
-def refuse(reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None) -> dict[str, Any]:
+def refuse(
+    reservation_id: DbId, session: SessionDep, member: CurrentMember, body: NoteIn | None = None
+) -> dict[str, Any]:
     """A steward refuses a requested booking."""
     r = service.refuse(session, actor=member, reservation_id=reservation_id, note=body.note if body else "")
     return _done(session, r)

@@ -131,7 +131,8 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
     existing = session.scalar(select(Cooperative).where(Cooperative.slug == DEMO_SLUG))
     if existing is not None:
         members = {m.username: m for m in session.scalars(select(Member).where(Member.cooperative_id == existing.id))}
-        commons = {c.external_id or str(c.id): c for c in session.scalars(select(Commons).where(Commons.cooperative_id == existing.id))}
+        commons = {c.external_id or str(c.id): c
+                   for c in session.scalars(select(Commons).where(Commons.cooperative_id == existing.id))}
         return DemoResult(existing, members, commons, created=False)
 
     rng = random.Random(20261127)
@@ -211,7 +212,8 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
                      description=f"{name} : jardin cultivé collectivement, ouvert aux membres et aux voisins.",
                      tenure="municipal_agreement" if gi % 2 == 0 else "lent",
                      tenure_end=date(2030, 12, 31), visibility="public",
-                     steward_ids=[members[stewards[(gi + 2) % len(stewards)]].id, members[stewards[(gi + 5) % len(stewards)]].id],
+                     steward_ids=[members[stewards[(gi + 2) % len(stewards)]].id,
+                                  members[stewards[(gi + 5) % len(stewards)]].id],
                      rules_of_use="Arrosage le soir ; outils rangés à la cabane ; récoltes partagées selon le tableau.")
         for bi, bed in enumerate(strips(centre, w, h, angle, n_beds)):
             add(f"bed-{gi}-{bi}", kind="bed", name=f"{name} – planche {bi + 1}", geometry=_geo(bed),

@@ -73,7 +73,8 @@ SAMPLERS = ["mamadou", "lea", "hugo", "ines", "nour", "jeanne", "pierre", "amina
 
 PRACTICES: dict[str, list[tuple[str, date, float | None, str | None, str]]] = {
     "land-0": [
-        ("no_dig_conversion", date(2022, 3, 12), 21000, "m2", "Fin du labour ; passage à la grelinette sur les terrasses."),
+        ("no_dig_conversion", date(2022, 3, 12), 21000, "m2",
+         "Fin du labour ; passage à la grelinette sur les terrasses."),
         ("hedge", date(2022, 11, 26), 180, "m", "Haie champêtre en bas de terrasse (Sainte-Catherine)."),
         ("mulch", date(2023, 4, 8), 14, "t", "Paille de lavandin broyée."),
         ("cover_crop", date(2023, 9, 30), 75, "kg seed", "Seigle, vesce, féverole."),

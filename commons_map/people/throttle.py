@@ -50,7 +50,8 @@ def check_allowed(session: Session, *, username: str, remote_addr: str) -> None:
         select(
             func.count().filter(LoginFailure.username == username),
             func.count().filter(LoginFailure.remote_addr == remote_addr),
-        ).where(LoginFailure.at > since, or_(LoginFailure.username == username, LoginFailure.remote_addr == remote_addr))
+        ).where(LoginFailure.at > since,
+                or_(LoginFailure.username == username, LoginFailure.remote_addr == remote_addr))
     ).one()
     if by_user >= MAX_PER_USERNAME or by_addr >= MAX_PER_ADDRESS:
         minutes = int(WINDOW.total_seconds() // 60)

@@ -106,7 +106,8 @@ def _bbox_sql(b: Bbox, params: Params) -> str:
         p = [params.add(v) for v in (minx, miny, maxx, maxy)]
         return f"ST_Intersects(s.geom, ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, 4326))"
     p = [params.add(v) for v in (minx, miny, maxx, maxy)]
-    env = f"ST_Transform(ST_Segmentize(ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, {b.crs.srid}), ({p[2]} - {p[0]}) / 16.0), 4326)"
+    env = (f"ST_Transform(ST_Segmentize(ST_MakeEnvelope({p[0]}, {p[1]}, {p[2]}, {p[3]}, {b.crs.srid}),"
+           f" ({p[2]} - {p[0]}) / 16.0), 4326)")
     return f"ST_Intersects(s.geom, {env})"
 
 
@@ -300,7 +301,8 @@ def extent(session: Session, *, collection: Collection) -> dict[str, Any]:
     row = session.execute(
         text(
             "SELECT ST_XMin(e) x0, ST_YMin(e) y0, ST_XMax(e) x1, ST_YMax(e) y1, t0, t1 FROM ("
-            f"SELECT ST_Extent(s.geom) e, min(s.updated_at) t0, max(s.updated_at) t1 FROM ({public_source(collection)}) s) q"
+            "SELECT ST_Extent(s.geom) e, min(s.updated_at) t0, max(s.updated_at) t1"
+            f" FROM ({public_source(collection)}) s) q"
         )
     ).one()
     out: dict[str, Any] = {}
@@ -358,7 +360,8 @@ def tile_sql(collection: Collection, *, static: bool = False) -> str:
     return (
         f"SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
         f"SELECT s.id AS fid, {', '.join(cols)},"
-        f" ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
+        " ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y),"
+        f" {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
         f"{source}{figures_join(collection)}{where}"
         ") t WHERE t.geom IS NOT NULL"
     )

@@ -10,7 +10,8 @@ gone from the next response. The figures stamp changes when the figures (``publi
 are recomputed. The fingerprint query reads the same rows as the tile query but does none of the
 clipping, encoding or figures work, so it costs a small part of a low-zoom tile.
 
-Bounded by bytes (each tile counts twice, for its gzip form; least recently used first out); tiles above ``MAX_ENTRY_BYTES`` are not kept.
+Bounded by bytes (each tile counts twice, for its gzip form; least recently used first out); tiles
+above ``MAX_ENTRY_BYTES`` are not kept.
 ``COMMONS_TILE_CACHE_MB`` sets the bound (0 turns the cache off, e.g. to measure cold tiles).
 """
 

@@ -553,7 +553,8 @@ def _steward_names(session: Session, actor: Member | None, rows: list[Commons]) 
     ids = {s.member_id for c in rows for s in c.steward_rows if is_member_of(actor, c.cooperative_id)}
     if not ids:
         return {}
-    return {mid: name for mid, name in session.execute(select(Member.id, Member.display_name).where(Member.id.in_(ids)))}
+    return {mid: name for mid, name in session.execute(
+        select(Member.id, Member.display_name).where(Member.id.in_(ids)))}
 
 
 def feature(

@@ -941,7 +941,9 @@ def _busy(session: Session, resource_id: int, start: datetime, end: datetime) ->
     return [(a, b) for a, b in rows]
 
 
-def _opening_windows(rules: ResourceRules, tz: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+def _opening_windows(
+    rules: ResourceRules, tz: ZoneInfo, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
     """The opening windows (as aware datetimes) that meet [start, end)."""
     if rules.opening_hours is None:
         return [(start, end)]
@@ -1233,7 +1235,9 @@ def accept_offer(session: Session, *, actor: Member | None, wait_id: int, now: d
     return r
 
 
-def leave_waiting_list(session: Session, *, actor: Member | None, wait_id: int, now: datetime | None = None) -> WaitingEntry:
+def leave_waiting_list(
+    session: Session, *, actor: Member | None, wait_id: int, now: datetime | None = None
+) -> WaitingEntry:
     """Leave a waiting list (or decline an offer: the next in line gets it)."""
     now = _now(now)
     entry = _my_entry(session, actor, wait_id)
@@ -1282,7 +1286,9 @@ FEED_PAST = timedelta(days=30)
 FEED_AHEAD = timedelta(days=366)
 
 
-def resource_calendar(session: Session, *, actor: Member | None, resource_id: int, now: datetime | None = None) -> bytes:
+def resource_calendar(
+    session: Session, *, actor: Member | None, resource_id: int, now: datetime | None = None
+) -> bytes:
     """The busy times of a resource as iCalendar: no names, only when it is taken."""
     now = _now(now)
     commons = _resource(session, actor, resource_id)

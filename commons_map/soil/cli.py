@@ -43,7 +43,9 @@ def _actor(session: Any, username: str | None, cooperative: str | None) -> tuple
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2, default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o))
+    return json.dumps(
+        obj, ensure_ascii=False, indent=2, default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o)
+    )
 
 
 def _out(text: str, out: Path | None) -> None:

@@ -354,7 +354,8 @@ def record_practice(session: Session, *, actor: Member | None, data: PracticeIn)
         )
     if data.quantity is not None:
         if data.quantity < 0:
-            problems.add("quantity", f"{data.practice}: {_fmt(data.quantity)} {data.unit or ''} must not be negative".replace("  ", " "))
+            problems.add("quantity", f"{data.practice}: {_fmt(data.quantity)} {data.unit or ''} must not be negative"
+                         .replace("  ", " "))
         if not data.unit:
             problems.add("unit", f"{data.practice}: a quantity needs its unit")
     if kind is not None and data.unit and kind["units"] and data.unit not in kind["units"]:
@@ -392,7 +393,8 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
     if data.weight_kg is None and data.count is None:
         problems.add("weight_kg", f"{crop}: give the weight in kg, or a count when there is no scale")
     if data.weight_kg is not None and data.weight_kg <= 0:
-        problems.add("weight_kg", f"{crop}: {_fmt(data.weight_kg)} kg is not a harvest; the weight must be more than 0 kg")
+        problems.add("weight_kg",
+                     f"{crop}: {_fmt(data.weight_kg)} kg is not a harvest; the weight must be more than 0 kg")
     if data.count is not None and data.count <= 0:
         problems.add("count", f"{crop}: a count of {data.count} is not a harvest; it must be at least 1")
     if (
@@ -485,7 +487,8 @@ def _shares(problems: Any, data: HarvestIn, crop: str) -> dict[str, float]:
     if total and out and abs(sum(out.values()) - total) > max(0.01 * total, 0.01):
         problems.add(
             "destinations",
-            f"{crop}: the destinations add up to {_fmt(sum(out.values()))} {unit}, not the {_fmt(total)} {unit} harvested",
+            f"{crop}: the destinations add up to {_fmt(sum(out.values()))} {unit},"
+            f" not the {_fmt(total)} {unit} harvested",
         )
     return out
 

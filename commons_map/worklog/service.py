@@ -150,7 +150,8 @@ def _clean(
                 problems.add("minutes", f"{data.minutes} does not match started_at..ended_at ({span} minutes)")
             minutes, minutes_field = span, "ended_at"
             if started.astimezone(tz).date() != data.work_date:
-                problems.add("started_at", f"falls on {started.astimezone(tz).date()}, not on work_date {data.work_date}")
+                problems.add("started_at",
+                             f"falls on {started.astimezone(tz).date()}, not on work_date {data.work_date}")
             if ended > datetime.now(UTC) + timedelta(minutes=5):
                 problems.add("ended_at", f"{ended.isoformat()} is in the future")
     if minutes is None:
