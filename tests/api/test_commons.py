@@ -105,7 +105,8 @@ def test_list_filters_kind_bbox_near_text_and_paging(client, auth, people):
     assert "Prairie du Moulin" not in names
     # Within 100 m of the Maison commune: the kitchen, the hall, the guest room, not the far lands.
     lon, lat = offset(30, 50)
-    near = client.get("/api/v1/commons", params={"near": f"{lon},{lat}", "distance": 100, "limit": 1000}, headers=h).json()
+    near = client.get("/api/v1/commons", params={"near": f"{lon},{lat}", "distance": 100, "limit": 1000},
+                      headers=h).json()
     near_names = {f["properties"]["name"] for f in near["features"]}
     assert {"Maison commune", "Cuisine partagée de la Maison commune"} <= near_names
     assert "Terrasses du Rocher" not in near_names
@@ -188,11 +189,14 @@ BAD = [
      "geometry", "a garden needs a Polygon"),
     ("polygon for a tool", {"kind": "tool", "name": "x", "geometry": square(0, 0)},
      "geometry", "a tool needs a Point"),
-    ("latitude out of range", {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [5.19, 144.7]}},
+    ("latitude out of range",
+     {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [5.19, 144.7]}},
      "geometry", "latitude 144.7"),
-    ("swapped coordinates", {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [44.6975, 5.195]}},
+    ("swapped coordinates",
+     {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [44.6975, 5.195]}},
      "geometry", "look swapped"),
-    ("far outside the territory", {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}},
+    ("far outside the territory",
+     {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}},
      "geometry", "outside the territory"),
     ("unknown kind", {"kind": "spaceship", "name": "x", "geometry": point(0, 0)},
      "kind", "unknown kind 'spaceship'"),

@@ -214,7 +214,8 @@ def test_activities_over_http(client, auth, people):
     acts = client.get("/api/v1/activities").json()
     assert any(a["code"] == "composting" and a["label_fr"] == "Compostage" for a in acts)
     assert client.post("/api/v1/activities", json={"code": "apiculture", "label_fr": "Apiculture",
-                                                   "label_en": "Beekeeping"}, headers=auth(people.member)).status_code == 403
+                                                   "label_en": "Beekeeping"},
+                       headers=auth(people.member)).status_code == 403
     r = client.post("/api/v1/activities", json={"code": "apiculture", "label_fr": "Apiculture",
                                                 "label_en": "Beekeeping"}, headers=auth(people.coordinator))
     assert r.status_code == 201

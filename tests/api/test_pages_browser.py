@@ -348,7 +348,8 @@ def test_in_french_no_english_is_left_on_the_members_pages(new_phone, make_membe
     ]:
         page.goto(path)
         text = page.evaluate(
-            "() => document.body.innerText + ' ' + Array.from(document.querySelectorAll('[aria-label],[placeholder],[title]'))"
+            "() => document.body.innerText + ' ' + Array.from("
+            "document.querySelectorAll('[aria-label],[placeholder],[title]'))"
             ".map(e => (e.getAttribute('aria-label') || '') + ' ' + (e.getAttribute('placeholder') || '')).join(' ')"
         )
         found = {w for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", text) if w.lower() in vocabulary}

@@ -62,7 +62,8 @@ class Secrets:
         ).one()
         self.snapped = db.execute(
             text(
-                "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_SnapToGrid(ST_PointOnSurface(geom), :g) g FROM commons WHERE id = :i) q"
+                "SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_SnapToGrid(ST_PointOnSurface(geom), :g) g"
+                " FROM commons WHERE id = :i) q"
             ),
             {"i": spring.id, "g": APPROXIMATE_GRID_DEG},
         ).one()
@@ -169,7 +170,8 @@ def test_filters_cannot_find_the_exact_place_or_hidden_commons(client, secrets):
         assert s.spring_id not in {f["id"] for f in feats}, (
             "a bbox around the exact spot finds the spring"
         )
-        wkt = f"POLYGON(({lon - d} {lat - d},{lon + d} {lat - d},{lon + d} {lat + d},{lon - d} {lat + d},{lon - d} {lat - d}))"
+        wkt = (f"POLYGON(({lon - d} {lat - d},{lon + d} {lat - d},{lon + d} {lat + d},"
+               f"{lon - d} {lat + d},{lon - d} {lat - d}))")
         r = client.get(
             f"/ogc/collections/{cid}/items",
             params={"filter": f"S_INTERSECTS(geometry, {wkt})", "limit": 10000},

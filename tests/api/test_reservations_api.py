@@ -102,7 +102,8 @@ def test_cap_not_reservable_archived_over_http(client, auth, people, db):
     tool = new_tool(db, people)
     h = auth(people.member)
     for d in (2, 3):
-        assert client.post("/api/v1/reservations", json=booking(tool.id, day(d), day(d, 12)), headers=h).status_code == 201
+        assert client.post("/api/v1/reservations", json=booking(tool.id, day(d), day(d, 12)),
+                           headers=h).status_code == 201
     before = written(db)
     r = client.post("/api/v1/reservations", json=booking(tool.id, day(4), day(4, 12)), headers=h)
     assert r.status_code == 409 and "max_active_per_member" in r.json()["detail"]
@@ -134,7 +135,8 @@ def test_rules_over_http(client, auth, people, db):
     r = client.put(f"/api/v1/resources/{tool.id}/rules", json=body, headers=auth(people.steward))
     assert r.status_code == 200, r.text
     assert r.json()["opening_hours"] == {"sat": [["09:00", "12:00"]]} and r.json()["timezone"] == "Europe/Paris"
-    bad = client.put(f"/api/v1/resources/{tool.id}/rules", json={**body, "opening_hours": {"sat": [["12:00", "09:00"]]}},
+    bad = client.put(f"/api/v1/resources/{tool.id}/rules",
+                     json={**body, "opening_hours": {"sat": [["12:00", "09:00"]]}},
                      headers=auth(people.steward))
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "opening_hours"
     r = client.delete(f"/api/v1/resources/{tool.id}/rules", headers=auth(people.steward))
@@ -201,7 +203,8 @@ def test_maintenance_over_http(client, auth, people, db):
     tool = new_tool(db, people)
     hs = auth(people.steward)
     body = {"starts_at": iso(day(2)), "ends_at": iso(day(3)), "reason": "Révision annuelle"}
-    assert client.post(f"/api/v1/resources/{tool.id}/maintenance", json=body, headers=auth(people.member)).status_code == 403
+    assert client.post(f"/api/v1/resources/{tool.id}/maintenance", json=body,
+                       headers=auth(people.member)).status_code == 403
     r = client.post(f"/api/v1/resources/{tool.id}/maintenance", json=body, headers=hs)
     assert r.status_code == 201 and r.json()["kind"] == "maintenance"
     mid = r.json()["id"]

@@ -23,8 +23,10 @@ def lab_report(db, key: str = "land-5", **kw) -> dict:
     body = {
         "sampled_on": LAST_YEAR, "point": inside(db, parcel(db, key)), "lab": "Celesta-lab",
         "measurements": [
-            {"indicator": "soc", "value": 1.4, "unit": "%", "method": "dry_combustion", "depth_top_cm": 0, "depth_bottom_cm": 10},
-            {"indicator": "soc", "value": 0.9, "unit": "%", "method": "dry_combustion", "depth_top_cm": 10, "depth_bottom_cm": 30},
+            {"indicator": "soc", "value": 1.4, "unit": "%", "method": "dry_combustion",
+             "depth_top_cm": 0, "depth_bottom_cm": 10},
+            {"indicator": "soc", "value": 0.9, "unit": "%", "method": "dry_combustion",
+             "depth_top_cm": 10, "depth_bottom_cm": 30},
             {"indicator": "bulk_density", "value": 1.31, "unit": "g/cm3", "depth_top_cm": 0, "depth_bottom_cm": 10},
             {"indicator": "bulk_density", "value": 1.44, "unit": "g/cm3", "depth_top_cm": 10, "depth_bottom_cm": 30},
         ],

@@ -17,7 +17,8 @@ def test_valid_polygon_is_parsed():
 @pytest.mark.parametrize(
     ("geometry", "fragment"),
     [
-        ({"type": "Polygon", "coordinates": [[[5.19, 44.69], [5.191, 44.691], [5.191, 44.69], [5.19, 44.691], [5.19, 44.69]]]},
+        ({"type": "Polygon",
+          "coordinates": [[[5.19, 44.69], [5.191, 44.691], [5.191, 44.69], [5.19, 44.691], [5.19, 44.69]]]},
          "invalid geometry: Self-intersection"),
         ({"type": "Polygon", "coordinates": [SQUARE[:-1]]}, "is not closed"),
         ({"type": "Polygon", "coordinates": [[[5.19, 44.69], [5.191, 44.69], [5.19, 44.69]]]}, "at least 4"),

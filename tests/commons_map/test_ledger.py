@@ -344,7 +344,8 @@ def test_statement_with_running_balance_over_a_period(db, people):
 def test_statement_access(db, people):
     with pytest.raises(PermissionDenied):
         service.account_for_statement(db, actor=people.member, member="oksana")
-    assert service.account_for_statement(db, actor=people.coordinator, member="oksana").member_id == member(db, "oksana").id
+    assert (service.account_for_statement(db, actor=people.coordinator, member="oksana").member_id
+            == member(db, "oksana").id)
     assert service.account_for_statement(db, actor=people.member).member_id == people.member.id
     with pytest.raises(NotFound):
         service.account_for_statement(db, actor=people.outsider, member="lucas")

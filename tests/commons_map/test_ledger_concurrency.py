@@ -170,7 +170,8 @@ def test_parallel_payments_and_double_approvals_keep_the_ledger_true(fresh_datab
             credits = Counter(s.scalars(select(Transfer.work_log_id).where(Transfer.kind == "work_credit")))
             all_logs = ids["logs"] + [worklog_extra]
             assert all(credits[i] == 1 for i in all_logs) and len(credits) == len(all_logs)
-            assert s.scalar(select(func.count()).select_from(WorkLog).where(WorkLog.state == "approved")) == len(all_logs)
+            assert s.scalar(
+                select(func.count()).select_from(WorkLog).where(WorkLog.state == "approved")) == len(all_logs)
             approvals = [o for o in outcomes if o.job in ("approve", "same-approval")]
             assert sum(o.error is None for o in approvals) == len(all_logs)
             assert Counter(o.error for o in approvals if o.error) == {"Conflict": len(all_logs)}

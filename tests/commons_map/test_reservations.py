@@ -26,7 +26,8 @@ def test_steward_makes_a_tool_reservable_with_a_history_row(db, people):
     tool = new_tool(db, people)
     rules = service.get_rules(db, actor=people.member, resource_id=tool.id)
     assert (rules.min_minutes, rules.buffer_minutes, rules.booking_mode) == (60, 30, "members")
-    hist = db.scalars(select(CommonsHistory).where(CommonsHistory.commons_id == tool.id).order_by(CommonsHistory.id)).all()
+    hist = db.scalars(
+        select(CommonsHistory).where(CommonsHistory.commons_id == tool.id).order_by(CommonsHistory.id)).all()
     assert [h.action for h in hist] == ["created", "made_reservable"]
     assert hist[-1].member_id == people.steward.id
     out = service.rules_out(db, rules)
@@ -333,7 +334,8 @@ def test_check_out_and_in_record_who_when_and_condition(db, people):
     service.check_in(db, actor=people.member, reservation_id=r.id, notes="Nettoyée", now=late)
     assert (r.state, r.returned_by, r.returned_at, r.return_notes, r.damaged) == (
         "returned", people.member.id, late, "Nettoyée", False)
-    events = [e.action for e in db.scalars(select(ReservationEvent).where(ReservationEvent.reservation_id == r.id).order_by(ReservationEvent.id))]
+    events = [e.action for e in db.scalars(
+        select(ReservationEvent).where(ReservationEvent.reservation_id == r.id).order_by(ReservationEvent.id))]
     assert events == ["booked", "checked_out", "returned"]
     returned = db.scalars(select(ReservationEvent).where(ReservationEvent.reservation_id == r.id,
                                                          ReservationEvent.action == "returned")).one()

@@ -44,7 +44,8 @@ def seed(url: str, *, members: int, tools: int, rules: RulesIn) -> tuple[list[in
     """A cooperative, ``members`` members (the first a coordinator), ``tools`` reservable tools."""
     engine = make_engine(url=url)
     with session_scope(engine) as s:
-        coop = Cooperative(slug="conc", name="Coopérative de test", territory=to_ewkt(MultiPolygon([Polygon(TERRITORY)])))
+        coop = Cooperative(slug="conc", name="Coopérative de test",
+                           territory=to_ewkt(MultiPolygon([Polygon(TERRITORY)])))
         s.add(coop)
         s.add(Cooperative(slug="other", name="Autre", territory=to_ewkt(MultiPolygon([Polygon(OTHER_TERRITORY)]))))
         s.flush()

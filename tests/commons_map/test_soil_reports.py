@@ -50,7 +50,8 @@ def test_som_is_converted_with_the_settings_factor_and_marked_an_estimate(db, pe
     garden = parcel(db, "garden-3")
     service.record_sample(db, actor=people.coordinator, data=SampleIn(
         sampled_on=date(2025, 4, 2), commons_id=garden.id, measurements=[
-            MeasurementIn(indicator="som", value=3.4, unit="%", method="loss_on_ignition", depth_top_cm=0, depth_bottom_cm=30),
+            MeasurementIn(indicator="som", value=3.4, unit="%", method="loss_on_ignition",
+                          depth_top_cm=0, depth_bottom_cm=30),
             MeasurementIn(indicator="bulk_density", value=1.3, unit="g/cm3", depth_top_cm=0, depth_bottom_cm=30),
         ]))
     s = service.parcel_summaries(db, cooperative_id=people.coop.id)[garden.id]

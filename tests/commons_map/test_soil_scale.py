@@ -17,7 +17,8 @@ def test_summaries_for_more_than_65535_parcels(fresh_database):
     try:
         with Session(engine, expire_on_commit=False) as s, s.begin():
             coop = Cooperative(slug="big", name="Grande coopérative",
-                               territory=to_ewkt(MultiPolygon([Polygon([(5, 44.5), (5.3, 44.5), (5.3, 44.8), (5, 44.8)])])))
+                               territory=to_ewkt(MultiPolygon([
+                                   Polygon([(5, 44.5), (5.3, 44.5), (5.3, 44.8), (5, 44.8)])])))
             s.add(coop)
         load_synthetic(engine, coop, 66_000)
         with Session(engine) as s:

@@ -38,7 +38,8 @@ def test_a_lab_report_of_many_values_and_depths_is_one_sample_found_by_its_point
     assert len(sample.measurements) == 6
     soc = sample.measurements[0]
     # raw value and unit kept as given: never normalised on the way in
-    assert (soc.value, soc.unit, soc.method, soc.depth_top_cm, soc.depth_bottom_cm) == (12.4, "g/kg", "dry_combustion", 0, 10)
+    assert ((soc.value, soc.unit, soc.method, soc.depth_top_cm, soc.depth_bottom_cm)
+            == (12.4, "g/kg", "dry_combustion", 0, 10))
     assert db.scalar(select(func.count()).select_from(Sample).where(Sample.lab_report_ref == "GAL-2025-118")) == 1
 
 
@@ -90,7 +91,8 @@ def test_out_of_range_value_confirmed_on_purpose_is_kept_and_flagged(db, people)
     land = parcel(db, "land-4")
     s = service.record_sample(db, actor=people.steward, data=SampleIn(
         sampled_on=LAST_YEAR, commons_id=land.id,
-        measurements=[m("soc", 17.5, "%", confirm_out_of_range=True, note="horizon tourbeux"), m("soc", 1.2, "%", 30, 60,
+        measurements=[m("soc", 17.5, "%", confirm_out_of_range=True, note="horizon tourbeux"),
+                      m("soc", 1.2, "%", 30, 60,
                       confirm_out_of_range=True)]))
     assert [x.confirmed_out_of_range for x in s.measurements] == [True, False]
     assert s.measurements[0].value == 17.5
@@ -101,9 +103,11 @@ def test_out_of_range_value_confirmed_on_purpose_is_kept_and_flagged(db, people)
     [
         (dict(indicator="soc", value=4.3, unit="mg"), "measurements[0].unit",
          r"soc: 4\.3 mg - the unit 'mg' does not fit Soil organic carbon \(SOC\); accepted units: .*g/kg"),
-        (dict(indicator="soc", value=1.2, unit="%", depth_top_cm=30, depth_bottom_cm=10), "measurements[0].depth_bottom_cm",
+        (dict(indicator="soc", value=1.2, unit="%", depth_top_cm=30, depth_bottom_cm=10),
+         "measurements[0].depth_bottom_cm",
          r"soc: depth_bottom_cm 10 cm is above depth_top_cm 30 cm"),
-        (dict(indicator="soc", value=1.2, unit="%"), "measurements[0].depth_top_cm", r"soc: a depth interval is needed"),
+        (dict(indicator="soc", value=1.2, unit="%"), "measurements[0].depth_top_cm",
+         r"soc: a depth interval is needed"),
         (dict(indicator="soc", value=1.2, unit="%", depth_top_cm=0, depth_bottom_cm=30, method="guesswork"),
          "measurements[0].method", r"soc: method 'guesswork' is not one of dry_combustion"),
         (dict(indicator="phh", value=7, unit="pH"), "measurements[0].indicator", r"unknown indicator 'phh'"),
@@ -199,7 +203,8 @@ def test_a_yield_beyond_any_plausible_figure_for_the_bed_is_refused_unless_confi
         commons_id=bed.id, crop="courgette", harvested_on=LAST_YEAR, weight_kg=too_much, confirm_implausible=True))
     assert h.confirmed_implausible is True
     ok = service.record_harvest(db, actor=people.member, data=HarvestIn(
-        commons_id=bed.id, crop="courgette", harvested_on=LAST_YEAR, weight_kg=round(area * 2), confirm_implausible=True))
+        commons_id=bed.id, crop="courgette", harvested_on=LAST_YEAR, weight_kg=round(area * 2),
+        confirm_implausible=True))
     assert ok.confirmed_implausible is False, "only a figure that needed confirming is flagged"
 
 
@@ -227,7 +232,8 @@ def test_a_resent_form_with_the_same_source_ref_makes_no_duplicate(db, people):
 def test_practices_are_checked(db, people):
     land = parcel(db, "land-4")
     p = service.record_practice(db, actor=people.steward, data=PracticeIn(
-        commons_id=land.id, practice="compost", started_on=LAST_YEAR, quantity=12, unit="t", details="Compost de Crest"))
+        commons_id=land.id, practice="compost", started_on=LAST_YEAR, quantity=12, unit="t",
+        details="Compost de Crest"))
     assert (p.practice, p.quantity, p.unit) == ("compost", 12, "t")
     before = counts(db)
     bad = [

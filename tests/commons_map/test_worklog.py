@@ -67,7 +67,8 @@ def test_a_member_logs_work_with_times_place_and_companions(db, people):
     assert out["with_member_ids"] == [people.other_steward.id]
     assert out["activity_label_fr"] == "Plantation de haie"
     assert out["credit_transfer_id"] is None
-    assert db.scalars(select(WorkLogHistory.action).where(WorkLogHistory.work_log_id == entry.id)).all() == ["submitted"]
+    assert db.scalars(
+        select(WorkLogHistory.action).where(WorkLogHistory.work_log_id == entry.id)).all() == ["submitted"]
 
 
 BAD = [

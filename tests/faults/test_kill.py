@@ -446,7 +446,8 @@ def test_server_killed_during_a_batch_of_submissions(
         with engine.connect() as c:
             rows = c.execute(
                 text(
-                    "SELECT s.instance_id, s.form_id, s.status, s.records, count(*) OVER (PARTITION BY s.form_id, s.instance_id)"
+                    "SELECT s.instance_id, s.form_id, s.status, s.records,"
+                    " count(*) OVER (PARTITION BY s.form_id, s.instance_id)"
                     " FROM field_submissions s WHERE s.instance_id = ANY(:ids)"
                 ),
                 {"ids": ids},
@@ -549,7 +550,8 @@ def test_server_killed_during_a_burst_of_payments(demo_database, engine, server_
             for r in c.execute(
                 text(
                     "SELECT m.username FROM members m JOIN cooperatives co ON co.id = m.cooperative_id"
-                    " WHERE co.slug = (SELECT slug FROM cooperatives ORDER BY id LIMIT 1) AND m.is_active ORDER BY m.username"
+                    " WHERE co.slug = (SELECT slug FROM cooperatives ORDER BY id LIMIT 1)"
+                    " AND m.is_active ORDER BY m.username"
                 )
             )
         ]

@@ -122,7 +122,8 @@ def test_kml_and_kmz(db, people):
                      kind="garden", id_prefix=prefix)
         assert report.counts["create"] == 2, report.rejected
         assert count(db, prefix) == 2
-    assert db.scalar(select(Commons.description).where(Commons.external_id == "kml:Jardin des Aires")) == "Jardin d'enfants"
+    assert db.scalar(
+        select(Commons.description).where(Commons.external_id == "kml:Jardin des Aires")) == "Jardin d'enfants"
 
 
 def test_french_csv_with_decimal_commas(db, people):
@@ -168,7 +169,8 @@ def test_invalid_geometries_reported_per_row_and_repaired_only_when_asked(db, pe
     assert by_id["bad-1"].action == "create" and by_id["bad-1"].repaired
     assert not by_id["bad-4"].repaired
     assert report.counts["repaired"] == 1
-    assert db.scalar(select(func.ST_GeometryType(Commons.geom)).where(Commons.external_id == "bad-1")) == "ST_MultiPolygon"
+    assert db.scalar(
+        select(func.ST_GeometryType(Commons.geom)).where(Commons.external_id == "bad-1")) == "ST_MultiPolygon"
     assert db.scalar(select(func.ST_IsValid(Commons.geom)).where(Commons.external_id == "bad-1"))
     assert count(db, "bad-") == 2
 
@@ -337,5 +339,6 @@ def test_a_nul_character_in_a_text_is_named_per_row_not_a_server_error(db, peopl
     bad = {r.external_id: r for r in report.rejected}
     assert list(bad) == ["nul-a"], report.as_dict()["rows"]
     assert bad["nul-a"].reasons == [
-        "line 2, name (column 'nom'): holds a NUL character (\\0), which no text can store; remove it in the source file"]
+        "line 2, name (column 'nom'): holds a NUL character (\\0), which no text can store;"
+        " remove it in the source file"]
     assert not report.written and count(db, "nul-") == 0

@@ -161,7 +161,8 @@ def test_resend_same_bytes_is_201_and_creates_nothing(orclient, db, token, activ
 
 def test_same_instance_other_bytes_is_409(orclient, db, token, activity):
     iid = new_iid()
-    assert orclient.post(f"/openrosa/key/{token}/submission", **files(worklog_xml(db, activity, iid))).status_code == 201
+    assert orclient.post(f"/openrosa/key/{token}/submission",
+                         **files(worklog_xml(db, activity, iid))).status_code == 201
     resp = orclient.post(f"/openrosa/key/{token}/submission", **files(worklog_xml(db, activity, iid, hours="3")))
     assert resp.status_code == 409
     assert_openrosa_headers(resp)
@@ -188,7 +189,8 @@ def test_deprecated_id_edit_replaces_the_record(orclient, db, token, activity):
     again = worklog_xml(db, activity, new_iid(), hours="5", deprecated=f"<deprecatedID>{old}</deprecatedID>")
     conflict = orclient.post(f"/openrosa/key/{token}/submission", **files(again))
     assert conflict.status_code == 409
-    assert message(conflict).startswith("Cette version a déjà été remplacée") and "already replaced" in message(conflict)
+    assert (message(conflict).startswith("Cette version a déjà été remplacée")
+            and "already replaced" in message(conflict))
     ghost = worklog_xml(db, activity, new_iid(), deprecated="<deprecatedID>uuid:nobody</deprecatedID>")
     assert orclient.post(f"/openrosa/key/{token}/submission", **files(ghost)).status_code == 404
     assert db.get(WorkLog, log.id).minutes == 240

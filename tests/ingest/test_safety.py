@@ -94,7 +94,8 @@ def test_billion_laughs_against_the_live_server(live_server):
     auth = {"Authorization": "Basic " + base64.b64encode(f"lucas:{DEMO_PASSWORD}".encode()).decode()}
     with httpx.Client(base_url=live_server.url, timeout=30) as client:
         resp = client.post("/openrosa/submission", headers=auth,
-                           files={"xml_submission_file": ("x.xml", (OR / "billion_laughs.xml").read_bytes(), "text/xml")})
+                           files={"xml_submission_file": ("x.xml", (OR / "billion_laughs.xml").read_bytes(),
+                                                          "text/xml")})
         assert resp.status_code == 422
         assert resp.headers["X-OpenRosa-Version"] == "1.0"
         ok = client.head("/openrosa/submission", headers=auth)
