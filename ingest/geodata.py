@@ -308,7 +308,8 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     # Pass 1: each row on its own (kind, texts, validity and repair, geometry class, territory).
     pass1 = f"""
         WITH t AS (SELECT territory FROM cooperatives WHERE id = :coop)
-        SELECT r.rn, r.external_id, first_value(r.rn) OVER w AS first_rn, btrim(r.name) AS name, r.description, r.parent AS parent_ext,
+        SELECT r.rn, r.external_id, first_value(r.rn) OVER w AS first_rn, btrim(r.name) AS name, r.description,
+               r.parent AS parent_ext,
                k.code AS kind_code, k.requires_parent, k.parent_kinds,
                coalesce(r.visibility, k.default_visibility) AS visibility, r.state,
                f.geom, (g.g0 IS NOT NULL AND NOT d.valid AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
@@ -320,7 +321,8 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                  CASE WHEN nullif(btrim(r.name), '') IS NULL THEN 'name: missing'
                       WHEN length(btrim(r.name)) > 200 THEN 'name: longer than 200 characters' END,
                  CASE WHEN r.kind IS NULL THEN 'kind: missing'
-                      WHEN k.code IS NULL THEN format('kind: unknown kind %L; known kinds: %s', r.kind, CAST(:known AS text)) END,
+                      WHEN k.code IS NULL
+                      THEN format('kind: unknown kind %L; known kinds: %s', r.kind, CAST(:known AS text)) END,
                  CASE WHEN r.visibility_bad IS NOT NULL
                       THEN format('visibility: %L is not one of public, members, private', r.visibility_bad) END,
                  CASE WHEN r.state_bad IS NOT NULL
@@ -337,12 +339,15 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                            AND GeometryType(f.geom) <> 'POINT'
                       THEN format('geometry: a %s needs a Point, not a %s', k.code,
                                   replace(ST_GeometryType(f.geom), 'ST_', '')) END,
-                 CASE WHEN f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom) AND (d.valid OR CAST(:make_valid AS boolean)) AND NOT (
+                 CASE WHEN f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom) AND (d.valid OR CAST(:make_valid AS boolean))
+                           AND NOT (
                         CASE WHEN ST_Intersects(t.territory, f.geom) THEN true
                              ELSE ST_DWithin(t.territory::geography, f.geom::geography, CAST(:margin AS float8)) END)
-                      THEN format('geometry: lies more than %s km outside the territory of %s.%s', CAST(:margin_km AS text),
+                      THEN format('geometry: lies more than %s km outside the territory of %s.%s',
+                                  CAST(:margin_km AS text),
                                   CAST(:coop_name AS text),
-                                  CASE WHEN ST_DWithin(t.territory::geography, ST_FlipCoordinates(f.geom)::geography, CAST(:margin AS float8))
+                                  CASE WHEN ST_DWithin(t.territory::geography, ST_FlipCoordinates(f.geom)::geography,
+                                                       CAST(:margin AS float8))
                                        THEN ' Longitude and latitude look swapped.' ELSE '' END) END
                ], NULL) AS reasons
         FROM {raw_t} r
@@ -376,8 +381,10 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
                "gd.moved"]
     changes = [
-        "CASE WHEN c.name IS DISTINCT FROM i.name THEN jsonb_build_object('name', jsonb_build_array(c.name, i.name)) ELSE '{}' END",
-        "CASE WHEN c.kind_code IS DISTINCT FROM i.kind_code THEN jsonb_build_object('kind', jsonb_build_array(c.kind_code, i.kind_code)) ELSE '{}' END",
+        "CASE WHEN c.name IS DISTINCT FROM i.name"
+        " THEN jsonb_build_object('name', jsonb_build_array(c.name, i.name)) ELSE '{}' END",
+        "CASE WHEN c.kind_code IS DISTINCT FROM i.kind_code"
+        " THEN jsonb_build_object('kind', jsonb_build_array(c.kind_code, i.kind_code)) ELSE '{}' END",
         "CASE WHEN gd.moved THEN jsonb_build_object('geometry',"
         " jsonb_build_array(ST_AsGeoJSON(c.geom)::jsonb, ST_AsGeoJSON(i.geom)::jsonb)) ELSE '{}' END",
     ]
@@ -389,7 +396,8 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                            f"'{col}', jsonb_build_array(c.{col}, i.{col})) ELSE '{{}}' END")
     if "parent" in mapping:
         compare.append("(i.parent_ext IS NOT NULL AND c.parent_id IS DISTINCT FROM pe.id)")
-        changes.append("CASE WHEN i.parent_ext IS NOT NULL AND c.parent_id IS DISTINCT FROM pe.id THEN jsonb_build_object("
+        changes.append("CASE WHEN i.parent_ext IS NOT NULL AND c.parent_id IS DISTINCT FROM pe.id"
+                       " THEN jsonb_build_object("
                        "'parent_id', jsonb_build_array(c.parent_id, pe.id)) ELSE '{}' END")
     # Checks of the parent, and the joins they need: only when the file has a parent column (without
     # one, every parent_ext is NULL and these joins would only build hash tables of the whole file).
@@ -397,19 +405,23 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     if "parent" in mapping:
         parent_checks = """,
                    CASE WHEN i.parent_ext IS NOT NULL AND pf.rn IS NULL AND pd.id IS NULL
-                        THEN format('parent: no commons with external id %L in this cooperative or this file', i.parent_ext)
+                        THEN format('parent: no commons with external id %L in this cooperative or this file',
+                                    i.parent_ext)
                         WHEN pf.rn IS NOT NULL AND cardinality(pf.reasons) > 0
                         THEN format('parent: its parent (row %s) is rejected', pf.rn) END,
                    CASE WHEN i.parent_ext IS NOT NULL AND cardinality(i.parent_kinds) > 0
                              AND coalesce(pf.kind_code, pd.kind_code) IS NOT NULL
                              AND NOT coalesce(pf.kind_code, pd.kind_code) = ANY(i.parent_kinds)
                         THEN format('parent: a %s must sit inside a %s; %L is a %s', i.kind_code,
-                                    array_to_string(i.parent_kinds, ' or '), i.parent_ext, coalesce(pf.kind_code, pd.kind_code)) END,
+                                    array_to_string(i.parent_kinds, ' or '), i.parent_ext,
+                                    coalesce(pf.kind_code, pd.kind_code)) END,
                    CASE WHEN i.parent_ext IS NOT NULL AND GeometryType(i.geom) IN ('POLYGON', 'MULTIPOLYGON')
                              AND coalesce(pf.geom, pd.geom) IS NOT NULL AND ST_Area(i.geom) > 0
                              AND ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom))) / ST_Area(i.geom) < 0.9
-                        THEN format('geometry: must lie inside its parent %L (only %s%% does)', coalesce(pf.name, pd.name),
-                                    round(100 * ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom))) / ST_Area(i.geom))) END"""
+                        THEN format('geometry: must lie inside its parent %L (only %s%% does)',
+                                    coalesce(pf.name, pd.name),
+                                    round(100 * ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom)))
+                                          / ST_Area(i.geom))) END"""
         parent_joins = f"""
           LEFT JOIN {imp_t} pf ON pf.external_id = i.parent_ext AND pf.rn = pf.first_rn
           LEFT JOIN commons pd ON pf.rn IS NULL AND pd.cooperative_id = :coop AND pd.external_id = i.parent_ext
@@ -426,7 +438,8 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                  CASE WHEN c.id IS NOT NULL THEN ({' || '.join(changes)}) END AS changes,
                  i.reasons || array_remove(ARRAY[
                    CASE WHEN c.archived_at IS NOT NULL
-                        THEN format('external_id: commons %s with this external id is archived; it can no longer change', c.id) END,
+                        THEN format('external_id: commons %s with this external id is archived;'
+                                    ' it can no longer change', c.id) END,
                    CASE WHEN i.parent_ext IS NULL AND i.requires_parent
                         THEN format('parent: a %s must sit inside a %s; give its parent''s external id', i.kind_code,
                                     array_to_string(i.parent_kinds, ' or ')) END{parent_checks}
@@ -517,7 +530,8 @@ def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Mem
     conn.execute(text(f"""
         WITH up AS (
           INSERT INTO commons (cooperative_id, kind_code, name, description, geom, state, visibility, external_id)
-          SELECT :coop, kind_code, name, coalesce(description, ''), geom, coalesce(state, 'active'), visibility, external_id
+          SELECT :coop, kind_code, name, coalesce(description, ''), geom, coalesce(state, 'active'), visibility,
+                 external_id
           FROM {cls_t} WHERE action IN ('create', 'update') ORDER BY rn
           ON CONFLICT ON CONSTRAINT uq_commons_external_id DO UPDATE SET {', '.join(sets)}
           RETURNING id, external_id
