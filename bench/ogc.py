@@ -190,9 +190,7 @@ def main() -> None:
 
     ours_port, tipg_port = free_port(), free_port()
     env = {**os.environ, "COMMONS_DATABASE_URL": url}
-    ours = serve_ours(ours_port, env)
     cold_port = free_port()
-    cold = serve_ours(cold_port, {**env, "COMMONS_TILE_CACHE_MB": "0"})
     pg = make_url(url)
     tipg_env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
     tipg_env.update(
@@ -208,22 +206,17 @@ def main() -> None:
         }
     )
     tipg = None
-    if Path(args.tipg).exists():
-        tipg = subprocess.Popen(
-            [
-                args.tipg,
-                "tipg.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(tipg_port),
-                "--log-level",
-                "warning",
-            ],
-            env=tipg_env,
-            cwd="/tmp",
-        )
+    ours = cold = None
     try:
+        ours = serve_ours(ours_port, env)
+        cold = serve_ours(cold_port, {**env, "COMMONS_TILE_CACHE_MB": "0"})
+        if Path(args.tipg).exists():
+            tipg = subprocess.Popen(
+                [args.tipg, "tipg.main:app", "--host", "127.0.0.1", "--port", str(tipg_port),
+                 "--log-level", "warning"],
+                env=tipg_env,
+                cwd="/tmp",
+            )
         wait_up(f"http://127.0.0.1:{ours_port}/ogc", ours)
         wait_up(f"http://127.0.0.1:{cold_port}/ogc", cold)
         if tipg is not None:
