@@ -9,11 +9,13 @@ Concurrency tests make their own committed database with ``fresh_database``.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -227,3 +229,35 @@ def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- a real browser (Debian's chromium, driven by Playwright) --------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # screenshots
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium; waits a while for the apt install, skips only when it never came."""
+    deadline = time.time() + 300
+    while not Path(CHROMIUM).exists() and time.time() < deadline:
+        time.sleep(5)
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

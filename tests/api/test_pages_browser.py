@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,19 +24,8 @@ from commons_map.people.service import create_member
 from commons_map.register.models import Commons
 from commons_map.worklog.models import WorkLog
 from tests.api.test_i18n import catalog
+from tests.conftest import ARTIFACTS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "e2e-password-123"
 PARIS = ZoneInfo("Europe/Paris")
 # Proper nouns and codes that read the same in both languages.
@@ -53,21 +41,6 @@ ALLOWED = {
     "commons-map",
     "api",
 }
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"
-)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
 
 @pytest.fixture
 def new_phone(browser, live_server):

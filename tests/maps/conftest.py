@@ -1,29 +1,14 @@
-"""Fixtures for the map tests: a headless Chromium (Debian's), driven by Playwright."""
+"""Fixtures for the map tests: fresh figures and a static web server (the browser: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(autouse=True)
@@ -33,22 +18,6 @@ def _fresh_figures():
     figures.clear_cache()
     yield
     figures.clear_cache()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """A headless Chromium; waits a while for the apt install, skips only when it never came."""
-    deadline = time.time() + 300
-    while not Path(CHROMIUM).exists() and time.time() < deadline:
-        time.sleep(5)
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from commons_map.register.models import Commons
-from tests.maps.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS
 
 
 def open_map(browser, url: str, shot: str, locale: str = "fr-FR"):
