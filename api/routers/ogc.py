@@ -557,6 +557,32 @@ def _self_query(request: Request, **override: str | None) -> str:
     return urlencode(pairs)
 
 
+def _features_links(
+    request: Request, href: str, *, title: str, as_html: bool, root: str, collection: Collection
+) -> list[dict]:
+    """self and alternate (the same query in the other format) and the collection, of a page or a feature."""
+    return [
+        {
+            "rel": "self",
+            "type": HTML if as_html else GEOJSON,
+            "title": title,
+            "href": f"{href}?{_self_query(request)}",
+        },
+        {
+            "rel": "alternate",
+            "type": GEOJSON if as_html else HTML,
+            "title": title,
+            "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}",
+        },
+        {
+            "rel": "collection",
+            "type": JSON,
+            "title": collection.title_en,
+            "href": f"{root}/ogc/collections/{collection.id}",
+        },
+    ]
+
+
 @router.api_route("/collections/{collection_id}/items", methods=["GET", "HEAD"], summary="Features")
 @guard
 def items(collection_id: str, request: Request, session: SessionDep) -> Response:
@@ -567,26 +593,7 @@ def items(collection_id: str, request: Request, session: SessionDep) -> Response
     page = service.items(session, query=query)
     root = base_url(request)
     href = f"{root}/ogc/collections/{c.id}/items"
-    links = [
-        {
-            "rel": "self",
-            "type": HTML if as_html else GEOJSON,
-            "title": "This page",
-            "href": f"{href}?{_self_query(request)}",
-        },
-        {
-            "rel": "alternate",
-            "type": GEOJSON if as_html else HTML,
-            "title": "This page",
-            "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}",
-        },
-        {
-            "rel": "collection",
-            "type": JSON,
-            "title": c.title_en,
-            "href": f"{root}/ogc/collections/{c.id}",
-        },
-    ]
+    links = _features_links(request, href, title="This page", as_html=as_html, root=root, collection=c)
     if page.next_cursor is not None:
         links.append(
             {
@@ -651,26 +658,7 @@ def feature(collection_id: str, feature_id: str, request: Request, session: Sess
     text_ = service.item(session, collection=c, feature_id=feature_id, crs=crs)
     root = base_url(request)
     href = f"{root}/ogc/collections/{c.id}/items/{feature_id}"
-    links = [
-        {
-            "rel": "self",
-            "type": HTML if as_html else GEOJSON,
-            "title": "This feature",
-            "href": f"{href}?{_self_query(request)}",
-        },
-        {
-            "rel": "alternate",
-            "type": GEOJSON if as_html else HTML,
-            "title": "This feature",
-            "href": f"{href}?{_self_query(request, f='json' if as_html else 'html')}",
-        },
-        {
-            "rel": "collection",
-            "type": JSON,
-            "title": c.title_en,
-            "href": f"{root}/ogc/collections/{c.id}",
-        },
-    ]
+    links = _features_links(request, href, title="This feature", as_html=as_html, root=root, collection=c)
     headers = {"Content-Crs": f"<{crs.uri}>"}
     doc = orjson.loads(text_)
     if as_html:
