@@ -231,6 +231,23 @@ def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def add_public_parcels(db: Session, count: int) -> None:
+    """``count`` small public land parcels on a grid (enough rows for the planner to use the indexes)."""
+    from sqlalchemy import text
+
+    db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
+            " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
+            "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
+            " 'public', 'restoring' FROM generate_series(1, :n) i"
+        ),
+        {"n": count},
+    )
+    db.execute(text("ANALYZE commons"))
+
+
 # --- a real browser (Debian's chromium, driven by Playwright) --------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"

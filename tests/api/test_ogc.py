@@ -11,6 +11,7 @@ from commons_map.publish import figures
 from commons_map.publish.collections import COLLECTIONS
 from commons_map.register.models import Commons
 from commons_map.register.service import list_commons
+from tests.conftest import add_public_parcels
 
 
 @pytest.fixture(autouse=True)
@@ -460,16 +461,7 @@ def test_items_bbox_and_paging_use_the_indexes(db):
     from commons_map.publish import service
     from commons_map.publish.cql2 import Params
 
-    db.execute(
-        text(
-            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
-            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
-            " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
-            "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
-            " 'public', 'restoring' FROM generate_series(1, 6000) i"
-        )
-    )
-    db.execute(text("ANALYZE commons"))
+    add_public_parcels(db, 6000)
     params = Params()
     q = service.ItemsQuery(
         COLLECTIONS["restored_land"],
@@ -482,7 +474,7 @@ def test_items_bbox_and_paging_use_the_indexes(db):
         r[0]
         for r in db.execute(
             text("EXPLAIN " + sql),
-            {"figs": "{}", "nodata_fr": "", "nodata_en": "", **params.values},
+            {"nodata_fr": "", "nodata_en": "", **params.values},
         )
     )
     assert "idx_commons_geom" in plan, plan

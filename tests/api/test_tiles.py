@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from commons_map.publish import figures, service, tilecache
 from commons_map.publish.collections import COLLECTIONS
 from commons_map.register.models import Commons
+from tests.conftest import add_public_parcels
 
 
 @pytest.fixture(autouse=True)
@@ -129,19 +130,9 @@ def test_tilejson(client):
 
 def test_tile_query_filters_with_the_gist_index_on_the_transformed_envelope(db):
     """With enough rows for the planner to care, the tile SQL uses the geometry's GiST index."""
-    db.execute(
-        text(
-            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
-            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'synthétique ' || i,"
-            " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006, 44.5 + (i / 150) * 0.0005,"
-            "                 5.0 + (i % 150) * 0.0006 + 0.0004, 44.5 + (i / 150) * 0.0005 + 0.0003, 4326),"
-            " 'public', 'restoring' FROM generate_series(1, 6000) i"
-        )
-    )
-    db.execute(text("ANALYZE commons"))
+    add_public_parcels(db, 6000)
     sql = service.tile_sql(COLLECTIONS["restored_land"])
     params = {
-        "figs": "{}",
         "nodata_fr": "",
         "nodata_en": "",
         "layer": "restored_land",
