@@ -193,7 +193,8 @@ def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any
     return out
 
 
-def _db_key(session: Session) -> str:
+def db_key(session: Session) -> str:
+    """Which database a session reads (caches are kept per database: tests run several)."""
     bind = session.get_bind()
     engine = getattr(bind, "engine", bind)
     return str(engine.url)
@@ -247,7 +248,7 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
     Kept ``CACHE_SECONDS``; a stale entry is still served while a background thread (with its
     own session) refreshes it, so no public request waits for the soil and ledger sums.
     """
-    key_db = _db_key(session)
+    key_db = db_key(session)
     merged: dict[str, dict[str, Any]] = {}
     for coop_id in _coop_ids(session, key_db, use_cache):
         merged.update(_computed(session, (key_db, coop_id), use_cache).figures)
@@ -263,7 +264,7 @@ def sync(session: Session) -> tuple:
     (database, (cooperative, digest held)...), changes whenever the table's content does, so
     caches keyed by it (the tile cache) never mix figures.
     """
-    key_db = _db_key(session)
+    key_db = db_key(session)
     held = {
         row.cooperative_id: row
         for row in session.execute(

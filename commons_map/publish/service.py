@@ -387,11 +387,6 @@ def no_jit(session: Session) -> None:
     session.execute(text("SET LOCAL jit = off"))
 
 
-def _db_key(session: Session) -> str:
-    bind = session.get_bind()
-    return str(getattr(bind, "engine", bind).url)
-
-
 def tile_entry(
     session: Session, *, collection: Collection, z: int, x: int, y: int, static: bool = False
 ) -> tilecache.TileEntry:
@@ -409,7 +404,7 @@ def tile_entry(
     key: tuple | None = None
     if cache.enabled:
         fp = session.execute(text(tile_fingerprint_sql(collection)), where).one()
-        key = (_db_key(session), collection.id, static, z, x, y, fp.n, fp.h, stamp)
+        key = (figs.db_key(session), collection.id, static, z, x, y, fp.n, fp.h, stamp)
         hit = cache.get(key)
         if hit is not None:
             return hit
