@@ -8,7 +8,6 @@ has an ETag (304 on a match), CORS headers and works with HEAD.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import html
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from commons_map.errors import NotFound, ValidationFailed
 from commons_map.publish import service
 from commons_map.publish.collections import COLLECTIONS, Collection, get_collection
 from commons_map.publish.crs import CRS84, STORAGE, SUPPORTED, parse_crs
+from commons_map.publish.tilecache import etag_of
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 
@@ -93,11 +93,6 @@ def cors_headers() -> dict[str, str]:
         "Access-Control-Allow-Origin": "*",
         "Access-Control-Expose-Headers": "ETag, Content-Crs, Link, Content-Disposition",
     }
-
-
-def etag_of(body: bytes, suffix: str = "") -> str:
-    """A strong ETag from the representation's bytes."""
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + suffix + '"'
 
 
 def not_modified(request: Request, etag: str) -> bool:

@@ -50,10 +50,10 @@ class TileEntry:
     def etag(self, gz: bool) -> str:
         if gz:
             if self._etag_gz is None:
-                self._etag_gz = _etag(self.gzipped(), "-gz")
+                self._etag_gz = etag_of(self.gzipped(), "-gz")
             return self._etag_gz
         if self._etag is None:
-            self._etag = _etag(self.data)
+            self._etag = etag_of(self.data)
         return self._etag
 
     @property
@@ -62,7 +62,8 @@ class TileEntry:
         return 2 * len(self.data)
 
 
-def _etag(body: bytes, suffix: str = "") -> str:
+def etag_of(body: bytes, suffix: str = "") -> str:
+    """A strong ETag from a representation's bytes (the OGC API's and the tiles')."""
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + suffix + '"'
 
 
