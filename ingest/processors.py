@@ -97,6 +97,13 @@ def _number(values: Values, name: str) -> float | None:
     return value
 
 
+def _replaced(previous: dict[str, Any] | None, kind: str) -> list[int]:
+    """The ids of the records an edit replaces (none when the old version made no such record)."""
+    if previous and previous.get("kind") == kind:
+        return [int(i) for i in previous.get("ids") or []]
+    return []
+
+
 def worklog(session: Session, *, member: Member, values: Values, instance_id: str,
             previous: dict[str, Any] | None) -> dict[str, Any]:
     """A work log, submitted for approval (an edit changes the log while it is not approved)."""
@@ -110,18 +117,12 @@ def worklog(session: Session, *, member: Member, values: Values, instance_id: st
                   minutes=int(round(hours * 60)), activity=(values.get("activity") or "").strip(),
                   notes=(values.get("notes") or "").strip(),
                   location=parse_geopoint(values.get("location"), field="location"))
-    if previous and previous.get("kind") == "work_log" and previous.get("ids"):
-        log = update_work_log(session, actor=member, work_log_id=previous["ids"][0], patch=WorkLogPatch(**fields))
+    old = _replaced(previous, "work_log")
+    if old:
+        log = update_work_log(session, actor=member, work_log_id=old[0], patch=WorkLogPatch(**fields))
     else:
         log = log_work(session, actor=member, data=WorkLogIn(**fields, source_ref=instance_id))
     return {"kind": "work_log", "ids": [log.id], "state": log.state}
-
-
-def _replaced(previous: dict[str, Any] | None, kind: str) -> list[int]:
-    """The ids of the records an edit replaces (none when the old version made no such record)."""
-    if previous and previous.get("kind") == kind:
-        return [int(i) for i in previous.get("ids") or []]
-    return []
 
 
 def harvest(session: Session, *, member: Member, values: Values, instance_id: str,
