@@ -173,8 +173,7 @@ def members_add(
             typer.echo(f"added {member.username} (id {member.id}) to {coop.slug}"
                        + (f" as {', '.join(sorted(member.roles))}" if member.roles else ""))
     except DomainError as exc:
-        details = "; ".join(f"{p.field}: {p.message}" for p in exc.problems) or exc.message
-        raise fail(details) from exc
+        raise fail(exc.summary()) from exc
     finally:
         engine.dispose()
 

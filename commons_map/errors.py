@@ -41,6 +41,13 @@ class DomainError(Exception):
     def field(self) -> str | None:
         return self.problems[0].field if self.problems else None
 
+    def summary(self) -> str:
+        """The refusal in one line: every problem as 'field: message' (a message that already
+        starts with its field as it is), or the message when no field is named."""
+        return "; ".join(
+            p.message if p.message.startswith(p.field) else f"{p.field}: {p.message}" for p in self.problems
+        ) or self.message
+
 
 class ValidationFailed(DomainError):
     """The input breaks a rule: the message names the field and the rule."""

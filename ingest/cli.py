@@ -23,9 +23,7 @@ SKIP_HELP = "write the good rows even if some are rejected (default: all or noth
 
 
 def _fail(exc: DomainError) -> typer.Exit:
-    details = "; ".join(f"{p.field}: {p.message}" if not p.message.startswith(p.field) else p.message
-                        for p in exc.problems) or exc.message
-    console.print(f"[bold red]error:[/] {details}")
+    console.print(f"[bold red]error:[/] {exc.summary()}")
     return typer.Exit(1)
 
 

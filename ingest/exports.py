@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from commons_map.errors import DomainError, ValidationFailed
 from commons_map.fieldforms.service import get_submission, store_submission
 from commons_map.people.models import Cooperative, Member
-from ingest.openrosa import explain, process
+from ingest.openrosa import process
 from ingest.readers import _decode
 from ingest.safety import LIMITS
 from ingest.xforms import FORMS, FormSpec
@@ -220,7 +220,7 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
                 if stored.created:
                     process(session, stored.submission, values, who, None)
         except DomainError as exc:
-            result.rejected.append(f"{where}: {iid}: {explain(exc)}")
+            result.rejected.append(f"{where}: {iid}: {exc.summary()}")
             continue
         if not stored.created:
             result.duplicates += 1

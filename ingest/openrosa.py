@@ -148,13 +148,6 @@ def process(session: Session, sub: Submission, parsed_values: dict[str, Any], me
     sub.status, sub.records, sub.problem = "processed", records, None
 
 
-def explain(exc: DomainError) -> str:
-    """A refusal in one line, naming every field at fault."""
-    if len(exc.problems) > 1:
-        return "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
-    return exc.message
-
-
 def forget(session: Session, sub: Submission) -> None:
     """Remove a refused submission (and its attachments' rows); the version it was editing is current again."""
     for old in session.scalars(select(Submission).where(Submission.superseded_by_id == sub.id)):
@@ -198,7 +191,7 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
         try:
             process(session, sub, parsed.values, member, previous)
         except DomainError as exc:
-            reason = explain(exc)
+            reason = exc.summary()
             # A refused submission leaves no trace but this line (its files of this request never
             # reach the disk); the phone keeps it to fix and resend.
             log.warning("openrosa: refused %s %s from member %s: %s", sub.form_id, sub.instance_id,

@@ -19,8 +19,7 @@ console = Console(stderr=True)
 
 
 def _fail(exc: DomainError) -> typer.Exit:
-    details = "; ".join(f"{p.field}: {p.message}" for p in exc.problems) or exc.message
-    console.print(f"[bold red]error:[/] {details}")
+    console.print(f"[bold red]error:[/] {exc.summary()}")
     return typer.Exit(1)
 
 
