@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import DomainError, ValidationFailed
 from commons_map.fieldforms.models import Submission
-from commons_map.fieldforms.service import add_attachment, get_submission, store_submission
+from commons_map.fieldforms.service import add_attachment, discard_submission, get_submission, store_submission
 from commons_map.people.models import Member
 from ingest.processors import PROCESSORS
 from ingest.safety import LIMITS, Limits, check_basename, parse_xml
@@ -131,7 +130,7 @@ def process(session: Session, sub: Submission, parsed_values: dict[str, Any], me
     """Make the records of a complete submission through the services; DomainError when one refuses.
 
     The records are made in a savepoint: on a refusal nothing of them is left, and the caller
-    decides what becomes of the submission itself (``receive`` forgets it).
+    decides what becomes of the submission itself (``receive`` discards it).
     """
     processor = PROCESSORS.get(sub.form_id)
     if processor is None:
@@ -146,15 +145,6 @@ def process(session: Session, sub: Submission, parsed_values: dict[str, Any], me
         where = ".".join(str(p) for p in first.get("loc", ())) or "submission"
         raise ValidationFailed(f"{where}: {first.get('msg')}", field=where) from None
     sub.status, sub.records, sub.problem = "processed", records, None
-
-
-def forget(session: Session, sub: Submission) -> None:
-    """Remove a refused submission (and its attachments' rows); the version it was editing is current again."""
-    for old in session.scalars(select(Submission).where(Submission.superseded_by_id == sub.id)):
-        old.superseded_by_id = None
-        old.status = "processed" if old.records else "received"
-    session.delete(sub)
-    session.flush()
 
 
 def receive(session: Session, *, member: Member, xml: bytes, files: list[Incoming], incomplete: bool,
@@ -196,7 +186,7 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
             # reach the disk); the phone keeps it to fix and resend.
             log.warning("openrosa: refused %s %s from member %s: %s", sub.form_id, sub.instance_id,
                         member.id, reason)
-            forget(session, sub)
+            discard_submission(session, sub)
             return Outcome(422, reason)  # the reason; the server answers it in French and English
         keep_files()
         session.flush()

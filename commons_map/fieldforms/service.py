@@ -171,6 +171,16 @@ def store_submission(
     return Stored(sub, created=True)
 
 
+def discard_submission(session: Session, sub: Submission) -> None:
+    """Remove a submission a rule refused (its attachments' rows go with it): the undoing of
+    ``store_submission``, so the version it was editing is the current one again."""
+    for old in session.scalars(select(Submission).where(Submission.superseded_by_id == sub.id)):
+        old.superseded_by_id = None
+        old.status = "processed" if old.records else "received"
+    session.delete(sub)
+    session.flush()
+
+
 def attachment_path(root: Path, digest: str) -> Path:
     """Where a file with this SHA-256 lives (content-addressed: no name from outside reaches the disk)."""
     return root / digest[:2] / digest
