@@ -65,19 +65,10 @@ def test_gardens_show_volunteer_hours_and_status_filter_works(client, db, people
 def test_tile_popups_get_the_same_figures(client, db):
     import mapbox_vector_tile
 
-    land = db.scalars(select(Commons).where(Commons.external_id == "demo:land-0")).one()
-    item = client.get(f"/ogc/collections/restored_land/items/{land.id}").json()["properties"]
-    from sqlalchemy import text
+    from tests.api.test_tiles import centre, tile_of
 
-    from tests.api.test_tiles import tile_of
-
-    lon, lat = db.execute(
-        text(
-            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons"
-            " WHERE id = :i"
-        ),
-        {"i": land.id},
-    ).one()
+    lon, lat, land_id = centre(db, "demo:land-0")
+    item = client.get(f"/ogc/collections/restored_land/items/{land_id}").json()["properties"]
     x, y = tile_of(lon, lat, 12)
     tile = client.get(f"/tiles/restored_land/12/{x}/{y}.mvt")
     served = {
@@ -85,7 +76,7 @@ def test_tile_popups_get_the_same_figures(client, db):
         for f in mapbox_vector_tile.decode(tile.content)["restored_land"]["features"]
     }
     # Served tiles colour by the same status; their popups read the item itself.
-    assert served[land.id]["status"] == item["status"]
+    assert served[land_id]["status"] == item["status"]
     # The static export's tiles carry the figures for its popups: the same as the item's.
     from commons_map.publish import service
     from commons_map.publish.collections import COLLECTIONS
@@ -95,7 +86,7 @@ def test_tile_popups_get_the_same_figures(client, db):
         f["id"]: f["properties"]
         for f in mapbox_vector_tile.decode(static)["restored_land"]["features"]
     }
-    props = feats[land.id]
+    props = feats[land_id]
     for key in (
         "status",
         "status_label_fr",
