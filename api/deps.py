@@ -49,8 +49,12 @@ def optional_member(
 ) -> Member | None:
     """The member named by the bearer token (or the session cookie), or None for anonymous."""
     if token:
-        return member_from_token(session, token, settings)
+        member = member_from_token(session, token, settings)
+        request.state.member_locale = member.locale
+        return member
     member = member_from_cookie(request, session, settings)
+    if member is not None:
+        request.state.member_locale = member.locale
     if member is not None and not csrf_header_ok(request, settings):
         raise PermissionDenied(
             f"Signed in by cookie: send the {CSRF_HEADER} header of your session to change things",

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commons_map import errors as e
+from commons_map.messages import negotiate, render
 from commons_map.people.throttle import TooManyAttempts
 
 log = logging.getLogger("commons_map.api")
@@ -65,14 +66,30 @@ def status_for(exc: e.DomainError) -> int:
     return 400
 
 
+def request_locale(request: Request) -> str:
+    """The language of an API answer: Accept-Language when sent, else the member's setting, else English.
+
+    English stays the default of the JSON API, so that scripts written against it keep reading
+    the same words; the members' pages default to French (api/web.py).
+    """
+    header = request.headers.get("accept-language")
+    if header and header.strip() != "*":
+        return negotiate(header, default="en")
+    return getattr(request.state, "member_locale", None) or "en"
+
+
 async def _domain(request: Request, exc: e.DomainError) -> JSONResponse:
     status = status_for(exc)
     log.info("%s %s -> %s %s", request.method, request.url.path, status, exc.message)
+    body = exc.as_dict(request_locale(request))
+    params = body["params"]
     return problem(
         status,
-        exc.message,
-        errors=[p.as_dict() for p in exc.problems],
+        body["detail"],
+        errors=body["errors"],
         code=exc.code,
+        kind=exc.kind,
+        **({"params": params} if params else {}),
         **exc.detail,
     )
 
@@ -83,12 +100,15 @@ def _loc(loc: tuple) -> str:
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{"field": _loc(tuple(err.get("loc", ()))), "message": err.get("msg", "")} for err in exc.errors()]
-    first = errors[0] if errors else {"field": "body", "message": "invalid"}
-    detail = f"{first['field']}: {first['message']}"
+    locale = request_locale(request)
+    problems = [e.input_problem(err, _loc(tuple(err.get("loc", ())))) for err in exc.errors()]
+    if not problems:
+        problems = [e.FieldProblem("body", "input.invalid")]
+    errors = [p.as_dict(locale) for p in problems]
+    detail = f"{errors[0]['field']}: {errors[0]['message']}"
     if len(errors) > 1:
-        detail += f" (and {len(errors) - 1} more)"
-    return problem(422, detail, errors=errors, code="validation_failed")
+        detail += " " + render("input.and_more", {"count": len(errors) - 1}, locale)
+    return problem(422, detail, errors=errors, code=problems[0].code, kind="validation_failed")
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

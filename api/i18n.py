@@ -25,6 +25,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from commons_map import messages
+from commons_map.errors import DomainError, FieldProblem
+from commons_map.messages import negotiate  # noqa: F401  (the pages' and the API's one rule)
+
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
@@ -45,40 +49,30 @@ def translations(locale: str) -> Translations:
     return Translations(buf)
 
 
-def negotiate(accept_language: str | None) -> str:
-    """The best of our locales for an Accept-Language header; French when nothing fits."""
-    if not accept_language:
-        return DEFAULT_LOCALE
-    prefs: list[tuple[float, int, str]] = []
-    for i, part in enumerate(accept_language.split(",")):
-        bits = part.strip().split(";")
-        tag = bits[0].strip().lower()
-        q = 1.0
-        for b in bits[1:]:
-            b = b.strip()
-            if b.startswith("q="):
-                try:
-                    q = float(b[2:])
-                except ValueError:
-                    q = 0.0
-        if tag:
-            prefs.append((-q, i, tag))
-    for negq, _i, tag in sorted(prefs):
-        if negq >= 0:
-            continue
-        base = tag.split("-")[0]
-        if base in LOCALES:
-            return base
-    return DEFAULT_LOCALE
-
-
 # The translations in force while a page renders (set by the renderer, read by templates).
 _current: contextvars.ContextVar[Translations] = contextvars.ContextVar("commons_map_translations")
+
+
+_current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("commons_map_locale")
 
 
 def use(locale: str) -> None:
     """Make ``locale`` the language of what is rendered next in this context."""
     _current.set(translations(locale))
+    _current_locale.set(locale if locale in LOCALES else DEFAULT_LOCALE)
+
+
+def current_locale() -> str:
+    """The language of what renders now in this context (French when none was chosen)."""
+    return _current_locale.get(DEFAULT_LOCALE)
+
+
+def error_text(problem: DomainError | FieldProblem) -> str:
+    """A refusal or one of its problems in the current language: its code's text, or (for a message
+    not yet said with a code) the legacy catalog and patterns."""
+    if messages.is_code(problem.code):
+        return problem.text(current_locale())
+    return translate_error(problem.message)
 
 
 def gettext(message: str, **params: Any) -> str:

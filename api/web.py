@@ -34,7 +34,8 @@ from api.cookies import (
     write_cookie,
 )
 from api.deps import SessionDep, SettingsDep
-from commons_map.errors import DomainError, NotFound, PermissionDenied
+from commons_map import messages
+from commons_map.errors import DomainError, NotFound, PermissionDenied, input_problem
 from commons_map.people.models import Cooperative, Member
 from commons_map.settings import Settings
 
@@ -256,18 +257,18 @@ def errors_from(
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
             target = place(loc)
-            msg = i18n.translate_error(err.get("msg", ""))
+            msg = i18n.error_text(input_problem(err))
             out.add(target, msg if target or not loc else f"{loc}: {msg}")
         return out
     assert isinstance(exc, DomainError)
     problems = exc.problems or []
     if not problems:
-        out.add("", i18n.translate_error(exc.message))
+        out.add("", i18n.error_text(exc))
         return out
     for p in problems:
         target = place(p.field)
-        text = i18n.translate_error(p.message)
-        if text == p.message:
+        text = i18n.error_text(p)
+        if text == p.message and not messages.is_code(p.code):
             text = i18n.strip_field_prefix(p.message, p.field) if target else p.message
         out.add(target, text)
     return out

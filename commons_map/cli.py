@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
 from commons_map.ledger.cli import ledger_app
+from commons_map.messages import terminal_locale
 from commons_map.reservations.cli import app as reservations_app
 from commons_map.settings import get_settings
 from commons_map.soil.cli import app as soil_app
@@ -91,7 +92,7 @@ def db_restore(
         with console.status("restoring…"):
             report = restore(Path(file), to or settings.sync_url, settings.attachments_dir, force=force)
     except DomainError as exc:
-        raise fail(exc.message) from exc
+        raise fail(exc.summary(terminal_locale())) from exc
     except RuntimeError as exc:
         raise fail(str(exc)) from exc
     console.print(f"restored and verified {report.tables} tables, {report.rows} rows, "
@@ -140,7 +141,7 @@ def demo_synth(
             task = bar.add_task("synthetic parcels", total=parcels)
             load_synthetic(engine, coop, parcels, advance=lambda n: bar.advance(task, n))
     except DomainError as exc:
-        raise fail(exc.message) from exc
+        raise fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
     console.print(f"added {parcels} parcels to {coop.slug}")
@@ -173,7 +174,7 @@ def members_add(
             typer.echo(f"added {member.username} (id {member.id}) to {coop.slug}"
                        + (f" as {', '.join(sorted(member.roles))}" if member.roles else ""))
     except DomainError as exc:
-        raise fail(exc.summary()) from exc
+        raise fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
+from commons_map.messages import terminal_locale
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="Bring data in: geodata files, ODK Central / Kobo exports, field tokens.",
@@ -23,7 +24,7 @@ SKIP_HELP = "write the good rows even if some are rejected (default: all or noth
 
 
 def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.summary()}")
+    console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
     return typer.Exit(1)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from commons_map.errors import DomainError, ValidationFailed
 from commons_map.fieldforms.service import get_submission, store_submission
+from commons_map.messages import terminal_locale
 from commons_map.people.models import Cooperative, Member
 from ingest.openrosa import process
 from ingest.readers import _decode
@@ -220,7 +221,7 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
                 if stored.created:
                     process(session, stored.submission, values, who, None)
         except DomainError as exc:
-            result.rejected.append(f"{where}: {iid}: {exc.summary()}")
+            result.rejected.append(f"{where}: {iid}: {exc.summary(terminal_locale())}")
             continue
         if not stored.created:
             result.duplicates += 1

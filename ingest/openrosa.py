@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from commons_map.errors import DomainError, ValidationFailed
 from commons_map.fieldforms.models import Submission
 from commons_map.fieldforms.service import add_attachment, discard_submission, get_submission, store_submission
+from commons_map.messages import Message
 from commons_map.people.models import Member
 from ingest.processors import PROCESSORS
 from ingest.safety import LIMITS, Limits, check_basename, parse_xml
@@ -46,9 +47,10 @@ class Outcome:
     """What to answer the phone."""
 
     status: int
-    message: str  # to show the member (for a refusal: the service's reason, in English)
+    message: Message  # to show the member (the server says it in French and English)
     submission_id: int | None = None
     ignored: list[str] = field(default_factory=list)
+    refusal: DomainError | None = None  # the rule that refused the record, if one did
 
 
 def local(tag: str) -> str:
@@ -187,19 +189,17 @@ def receive(session: Session, *, member: Member, xml: bytes, files: list[Incomin
             log.warning("openrosa: refused %s %s from member %s: %s", sub.form_id, sub.instance_id,
                         member.id, reason)
             discard_submission(session, sub)
-            return Outcome(422, reason)  # the reason; the server answers it in French and English
+            return Outcome(422, Message("openrosa.refused"), refusal=exc)
         keep_files()
         session.flush()
         return Outcome(201, _message(sub), sub.id, ignored)
     keep_files()
     if incomplete:
-        return Outcome(201, "Partie reçue, la suite est attendue. / Part received, waiting for the rest.",
-                       sub.id, ignored)
-    return Outcome(201, "Déjà reçu, rien de nouveau. / Already received; nothing new.", sub.id, ignored)
+        return Outcome(201, Message("openrosa.part_received"), sub.id, ignored)
+    return Outcome(201, Message("openrosa.already_received"), sub.id, ignored)
 
 
-def _message(sub: Submission) -> str:
+def _message(sub: Submission) -> Message:
     if sub.records.get("kind") == "work_log":
-        return ("Reçu, merci ! Vos heures attendent la validation d'un·e référent·e."
-                " / Received, thank you! Your hours await a steward's approval.")
-    return "Reçu, merci ! / Received, thank you!"
+        return Message("openrosa.received_work_log")
+    return Message("openrosa.received")

@@ -25,10 +25,11 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from api import i18n
 from api.deps import CurrentMember, SessionDep, SettingsDep
 from api.errors import status_for
-from api.i18n import N_
+from commons_map import messages
 from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
+from commons_map.messages import Message, render
 from commons_map.people.auth import authenticate
 from commons_map.people.models import Member
 from commons_map.people.service import get_member
@@ -64,11 +65,20 @@ def envelope(status: int, message: str, *, nature: str = "", extra: dict[str, st
     return Response(body, status_code=status, media_type="text/xml; charset=utf-8", headers=headers(extra))
 
 
-def bilingual(message: str, french_template: str = "%(reason)s") -> str:
-    """What Collect shows the member: French, then English (the service's own, precise words)."""
-    fr = i18n.translations("fr").gettext(french_template) % {"reason": i18n.translate_error_in("fr", message)}
-    en = french_template % {"reason": message}
+def bilingual(said: DomainError | Message) -> str:
+    """What Collect shows the member: French, then English (one language when both read the same)."""
+    fr, en = (_in(said, loc) for loc in ("fr", "en"))
     return en if fr == en else f"{fr} / {en}"
+
+
+def _in(said: DomainError | Message, locale: str, summary: bool = False) -> str:
+    if isinstance(said, Message):
+        return said.text(locale)
+    if messages.is_code(said.code):
+        return said.summary(locale)
+    # a message not yet said with a code: the service's own English words, and French by the patterns
+    english = said.summary() if summary else said.message
+    return english if locale == "en" else i18n.translate_error_in(locale, said.message)
 
 
 def error_response(exc: DomainError) -> Response:
@@ -76,7 +86,7 @@ def error_response(exc: DomainError) -> Response:
     status = 413 if isinstance(exc, PayloadTooLarge) else status_for(exc)
     extra = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'} if status == 401 else None
     log.info("openrosa -> %s %s", status, exc.message)
-    return envelope(status, bilingual(exc.message), nature="error", extra=extra)
+    return envelope(status, bilingual(exc), nature="error", extra=extra)
 
 
 def _basic_member(request: Request, session: Any, settings: Any) -> Member:
@@ -193,9 +203,11 @@ async def _submit(request: Request, session: Any, settings: Any, token: str | No
                                           settings.attachments_dir)
     except DomainError as exc:
         return error_response(exc)
-    if outcome.status >= 400:  # a rule refused the record: the reason, in French and English
-        return envelope(outcome.status, bilingual(outcome.message, N_("Refused: %(reason)s")), nature="error")
-    return envelope(outcome.status, outcome.message, nature="submit_success")
+    if outcome.refusal is not None:  # a rule refused the record: the reason, in French and English
+        reason = {loc: _in(outcome.refusal, loc, summary=True) for loc in ("fr", "en")}
+        said = " / ".join(render("openrosa.refused", {"reason": reason[loc]}, loc) for loc in ("fr", "en"))
+        return envelope(outcome.status, said, nature="error")
+    return envelope(outcome.status, bilingual(outcome.message), nature="submit_success")
 
 
 def _receive_in_savepoint(session: Any, member: Member, xml: bytes, files: list, incomplete: bool,

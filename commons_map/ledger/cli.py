@@ -12,6 +12,7 @@ from rich.table import Table
 
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
+from commons_map.messages import terminal_locale
 from commons_map.settings import get_settings
 
 ledger_app = typer.Typer(help="The time ledger: check, statements, figures.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def check(
             coop_id = get_cooperative(session, cooperative).id if cooperative else None
             report = service.check(session, cooperative_id=coop_id)
     except DomainError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
     typer.echo(f"accounts: {report.accounts}  transfers: {report.transfers}  postings: {report.postings}"
@@ -95,7 +96,7 @@ def statement(
             account = service.ensure_member_account(session, member=who)
             data = service.statement(session, account=account, date_from=start, date_to=end)
     except DomainError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
     if fmt == "csv":
@@ -119,7 +120,7 @@ def figures(
             coop = _coop(session, cooperative)
             data = service.figures(session, cooperative_id=coop.id, actor=None, year=year, all_commons=True)
     except DomainError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
     if as_json:

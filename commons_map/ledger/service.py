@@ -45,7 +45,7 @@ MAX_KEY = 200
 class LimitExceeded(Conflict):
     """A transfer would take an account beyond one of its balance limits."""
 
-    code = "limit_exceeded"
+    kind = "limit_exceeded"
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -235,18 +235,16 @@ def _check_limits(accounts: dict[int, Account], deltas: dict[int, int], settings
         if delta < 0 and lo is not None and new < lo:
             by = lo - new
             raise LimitExceeded(
-                f"{limit_field}: refused, {account.name}'s balance would go to {new} min,"
-                f" {by} min below the limit of {lo} min",
-                field=limit_field,
+                "ledger.limit_below", field=limit_field, account=account.name, balance_after_minutes=new,
+                short_minutes=by, limit_minutes=lo,
                 detail={"account_id": account.id, "limit": "min", "limit_minutes": lo,
                         "balance_after": new, "exceeds_by_minutes": by},
             )
         if delta > 0 and hi is not None and new > hi:
             by = new - hi
             raise LimitExceeded(
-                f"{limit_field}: refused, {account.name}'s balance would go to {new} min,"
-                f" {by} min above the limit of {hi} min",
-                field=limit_field,
+                "ledger.limit_above", field=limit_field, account=account.name, balance_after_minutes=new,
+                over_minutes=by, limit_minutes=hi,
                 detail={"account_id": account.id, "limit": "max", "limit_minutes": hi,
                         "balance_after": new, "exceeds_by_minutes": by},
             )
@@ -398,7 +396,7 @@ def pay(
     if payee is not None:
         member, account = _payee_and_account(session, payer, payee)
         if member.id == payer.id:
-            raise ValidationFailed("payee: you cannot pay yourself", field="payee")
+            raise ValidationFailed("ledger.self_payment", field="payee")
         if not member.is_active:
             raise ValidationFailed(f"payee: {member.display_name}'s account is closed", field="payee")
         target = account or ensure_member_account(session, member=member)
@@ -409,7 +407,7 @@ def pay(
             raise ValidationFailed(f"to_account_id: no account {to_account_id} in this cooperative",
                                    field="to_account_id")
         if target.member_id == payer.id:
-            raise ValidationFailed("to_account_id: you cannot pay yourself", field="to_account_id")
+            raise ValidationFailed("ledger.self_payment", field="to_account_id")
         field_name = "to_account_id"
     if target.archived_at is not None:
         raise ValidationFailed(f"{field_name}: the account of {target.name} is closed", field=field_name)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
+from commons_map.messages import terminal_locale
 from commons_map.people.models import Member
 from commons_map.register.models import Commons
 from commons_map.reservations import service
@@ -79,7 +80,7 @@ def availability(
                 table.add_row(f"{slot['starts_at']:%a %d/%m %H:%M}", f"{slot['ends_at']:%a %d/%m %H:%M}")
             Console().print(table)
     except DomainError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
 
@@ -119,7 +120,7 @@ def calendar(
             actor = _member(session, as_) if as_ else None
             out.write_bytes(service.resource_calendar(session, actor=actor, resource_id=resource_id))
     except DomainError as exc:
-        raise _fail(exc.message) from exc
+        raise _fail(exc.summary(terminal_locale())) from exc
     finally:
         engine.dispose()
     typer.echo(f"wrote {out}")

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
+from commons_map.messages import terminal_locale
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="Soil regeneration and food production: reports, timelines, charts.", no_args_is_help=True)
@@ -19,7 +20,7 @@ console = Console(stderr=True)
 
 
 def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.summary()}")
+    console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
     return typer.Exit(1)
 
 

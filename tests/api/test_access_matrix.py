@@ -291,12 +291,19 @@ class Subjects:
 
     def text(self, key: str) -> str:
         """Texts that must not leak to whoever may not see them."""
+        if key in EXTRA_TEXTS:
+            return EXTRA_TEXTS[key](self)
         return {
             "private": self.commons("demo:home-0").name,
             "members": self.commons("demo:bed-0-1").name,
             "resource": self.commons("demo:tool-0").name,
             "member_name": self.people.member.display_name,
         }.get(key, key)
+
+
+# Subjects and texts that the rows of other rooms add (tests/api/matrix/rows_*.py), by name.
+EXTRA_SUBJECTS: dict[str, Callable[[Subjects], Any]] = {}
+EXTRA_TEXTS: dict[str, Callable[[Subjects], str]] = {}
 
 
 # --- the rows ---------------------------------------------------------------------------------------
@@ -661,6 +668,25 @@ ROWS: list[Row] = [
 ]
 
 
+
+def _rooms_rows() -> list[Row]:
+    """The rows, subjects and texts of each room in its own module (tests/api/matrix/rows_<room>.py:
+    ``ROWS``, and optionally ``SUBJECTS`` and ``TEXTS``), so that rooms add routes without touching this file."""
+    import importlib
+    from pathlib import Path
+
+    rows: list[Row] = []
+    for path in sorted((Path(__file__).parent / "matrix").glob("rows_*.py")):
+        module = importlib.import_module(f"tests.api.matrix.{path.stem}")
+        rows += module.ROWS
+        EXTRA_SUBJECTS.update(getattr(module, "SUBJECTS", {}))
+        EXTRA_TEXTS.update(getattr(module, "TEXTS", {}))
+    return rows
+
+
+ROWS += _rooms_rows()
+
+
 # --- the test ---------------------------------------------------------------------------------------
 
 
@@ -718,6 +744,8 @@ def _fill(template: str, s: Subjects, role: str, cache: dict[str, str]) -> str:
 
                 v, _ = issue_token(s.db, actor=member, member=member, label="matrice")
                 s.db.flush()
+        elif name in EXTRA_SUBJECTS:
+            v = EXTRA_SUBJECTS[name](s)
         else:
             v = getattr(s, name)
         cache[name] = str(v)

@@ -90,12 +90,22 @@ def test_bad_payments_over_http(client, auth, people, db, change, status, field)
 
 def test_limit_refusal_says_by_how_much(client, auth, people, db):
     bal = ledger.balance(db, member=people.member)
-    r = client.post("/api/v1/ledger/payments", headers=auth(people.member), json={
+    r = client.post("/api/v1/ledger/payments", headers={**auth(people.member), "Accept-Language": "en"}, json={
         "payee": "oksana", "minutes": bal + 1200 + 10, "reason": "Déménagement", "idempotency_key": "lim"})
     assert r.status_code == 409
     body = r.json()
-    assert body["code"] == "limit_exceeded" and body["exceeds_by_minutes"] == 10 and body["limit"] == "min"
-    assert "10 min below the limit of -1200 min" in body["detail"]
+    assert body["code"] == "ledger.limit_below" and body["kind"] == "limit_exceeded"
+    assert body["exceeds_by_minutes"] == 10 and body["limit"] == "min" and body["params"]["short_minutes"] == 10
+    assert "10 min below its limit of −20 h 00" in body["detail"]
+    assert body["errors"][0]["code"] == "ledger.limit_below" and body["errors"][0]["field"] == "minutes"
+    # The same refusal in French: the member's own setting, when the client asks for no language.
+    assert people.member.locale == "fr"
+    r = client.post("/api/v1/ledger/payments", headers=auth(people.member),
+                    json={"payee": "oksana", "minutes": bal + 1200 + 10, "reason": "Déménagement",
+                          "idempotency_key": "lim"})
+    assert r.status_code == 409 and r.json()["code"] == "ledger.limit_below"
+    assert "10 min sous sa limite de −20 h 00" in r.json()["detail"]
+    assert r.json()["errors"][0]["message"] == r.json()["detail"]
 
 
 def test_anonymous_and_outsiders(client, auth, people):

@@ -149,7 +149,8 @@ def test_a_payment_beyond_the_limit_is_refused_and_says_by_how_much(db, people):
         service.pay(db, payer=payer, payee="oksana", minutes=room + 25, reason="Déménagement",
                     idempotency_key="limit-1")
     assert err.value.field == "minutes"
-    assert "25 min below the limit of -1200 min" in err.value.message
+    assert err.value.code == "ledger.limit_below" and err.value.params["short_minutes"] == 25
+    assert "20 h 25, 25 min below its limit of −20 h 00" in err.value.message
     assert err.value.detail == {"account_id": acc.id, "limit": "min", "limit_minutes": -1200,
                                 "balance_after": -1225, "exceeds_by_minutes": 25}
     db.refresh(acc)

@@ -1,0 +1,110 @@
+"""The message catalogue: every code speaks French and English, with the same parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from commons_map import messages
+from commons_map.errors import ValidationFailed, collector, input_problem
+
+
+def _codes(root: Path, locale: str) -> dict[str, tuple[str, str]]:
+    """code -> (room file, text), read straight from the .po files."""
+    out: dict[str, tuple[str, str]] = {}
+    for po in sorted((root / locale / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as fh:
+            for m in read_po(fh, locale=locale):
+                if m.id:
+                    assert m.id not in out, f"{m.id} is in {po.name} and {out[m.id][0]}"
+                    out[m.id] = (po.stem, str(m.string))
+    return out
+
+
+def check_catalogue(root: Path) -> None:
+    """Every code of the catalogue under ``root`` in both languages, with the same parameters."""
+    en, fr = _codes(root, "en"), _codes(root, "fr")
+    assert en, "the English catalogue is empty"
+    assert sorted(set(en) - set(fr)) == [], "codes without French"
+    assert sorted(set(fr) - set(en)) == [], "codes without English"
+    for code, (room, text) in en.items():
+        assert messages.CODE.match(code), f"{code!r} is not a code (room.name)"
+        assert code.split(".")[0] == room, f"{code} lives in {room}.po, not in {code.split('.')[0]}.po"
+        assert text.strip(), f"{code} has no English text"
+        assert fr[code][1].strip(), f"{code} has no French text"
+        assert messages.parameters(text) == messages.parameters(fr[code][1]), (
+            f"{code}: English uses {sorted(messages.parameters(text))}, French {sorted(messages.parameters(fr[code][1]))}"
+        )
+
+
+def test_every_code_has_french_and_english_with_the_same_parameters():
+    check_catalogue(messages.CATALOGUE_DIR)
+
+
+@pytest.mark.parametrize(("en", "fr", "fails"), [
+    ('"Refused by %(minutes)s."', '"Refusé."', "demo.refused: English uses"),
+    ('"Refused."', '""', "demo.refused has no French text"),
+    ('"Refused."', None, "codes without French"),
+])
+def test_the_check_fails_on_a_missing_french_text_or_parameter(tmp_path: Path, en, fr, fails):
+    """The check above can fail: a catalogue with a gap is caught."""
+    for locale, text in (("en", en), ("fr", fr)):
+        d = tmp_path / locale / "LC_MESSAGES"
+        d.mkdir(parents=True)
+        body = f'msgid "demo.refused"\nmsgstr {text}\n' if text is not None else ""
+        (d / "demo.po").write_text('msgid ""\nmsgstr ""\n\n' + body)
+    with pytest.raises(AssertionError, match=fails):
+        check_catalogue(tmp_path)
+
+
+def test_a_refusal_renders_in_both_languages_with_its_parameters():
+    exc = ValidationFailed("ledger.limit_below", field="minutes", account="Léa", balance_after_minutes=-1243,
+                           short_minutes=43, limit_minutes=-1200)
+    assert exc.text("en") == "Refused: Léa's balance would go to −20 h 43, 43 min below its limit of −20 h 00."
+    assert exc.text("fr") == ("Refusé : le solde de Léa passerait à −20 h 43, 43 min sous sa limite de −20 h 00.")
+    assert exc.message == exc.text("en")
+    body = exc.as_dict("fr")
+    assert body["code"] == "ledger.limit_below" and body["params"]["short_minutes"] == 43
+    assert body["errors"] == [{"field": "minutes", "message": exc.text("fr"), "code": "ledger.limit_below",
+                               "params": body["params"]}]
+    assert exc.summary("fr") == "minutes: " + exc.text("fr")
+
+
+def test_durations_read_as_hours_and_minutes():
+    assert messages.duration(1143) == "19 h 03"
+    assert messages.duration(45) == "45 min"
+    assert messages.duration(-120) == "−2 h 00"
+    assert messages.render("ledger.limit_above", {"account": "x", "balance_after_minutes": 6030,
+                                                  "over_minutes": 30, "limit_minutes": 6000}, "en").endswith(
+        "100 h 30, 30 min above its limit of 100 h 00.")
+
+
+def test_several_problems_raise_together_and_one_keeps_its_own_code():
+    one = collector()
+    one.add("payee", "ledger.self_payment")
+    with pytest.raises(ValidationFailed) as caught:
+        one.raise_if_any()
+    assert caught.value.code == "ledger.self_payment"
+    two = collector()
+    two.add("payee", "ledger.self_payment")
+    two.add("minutes", "input.missing")
+    with pytest.raises(ValidationFailed) as caught:
+        two.raise_if_any()
+    assert caught.value.code == "input.invalid" and len(caught.value.problems) == 2
+    assert caught.value.summary("fr") == ("payee: Vous ne pouvez pas vous payer vous-même.; "
+                                          "minutes: Ce champ est obligatoire.")
+
+
+def test_pydantic_errors_become_input_codes():
+    p = input_problem({"type": "greater_than", "loc": ("body", "minutes"), "ctx": {"gt": 0}})
+    assert (p.field, p.code, p.text("fr")) == ("minutes", "input.greater_than", "Doit être supérieur à 0.")
+    assert input_problem({"type": "no_such_pydantic_type", "loc": ("q",)}).code == "input.invalid"
+
+
+def test_accept_language_picks_our_locale_or_the_default():
+    assert messages.negotiate("en-GB,en;q=0.9") == "en"
+    assert messages.negotiate("de-DE, fr;q=0.5") == "fr"
+    assert messages.negotiate("de", default="en") == "en"
+    assert messages.negotiate(None, default="en") == "en"
