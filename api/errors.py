@@ -111,7 +111,27 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
     return problem(422, detail, errors=errors, code=problems[0].code, kind="validation_failed")
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body grew past its bound while it was read (api.limits)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "request.too_large")
+        self.limit = limit
+
+
+def too_large(limit: int, locale: str) -> JSONResponse:
+    """The 413 answer to a body over ``limit`` bytes, in ``locale``."""
+    params = {"limit_bytes": limit, "limit_mb": round(limit / 2**20, 1)}
+    text = render("request.too_large", params, locale)
+    resp = problem(413, text, code="request.too_large", kind="payload_too_large", params=params,
+                   errors=[{"field": "body", "message": text, "code": "request.too_large", "params": params}])
+    resp.headers["Connection"] = "close"  # the rest of the body is not read
+    return resp
+
+
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc, BodyTooLarge):
+        return too_large(exc.limit, request_locale(request))
     resp = problem(exc.status_code, str(exc.detail))
     if exc.headers:
         resp.headers.update(exc.headers)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
 from api import errors, openapi, security
+from api.limits import BodyLimit
 from api.routers import (
     auth,
     commons,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # inside the security headers
     security.install(app)
     for router in ROUTERS:
         app.include_router(router)

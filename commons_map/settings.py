@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Soil organic matter to carbon conversion (Pribyl 2010: 2.0 theoretical), an estimate.
     som_to_soc_factor: float = 2.0
     data_licence: str = "ODbL-1.0"
+    # The largest request body read before parsing, on every route but the file uploads (which have
+    # their own bounds, ingest.safety.LIMITS): a larger one is refused with 413 before it is parsed.
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     attachments_dir: Path = PROJECT_ROOT / "var" / "attachments"
 
     @model_validator(mode="after")
