@@ -201,6 +201,13 @@ def sync(page: PageDep, body: JsonBody) -> Response:
         return JSONResponse(
             {"status": "invalid", "message": page.t("This entry cannot be read.")}, status_code=400
         )
+    if body.get("author") != me.username:
+        # Saved on this phone by someone else (a shared phone), or before entries knew their author:
+        # never sent under this member's name; the phone keeps it for its author.
+        return JSONResponse(
+            {"status": "held", "message": page.t("This entry was saved by another member: it waits for them.")},
+            status_code=403,
+        )
     kind = body["kind"]
     fields = {str(k): str(v) for k, v in body["fields"].items() if v is not None}
     try:

@@ -10,6 +10,10 @@
     return s;
   }
   function csrf() { var m = document.querySelector('meta[name="csrf-token"]'); return m ? m.content : ""; }
+  /* Who is signed in on this page: an entry is only ever sent as the member who saved it (a shared
+     phone holds the others' entries, unread, until their author signs in again). */
+  function me() { var m = document.querySelector('meta[name="commons-member"]'); return m ? m.content : ""; }
+  function mine(e) { return !!e.author && e.author === me(); }
   function newKey() {
     if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
     var b = new Uint8Array(16); crypto.getRandomValues(b);
@@ -46,14 +50,20 @@
     if (!box || !window.indexedDB) { return Promise.resolve(); }
     return all().then(function (items) {
       var kind = box.getAttribute("data-kind");
+      var held = items.filter(function (e) { return !mine(e); }).length;
+      items = items.filter(mine);
       if (kind && kind !== "all") { items = items.filter(function (e) { return e.kind === kind; }); }
       var list = box.querySelector(".queue-items"), summary = box.querySelector(".queue-summary");
       if (!list) { list = document.createElement("ul"); list.className = "queue-items"; box.appendChild(list); }
       if (!summary) { summary = document.createElement("p"); summary.className = "queue-summary"; box.insertBefore(summary, list); }
       list.innerHTML = "";
+      var others = box.querySelector(".queue-held");
+      if (!others) { others = document.createElement("p"); others.className = "queue-held"; box.insertBefore(others, list); }
+      others.textContent = held ? (held === 1 ? t("held_one") : t("held_many", { num: held })) : "";
+      others.hidden = !held;
       if (!items.length) {
         if (box.getAttribute("data-just-synced")) { summary.textContent = t("synced"); box.hidden = false; }
-        else { box.hidden = true; }
+        else { box.hidden = !held; summary.textContent = ""; }
         return;
       }
       box.hidden = false;
@@ -91,7 +101,7 @@
     if (syncing || !window.indexedDB || !navigator.onLine) { return Promise.resolve(); }
     syncing = true;
     return all().then(function (items) {
-      var pending = items.filter(function (e) { return e.status !== "refused" && e.status !== "conflict"; });
+      var pending = items.filter(function (e) { return mine(e) && e.status !== "refused" && e.status !== "conflict"; });
       var sent = 0;
       var chain = Promise.resolve(true);
       pending.forEach(function (e) {
@@ -100,10 +110,11 @@
           return fetch("/app/sync", {
             method: "POST", credentials: "same-origin",
             headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
-            body: JSON.stringify({ kind: e.kind, key: e.key, fields: e.fields })
+            body: JSON.stringify({ kind: e.kind, key: e.key, fields: e.fields, author: e.author })
           }).then(function (resp) {
             if (resp.status === 201 || resp.status === 200) { sent += 1; return remove(e.key).then(function () { return true; }); }
             return resp.json().catch(function () { return {}; }).then(function (body) {
+              if (body.status === "held") { return true; }  /* not this member's: it stays, for its author */
               if (resp.status === 401 || resp.status === 403) { e.status = "signed_out"; return put(e).then(function () { return false; }); }
               if (resp.status === 409) { e.status = "conflict"; }
               else if (resp.status >= 500) { return true; }
@@ -143,7 +154,7 @@
   function queue(form) {
     var keyInput = form.querySelector('input[name="source_ref"]');
     var entry = { key: keyInput.value, kind: form.getAttribute("data-offline-kind"), fields: fieldsOf(form),
-                  label: labelOf(form), created_at: new Date().toISOString(), status: "waiting" };
+                  label: labelOf(form), created_at: new Date().toISOString(), status: "waiting", author: me() };
     return put(entry).then(function () {
       say(form, t("queued"), "next-step");
       var keepDate = {};

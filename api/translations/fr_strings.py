@@ -19,6 +19,12 @@ FR: dict[str, str | tuple[str, str]] = {
     "Only the stewards of this commons or a coordinator may change it.":
         "Seul·es les référent·es de ce commun ou la coordination peuvent le modifier.",
     "Refused: %(reason)s": "Refusé : %(reason)s",
+    "1 entry saved by another member waits on this phone until they sign in.":
+        "1 saisie d'un·e autre membre attend sur ce téléphone qu'il ou elle se connecte.",
+    "%(num)s entries saved by other members wait on this phone until they sign in.":
+        "%(num)s saisies d'autres membres attendent sur ce téléphone qu'ils ou elles se connectent.",
+    "This entry was saved by another member: it waits for them.":
+        "Cette saisie a été faite par un·e autre membre : elle l'attend.",
     "%(num)d commons": ("%(num)d commun", "%(num)d communs"),
     "%(num)d reservation request": ("%(num)d demande de réservation", "%(num)d demandes de réservation"),
     "%(num)d work log": ("%(num)d relevé d'heures", "%(num)d relevés d'heures"),

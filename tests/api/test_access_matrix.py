@@ -631,8 +631,9 @@ ROWS: list[Row] = [
     # Work on another cooperative's commons: "no such commons for you" (404), the form shows it
     # next to the field (422).
     Row("POST", "/app/sync", rule(201, anonymous=401, outsider=404), page=True,
-        body=lambda s, role: {"json": {"kind": "work", "key": str(uuid.uuid4()), "fields": {
-            "commons_id": str(s.public), "work_date": today(), "duration": "1", "activity": "weeding"}}}),
+        body=lambda s, role: {"json": {"kind": "work", "key": str(uuid.uuid4()), "author": _username(s, role),
+                                       "fields": {"commons_id": str(s.public), "work_date": today(),
+                                                  "duration": "1", "activity": "weeding"}}}),
     Row("GET", "/app/field", READ_PAGE, page=True),
     Row("POST", "/app/field/odk", page(200), page=True),
     Row("GET", "/app/manifest.webmanifest", every(200), page=True),
@@ -709,6 +710,11 @@ def test_every_route_has_a_row(app):
     stale = sorted(set(rows) - routes)
     assert not missing, f"routes without a row in the access matrix (add one): {missing}"
     assert not stale, f"rows for routes that no longer exist: {stale}"
+
+
+def _username(s: Subjects, role: str) -> str:
+    member = s.people.by_role(role)
+    return member.username if member is not None else ""
 
 
 def _fill(template: str, s: Subjects, role: str, cache: dict[str, str]) -> str:

@@ -263,6 +263,48 @@ def test_fill_a_field_form_offline_and_see_it_synced_once(new_phone, make_member
     assert logs_with(engine, notes) == 1
 
 
+def test_a_shared_phone_never_sends_one_members_entry_under_the_next_members_name(new_phone, make_member, engine):
+    """Amina saves work offline, her session ends; Omar signs in on the same phone: her entry is held
+    (counted, not shown), never sent as his; once she signs in again it is sent, as hers, once."""
+    first, second = make_member("e2e-phone-a"), make_member("e2e-phone-b")
+    land_id, _ = steward_land(engine)
+    notes = f"paillage téléphone partagé {uuid.uuid4().hex[:6]}"
+    ctx = new_phone()
+    page = ctx.new_page()
+    sign_in(page, first)
+    page.goto("/app/work/new")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.reload()
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    ctx.set_offline(True)
+    page.get_by_label("Où").select_option(str(land_id))
+    page.get_by_label("Durée (heures)").fill("1")
+    page.get_by_label("Activité").select_option("mulching")
+    page.get_by_label("Ce que vous avez fait (facultatif)").fill(notes)
+    page.get_by_role("button", name="Enregistrer").click()
+    page.locator("#sync-queue").wait_for(state="visible")
+    ctx.clear_cookies()  # her session ends (expired, or signed out elsewhere)
+    ctx.set_offline(False)
+    sign_in(page, second)
+    page.goto("/app/field")
+    page.evaluate("window.commonsField.sync()")
+    held = page.locator("#sync-queue .queue-held")
+    held.wait_for(state="visible")
+    assert "1 saisie d'un·e autre membre attend" in held.inner_text()
+    assert notes not in page.locator("main").inner_text()
+    assert page.evaluate("window.commonsField.all().then(a => a.length)") == 1
+    assert logs_with(engine, notes) == 0
+    # she signs in again: it is sent, as hers, once
+    ctx.clear_cookies()
+    sign_in(page, first)
+    page.goto("/app/field")
+    page.wait_for_function("window.commonsField.all().then(a => a.length === 0)", timeout=20000)
+    assert logs_with(engine, notes) == 1
+    with Session(engine) as s:
+        log = s.scalars(select(WorkLog).where(WorkLog.notes == notes)).one()
+        assert s.get(Member, log.member_id).username == first
+
+
 def english_vocabulary() -> set[str]:
     """Words of the English strings that no French string uses."""
 

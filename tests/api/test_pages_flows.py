@@ -205,6 +205,7 @@ def test_sync_saves_once_whatever_the_retries(client, db, people):
     entry = {
         "kind": "work",
         "key": key,
+        "author": "lucas",
         "fields": {
             "commons_id": str(land.id),
             "work_date": today(),
@@ -233,6 +234,7 @@ def test_sync_never_overwrites_an_approved_entry(client, db, people):
     entry = {
         "kind": "work",
         "key": key,
+        "author": "lucas",
         "fields": {
             "commons_id": str(land.id),
             "work_date": today(),
@@ -266,6 +268,7 @@ def test_sync_harvests_and_soil_once(client, db, people, kind, fields, model):
     entry = {
         "kind": kind,
         "key": key,
+        "author": "lucas",
         "fields": {"commons_id": str(garden.id), date_field: today(), **fields},
     }
     first = client.post("/app/sync", json=entry, headers={"X-CSRF-Token": token})
@@ -275,9 +278,31 @@ def test_sync_harvests_and_soil_once(client, db, people, kind, fields, model):
     assert count(db, model, source_ref=key) == 1
 
 
+@pytest.mark.parametrize("author", ["chloe", None, ""])
+def test_sync_never_sends_an_entry_under_another_members_name(client, db, people, author):
+    """A shared phone: what chloe saved offline is not saved as lucas's work when lucas signs in."""
+    land = stewarded_land(db, people.steward)
+    token = sign_in(client, "lucas")
+    key = str(uuid.uuid4())
+    entry = {"kind": "work", "key": key, "fields": {"commons_id": str(land.id), "work_date": today(),
+                                                     "duration": "1", "activity": "mulching"}}
+    if author is not None:
+        entry["author"] = author
+    r = client.post("/app/sync", json=entry, headers={"X-CSRF-Token": token})
+    assert r.status_code == 403 and r.json()["status"] == "held"
+    assert count(db, WorkLog, source_ref=key) == 0
+    # its author sends it, as themself
+    client.cookies.clear()
+    token = sign_in(client, "chloe")
+    r = client.post("/app/sync", json={**entry, "author": "chloe"}, headers={"X-CSRF-Token": token})
+    assert r.status_code == 201, r.text
+    log = db.scalars(select(WorkLog).where(WorkLog.source_ref == key)).one()
+    assert log.member_id == db.scalars(select(Member).where(Member.username == "chloe")).one().id
+
+
 def test_sync_needs_the_csrf_header_and_a_session(client, db):
     token = sign_in(client, "lucas")
-    entry = {"kind": "work", "key": str(uuid.uuid4()), "fields": {}}
+    entry = {"kind": "work", "key": str(uuid.uuid4()), "author": "lucas", "fields": {}}
     assert client.post("/app/sync", json=entry).status_code == 403
     client.cookies.clear()
     client.get("/app/signin")
@@ -294,6 +319,7 @@ def test_sync_refusal_names_the_field(client, db, people):
         json={
             "kind": "work",
             "key": key,
+            "author": "lucas",
             "fields": {
                 "commons_id": str(land.id),
                 "work_date": today(),
@@ -308,7 +334,7 @@ def test_sync_refusal_names_the_field(client, db, people):
     assert count(db, WorkLog, source_ref=key) == 0
     r = client.post(
         "/app/sync",
-        json={"kind": "work", "key": "x", "fields": {}},
+        json={"kind": "work", "key": "x", "author": "lucas", "fields": {}},
         headers={"X-CSRF-Token": token},
     )
     assert r.status_code == 422 and r.json()["status"] == "refused"
