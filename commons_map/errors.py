@@ -156,6 +156,9 @@ def input_problem(err: Mapping[str, Any], field_name: str | None = None) -> Fiel
         field_name = ".".join(loc) or "body"
     kind = str(err.get("type", "invalid"))
     code = kind if messages.is_code(kind) else f"input.{kind}"  # PydanticCustomError("room.code", ...)
+    if kind == "value_error" and err.get("msg"):
+        # A validator's own ValueError, not yet said with a code: its words, as they are.
+        return FieldProblem(field_name, str(err["msg"]).removeprefix("Value error, "))
     if not messages.is_code(code):
         code = "input.invalid"
     ctx = {k: v for k, v in (err.get("ctx") or {}).items() if isinstance(v, str | int | float | bool)}

@@ -61,7 +61,8 @@ def test_naive_datetime_is_a_422_naming_the_field(client, auth, people, db, fiel
     r = client.post("/api/v1/reservations", json=body, headers=auth(people.member))
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == field
-    assert "timezone" in r.json()["errors"][0]["message"]
+    assert r.json()["errors"][0]["code"] == "input.timezone_aware"
+    assert "fuseau horaire" in r.json()["errors"][0]["message"]  # the member reads French
     assert written(db) == before
 
 
