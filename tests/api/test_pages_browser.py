@@ -217,6 +217,21 @@ def test_reserve_a_tool_then_another_member_hits_the_conflict(new_phone, make_me
     assert "liste d'attente" in p2.locator(".flash").inner_text()
 
 
+def log_work_offline(ctx, page, *, land_id: int, hours: str, activity: str, notes: str) -> None:
+    """With the service worker in control, go offline and save a work log: it waits in the phone's queue."""
+    page.goto("/app/work/new")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.reload()
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    ctx.set_offline(True)
+    page.get_by_label("Où").select_option(str(land_id))
+    page.get_by_label("Durée (heures)").fill(hours)
+    page.get_by_label("Activité").select_option(activity)
+    page.get_by_label("Ce que vous avez fait (facultatif)").fill(notes)
+    page.get_by_role("button", name="Enregistrer").click()
+    page.locator("#sync-queue").wait_for(state="visible")
+
+
 def test_fill_a_field_form_offline_and_see_it_synced_once(new_phone, make_member, engine):
     worker = make_member("e2e-offline")
     land_id, _ = steward_land(engine)
@@ -224,19 +239,8 @@ def test_fill_a_field_form_offline_and_see_it_synced_once(new_phone, make_member
     ctx = new_phone()
     page = ctx.new_page()
     sign_in(page, worker)
-    page.goto("/app/work/new")
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    page.reload()
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
-
-    ctx.set_offline(True)
-    page.get_by_label("Où").select_option(str(land_id))
-    page.get_by_label("Durée (heures)").fill("0,5")
-    page.get_by_label("Activité").select_option("weeding")
-    page.get_by_label("Ce que vous avez fait (facultatif)").fill(notes)
-    page.get_by_role("button", name="Enregistrer").click()
+    log_work_offline(ctx, page, land_id=land_id, hours="0,5", activity="weeding", notes=notes)
     queue = page.locator("#sync-queue")
-    queue.wait_for(state="visible")
     assert "1 saisie attend" in queue.inner_text()
     assert "Pas de connexion" in page.locator("#saved-message").inner_text()
     assert logs_with(engine, notes) == 0
@@ -272,17 +276,7 @@ def test_a_shared_phone_never_sends_one_members_entry_under_the_next_members_nam
     ctx = new_phone()
     page = ctx.new_page()
     sign_in(page, first)
-    page.goto("/app/work/new")
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    page.reload()
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
-    ctx.set_offline(True)
-    page.get_by_label("Où").select_option(str(land_id))
-    page.get_by_label("Durée (heures)").fill("1")
-    page.get_by_label("Activité").select_option("mulching")
-    page.get_by_label("Ce que vous avez fait (facultatif)").fill(notes)
-    page.get_by_role("button", name="Enregistrer").click()
-    page.locator("#sync-queue").wait_for(state="visible")
+    log_work_offline(ctx, page, land_id=land_id, hours="1", activity="mulching", notes=notes)
     ctx.clear_cookies()  # her session ends (expired, or signed out elsewhere)
     ctx.set_offline(False)
     sign_in(page, second)
