@@ -30,11 +30,6 @@ def optional(module: str) -> ModuleType | None:
         return None
 
 
-def throttle() -> ModuleType | None:
-    """The sign-in throttle, when present."""
-    return optional("commons_map.people.throttle")
-
-
 # --- labels -----------------------------------------------------------------------------------
 
 

@@ -189,8 +189,11 @@ def serve(
     import uvicorn
 
     console.print(f"serving on http://{host}:{port}")
+    # X-Forwarded-For is believed only from the proxies named in COMMONS_TRUSTED_PROXIES: otherwise
+    # anyone (on the loopback too) could pick the address the sign-in throttle counts.
+    trusted = get_settings().trusted_proxies
     uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level="info")
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None, log_level="info")
 
 
 app.add_typer(__import__("ingest.cli", fromlist=["app"]).app, name="ingest")  # importers (ingest/)

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # The largest request body read before parsing, on every route but the file uploads (which have
     # their own bounds, ingest.safety.LIMITS): a larger one is refused with 413 before it is parsed.
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # The reverse proxies whose X-Forwarded-For names the client (comma-separated addresses); none: the
+    # client is the peer of the connection, whatever headers it sends.
+    trusted_proxies: str = ""
     attachments_dir: Path = PROJECT_ROOT / "var" / "attachments"
 
     @model_validator(mode="after")

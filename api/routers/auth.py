@@ -9,9 +9,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api.deps import CurrentMember, SessionDep, SettingsDep
-from commons_map.errors import AuthenticationFailed
-from commons_map.people.auth import authenticate, issue_token, revoke_tokens
-from commons_map.people.throttle import check_allowed, clear_failures, record_failure
+from commons_map.people.auth import issue_token, revoke_tokens
+from commons_map.people.throttle import sign_in
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -33,13 +32,8 @@ def token(
 ) -> Token:
     """Exchange a username and password for a bearer token (throttled after repeated failures)."""
     address = request.client.host if request.client else "unknown"
-    check_allowed(session, username=form.username, remote_addr=address)
-    try:
-        member = authenticate(session, username=form.username, password=form.password)
-    except AuthenticationFailed:
-        record_failure(request.app.state.engine, username=form.username, remote_addr=address)
-        raise
-    clear_failures(session, username=member.username)
+    member = sign_in(session, request.app.state.engine, username=form.username, password=form.password,
+                     remote_addr=address)
     return Token(access_token=issue_token(member, settings), expires_in=settings.token_minutes * 60)
 
 

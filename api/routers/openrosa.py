@@ -30,7 +30,7 @@ from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
 from commons_map.messages import Message, render
-from commons_map.people.auth import authenticate
+from commons_map.people import throttle
 from commons_map.people.models import Member
 from commons_map.people.service import get_member
 from ingest import openrosa as receiving
@@ -85,6 +85,8 @@ def error_response(exc: DomainError) -> Response:
     """A domain error as an OpenRosa envelope (401 with a Basic challenge)."""
     status = 413 if isinstance(exc, PayloadTooLarge) else status_for(exc)
     extra = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'} if status == 401 else None
+    if "retry_after" in exc.detail:  # a throttled sign-in: when to try again
+        extra = {"Retry-After": str(exc.detail["retry_after"])}
     log.info("openrosa -> %s %s", status, exc.message)
     return envelope(status, bilingual(exc), nature="error", extra=extra)
 
@@ -101,7 +103,9 @@ def _basic_member(request: Request, session: Any, settings: Any) -> Member:
         username, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise AuthenticationFailed("Malformed Basic credentials") from exc
-    return authenticate(session, username=username, password=password)
+    address = request.client.host if request.client else "unknown"
+    return throttle.sign_in(session, request.app.state.engine, username=username, password=password,
+                            remote_addr=address)
 
 
 def _member(request: Request, session: Any, settings: Any, token: str | None) -> Member:

@@ -23,7 +23,7 @@ from api.web import (
 )
 from commons_map.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from commons_map.people import service as people
-from commons_map.people.auth import authenticate
+from commons_map.people import throttle
 from commons_map.people.models import Member
 from commons_map.register import service as register
 from commons_map.register.models import Commons
@@ -63,46 +63,22 @@ def signin(page: PageDep, form: Form) -> Response:
     password = str(form.get("password") or "")
     next_url = safe_next(str(form.get("next") or ""))
     address = page.request.client.host if page.request.client else "unknown"
-    throttle = data.throttle()
     try:
         if not username.strip():
             raise ValidationFailed("username: must not be empty", field="username")
-        if throttle is not None:
-            throttle.check_allowed(page.session, username=username, remote_addr=address)
-        member = authenticate(page.session, username=username, password=password)
-    except (AuthenticationFailed, ValidationFailed) as exc:
-        if isinstance(exc, AuthenticationFailed) and throttle is not None:
-            throttle.record_failure(
-                page.request.app.state.engine, username=username, remote_addr=address
-            )
+        member = throttle.sign_in(page.session, page.request.app.state.engine, username=username,
+                                  password=password, remote_addr=address)
+    except (AuthenticationFailed, ValidationFailed, throttle.TooManyAttempts) as exc:
         from api.web import errors_from
 
         errors = errors_from(exc, fields={"username", "password"})
         if isinstance(exc, AuthenticationFailed):
-            errors = type(errors)({"password": [i18n.translate_error(exc.message)]})
-        return page.render(
-            "signin.html",
-            status_code=422 if isinstance(exc, ValidationFailed) else 401,
-            errors=errors,
-            values={"username": username},
-            next=next_url,
-        )
-    except Exception as exc:  # the throttle's refusal (429) is a domain error too
-        from commons_map.errors import DomainError
-
-        if not isinstance(exc, DomainError):
-            raise
-        return page.render(
-            "signin.html",
-            status_code=429,
-            values={"username": username},
-            next=next_url,
-            errors=type(data.FormErrors())(
-                {"": [page.t("Too many failed attempts: wait a few minutes, then try again.")]}
-            ),
-        )
-    if throttle is not None:
-        throttle.clear_failures(page.session, username=member.username)
+            errors = type(errors)({"password": [i18n.error_text(exc)]})
+        elif isinstance(exc, throttle.TooManyAttempts):
+            errors = type(errors)({"": [i18n.error_text(exc)]})
+        status = {AuthenticationFailed: 401, ValidationFailed: 422}.get(type(exc), 429)
+        return page.render("signin.html", status_code=status, errors=errors, values={"username": username},
+                           next=next_url)
     page.ws.sign_in(member)
     return page.redirect(next_url)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import logging
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
-from commons_map.people.throttle import MAX_PER_USERNAME, LoginFailure
+from commons_map.people.throttle import BASE_DELAY, FREE_FAILURES, MAX_DELAY, LoginFailure, delay_after
 from commons_map.settings import DEFAULT_SECRET, Settings
 
 
@@ -29,24 +31,92 @@ def test_production_refuses_the_default_secret():
     assert Settings(environment="production", secret_key="x" * 40).environment == "production"
 
 
-def test_sign_in_is_throttled_after_repeated_failures(forget_failures, client):
-    for _ in range(MAX_PER_USERNAME):
-        r = client.post("/api/v1/auth/token", data={"username": "ines", "password": "not-her-password"})
-        assert r.status_code == 401
-    # Even the right password waits now.
-    r = client.post("/api/v1/auth/token", data={"username": "ines", "password": "demo-commons"})
+def _token(client, username: str, password: str):
+    return client.post("/api/v1/auth/token", data={"username": username, "password": password})
+
+
+def _age_failures(engine, username: str, seconds: float) -> None:
+    """Move a username's failures back in time, as if ``seconds`` had passed."""
+    with engine.begin() as conn:
+        conn.execute(update(LoginFailure).where(LoginFailure.username == username)
+                     .values(at=LoginFailure.at - timedelta(seconds=seconds)))
+
+
+def test_sign_in_waits_longer_after_each_failure_and_never_locks_out(forget_failures, client, engine):
+    for _ in range(FREE_FAILURES):
+        assert _token(client, "ines", "not-her-password").status_code == 401
+    # Even the right password waits now, from this address, for a moment.
+    r = _token(client, "ines", "demo-commons")
     assert r.status_code == 429
-    assert int(r.headers["Retry-After"]) > 0
-    assert "Too many failed sign-ins" in r.json()["detail"]
+    assert 0 < int(r.headers["Retry-After"]) <= BASE_DELAY.total_seconds()
+    assert r.json()["code"] == "signin.too_many_attempts"
+    assert r.json()["params"]["retry_after_seconds"] == int(r.headers["Retry-After"])
+    # The wait is over: one more wrong try, and the next wait is twice as long.
+    _age_failures(engine, "ines", BASE_DELAY.total_seconds())
+    assert _token(client, "ines", "still-not-it").status_code == 401
+    r = _token(client, "ines", "demo-commons")
+    assert r.status_code == 429
+    assert BASE_DELAY.total_seconds() < int(r.headers["Retry-After"]) <= 2 * BASE_DELAY.total_seconds()
+    # Growing, bounded: never a lockout.
+    assert delay_after(FREE_FAILURES + 30, FREE_FAILURES) == MAX_DELAY
+    _age_failures(engine, "ines", 2 * BASE_DELAY.total_seconds())
+    assert _token(client, "ines", "demo-commons").status_code == 200
     # Another member is not affected.
-    r = client.post("/api/v1/auth/token", data={"username": "hugo", "password": "demo-commons"})
-    assert r.status_code == 200
+    assert _token(client, "hugo", "demo-commons").status_code == 200
+
+
+def test_a_guesser_elsewhere_does_not_lock_the_member_out(forget_failures, app, client):
+    """Failures from one address make that address wait, not the member at their own address."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, client=("203.0.113.9", 40000)) as guesser:
+        for _ in range(FREE_FAILURES + 2):
+            _token(guesser, "ines", "guess")
+        assert _token(guesser, "ines", "demo-commons").status_code == 429
+    assert _token(client, "ines", "demo-commons").status_code == 200
+
+
+def test_openrosa_basic_is_throttled_like_the_other_ways_in(forget_failures, client):
+    import base64
+
+    def basic(password: str):
+        value = base64.b64encode(f"hugo:{password}".encode()).decode()
+        return client.get("/openrosa/formList", headers={"Authorization": f"Basic {value}",
+                                                         "X-OpenRosa-Version": "1.0"})
+
+    for _ in range(FREE_FAILURES):
+        assert basic("wrong").status_code == 401
+    r = basic("demo-commons")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert "Trop d'essais de connexion" in r.text and "Too many failed sign-ins" in r.text
+
+
+def test_the_pages_sign_in_is_throttled_alike(forget_failures, client):
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/app/signin").text).group(1)
+    form = {"username": "pierre", "password": "wrong", "csrf_token": token, "next": "/app/"}
+    for _ in range(FREE_FAILURES):
+        assert client.post("/app/signin", data=form, follow_redirects=False).status_code == 401
+    r = client.post("/app/signin", data={**form, "password": "demo-commons"}, follow_redirects=False)
+    assert r.status_code == 429 and "Trop d'essais de connexion" in html.unescape(r.text)
+
+
+def test_forwarded_for_is_not_believed_without_a_trusted_proxy(forget_failures, live_server, engine):
+    """The throttle counts the connection's peer: a client cannot choose its address by a header."""
+    import httpx
+
+    httpx.post(live_server.url + "/api/v1/auth/token", data={"username": "hugo", "password": "wrong"},
+               headers={"X-Forwarded-For": "198.51.100.7"}, timeout=10)
+    with engine.connect() as conn:
+        addrs = set(conn.scalars(select(LoginFailure.remote_addr).where(LoginFailure.username == "hugo")))
+    assert addrs == {"127.0.0.1"}
 
 
 def test_success_clears_the_failure_count(forget_failures, client, db):
-    for _ in range(MAX_PER_USERNAME - 1):
-        client.post("/api/v1/auth/token", data={"username": "jeanne", "password": "wrong-one"})
-    assert client.post("/api/v1/auth/token", data={"username": "jeanne", "password": "demo-commons"}).status_code == 200
+    for _ in range(FREE_FAILURES - 1):
+        _token(client, "jeanne", "wrong-one")
+    assert _token(client, "jeanne", "demo-commons").status_code == 200
     left = db.scalar(select(func.count()).select_from(LoginFailure).where(LoginFailure.username == "jeanne"))
     assert left == 0
 
