@@ -98,6 +98,9 @@ def revoke_role(session: Session, *, actor: Member, member: Member, role: str) -
     """Take a role back, never leaving the cooperative without a coordinator."""
     require_coordinator(actor, member.cooperative_id)
     if role == "coordinator" and member.is_coordinator:
+        # One coordinator change at a time per cooperative: two coordinators revoking each other at
+        # the same moment would each count the other and leave none. The second waits, then counts.
+        session.execute(select(Cooperative.id).where(Cooperative.id == member.cooperative_id).with_for_update())
         others = session.scalar(
             select(func.count())
             .select_from(MemberRole)
