@@ -25,7 +25,6 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from commons_map import messages
 from commons_map.errors import DomainError, FieldProblem
 from commons_map.messages import negotiate  # noqa: F401  (the pages' and the API's one rule)
 
@@ -70,9 +69,9 @@ def current_locale() -> str:
 def error_text(problem: DomainError | FieldProblem) -> str:
     """A refusal or one of its problems in the current language: its code's text, or (for a message
     not yet said with a code) the legacy catalog and patterns."""
-    if messages.is_code(problem.code):
+    if problem.legacy is None:
         return problem.text(current_locale())
-    return translate_error(problem.message)
+    return translate_error(problem.legacy)
 
 
 def gettext(message: str, **params: Any) -> str:

@@ -34,7 +34,6 @@ from api.cookies import (
     write_cookie,
 )
 from api.deps import SessionDep, SettingsDep
-from commons_map import messages
 from commons_map.errors import DomainError, NotFound, PermissionDenied, input_problem
 from commons_map.people.models import Cooperative, Member
 from commons_map.settings import Settings
@@ -268,7 +267,7 @@ def errors_from(
     for p in problems:
         target = place(p.field)
         text = i18n.error_text(p)
-        if text == p.message and not messages.is_code(p.code):
+        if p.legacy is not None and text == p.legacy:
             text = i18n.strip_field_prefix(p.message, p.field) if target else p.message
         out.add(target, text)
     return out

@@ -28,6 +28,11 @@ class FieldProblem:
     field: str
     code: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    legacy: str | None = None  # an English sentence not yet said with a code (its code is then input.invalid)
+
+    def __post_init__(self) -> None:
+        if not messages.is_code(self.code):
+            self.legacy, self.code = self.code, "input.invalid"
 
     @property
     def message(self) -> str:
@@ -36,7 +41,7 @@ class FieldProblem:
 
     def text(self, locale: str) -> str:
         """The problem in ``locale``."""
-        return messages.render(self.code, self.params, locale) if messages.is_code(self.code) else self.code
+        return self.legacy if self.legacy is not None else messages.render(self.code, self.params, locale)
 
     def as_dict(self, locale: str = "en") -> dict[str, Any]:
         """As the API's ``errors`` list carries it."""
@@ -61,7 +66,8 @@ class DomainError(Exception):
         detail: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
-        self.code = code
+        self.legacy = None if messages.is_code(code) else code  # a sentence not yet said with a code
+        self.code = type(self).kind if self.legacy is not None else code
         self.params = params
         self.problems = list(problems or [])
         if field is not None and not self.problems:
@@ -76,9 +82,9 @@ class DomainError(Exception):
 
     def text(self, locale: str) -> str:
         """The refusal in ``locale``."""
-        if messages.is_code(self.code):
-            return messages.render(self.code, self.params, locale)
-        return self.code
+        if self.legacy is not None:
+            return self.legacy
+        return messages.render(self.code, self.params, locale)
 
     @property
     def field(self) -> str | None:

@@ -25,7 +25,6 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from api import i18n
 from api.deps import CurrentMember, SessionDep, SettingsDep
 from api.errors import status_for
-from commons_map import messages
 from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
@@ -74,7 +73,7 @@ def bilingual(said: DomainError | Message) -> str:
 def _in(said: DomainError | Message, locale: str, summary: bool = False) -> str:
     if isinstance(said, Message):
         return said.text(locale)
-    if messages.is_code(said.code):
+    if said.legacy is None:
         return said.summary(locale)
     # a message not yet said with a code: the service's own English words, and French by the patterns
     english = said.summary() if summary else said.message

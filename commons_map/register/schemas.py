@@ -104,3 +104,4 @@ class HistoryOut(BaseModel):
     member: str | None
     action: str
     changes: dict[str, Any]
+    withheld: list[str] = []  # fields whose values the reader may not see (kept, not shown)

@@ -50,11 +50,16 @@ def visible_clause(actor: Member | None, table: Any = Commons) -> ColumnElement[
 
 def can_see(session: Session, actor: Member | None, commons: Commons) -> bool:
     """True when the actor may see this commons."""
-    if commons.visibility == "public":
+    return sees_at(actor, commons, commons.visibility)
+
+
+def sees_at(actor: Member | None, commons: Commons, visibility: str | None) -> bool:
+    """True when the actor may see this commons while it has (or had) ``visibility``."""
+    if visibility == "public":
         return True
     if not is_member_of(actor, commons.cooperative_id):
         return False
-    if commons.visibility == "members":
+    if visibility == "members":
         return True
     assert actor is not None
     return actor.is_coordinator or actor.id in commons.steward_ids
@@ -247,8 +252,15 @@ def _record(session: Session, commons: Commons, actor: Member | None, action: st
     )
 
 
+# What places a commons on the map: outsiders never read these of an approximate place.
+PLACING = ("geometry", "kept_at_id", "location_precision")
+
+
 def history(session: Session, *, actor: Member | None, commons_id: int) -> list[dict[str, Any]]:
-    """The changes to a commons, oldest first; members only see who made them."""
+    """The changes to a commons, oldest first, filtered like the commons itself: a value is shown only
+    to whom could see the commons when it held that value (a name it had while private stays with
+    those who saw it then), and outsiders never read where an approximate place exactly is; what is
+    withheld is named in ``withheld``. Only members see who made the changes."""
     commons = get_commons(session, actor=actor, commons_id=commons_id)
     rows = session.execute(
         select(CommonsHistory, Member.display_name)
@@ -256,16 +268,35 @@ def history(session: Session, *, actor: Member | None, commons_id: int) -> list[
         .where(CommonsHistory.commons_id == commons.id)
         .order_by(CommonsHistory.at, CommonsHistory.id)
     ).all()
-    show_names = is_member_of(actor, commons.cooperative_id)
-    return [
-        {
+    member = is_member_of(actor, commons.cooperative_id)
+    visibility = precision = None  # as the commons was before each change, replayed from its creation
+    out = []
+    for h, name in rows:
+        changes: dict[str, list[Any]] = dict(h.changes or {})
+        after_vis = changes.get("visibility", [None, visibility])[1] or visibility or commons.visibility
+        after_prec = changes.get("location_precision", [None, precision])[1] or precision or "exact"
+        moments = ((visibility, precision), (after_vis, after_prec))
+        shown: dict[str, list[Any]] = {}
+        withheld = []
+        for key, values in changes.items():
+            pair = list(values)
+            for i, (vis, prec) in enumerate(moments):
+                hidden = not sees_at(actor, commons, vis) or (key in PLACING and prec == "approximate"
+                                                              and not member)
+                if hidden and pair[i] is not None:
+                    pair[i] = None
+                    withheld.append(key)
+            if pair != [None, None] or values == [None, None]:
+                shown[key] = pair
+        visibility, precision = after_vis, after_prec
+        out.append({
             "at": h.at.isoformat(),
-            "member": name if show_names else None,
+            "member": name if member else None,
             "action": h.action,
-            "changes": h.changes,
-        }
-        for h, name in rows
-    ]
+            "changes": shown,
+            "withheld": sorted(set(withheld)),
+        })
+    return out
 
 
 # --- create, update, archive ------------------------------------------------------------------
@@ -315,6 +346,7 @@ def create_commons(
     session.add(commons)
     session.flush()
     snapshot = data.model_dump(mode="json", exclude_none=True)
+    snapshot["visibility"] = commons.visibility  # as decided (the kind's default when none was given)
     _record(session, commons, actor, "created", {k: (None, v) for k, v in snapshot.items()})
     session.flush()
     return commons

@@ -128,3 +128,38 @@ def test_only_coordinators_add_members_and_one_coordinator_always_remains(client
     again = client.post("/api/v1/members", json=body, headers=auth(people.coordinator))
     assert again.status_code == 409
     assert again.json()["errors"][0]["field"] == "username"
+
+
+HISTORY_SEES_PRIVATE_ERA = {"steward", "coordinator"}  # who saw the commons while it was private
+HISTORY_SEES_EXACT_PLACE = {"member", "steward", "other_steward", "coordinator"}  # members of its cooperative
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_history_is_filtered_like_the_commons(client, auth, people, db, role):
+    """A place kept private under one name, then opened to the public under another, approximate: its
+    history shows each reader only what they could see of it then; outsiders never the exact place."""
+    coordinator = auth(people.coordinator)
+    body = {"kind": "water_point", "name": "Refuge secret de Lucile", "rules_of_use": "Clé sous le pot de thym",
+            "visibility": "private", "steward_ids": [people.steward.id],
+            "geometry": {"type": "Point", "coordinates": [5.19471, 44.69893]}}
+    created = client.post("/api/v1/commons", json=body, headers=coordinator)
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    r = client.patch(f"/api/v1/commons/{cid}", headers=coordinator, json={
+        "name": "Abri des Chapelains", "rules_of_use": "Ouvert à tous", "visibility": "public",
+        "location_precision": "approximate", "geometry": {"type": "Point", "coordinates": [5.19502, 44.69911]}})
+    assert r.status_code == 200, r.text
+    hist = client.get(f"/api/v1/commons/{cid}/history", headers=auth(people.by_role(role)))
+    assert hist.status_code == 200
+    text = hist.text
+    assert "Abri des Chapelains" in text and "Ouvert à tous" in text  # public now: everyone reads it
+    private_era = ("Refuge secret de Lucile", "Clé sous le pot de thym", "5.19471")
+    for secret in private_era:
+        assert (secret in text) is (role in HISTORY_SEES_PRIVATE_ERA), f"{role} and {secret!r}"
+    assert ("5.19502" in text) is (role in HISTORY_SEES_EXACT_PLACE), f"{role} and the exact place"
+    created_row, updated_row = hist.json()
+    if role not in HISTORY_SEES_PRIVATE_ERA:
+        assert {"name", "rules_of_use"} <= set(created_row["withheld"])
+        assert updated_row["changes"]["name"] == [None, "Abri des Chapelains"]
+    if role not in HISTORY_SEES_EXACT_PLACE:
+        assert "geometry" in updated_row["withheld"] and "geometry" not in updated_row["changes"]
