@@ -467,6 +467,8 @@ def adjust(
         if found is None or found.cooperative_id != actor.cooperative_id:
             raise ValidationFailed(f"account_id: no account {account_id} in this cooperative", field="account_id")
         target = found
+    if target.member_id == actor.id:  # four eyes: another coordinator adjusts a coordinator's own hours
+        raise PermissionDenied("ledger.adjust_own_account", field="member" if member is not None else "account_id")
     coop = cooperative_account(session, cooperative_id=actor.cooperative_id)
     if target.id == coop.id:
         raise ValidationFailed("account_id: adjust a member's or a fund's account, not the cooperative's",

@@ -202,6 +202,22 @@ def test_adjustments_are_for_coordinators(db, people):
     assert n_transfers(db) == before
 
 
+def test_a_coordinator_never_adjusts_their_own_account_alone(db, people):
+    """Four eyes: another coordinator adjusts a coordinator's hours, by member or by account."""
+    before = n_transfers(db)
+    own = service.ensure_member_account(db, member=people.coordinator)
+    for target in ({"member": people.coordinator.username}, {"account_id": own.id}):
+        with pytest.raises(PermissionDenied) as err:
+            service.adjust(db, actor=people.coordinator, minutes=600, reason="x", idempotency_key="self", **target)
+        assert err.value.code == "ledger.adjust_own_account" and err.value.field == next(iter(target))
+    assert n_transfers(db) == before
+    other = db.scalars(select(Member).where(Member.username == "yasmine")).one()
+    assert other.is_coordinator and other.id != people.coordinator.id
+    t = service.adjust(db, actor=other, member=people.coordinator.username, minutes=60,
+                       reason="Heures de permanence oubliées", idempotency_key="four-eyes")
+    assert any(p.account_id == own.id and p.amount == 60 for p in t.postings)
+
+
 def test_pay_cooperative_for_a_booking(db, people):
     before = service.balance(db, member=people.member)
     t = service.pay_cooperative(db, member=people.member, minutes=90, reason="Chambre d'amis, une nuit",
