@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -280,8 +280,9 @@ def list_proposals(session: Session, *, actor: Member | None, state: str | None 
     if is_member_of(actor, actor.cooperative_id if actor else 0):
         assert actor is not None
         mine = select(CircleRole.circle_id).where(CircleRole.member_id == actor.id, CircleRole.role == "member")
-        where = [Proposal.cooperative_id == actor.cooperative_id,
-                 or_(Proposal.participation == "all", Proposal.circle_id.in_(mine), Proposal.public)]
+        own = and_(Proposal.cooperative_id == actor.cooperative_id,
+                   or_(Proposal.participation == "all", Proposal.circle_id.in_(mine)))
+        where = [or_(own, Proposal.public)]
     else:
         where = [Proposal.public]
     close_due(session, now=now, where=where)
@@ -497,8 +498,9 @@ def proposal_out(session: Session, p: Proposal, *, actor: Member | None, now: da
 def list_agreements(session: Session, *, actor: Member, due_within_days: int | None = None,
                     today: date | None = None) -> list[Agreement]:
     """My cooperative's agreements, by review date; with ``due_within_days``, those due for review by then
-    (overdue included)."""
+    (overdue included). Due proposals of the cooperative are closed first (an adoption may be due)."""
     _require_member(actor)
+    close_due(session, where=[Proposal.cooperative_id == actor.cooperative_id])
     stmt = select(Agreement).where(Agreement.cooperative_id == actor.cooperative_id)
     if due_within_days is not None:
         if not 0 <= due_within_days <= 3660:
@@ -569,15 +571,15 @@ def _trust_target(session: Session, actor: Member, receiver: str | int, circle_i
         raise NotFound("governance.no_member", field="member", member=str(receiver)) from None
     if not member.is_active:
         raise NotFound("governance.no_member", field="member", member=str(receiver))
-    if member.id == actor.id:
-        raise ValidationFailed("governance.trust_self", field="member")
     circle = get_circle(session, actor=actor, circle_id=circle_id)
     session.execute(select(Circle.id).where(Circle.id == circle.id).with_for_update())  # one recount at a time
+    if actor.id not in circle_member_ids(session, circle.id):
+        raise PermissionDenied("governance.not_in_circle", field="circle_id", circle=circle.name)
+    if member.id == actor.id:
+        raise ValidationFailed("governance.trust_self", field="member")
     threshold = session.get(RoleThreshold, (circle.id, role))
     if threshold is None:
         raise ValidationFailed("governance.no_threshold", field="role", role=role, circle=circle.name)
-    if actor.id not in circle_member_ids(session, circle.id):
-        raise PermissionDenied("governance.not_in_circle", field="circle_id", circle=circle.name)
     return member, circle, threshold
 
 
