@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.api.test_access_matrix import OURS, Row, coordinators, js, page, rule, signed_in
+from tests.api.test_access_matrix import OURS, Row, _form, coordinators, js, page, rule, signed_in
 
 A, M, S, O, C, X = "anonymous", "member", "steward", "other_steward", "coordinator", "outsider"  # noqa: E741
 MEMBERS_TITLE = "GOV-MEMBERS-ONLY arrosage"
@@ -108,7 +108,13 @@ ROWS: list[Row] = [
     Row("DELETE", "/api/v1/governance/trust/{member_ref}",
         rule(403, anonymous=401, steward=200, other_steward=404, outsider=404),
         url="/api/v1/governance/trust/{gov_trusted}?circle_id={gov_circle}"),
+    # --- the decisions pages
+    Row("GET", "/app/decisions", page(200), url="/app/decisions?_={gov_proposal}", page=True,
+        hidden={MEMBERS_TITLE: OURS}, shown=True),
+    Row("GET", "/app/decisions/{proposal_id}", rule(200, anonymous=303, outsider=404),
+        url="/app/decisions/{gov_proposal}", page=True, hidden={MEMBERS_TITLE: OURS}, shown=True),
+    Row("POST", "/app/decisions/{proposal_id}/position", rule(303, anonymous=303, outsider=404),
+        url="/app/decisions/{gov_proposal}/position", page=True, body=_form(choice="consent")),
+    Row("GET", "/app/agreements", page(200), url="/app/agreements?_={gov_agreement}", page=True,
+        hidden={AGREEMENT_TITLE: OURS}, shown=True),
 ]
-
-# The members' pages come in pages_governance rows below once they exist.
-_ = page
