@@ -49,7 +49,7 @@ def close(db, p, now=None):
 
 def garden_circle(db, people, members=("mamadou", "lea", "hugo")):
     return service.create_circle(db, actor=people.coordinator, data=CircleIn(
-        name="Cercle des jardins", members=[m(db, u).id for u in members], thresholds={"member": 2, "facilitator": 2}))
+        name="Cercle d'essai", members=[m(db, u).id for u in members], thresholds={"member": 2, "facilitator": 2}))
 
 
 # --- consent and its effect ------------------------------------------------------------------------
@@ -412,3 +412,24 @@ def test_trust_refusals(db, people):
         service.withdraw_trust(db, actor=m(db, "mamadou"), receiver="chloe", circle_id=circle.id)
     assert exc.value.code == "governance.no_trust"
     assert db.scalar(select(func.count()).select_from(Trust).where(Trust.circle_id == circle.id)) == 0
+
+
+# --- the demo ---------------------------------------------------------------------------------------------------
+
+
+def test_the_demo_has_decided_proposals_an_open_one_and_agreements(db, people):
+    decided = db.scalars(select(Proposal).where(Proposal.cooperative_id == people.coop.id,
+                                                Proposal.state == "closed")).all()
+    applied = {p.effect["type"] for p in decided if p.effect and p.outcome["effect"]["applied"]}
+    assert {"commons_rules", "steward_grant", "account_limits", "agreement_adopt"} <= applied
+    assert commons(db, "demo:garden-3").rules_of_use.startswith("Arrosage avant 9 h")
+    assert m(db, "chloe").id in commons(db, "demo:seeds").steward_ids
+    assert db.scalars(select(Account.min_minutes).where(Account.member_id == m(db, "dawit").id)).one() == -2400
+    vote = next(p for p in decided if p.method == "vote")
+    assert vote.outcome["counts"] == {"yes": 4, "no": 1, "abstain": 1}
+    open_now = db.scalars(select(Proposal).where(Proposal.cooperative_id == people.coop.id,
+                                                 Proposal.state == "open", Proposal.public)).all()
+    assert len(open_now) >= 1
+    agreements = service.list_agreements(db, actor=people.member)
+    assert len(agreements) >= 2
+    assert len(service.list_agreements(db, actor=people.member, due_within_days=0)) >= 1
