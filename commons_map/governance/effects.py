@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from commons_map.db import MAX_ID
 from commons_map.errors import DomainError, ValidationFailed
 from commons_map.governance.models import Agreement, AgreementRevision, Circle, CircleRole, Proposal, RoleHistory
 from commons_map.ledger.models import Account, AccountHistory
@@ -54,29 +55,34 @@ class Impossible(DomainError):
 # --- looking things up within the cooperative -------------------------------------------------------
 
 
+def _id(value: Any) -> int | None:
+    """An id as the database stores it, or None for anything else (a bool, a string, out of range)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID else None
+
+
 def _commons(session: Session, coop_id: int, commons_id: Any, field: str = "effect.target") -> Commons:
-    c = session.get(Commons, commons_id) if isinstance(commons_id, int) else None
+    c = session.get(Commons, _id(commons_id)) if _id(commons_id) else None
     if c is None or c.cooperative_id != coop_id:
         raise ValidationFailed("governance.effect_no_commons", field=field, target=commons_id)
     return c
 
 
 def _member(session: Session, coop_id: int, member_id: Any, field: str) -> Member:
-    m = session.get(Member, member_id) if isinstance(member_id, int) and not isinstance(member_id, bool) else None
+    m = session.get(Member, _id(member_id)) if _id(member_id) else None
     if m is None or m.cooperative_id != coop_id:
         raise ValidationFailed("governance.effect_no_member", field=field, member=member_id)
     return m
 
 
 def _circle(session: Session, coop_id: int, circle_id: Any) -> Circle:
-    c = session.get(Circle, circle_id) if isinstance(circle_id, int) else None
+    c = session.get(Circle, _id(circle_id)) if _id(circle_id) else None
     if c is None or c.cooperative_id != coop_id:
         raise ValidationFailed("governance.effect_no_circle", field="effect.target", target=circle_id)
     return c
 
 
 def _agreement(session: Session, coop_id: int, agreement_id: Any) -> Agreement:
-    a = session.get(Agreement, agreement_id) if isinstance(agreement_id, int) else None
+    a = session.get(Agreement, _id(agreement_id)) if _id(agreement_id) else None
     if a is None or a.cooperative_id != coop_id:
         raise ValidationFailed("governance.effect_no_agreement", field="effect.target", target=agreement_id)
     return a
@@ -85,7 +91,7 @@ def _agreement(session: Session, coop_id: int, agreement_id: Any) -> Agreement:
 def _text(value: Any, field: str, maximum: int, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > maximum:
+    if not isinstance(value, str) or not value.strip() or len(value) > maximum or "\x00" in value:
         raise ValidationFailed("governance.effect_text", field=field, maximum=maximum)
     return value.strip()
 
@@ -94,7 +100,7 @@ def _review_on(value: Any) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(str(value))
+        return date.fromisoformat(value if isinstance(value, str) else "")
     except ValueError:
         raise ValidationFailed("governance.effect_review_on", field="effect.value.review_on") from None
 
@@ -120,7 +126,8 @@ def check(session: Session, *, cooperative_id: int, participation: str, circle_i
     """The effect, normalised, or ValidationFailed naming the part of it that is wrong."""
     kind, target, value = effect.get("type"), effect.get("target"), effect.get("value")
     if kind not in TYPES:
-        raise ValidationFailed("governance.effect_type", field="effect.type", given=str(kind), known=list(TYPES))
+        raise ValidationFailed("governance.effect_type", field="effect.type", given=str(kind).replace("\x00", ""),
+                               known=list(TYPES))
     if kind in WHOLE_COOPERATIVE and participation != "all":
         raise ValidationFailed("governance.effect_needs_all", field="effect.type", type=kind)
     out: dict[str, Any] = {"type": kind, "target": target, "value": value}

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from commons_map.db import DbId
 
 MAX_TITLE = 200
 MAX_TEXT = 20_000
 MAX_REASON = 2_000
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("governance.nul_character", "A text may not contain the NUL character.", {})
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class EffectIn(BaseModel):
@@ -28,8 +38,8 @@ class ProposalIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(max_length=MAX_TITLE)
-    text: str = Field(max_length=MAX_TEXT)
+    title: Text = Field(max_length=MAX_TITLE)
+    text: Text = Field(max_length=MAX_TEXT)
     method: Literal["consent", "vote", "score"] = "consent"
     participation: Literal["circle", "all"] = "all"
     circle_id: DbId | None = None
@@ -37,7 +47,7 @@ class ProposalIn(BaseModel):
     closes_at: AwareDatetime
     quorum: int | None = Field(default=None, ge=1, le=100_000)
     public: bool = False
-    options: list[str] = Field(default_factory=list, max_length=20)
+    options: list[Text] = Field(default_factory=list, max_length=20)
     threshold: Literal["simple", "two_thirds"] | None = None
     effect: EffectIn | None = None
 
@@ -47,9 +57,9 @@ class ProposalPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, max_length=MAX_TITLE)
-    text: str | None = Field(default=None, max_length=MAX_TEXT)
-    note: str = Field(default="", max_length=MAX_REASON)
+    title: Text | None = Field(default=None, max_length=MAX_TITLE)
+    text: Text | None = Field(default=None, max_length=MAX_TEXT)
+    note: Text = Field(default="", max_length=MAX_REASON)
 
 
 class PositionIn(BaseModel):
@@ -59,7 +69,7 @@ class PositionIn(BaseModel):
 
     choice: Literal["consent", "concern", "objection", "yes", "no", "abstain"] | None = None
     scores: list[int] | None = Field(default=None, max_length=20)
-    reason: str = Field(default="", max_length=MAX_REASON)
+    reason: Text = Field(default="", max_length=MAX_REASON)
 
 
 class CircleIn(BaseModel):
@@ -67,10 +77,10 @@ class CircleIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=120)
-    description: str = Field(default="", max_length=MAX_TEXT)
+    name: Text = Field(max_length=120)
+    description: Text = Field(default="", max_length=MAX_TEXT)
     members: list[DbId] = Field(default_factory=list, max_length=500)
-    thresholds: dict[str, int] = Field(default_factory=dict, max_length=20)
+    thresholds: dict[Text, int] = Field(default_factory=dict, max_length=20)
 
 
 class TrustIn(BaseModel):
@@ -79,4 +89,4 @@ class TrustIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     circle_id: DbId
-    role: str = Field(default="member", max_length=40)
+    role: Text = Field(default="member", max_length=40)

@@ -565,6 +565,12 @@ def _trust_target(session: Session, actor: Member, receiver: str | int, circle_i
     from commons_map.people.service import get_member
 
     _require_member(actor)
+    import re
+
+    if not re.match(ROLE_NAME, role):
+        raise ValidationFailed("governance.role_name", field="role", role=role.replace("\x00", ""))
+    if isinstance(receiver, str) and "\x00" in receiver:
+        raise NotFound("governance.no_member", field="member", member=receiver.replace("\x00", ""))
     try:
         member = get_member(session, cooperative_id=actor.cooperative_id, username_or_id=receiver)
     except NotFound:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from commons_map.governance import service
-from commons_map.governance.models import Position, Proposal
+from commons_map.governance.models import Circle, Position, Proposal
 from commons_map.governance.schemas import CircleIn, PositionIn, ProposalIn
 from commons_map.people.models import Member
 
@@ -84,6 +84,7 @@ def test_propose_take_a_position_amend_and_close_early(client, auth, people, db)
 
 def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(client, auth, people, db):
     before = n_proposals(db)
+    circle_id = db.scalar(select(Circle.id).where(Circle.cooperative_id == people.coop.id).limit(1))
     cases = [
         (body(closes_at=(now() - timedelta(hours=1)).isoformat()), 422, ("closes_at", "governance.closes_in_past")),
         (body(quorum=10_000), 422, ("quorum", "governance.quorum_above_eligible")),
@@ -92,6 +93,12 @@ def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(client, auth, pe
         (body(effect={"type": "coordinator_grant", "target": people.outsider.id}), 422,
          ("effect.target", "governance.effect_no_member")),
         (body(participation="circle"), 422, ("circle_id", "governance.circle_required")),
+        (body(title="Four\x00"), 422, ("title", "governance.nul_character")),
+        (body(effect={"type": "coordinator_grant", "target": 2**40}), 422, ("effect.target", "input.less_than_equal")),
+        (body(effect={"type": "circle_member_grant", "target": circle_id, "value": 2**40}), 422,
+         ("effect.value", "governance.effect_no_member")),
+        (body(effect={"type": "agreement_adopt", "value": {"title": "t", "text": "a\x00"}}), 422,
+         ("effect.value.text", "governance.effect_text")),
     ]
     for payload, status, expected in cases:
         r = client.post("/api/v1/governance/proposals", json=payload, headers={**auth(people.member), **EN})
@@ -196,3 +203,8 @@ def test_agreements_circles_and_trust(client, auth, people, db):
     r = client.put(f"/api/v1/governance/trust/{people.steward.username}", json={"circle_id": cid},
                    headers=auth(people.steward))
     assert r.status_code == 422 and codes(r) == [("member", "governance.trust_self")]
+    r = client.delete(f"/api/v1/governance/trust/{people.member.username}?circle_id={cid}&role=Tr%00",
+                      headers=auth(people.steward))
+    assert r.status_code == 422 and codes(r) == [("role", "governance.role_name")]
+    r = client.put("/api/v1/governance/trust/lu%00cas", json={"circle_id": cid}, headers=auth(people.steward))
+    assert r.status_code == 404 and r.json()["code"] == "governance.no_member"
