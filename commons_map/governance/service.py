@@ -456,6 +456,7 @@ def proposal_out(session: Session, p: Proposal, *, actor: Member | None, now: da
     now = _now(now)
     insider = is_insider(session, actor, p)
     circle = session.get(Circle, p.circle_id) if p.circle_id else None
+    eligible = eligible_ids(session, p)
     out: dict[str, Any] = {
         "id": p.id, "title": p.title, "text": p.text, "method": p.method, "participation": p.participation,
         "circle": {"id": circle.id, "name": circle.name} if circle else None,
@@ -464,7 +465,7 @@ def proposal_out(session: Session, p: Proposal, *, actor: Member | None, now: da
         "phase": phase(p, now), "closed_at": _iso(p.closed_at),
         "effect": p.effect if insider else ({"type": p.effect["type"]} if p.effect else None),
         "outcome": p.outcome if insider else public_outcome(p.outcome),
-        "eligible": len(eligible_ids(session, p)),
+        "eligible": len(eligible),
         "positions_count": session.scalar(select(func.count()).where(Position.proposal_id == p.id)) or 0,
     }
     amendments = session.scalars(select(Amendment).where(Amendment.proposal_id == p.id)
@@ -476,7 +477,7 @@ def proposal_out(session: Session, p: Proposal, *, actor: Member | None, now: da
         return out
     assert actor is not None
     out["author"] = {"id": p.author_id, "name": session.get(Member, p.author_id).display_name}  # type: ignore[union-attr]
-    out["may_take_part"] = p.state == "open" and actor.id in eligible_ids(session, p)
+    out["may_take_part"] = p.state == "open" and actor.id in eligible
     mine = session.scalar(select(Position).where(Position.proposal_id == p.id, Position.member_id == actor.id))
     out["my_position"] = None if mine is None else {
         "choice": mine.choice, "scores": mine.scores, "reason": mine.reason, "version": mine.version,

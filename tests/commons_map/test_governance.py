@@ -392,6 +392,9 @@ def test_trust_grants_a_role_at_the_threshold_and_withdraws_it_below(db, people)
                                                           RoleHistory.circle_id == circle.id)
                          .order_by(RoleHistory.id)).all()
     assert actions == ["trust_given", "trust_given", "granted", "trust_withdrawn", "withdrawn"]
+    shown = service.role_history(db, actor=people.member, member_id=chloe.id)
+    assert [h["action"] for h in shown][:5] == list(reversed(actions))  # newest first
+    assert shown[0]["source"] == "trust" and shown[0]["trusts"] == 1
 
 
 def test_trust_refusals(db, people):
