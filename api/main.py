@@ -15,6 +15,7 @@ from api.limits import BodyLimit
 from api.routers import (
     auth,
     commons,
+    governance,
     health,
     ledger,
     maps,
@@ -24,6 +25,7 @@ from api.routers import (
     openrosa,
     pages,
     pages_field,
+    pages_governance,
     pages_reserve,
     pages_work,
     reservations,
@@ -38,6 +40,7 @@ from commons_map.settings import Settings, get_settings
 ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
+ROUTERS += [governance.router, pages_governance.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]

@@ -1,6 +1,7 @@
 """Every ORM model, imported once so that the metadata and the mappers are complete."""
 
 from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
+from commons_map.governance import models as governance_models  # noqa: F401
 from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
 from commons_map.people.models import Cooperative, Member, MemberRole  # noqa: F401
 from commons_map.people.throttle import LoginFailure  # noqa: F401

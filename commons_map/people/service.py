@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from commons_map.errors import Conflict, NotFound, ValidationFailed, collector
+from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.people.auth import hash_password
 from commons_map.people.models import ROLES, Cooperative, Member, MemberRole
 from commons_map.people.permissions import require_coordinator
@@ -33,6 +33,14 @@ def default_cooperative(session: Session) -> Cooperative:
     if coop is None:
         raise NotFound("No cooperative yet: run `commons-map demo load` or create one")
     return coop
+
+
+def refuse_direct_role_change(session: Session, cooperative_id: int, field: str = "role") -> None:
+    """Refuse a role given or taken by hand when the cooperative grants roles only by decision
+    (its setting ``roles_by_decision_only``; see commons_map.governance)."""
+    settings = session.scalar(select(Cooperative.settings).where(Cooperative.id == cooperative_id)) or {}
+    if settings.get("roles_by_decision_only"):
+        raise PermissionDenied("governance.roles_by_decision_only", field=field)
 
 
 def create_member(
@@ -68,6 +76,8 @@ def create_member(
     if unknown:
         problems.add("roles", f"unknown role(s): {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}")
     problems.raise_if_any()
+    if roles and not bootstrap:
+        refuse_direct_role_change(session, cooperative.id, field="roles")
     if session.scalar(select(func.count()).where(Member.username == username)):
         raise Conflict(f"username {username!r} is already taken", field="username")
     member = Member(
@@ -87,6 +97,7 @@ def create_member(
 def grant_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
     """Give a member a role; coordinators decide together."""
     require_coordinator(actor, member.cooperative_id)
+    refuse_direct_role_change(session, member.cooperative_id)
     if role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r}", field="role")
     if role not in member.roles:
@@ -97,6 +108,7 @@ def grant_role(session: Session, *, actor: Member, member: Member, role: str) ->
 def revoke_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
     """Take a role back, never leaving the cooperative without a coordinator."""
     require_coordinator(actor, member.cooperative_id)
+    refuse_direct_role_change(session, member.cooperative_id)
     if role == "coordinator" and member.is_coordinator:
         # One coordinator change at a time per cooperative: two coordinators revoking each other at
         # the same moment would each count the other and leave none. The second waits, then counts.

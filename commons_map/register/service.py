@@ -17,6 +17,7 @@ from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationF
 from commons_map.geo import check_geometry_class, parse_geojson_geometry, to_ewkt
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of
+from commons_map.people.service import refuse_direct_role_change
 from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward
 from commons_map.register.schemas import CommonsIn, CommonsPatch
 from commons_map.settings import get_settings
@@ -321,6 +322,8 @@ def create_commons(
             "Coordinators add commons; the stewards of a commons add what sits inside it"
         )
     stewards = _check_stewards(session, coop, data.steward_ids)
+    if stewards:
+        refuse_direct_role_change(session, coop.id, field="steward_ids")
     if data.external_id and session.scalar(
         select(Commons.id).where(Commons.cooperative_id == coop.id, Commons.external_id == data.external_id)
     ):
@@ -398,6 +401,7 @@ def update_commons(session: Session, *, actor: Member | None, commons_id: int, p
         new_ids = _check_stewards(session, coop, given["steward_ids"])
         old_ids = sorted(commons.steward_ids)
         if new_ids != old_ids:
+            refuse_direct_role_change(session, coop.id, field="steward_ids")
             changes["steward_ids"] = (old_ids, new_ids)
             commons.steward_rows = [Steward(member_id=i) for i in new_ids]
     if not changes:

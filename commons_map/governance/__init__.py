@@ -1,0 +1,1 @@
+"""Horizontal governance: circles, proposals and their outcomes, agreements, roles given by peers."""
