@@ -15,6 +15,7 @@ demo: db ## set up, load the demo cooperative, serve on http://$(HOST):$(PORT)
 	$(BIN)/commons-map serve --host $(HOST) --port $(PORT)
 
 test: postgis ## set up, then run the whole suite against a real PostGIS
+	scripts/ensure-axe.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -278,3 +278,18 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+# --- accessibility: axe-core from npm (scripts/ensure-axe.sh puts it in .tools/) ------------------
+
+AXE = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page) -> list[str]:  # noqa: ANN001
+    """axe-core's violations of the WCAG 2.1 A/AA rules on the page as it is now (`make test` installs it)."""
+    assert AXE.exists(), f"axe-core is missing at {AXE}: run scripts/ensure-axe.sh (make test does)"
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
+    assert len(result["passes"]) > 10, "axe-core checked (almost) nothing"
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})" for v in result["violations"]]

@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import axe_playwright_python
 from sqlalchemy import select
 
 from commons_map.db import session_scope
@@ -17,17 +15,7 @@ from commons_map.governance.models import Position
 from commons_map.governance.schemas import EffectIn, PositionIn, ProposalIn
 from commons_map.people.models import Member
 from tests.api.test_pages_browser import make_member, new_phone, shot, sign_in  # noqa: F401 - fixtures
-
-AXE = Path(axe_playwright_python.__file__).with_name("axe.min.js")
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def axe_violations(page) -> list[str]:
-    """axe-core's violations of the WCAG 2.1 A/AA rules on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
-    assert len(result["passes"]) > 10, "axe-core checked (almost) nothing"
-    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})" for v in result["violations"]]
+from tests.conftest import axe_violations
 
 
 def _proposals(engine, tag: str) -> tuple[int, int]:
