@@ -249,6 +249,8 @@ def _apply(session: Session, p: Proposal, effect: dict[str, Any]) -> dict[str, A
         else:
             if not m.is_coordinator:
                 raise Impossible("governance.effect_not_holding", member=m.display_name)
+            # the same per-cooperative lock as people.revoke_role: withdrawals never race to leave none
+            session.execute(select(Cooperative.id).where(Cooperative.id == m.cooperative_id).with_for_update())
             others = session.scalar(
                 select(func.count()).select_from(MemberRole).join(Member).where(
                     Member.cooperative_id == m.cooperative_id, MemberRole.role == "coordinator",
