@@ -63,7 +63,7 @@ def practice_kinds() -> dict[str, Any]:
 def record_sample(body: SampleIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Record a sample and its measurements (a lab report is one sample)."""
     sample = service.record_sample(session, actor=member, data=body)
-    return service.sample_out(session, sample)
+    return service.sample_out(session, sample, reader=member)
 
 
 @router.get("/samples", response_model=list[SampleOut])
@@ -74,13 +74,13 @@ def list_samples(
     """Samples on the parcels I may see."""
     rows = service.list_samples(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
                                 limit=limit)
-    return [service.sample_out(session, s) for s in rows]
+    return [service.sample_out(session, s, reader=member) for s in rows]
 
 
 @router.get("/samples/{sample_id}", response_model=SampleOut)
 def get_sample(sample_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
     """One sample, when I may see its parcel."""
-    return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id))
+    return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id), reader=member)
 
 
 @router.post("/practices", response_model=PracticeOut, status_code=201)
@@ -100,7 +100,7 @@ def list_practices(
 @router.post("/harvests", response_model=HarvestOut, status_code=201)
 def record_harvest(body: HarvestIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
     """Record a harvest and where the food went."""
-    return service.harvest_out(service.record_harvest(session, actor=member, data=body))
+    return service.harvest_out(service.record_harvest(session, actor=member, data=body), reader=member)
 
 
 @router.get("/harvests", response_model=list[HarvestOut])
@@ -111,7 +111,7 @@ def list_harvests(
     """Harvests from the parcels I may see."""
     rows = service.list_harvests(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
                                  year=year, limit=limit)
-    return [service.harvest_out(h) for h in rows]
+    return [service.harvest_out(h, reader=member) for h in rows]
 
 
 @router.get("/parcels")

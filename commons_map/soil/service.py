@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from commons_map.errors import NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.people.models import Cooperative, Member
-from commons_map.people.permissions import is_coordinator_of, require_coordinator, require_member
+from commons_map.people.permissions import is_coordinator_of, is_member_of, require_coordinator, require_member
 from commons_map.register.models import Commons, CommonsKind
 from commons_map.register.service import get_commons, visible_clause
 from commons_map.settings import get_settings
@@ -565,19 +565,22 @@ def list_practices(
     return list(session.scalars(q.order_by(Practice.started_on.desc(), Practice.id.desc()).limit(limit)))
 
 
-def harvest_out(h: Harvest) -> dict[str, Any]:
-    """A harvest as a plain dict (with its destinations)."""
+def harvest_out(h: Harvest, *, reader: Member | None = None) -> dict[str, Any]:
+    """A harvest as a plain dict (with its destinations); who harvested only for the cooperative's members."""
+    by = h.harvested_by_id if is_member_of(reader, h.cooperative_id) else None
     return {
         "id": h.id, "commons_id": h.commons_id, "crop": h.crop, "harvested_on": h.harvested_on,
-        "weight_kg": h.weight_kg, "count": h.count, "harvested_by_id": h.harvested_by_id, "notes": h.notes,
+        "weight_kg": h.weight_kg, "count": h.count, "harvested_by_id": by, "notes": h.notes,
         "confirmed_implausible": h.confirmed_implausible, "source_ref": h.source_ref,
         "destinations": {s.destination: s.amount for s in h.shares},
     }
 
 
-def sample_out(session: Session, s: Sample) -> dict[str, Any]:
-    """A sample as a plain dict, its point as GeoJSON."""
+def sample_out(session: Session, s: Sample, *, reader: Member | None = None) -> dict[str, Any]:
+    """A sample as a plain dict, its point as GeoJSON; who sampled only for the cooperative's members."""
     import json
+
+    member = is_member_of(reader, s.cooperative_id)
 
     point = None
     if s.point is not None:
@@ -585,7 +588,8 @@ def sample_out(session: Session, s: Sample) -> dict[str, Any]:
         point = json.loads(raw) if raw else None
     return {
         "id": s.id, "commons_id": s.commons_id, "sampled_on": s.sampled_on, "parcel_from_point": s.parcel_from_point,
-        "point": point, "sampled_by_id": s.sampled_by_id, "sampler_name": s.sampler_name, "lab": s.lab,
+        "point": point, "sampled_by_id": s.sampled_by_id if member else None,
+        "sampler_name": s.sampler_name if member else "", "lab": s.lab,
         "lab_report_ref": s.lab_report_ref, "notes": s.notes, "source_ref": s.source_ref,
         "measurements": s.measurements,
     }

@@ -192,3 +192,20 @@ def test_harvests_of_year_zero_are_refused_not_a_500(client):
     r = client.get("/api/v1/soil/harvests?year=0")
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "year"
+
+
+@pytest.mark.parametrize("role", ["anonymous", "outsider", "member"])
+def test_who_sampled_and_harvested_is_for_the_cooperatives_members(client, auth, people, role):
+    """Public parcels' samples and harvests are public; the names of the people behind them are not."""
+    h = auth(people.by_role(role))
+    samples = client.get("/api/v1/soil/samples", headers=h).json()
+    harvests = client.get("/api/v1/soil/harvests", headers=h).json()
+    assert samples and harvests, "the demo has public samples and harvests"
+    named = [s for s in samples if s["sampled_by_id"] or s["sampler_name"]]
+    harvesters = [x for x in harvests if x["harvested_by_id"]]
+    if role == "member":
+        assert named and harvesters
+    else:
+        assert named == [] and harvesters == []
+        one = client.get(f"/api/v1/soil/samples/{samples[0]['id']}", headers=h).json()
+        assert one["sampled_by_id"] is None and one["sampler_name"] == ""
