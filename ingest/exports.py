@@ -62,10 +62,10 @@ def _read_geojson(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"file: not readable GeoJSON ({exc})", field="file") from exc
+        raise ValidationFailed("ingest.geojson_unreadable", field="file", reason=str(exc)) from exc
     if (not isinstance(data, dict) or data.get("type") != "FeatureCollection"
             or not isinstance(data.get("features"), list)):
-        raise ValidationFailed("file: a GeoJSON export must be a FeatureCollection", field="file")
+        raise ValidationFailed("ingest.geojson_not_collection", field="file")
     rows = []
     for f in data["features"]:
         props = dict((f or {}).get("properties") or {})
@@ -128,14 +128,13 @@ def instance_id_of(row: dict[str, Any]) -> str | None:
 def _form_of(path: Path, form_id: str | None) -> FormSpec:
     if form_id:
         if form_id not in FORMS:
-            raise ValidationFailed(f"form: no form {form_id!r}; known forms: {', '.join(FORMS)}", field="form")
+            raise ValidationFailed("ingest.unknown_form", field="form", form_id=form_id, known=list(FORMS))
         return FORMS[form_id]
     stem = path.stem
     for fid in FORMS:
         if stem == fid or stem.endswith("_" + fid) or stem.startswith(fid):
             return FORMS[fid]
-    raise ValidationFailed(f"form: cannot tell the form from the file name {path.name!r}; give --form "
-                           f"(one of {', '.join(FORMS)})", field="form")
+    raise ValidationFailed("ingest.form_from_name", field="form", name=path.name, known=list(FORMS))
 
 
 def _member_of(
@@ -164,7 +163,7 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
     writes the good rows and leaves no trace of the refused ones.
     """
     if path.stat().st_size > LIMITS.upload_bytes:
-        raise ValidationFailed(f"file: larger than {LIMITS.upload_bytes // 2**20} MB", field="file")
+        raise ValidationFailed("ingest.file_too_large_mb", field="file", megabytes=LIMITS.upload_bytes // 2**20)
     spec = _form_of(path, form_id)
     suffix = path.suffix.lower()
     if suffix in (".geojson", ".json"):
@@ -175,7 +174,7 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
         cols = set(rows[0]) if rows else set()
         source = "kobo_csv" if any(c and ("/" in c or c.startswith("_")) for c in cols) else "central_csv"
     else:
-        raise ValidationFailed(f"file: {path.name!r}: send the CSV or GeoJSON export", field="file")
+        raise ValidationFailed("ingest.export_format", field="file", name=path.name)
     repeat_rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
     found_repeats = dict(repeats or {})
     for name in spec.repeats:  # Central names repeat files form-repeat.csv, next to the main file
@@ -184,7 +183,7 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
             found_repeats[name] = sibling
     for name, rpath in found_repeats.items():
         if name not in spec.repeats:
-            raise ValidationFailed(f"repeat: form {spec.form_id} has no repeat {name!r}", field="repeat")
+            raise ValidationFailed("ingest.unknown_repeat", field="repeat", form_id=spec.form_id, name=name)
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in _read_csv(rpath):
             grouped[str(r.get("PARENT_KEY") or "").strip()].append(leaf_values(r, spec))

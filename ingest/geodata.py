@@ -116,20 +116,16 @@ def resolve_mapping(columns: list[str], options: ImportOptions) -> dict[str, str
     """target -> column, from what was asked plus the usual names; ValidationFailed for unknowns."""
     unknown_targets = set(options.mapping) - set(TARGETS)
     if unknown_targets:
-        raise ValidationFailed(
-            f"map: unknown field(s) {', '.join(sorted(unknown_targets))}; known: {', '.join(TARGETS)}",
-            field="map",
-        )
+        raise ValidationFailed("ingest.unknown_targets", field="map", fields=sorted(unknown_targets),
+                               known=list(TARGETS))
     mapping: dict[str, str] = {}
     for target, col in options.mapping.items():
         if col not in columns:
             same = [c for c in columns if c.lower() == col.lower()]
             col = same[0] if len(same) == 1 else col
         if col not in columns:
-            raise ValidationFailed(
-                f"map: {target}={col}: no column {col!r}; the columns are {', '.join(columns) or '(none)'}",
-                field=f"map.{target}",
-            )
+            raise ValidationFailed("ingest.map_no_column", field=f"map.{target}", target=target, column=col,
+                                   columns=list(columns) or "-")
         mapping[target] = col
     lower = {c.lower(): c for c in columns}
     for target in TARGETS:
@@ -140,23 +136,13 @@ def resolve_mapping(columns: list[str], options: ImportOptions) -> dict[str, str
                 mapping[target] = lower[alias]
                 break
     if "external_id" not in mapping:
-        raise ValidationFailed(
-            "external_id: no column gives each row a stable identity; name one with"
-            f" --external-id COLUMN (columns: {', '.join(columns)}). It makes re-imports change nothing.",
-            field="external_id",
-        )
+        raise ValidationFailed("ingest.no_external_id", field="external_id", columns=list(columns))
     if "name" not in mapping:
-        raise ValidationFailed(
-            f"name: no name column; map one with --map name=COLUMN (columns: {', '.join(columns)})",
-            field="name",
-        )
+        raise ValidationFailed("ingest.no_name_column", field="name", columns=list(columns))
     if "kind" not in mapping and not options.kind:
-        raise ValidationFailed(
-            "kind: give one kind for every row (--kind garden) or a column (--map kind=COLUMN)",
-            field="kind",
-        )
+        raise ValidationFailed("ingest.kind_needed", field="kind")
     if options.kind and "kind" in options.mapping:
-        raise ValidationFailed("kind: give either --kind or --map kind=COLUMN, not both", field="kind")
+        raise ValidationFailed("ingest.kind_twice", field="kind")
     return mapping
 
 
@@ -199,11 +185,11 @@ def import_commons(
     """
     if cooperative is None:
         if actor is None:
-            raise PermissionDenied("Sign in to import commons")
+            raise PermissionDenied("ingest.sign_in")
         cooperative = session.get(Cooperative, actor.cooperative_id)
         assert cooperative is not None
     if not system and not is_coordinator_of(actor, cooperative.id):
-        raise PermissionDenied("Only the cooperative's coordinators may import commons from files")
+        raise PermissionDenied("ingest.coordinators_only")
     say = progress or (lambda stage, done, total: None)
     name = filename or path.name
     table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns, limits=limits)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from commons_map.errors import DomainError, ValidationFailed
+from commons_map.errors import DomainError, ValidationFailed, input_problem
 from commons_map.fieldforms.models import Submission
 from commons_map.fieldforms.service import add_attachment, discard_submission, get_submission, store_submission
 from commons_map.messages import Message
@@ -103,10 +103,10 @@ def parse_submission(xml: bytes, limits: Limits | None = None) -> Parsed:
             break
     instance_id = meta.get("instanceID", "")
     if not instance_id:
-        raise ValidationFailed("instanceID: the submission has no meta/instanceID", field="instanceID")
+        raise ValidationFailed("openrosa.no_instance_id", field="instanceID")
     for name, value in (("instanceID", instance_id), ("deprecatedID", meta.get("deprecatedID"))):
         if value and not _ID.match(value):
-            raise ValidationFailed(f"{name}: {value[:60]!r} is not an instance id", field=name)
+            raise ValidationFailed("openrosa.bad_instance_id", field=name, value=value[:60])
     referenced = {(el.text or "").strip() for el in root.iter() if not len(el) and (el.text or "").strip()}
     return Parsed(spec=spec, form_version=root.get("version") or "", instance_id=instance_id,
                   deprecated_id=meta.get("deprecatedID") or None, values=form_values(root, spec),
@@ -118,13 +118,12 @@ def check_file(f: Incoming, limits: Limits | None = None) -> None:
     limits = limits or LIMITS
     check_basename(f.name, field="attachment")
     if len(f.data) > limits.attachment_bytes:
-        raise ValidationFailed(f"attachment: {f.name!r} is {len(f.data)} bytes; at most {limits.attachment_bytes}",
-                               field="attachment")
+        raise ValidationFailed("openrosa.attachment_too_large", field="attachment", name=f.name, size=len(f.data),
+                               max_bytes=limits.attachment_bytes)
     ext = Path(f.name).suffix.lower()
     ctype = (f.content_type or "application/octet-stream").lower()
     if ext not in MEDIA_EXTENSIONS or not ctype.startswith(MEDIA_TYPES):
-        raise ValidationFailed(f"attachment: {f.name!r} ({ctype}) is not a photo, a sound or a video",
-                               field="attachment")
+        raise ValidationFailed("openrosa.attachment_not_media", field="attachment", name=f.name, content_type=ctype)
 
 
 def process(session: Session, sub: Submission, parsed_values: dict[str, Any], member: Member,
@@ -144,8 +143,8 @@ def process(session: Session, sub: Submission, parsed_values: dict[str, Any], me
                                 previous=previous)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "submission"
-        raise ValidationFailed(f"{where}: {first.get('msg')}", field=where) from None
+        problem = input_problem(first, ".".join(str(p) for p in first.get("loc", ())) or "submission")
+        raise ValidationFailed(problem.code, problems=[problem], **problem.params) from None
     sub.status, sub.records, sub.problem = "processed", records, None
 
 

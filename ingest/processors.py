@@ -34,12 +34,12 @@ def parse_geopoint(raw: str | None, *, field: str) -> dict[str, Any] | None:
     try:
         nums = [float(p) for p in parts]
     except ValueError as exc:
-        raise ValidationFailed(f"{field}: {raw!r} is not 'latitude longitude altitude accuracy'", field=field) from exc
+        raise ValidationFailed("openrosa.geopoint_format", field=field, raw=raw) from exc
     if len(nums) < 2 or not all(math.isfinite(n) for n in nums):
-        raise ValidationFailed(f"{field}: {raw!r} is not 'latitude longitude altitude accuracy'", field=field)
+        raise ValidationFailed("openrosa.geopoint_format", field=field, raw=raw)
     lat, lon = nums[0], nums[1]
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ValidationFailed(f"{field}: latitude {lat} / longitude {lon} out of range", field=field)
+        raise ValidationFailed("openrosa.geopoint_range", field=field, lat=lat, lon=lon)
     return {"type": "Point", "coordinates": [lon, lat]}
 
 
@@ -65,14 +65,14 @@ def parse_geoshape(raw: str | None, *, field: str) -> dict[str, Any] | None:
     if len(coords) >= 3 and coords[0] != coords[-1]:
         coords.append(coords[0])
     if len(coords) < 4:
-        raise ValidationFailed(f"{field}: a shape needs at least 3 distinct points", field=field)
+        raise ValidationFailed("openrosa.shape_points", field=field)
     return {"type": "Polygon", "coordinates": [coords]}
 
 
 def _commons_id(values: Values) -> int:
     raw = (values.get("commons") or "").strip()
     if not raw.startswith("c") or not raw[1:].isdigit():
-        raise ValidationFailed(f"commons: {raw!r} is not a commons of this form", field="commons")
+        raise ValidationFailed("openrosa.not_a_commons", field="commons", raw=raw)
     return int(raw[1:])
 
 
@@ -81,7 +81,7 @@ def _date(values: Values, name: str) -> date:
     try:
         return date.fromisoformat(raw[:10])
     except ValueError as exc:
-        raise ValidationFailed(f"{name}: {raw!r} is not a date (YYYY-MM-DD)", field=name) from exc
+        raise ValidationFailed("openrosa.not_a_date", field=name, raw=raw) from exc
 
 
 def _number(values: Values, name: str) -> float | None:
@@ -91,9 +91,9 @@ def _number(values: Values, name: str) -> float | None:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ValidationFailed(f"{name}: {raw!r} is not a number", field=name) from exc
+        raise ValidationFailed("openrosa.not_a_number", field=name, raw=raw) from exc
     if not math.isfinite(value):
-        raise ValidationFailed(f"{name}: {raw!r} is not a finite number", field=name)
+        raise ValidationFailed("openrosa.not_finite", field=name, raw=raw)
     return value
 
 
@@ -112,7 +112,7 @@ def worklog(session: Session, *, member: Member, values: Values, instance_id: st
 
     hours = _number(values, "hours")
     if hours is None:
-        raise ValidationFailed("hours: the duration is missing", field="hours")
+        raise ValidationFailed("openrosa.hours_missing", field="hours")
     fields = dict(commons_id=_commons_id(values), work_date=_date(values, "work_date"),
                   minutes=int(round(hours * 60)), activity=(values.get("activity") or "").strip(),
                   notes=(values.get("notes") or "").strip(),
@@ -133,7 +133,7 @@ def harvest(session: Session, *, member: Member, values: Values, instance_id: st
 
     items = values.get("crops") or []
     if not items:
-        raise ValidationFailed("crops: no crop in this harvest", field="crops")
+        raise ValidationFailed("openrosa.no_crop", field="crops")
     commons_id, day = _commons_id(values), _date(values, "harvested_on")
     data = []
     for i, item in enumerate(items, 1):
@@ -173,12 +173,12 @@ def soil(session: Session, *, member: Member, values: Values, instance_id: str,
             unit = next((u for u in ind.units if choice_of(code, u) == unit_choice), unit_choice)
         value = _number(item, "value")
         if value is None:
-            raise ValidationFailed(f"measures[{i}].value: missing", field=f"measures[{i}].value")
+            raise ValidationFailed("openrosa.value_missing", field=f"measures.{i}.value")
         measures.append(MeasurementIn(indicator=code, value=value, unit=unit,
                                       depth_top_cm=_number(item, "depth_top_cm"),
                                       depth_bottom_cm=_number(item, "depth_bottom_cm")))
     if not measures:
-        raise ValidationFailed("measures: no measurement in this observation", field="measures")
+        raise ValidationFailed("openrosa.no_measure", field="measures")
     data = SampleIn(
         sampled_on=_date(values, "sampled_on"), point=parse_geopoint(values.get("point"), field="point"),
         commons_id=_commons_id(values), sampled_by_id=member.id, notes=(values.get("notes") or "").strip(),

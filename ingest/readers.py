@@ -67,7 +67,7 @@ def parse_crs(value: str, *, field_name: str = "crs") -> CRS:
     try:
         return CRS.from_user_input(text)
     except CRSError as exc:
-        raise ValidationFailed(f"{field_name}: {value!r} is not a CRS pyproj knows ({exc})", field=field_name) from exc
+        raise ValidationFailed("ingest.unknown_crs", field=field_name, value=value, reason=str(exc)) from exc
 
 
 def crs_name(crs: CRS) -> str:
@@ -89,12 +89,10 @@ def opened(path: Path, limits: Limits = LIMITS) -> Iterator[tuple[Path, str]]:
         wanted = (".kml",) if suffix == ".kmz" else (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".csv")
         found = [f for f in files if f.suffix.lower() in wanted and not f.name.startswith("._")]
         if not found:
-            raise ValidationFailed(
-                f"file: the archive holds no {' or '.join(wanted)} file", field="file"
-            )
+            raise ValidationFailed("ingest.archive_no_dataset", field="file", wanted=list(wanted))
         if len(found) > 1:
-            names = ", ".join(sorted(f.relative_to(tmp).as_posix() for f in found))
-            raise ValidationFailed(f"file: the archive holds several datasets ({names}); send one", field="file")
+            names = sorted(f.relative_to(tmp).as_posix() for f in found)
+            raise ValidationFailed("ingest.archive_several", field="file", names=names)
         yield found[0], found[0].suffix.lower()
     finally:
         remove_tree(tmp)
@@ -105,10 +103,7 @@ def read_source(path: Path, *, crs: str | None = None, layer: str | None = None,
     """Read any supported file into a SourceTable in WGS84, or ValidationFailed saying why not."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise ValidationFailed(
-            f"file: {path.name!r} is not a supported format; send one of {', '.join(SUPPORTED)}",
-            field="file",
-        )
+        raise ValidationFailed("ingest.unsupported_format", field="file", name=path.name, formats=list(SUPPORTED))
     with opened(path, limits) as (real, real_suffix):
         if real_suffix in CSV_SUFFIXES:
             return read_csv(real, crs=crs, columns=csv_columns or {})
@@ -121,31 +116,26 @@ def read_vector(path: Path, *, crs: str | None, layer: str | None) -> SourceTabl
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # noqa: BLE001 - GDAL's errors are many; each means "unreadable"
-        raise ValidationFailed(f"file: GDAL cannot read it as {fmt} ({exc})", field="file") from exc
+        raise ValidationFailed("ingest.gdal_unreadable", field="file", format=fmt, reason=str(exc)) from exc
     with_geom = [str(name) for name, gtype in layers if gtype is not None]
     if layer is not None:
         if layer not in [str(n) for n, _ in layers]:
-            raise ValidationFailed(
-                f"layer: no layer {layer!r}; the file has {', '.join(str(n) for n, _ in layers)}", field="layer"
-            )
+            raise ValidationFailed("ingest.no_layer", field="layer", layer=layer, layers=[str(n) for n, _ in layers])
         chosen = [layer]
     elif fmt == "KML":
         chosen = with_geom or [str(layers[0][0])]  # KML folders are layers: take them all
     elif len(with_geom) == 1:
         chosen = with_geom
     elif not with_geom:
-        raise ValidationFailed("file: no layer with geometries in it", field="file")
+        raise ValidationFailed("ingest.no_geometry_layer", field="file")
     else:
-        raise ValidationFailed(
-            f"layer: the file has several layers ({', '.join(with_geom)}); choose one with --layer",
-            field="layer",
-        )
+        raise ValidationFailed("ingest.several_layers", field="layer", layers=with_geom)
     frames = []
     for name in chosen:
         try:
             frames.append(pyogrio.read_dataframe(path, layer=name))
         except Exception as exc:  # noqa: BLE001
-            raise ValidationFailed(f"file: layer {name!r} cannot be read ({exc})", field="file") from exc
+            raise ValidationFailed("ingest.layer_unreadable", field="file", layer=name, reason=str(exc)) from exc
     gdf = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     file_crs = gdf.crs
     source_crs, note = _choose_crs(file_crs, crs)
@@ -158,11 +148,7 @@ def read_vector(path: Path, *, crs: str | None, layer: str | None) -> SourceTabl
 
 def _choose_crs(file_crs: CRS | None, given: str | None) -> tuple[CRS, str]:
     if file_crs is None and given is None:
-        raise ValidationFailed(
-            "crs: the file does not say which coordinate reference system it uses;"
-            " give it (e.g. --crs EPSG:2154 for Lambert-93, EPSG:4326 for GPS longitude/latitude)",
-            field="crs",
-        )
+        raise ValidationFailed("ingest.crs_unknown_in_file", field="crs")
     if given is None:
         assert file_crs is not None
         return file_crs, f"{crs_name(file_crs)} (read from the file)"
@@ -269,7 +255,7 @@ def read_csv(path: Path, *, crs: str | None, columns: dict[str, str]) -> SourceT
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     cols = [c for c in (reader.fieldnames or [])]
     if not cols:
-        raise ValidationFailed("file: the CSV has no header line", field="file")
+        raise ValidationFailed("ingest.csv_no_header", field="file")
     rows: list[dict[str, str | None]] = []
     lines: list[int] = []
     for row in reader:
@@ -284,17 +270,13 @@ def read_csv(path: Path, *, crs: str | None, columns: dict[str, str]) -> SourceT
     wkt_col = columns.get("wkt") or _find(cols, WKT_NAMES)
     for key, col in (("lat", columns.get("lat")), ("lon", columns.get("lon")), ("wkt", columns.get("wkt"))):
         if col and col not in cols:
-            raise ValidationFailed(f"{key}: no column {col!r}; the columns are {', '.join(cols)}", field=key)
+            raise ValidationFailed("ingest.no_column", field=key, column=col, columns=cols)
     problems: dict[int, list[str]] = {}
     geoms: list[object] = []
     srids: set[str] = set()
     use_wkt = wkt_col is not None and not ("lat" in columns or "lon" in columns)
     if not use_wkt and not (lat_col and lon_col):
-        raise ValidationFailed(
-            "file: the CSV needs latitude and longitude columns (lat/lon) or a WKT column;"
-            f" the columns are {', '.join(cols)} (name them with --lat/--lon or --wkt)",
-            field="file",
-        )
+        raise ValidationFailed("ingest.csv_no_position", field="file", columns=cols)
     for i, row in enumerate(rows):
         if use_wkt:
             raw = (row.get(wkt_col) or "").strip()
@@ -318,7 +300,7 @@ def read_csv(path: Path, *, crs: str | None, columns: dict[str, str]) -> SourceT
             geoms.append(None if bad else shapely.Point(lon, lat))
     if use_wkt:
         if len(srids) > 1:
-            raise ValidationFailed(f"crs: the WKT column mixes SRIDs {', '.join(sorted(srids))}", field="crs")
+            raise ValidationFailed("ingest.mixed_srids", field="crs", srids=sorted(srids))
         if srids and crs is None:
             source, note = parse_crs(srids.pop()), "from the SRID= prefix of the WKT"
             note = f"{crs_name(source)} ({note})"

@@ -45,61 +45,52 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def check_basename(name: str | None, *, field: str = "filename") -> str:
     """The name itself when it is a plain file name; ValidationFailed for paths and tricks."""
     if not name:
-        raise ValidationFailed(f"{field}: a file name is required", field=field)
+        raise ValidationFailed("ingest.filename_required", field=field)
     if _CONTROL.search(name):
-        raise ValidationFailed(f"{field}: {name!r} holds control characters", field=field)
+        raise ValidationFailed("ingest.filename_control", field=field, name=name)
     if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".."):
-        raise ValidationFailed(
-            f"{field}: {name!r} is not a plain file name (no folders, no '..')", field=field
-        )
+        raise ValidationFailed("ingest.filename_not_plain", field=field, name=name)
     if len(name) > 255:
-        raise ValidationFailed(f"{field}: the file name is longer than 255 characters", field=field)
+        raise ValidationFailed("ingest.filename_too_long", field=field)
     return name
 
 
 def _check_member_name(name: str) -> None:
     if _CONTROL.search(name):
-        raise ValidationFailed(f"archive: entry {name!r} holds control characters", field="file")
+        raise ValidationFailed("ingest.entry_control", field="file", entry=name)
     if "\\" in name:
-        raise ValidationFailed(f"archive: entry {name!r} uses backslashes", field="file")
+        raise ValidationFailed("ingest.entry_backslash", field="file", entry=name)
     path = PurePosixPath(name)
     if path.is_absolute() or re.match(r"^[A-Za-z]:", name):
-        raise ValidationFailed(f"archive: entry {name!r} is an absolute path", field="file")
+        raise ValidationFailed("ingest.entry_absolute", field="file", entry=name)
     if ".." in path.parts:
-        raise ValidationFailed(f"archive: entry {name!r} climbs out of the archive ('..')", field="file")
+        raise ValidationFailed("ingest.entry_climbs", field="file", entry=name)
 
 
 def check_zip(zf: zipfile.ZipFile, limits: Limits = LIMITS) -> list[zipfile.ZipInfo]:
     """The archive's file entries, after checking names, count, sizes and ratios (nothing extracted)."""
     infos = zf.infolist()
     if len(infos) > limits.zip_entries:
-        raise ValidationFailed(
-            f"archive: {len(infos)} entries; at most {limits.zip_entries} are accepted", field="file"
-        )
+        raise ValidationFailed("ingest.too_many_entries", field="file", count=len(infos), maximum=limits.zip_entries)
     total = 0
     files = []
     for info in infos:
         _check_member_name(info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise ValidationFailed(f"archive: entry {info.filename!r} is a symbolic link", field="file")
+            raise ValidationFailed("ingest.entry_symlink", field="file", entry=info.filename)
         if info.is_dir():
             continue
         if info.flag_bits & 0x1:
-            raise ValidationFailed(f"archive: entry {info.filename!r} is encrypted", field="file")
+            raise ValidationFailed("ingest.entry_encrypted", field="file", entry=info.filename)
         total += info.file_size
         if total > limits.zip_total_bytes:
-            raise ValidationFailed(
-                f"archive: would expand to more than {limits.zip_total_bytes // 2**20} MB", field="file"
-            )
+            raise ValidationFailed("ingest.archive_too_big", field="file", megabytes=limits.zip_total_bytes // 2**20)
         if info.file_size > limits.zip_ratio_floor:
             ratio = info.file_size / max(info.compress_size, 1)
             if ratio > limits.zip_ratio:
-                raise ValidationFailed(
-                    f"archive: entry {info.filename!r} expands {ratio:.0f} times"
-                    f" (more than {limits.zip_ratio:g}): refused as a decompression bomb",
-                    field="file",
-                )
+                raise ValidationFailed("ingest.zip_bomb", field="file", entry=info.filename, ratio=round(ratio),
+                                       maximum=limits.zip_ratio)
         files.append(info)
     return files
 
@@ -109,14 +100,14 @@ def safe_extract(path: Path, dest: Path, limits: Limits = LIMITS) -> list[Path]:
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
-        raise ValidationFailed(f"file: not a readable zip archive ({exc})", field="file") from exc
+        raise ValidationFailed("ingest.not_a_zip", field="file", reason=str(exc)) from exc
     out: list[Path] = []
     written = 0
     with zf:
         for info in check_zip(zf, limits):
             target = (dest / info.filename).resolve()
             if not target.is_relative_to(dest.resolve()):
-                raise ValidationFailed(f"archive: entry {info.filename!r} leaves the folder", field="file")
+                raise ValidationFailed("ingest.entry_leaves", field="file", entry=info.filename)
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
                 left = info.file_size
@@ -128,9 +119,7 @@ def safe_extract(path: Path, dest: Path, limits: Limits = LIMITS) -> list[Path]:
                     left -= len(chunk)
                     # The header lied about the size: stop before the disk fills.
                     if left < 0 or written > limits.zip_total_bytes:
-                        raise ValidationFailed(
-                            f"archive: entry {info.filename!r} is larger than it declares", field="file"
-                        )
+                        raise ValidationFailed("ingest.entry_lies", field="file", entry=info.filename)
                     dst.write(chunk)
             out.append(target)
     return out
@@ -139,17 +128,13 @@ def safe_extract(path: Path, dest: Path, limits: Limits = LIMITS) -> list[Path]:
 def parse_xml(data: bytes, limits: Limits = LIMITS, *, field: str = "xml_submission_file") -> Any:
     """The root element of ``data``: capped in size, no DTD, no entities (defusedxml)."""
     if len(data) > limits.xml_bytes:
-        raise ValidationFailed(
-            f"{field}: {len(data)} bytes; at most {limits.xml_bytes} are accepted", field=field
-        )
+        raise ValidationFailed("ingest.xml_too_large", field=field, size=len(data), maximum=limits.xml_bytes)
     try:
         return SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise ValidationFailed(
-            f"{field}: refused: the XML declares a DTD or entities ({type(exc).__name__})", field=field
-        ) from exc
+        raise ValidationFailed("ingest.xml_dtd", field=field, reason=type(exc).__name__) from exc
     except SafeET.ParseError as exc:
-        raise ValidationFailed(f"{field}: not well-formed XML ({exc})", field=field) from exc
+        raise ValidationFailed("ingest.xml_malformed", field=field, reason=str(exc)) from exc
 
 
 def remove_tree(path: Path) -> None:

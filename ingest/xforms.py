@@ -79,7 +79,7 @@ def get_spec(form_id: str) -> FormSpec:
     """The form with that id, or NotFound naming the known ones."""
     spec = FORMS.get(form_id)
     if spec is None:
-        raise NotFound(f"form: no form {form_id!r}; known forms: {', '.join(FORMS)}", field="form")
+        raise NotFound("openrosa.no_form", field="form", form_id=form_id, known=list(FORMS))
     return spec
 
 

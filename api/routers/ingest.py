@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentMember, SessionDep
-from api.errors import problem
+from api.errors import problem, request_locale
 from api.routers.openrosa import PayloadTooLarge, read_multipart
 from commons_map.errors import PermissionDenied, ValidationFailed
 from commons_map.people.permissions import is_coordinator_of
@@ -29,7 +29,7 @@ BOOL = {
 def _flag(form: Any, name: str) -> bool:
     raw = str(form.get(name, "")).strip().lower()
     if raw not in BOOL:
-        raise ValidationFailed(f"{name}: {raw!r} is not true or false", field=name)
+        raise ValidationFailed("ingest.not_a_flag", field=name, raw=raw)
     return BOOL[raw]
 
 
@@ -41,9 +41,9 @@ def _mapping(form: Any) -> dict[str, str]:
         try:
             mapping = json.loads(str(raw))
         except json.JSONDecodeError as exc:
-            raise ValidationFailed('map: must be a JSON object like {"name": "NOM"}', field="map") from exc
+            raise ValidationFailed("ingest.map_json", field="map") from exc
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-            raise ValidationFailed('map: must be a JSON object like {"name": "NOM"}', field="map")
+            raise ValidationFailed("ingest.map_json", field="map")
     for key in ("name", "kind_column", "external_id", "description", "visibility", "state", "parent"):
         value = form.get(key)
         if isinstance(value, str) and value.strip():
@@ -59,7 +59,7 @@ async def _save_upload(upload: Any, dest: Path) -> Path:
         while chunk := await upload.read(1024 * 1024):
             size += len(chunk)
             if size > LIMITS.upload_bytes:
-                raise PayloadTooLarge(f"file: larger than {LIMITS.upload_bytes} bytes", field="file")
+                raise PayloadTooLarge("ingest.file_too_large", field="file", max_bytes=LIMITS.upload_bytes)
             out.write(chunk)
     return path
 
@@ -74,11 +74,13 @@ async def upload_commons(request: Request, session: SessionDep, member: CurrentM
     run, 201 when written, 422 (nothing written) when rows are rejected.
     """
     if not is_coordinator_of(member, member.cooperative_id):
-        raise PermissionDenied("Only the cooperative's coordinators may import commons from files")
+        raise PermissionDenied("ingest.coordinators_only")
     try:
         return await _upload(request, session, member)
     except PayloadTooLarge as exc:
-        return problem(413, exc.message, errors=[p.as_dict() for p in exc.problems], code=exc.code)
+        locale = request_locale(request)
+        return problem(413, exc.text(locale), errors=[p.as_dict(locale) for p in exc.problems], code=exc.code,
+                       kind="payload_too_large", params=exc.as_dict()["params"])
 
 
 async def _upload(request: Request, session: Any, member: Any) -> JSONResponse:
@@ -86,7 +88,7 @@ async def _upload(request: Request, session: Any, member: Any) -> JSONResponse:
     try:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ValidationFailed("file: send the file in a part named 'file'", field="file")
+            raise ValidationFailed("ingest.file_part", field="file")
         options = ImportOptions(
             mapping=_mapping(form), kind=(str(form.get("kind") or "").strip() or None),
             crs=(str(form.get("crs") or "").strip() or None), layer=(str(form.get("layer") or "").strip() or None),

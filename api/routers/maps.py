@@ -23,10 +23,10 @@ def public_map(request: Request, session: SessionDep) -> Response:
     check_params(request, {"lang", "basemap"})
     lang = single(request, "lang")
     if lang is not None and lang not in ("fr", "en"):
-        raise BadRequest(f"lang: {lang!r} is not offered; use fr or en", "lang")
+        raise BadRequest("publish.lang_not_offered", field="lang", given=lang)
     basemap = single(request, "basemap") or "osm"
     if basemap not in ("osm", "none"):
-        raise BadRequest(f"basemap: {basemap!r} is not offered; use osm or none", "basemap")
+        raise BadRequest("publish.basemap_not_offered", field="basemap", given=basemap)
     lang = pick_lang(lang, request.headers.get("accept-language"))
     page = server_page(
         session,
@@ -49,7 +49,7 @@ def static(path: str) -> FileResponse:
     root = STATIC_DIR.resolve()
     target = (root / path).resolve()
     if root not in target.parents or not target.is_file():
-        raise NotFound(f"no file {path!r}", field="path")
+        raise NotFound("publish.no_file", field="path", path=path)
     return FileResponse(target, headers={"Cache-Control": "public, max-age=86400"})
 
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep
-from api.errors import problem
+from api.errors import problem, request_locale
 from commons_map.errors import NotFound, ValidationFailed
 from commons_map.publish import service
 from commons_map.publish.collections import COLLECTIONS, Collection, get_collection
@@ -78,13 +78,8 @@ CACHE_CONTROL = "public, max-age=60"
 # --- HTTP helpers shared by the public routers ---------------------------------------------------
 
 
-class BadRequest(Exception):
-    """A parameter the standard says must be refused with 400."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class BadRequest(ValidationFailed):
+    """A parameter the standard says must be refused with 400: a ``publish.*`` code and its parameters."""
 
 
 def cors_headers() -> dict[str, str]:
@@ -139,31 +134,29 @@ def respond(
     return Response(content=body, media_type=media_type, headers=hdrs)
 
 
-def bad_request(exc: BadRequest | ValidationFailed) -> Response:
-    """400 as problem+json, naming the parameter."""
-    field = exc.field
-    resp = problem(
-        400,
-        exc.message,
-        errors=[{"field": field, "message": exc.message}] if field else None,
-        code="invalid_parameter",
-    )
+def _ogc_problem(status: int, kind: str, exc: ValidationFailed | NotFound, locale: str) -> Response:
+    body = exc.as_dict(locale)
+    resp = problem(status, body["detail"], errors=body["errors"] or None, code=exc.code, kind=kind,
+                   **({"params": body["params"]} if body["params"] else {}))
     resp.headers.update(cors_headers())
     return resp
 
 
-def not_found(exc: NotFound) -> Response:
-    """404 as problem+json."""
-    resp = problem(404, exc.message, code="not_found")
-    resp.headers.update(cors_headers())
-    return resp
+def bad_request(exc: BadRequest | ValidationFailed, locale: str = "en") -> Response:
+    """400 as problem+json, naming the parameter: the message code, and its text in ``locale``."""
+    return _ogc_problem(400, "invalid_parameter", exc, locale)
+
+
+def not_found(exc: NotFound, locale: str = "en") -> Response:
+    """404 as problem+json, with the message code."""
+    return _ogc_problem(404, "not_found", exc, locale)
 
 
 def single(request: Request, name: str) -> str | None:
     """A query parameter given at most once (twice is a 400)."""
     values = request.query_params.getlist(name)
     if len(values) > 1:
-        raise BadRequest(f"{name}: given {len(values)} times; give it once", name)
+        raise BadRequest("publish.given_twice", field=name, count=len(values))
     return values[0] if values else None
 
 
@@ -172,10 +165,7 @@ def check_params(request: Request, allowed: Iterable[str]) -> None:
     allowed = set(allowed)
     unknown = sorted({k for k in request.query_params.keys() if k not in allowed})
     if unknown:
-        raise BadRequest(
-            f"unknown query parameter {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}",
-            unknown[0],
-        )
+        raise BadRequest("publish.unknown_parameter", field=unknown[0], unknown=unknown, allowed=sorted(allowed))
 
 
 def wants_html(request: Request) -> bool:
@@ -187,7 +177,7 @@ def wants_html(request: Request) -> bool:
             return True
         if v in ("json", "geojson", "application/json", "application/geo+json"):
             return False
-        raise BadRequest(f"f: unknown format {f!r}; use json or html", "f")
+        raise BadRequest("publish.unknown_format", field="f", given=f)
     best_html, best_json = 0.0, 0.0
     for part in request.headers.get("accept", "").split(","):
         bits = [b.strip() for b in part.split(";")]
@@ -241,6 +231,12 @@ def link_list(links: list[dict]) -> str:
     return f"<ul>{items}</ul>"
 
 
+def _locale(args: tuple, kwargs: dict) -> str:
+    """The language of the request a guarded endpoint was called with (English without one)."""
+    request = kwargs.get("request") or next((a for a in args if isinstance(a, Request)), None)
+    return request_locale(request) if request is not None else "en"
+
+
 def guard(fn):  # noqa: ANN001, ANN201 - small decorator
     """Turn parameter problems into 400 and unknown things into 404."""
     import functools
@@ -250,9 +246,9 @@ def guard(fn):  # noqa: ANN001, ANN201 - small decorator
         try:
             return fn(*args, **kwargs)
         except (BadRequest, ValidationFailed) as exc:
-            return bad_request(exc)
+            return bad_request(exc, _locale(args, kwargs))
         except NotFound as exc:
-            return not_found(exc)
+            return not_found(exc, _locale(args, kwargs))
 
     return wrapper
 
@@ -521,11 +517,11 @@ def parse_items_query(request: Request, c: Collection) -> service.ItemsQuery:
     check_params(request, allowed)
     lang = single(request, "filter-lang")
     if lang is not None and lang not in FILTER_LANGS:
-        raise BadRequest(f"filter-lang: {lang!r} is not supported; use cql2-text", "filter-lang")
+        raise BadRequest("publish.filter_lang", field="filter-lang", given=lang)
     bbox_crs = parse_crs(single(request, "bbox-crs"), field="bbox-crs")
     raw_bbox = single(request, "bbox")
     if single(request, "bbox-crs") is not None and raw_bbox is None:
-        raise BadRequest("bbox-crs: given without bbox", "bbox-crs")
+        raise BadRequest("publish.bbox_crs_alone", field="bbox-crs")
     filter_text = single(request, "filter")
     filter_crs = parse_crs(single(request, "filter-crs"), field="filter-crs")
     props = {}

@@ -76,10 +76,7 @@ def download(name: str, request: Request, session: SessionDep, settings: Setting
     check_params(request, set())
     stem, _, fmt = name.rpartition(".")
     if fmt not in export.FORMATS:
-        raise NotFound(
-            f"format: {fmt!r} is not offered; use one of {', '.join(export.FORMATS)}",
-            field="format",
-        )
+        raise NotFound("publish.format_not_offered", field="format", format=fmt, formats=list(export.FORMATS))
     c = get_collection(stem)
     body = export.export(session, collection=c, fmt=fmt, licence=settings.data_licence)
     today = datetime.now(UTC).date().isoformat()

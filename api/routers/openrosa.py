@@ -94,14 +94,13 @@ def _basic_member(request: Request, session: Any, settings: Any) -> Member:
     raw = request.headers.get("authorization", "")
     scheme, _, value = raw.partition(" ")
     if scheme.lower() != "basic" or not value:
-        raise AuthenticationFailed("Sign in: use the server address with your field token, or your username"
-                                   " and password (over HTTPS)")
+        raise AuthenticationFailed("openrosa.sign_in")
     if settings.environment == "production" and request.url.scheme != "https":
-        raise AuthenticationFailed("Basic authentication is accepted over HTTPS only")
+        raise AuthenticationFailed("openrosa.basic_https_only")
     try:
         username, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise AuthenticationFailed("Malformed Basic credentials") from exc
+        raise AuthenticationFailed("openrosa.basic_malformed") from exc
     address = request.client.host if request.client else "unknown"
     return throttle.sign_in(session, request.app.state.engine, username=username, password=password,
                             remote_addr=address)
@@ -142,7 +141,7 @@ def _form(request: Request, session: Any, settings: Any, token: str | None, file
     try:
         member = _member(request, session, settings, token)
         if not filename.endswith(".xml"):
-            raise ValidationFailed(f"form: {filename!r}: ask for FORMID.xml", field="form")
+            raise ValidationFailed("openrosa.form_filename", field="form", filename=filename)
         f = served_form(session, member=member, form_id=filename[:-4])
     except DomainError as exc:
         return error_response(exc)
@@ -164,16 +163,16 @@ async def read_multipart(request: Request, *, max_bytes: int, max_files: int, ma
     """Parse a multipart body, refusing it as soon as it grows past ``max_bytes`` (413)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
-        raise PayloadTooLarge(f"request: {length} bytes; at most {max_bytes} are accepted", field="request")
+        raise PayloadTooLarge("openrosa.request_too_large", field="request", size=int(length), max_bytes=max_bytes)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ValidationFailed("request: send multipart/form-data", field="request")
+        raise ValidationFailed("openrosa.multipart_needed", field="request")
 
     async def limited():  # type: ignore[no-untyped-def]
         seen = 0
         async for chunk in request.stream():
             seen += len(chunk)
             if seen > max_bytes:
-                raise PayloadTooLarge(f"request: more than {max_bytes} bytes; refused", field="request")
+                raise PayloadTooLarge("openrosa.request_over", field="request", max_bytes=max_bytes)
             yield chunk
 
     parser = MultiPartParser(request.headers, limited(), max_files=max_files, max_fields=max_fields,
@@ -181,7 +180,7 @@ async def read_multipart(request: Request, *, max_bytes: int, max_files: int, ma
     try:
         return await parser.parse()
     except MultiPartException as exc:
-        raise ValidationFailed(f"request: {exc.message}", field="request") from exc
+        raise ValidationFailed("openrosa.multipart_invalid", field="request", reason=exc.message) from exc
 
 
 async def _submit(request: Request, session: Any, settings: Any, token: str | None) -> Response:
@@ -190,8 +189,7 @@ async def _submit(request: Request, session: Any, settings: Any, token: str | No
         form = await read_multipart(request, max_bytes=LIMITS.submission_bytes, max_files=LIMITS.submission_parts)
         xml_parts = form.getlist("xml_submission_file")
         if len(xml_parts) != 1 or isinstance(xml_parts[0], str):
-            raise ValidationFailed("xml_submission_file: exactly one XML file part is required",
-                                   field="xml_submission_file")
+            raise ValidationFailed("openrosa.one_xml_part", field="xml_submission_file")
         xml = await xml_parts[0].read(LIMITS.xml_bytes + 1)
         files = []
         for key, value in form.multi_items():

@@ -78,12 +78,12 @@ def disable_rules(resource_id: DbId, session: SessionDep, member: CurrentMember)
 def _near(near: str | None, distance: float | None) -> service.Near | None:
     if near is None:
         if distance is not None:
-            raise ValidationFailed("distance: needs near=lon,lat", field="distance")
+            raise ValidationFailed("reservations.distance_needs_near", field="distance")
         return None
     try:
         lon, lat = (float(p) for p in near.split(","))
     except ValueError as exc:
-        raise ValidationFailed("near: must be two numbers lon,lat", field="near") from exc
+        raise ValidationFailed("reservations.near_format", field="near", given=near) from exc
     return service.Near(lon=lon, lat=lat, distance_m=distance if distance is not None else 2000.0)
 
 

@@ -31,7 +31,7 @@ def _coop(member: Member | None, cooperative_id: DbId | None) -> int:
     if cooperative_id is not None:
         return cooperative_id
     if member is None:
-        raise ValidationFailed("cooperative_id: required when not signed in", field="cooperative_id")
+        raise ValidationFailed("soil.cooperative_required", field="cooperative_id")
     return member.cooperative_id
 
 

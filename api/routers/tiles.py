@@ -31,7 +31,7 @@ TILE_CACHE = "public, max-age=300"
 
 def _int(raw: str, name: str) -> int:
     if not re.fullmatch(r"\d{1,9}", raw):
-        raise NotFound(f"tile: {name} must be a whole number, not {raw!r}", field=name)
+        raise NotFound("publish.tile_number", field=name, name=name, given=raw)
     return int(raw)
 
 

@@ -41,7 +41,7 @@ def issue_token(session: Session, *, actor: Member | None, member: Member, label
     """
     if not system and not (actor is not None and actor.is_active and (
             actor.id == member.id or is_coordinator_of(actor, member.cooperative_id))):
-        raise PermissionDenied("A member issues their own field tokens; coordinators may issue them for members")
+        raise PermissionDenied("fieldforms.issue_own_tokens")
     secret = secrets.token_urlsafe(TOKEN_BYTES)
     row = FieldToken(member_id=member.id, token_hash=token_hash(secret), label=label.strip()[:200],
                      created_by_id=actor.id if actor else None)
@@ -53,7 +53,7 @@ def issue_token(session: Session, *, actor: Member | None, member: Member, label
 def list_tokens(session: Session, *, actor: Member, member: Member) -> list[FieldToken]:
     """The tokens of a member (never their secrets), for themself or a coordinator."""
     if actor.id != member.id and not is_coordinator_of(actor, member.cooperative_id):
-        raise PermissionDenied("Only the member and the coordinators see a member's field tokens")
+        raise PermissionDenied("fieldforms.see_own_tokens")
     return list(session.scalars(select(FieldToken).where(FieldToken.member_id == member.id).order_by(FieldToken.id)))
 
 
@@ -63,7 +63,7 @@ def revoke_token(session: Session, *, actor: Member, token_id: int) -> FieldToke
     owner = session.get(Member, row.member_id) if row else None
     if row is None or owner is None or not (
             actor.id == owner.id or is_coordinator_of(actor, owner.cooperative_id)):
-        raise NotFound(f"No field token {token_id}", field="token_id")
+        raise NotFound("fieldforms.no_token", field="token_id", token_id=token_id)
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         session.flush()
@@ -73,13 +73,13 @@ def revoke_token(session: Session, *, actor: Member, token_id: int) -> FieldToke
 def member_from_token(session: Session, secret: str) -> Member:
     """The active member whose unrevoked token this is, or AuthenticationFailed."""
     if not secret or len(secret) > 200:
-        raise AuthenticationFailed("Unknown or revoked field token")
+        raise AuthenticationFailed("fieldforms.unknown_token")
     row = session.scalar(select(FieldToken).where(FieldToken.token_hash == token_hash(secret)))
     if row is None or row.revoked_at is not None:
-        raise AuthenticationFailed("Unknown or revoked field token")
+        raise AuthenticationFailed("fieldforms.unknown_token")
     member = session.get(Member, row.member_id)
     if member is None or not member.is_active:
-        raise AuthenticationFailed("Unknown or revoked field token")
+        raise AuthenticationFailed("fieldforms.unknown_token")
     row.last_used_at = datetime.now(UTC)
     return member
 
@@ -110,11 +110,7 @@ def get_submission(session: Session, *, form_id: str, instance_id: str, lock: bo
 
 def _same_or_conflict(found: Submission, digest: str, cooperative_id: int) -> Stored:
     if found.cooperative_id != cooperative_id or found.sha256 != digest:
-        raise Conflict(
-            f"instanceID {found.instance_id!r} was already received with other content;"
-            " an edit must carry a new instanceID and name the old one in deprecatedID",
-            field="instanceID",
-        )
+        raise Conflict("fieldforms.instance_conflict", field="instanceID", instance_id=found.instance_id)
     return Stored(found, created=False)
 
 
@@ -136,13 +132,12 @@ def store_submission(
     if deprecated_id:
         old = get_submission(session, form_id=form_id, instance_id=deprecated_id, lock=True)
         if old is None or old.cooperative_id != cooperative_id:
-            raise NotFound(f"deprecatedID {deprecated_id!r}: no such submission of form {form_id!r}",
-                           field="deprecatedID")
+            raise NotFound("fieldforms.deprecated_unknown", field="deprecatedID", deprecated_id=deprecated_id,
+                           form_id=form_id)
         if old.status == "superseded":
-            raise Conflict(f"deprecatedID {deprecated_id!r} was already replaced by a later edit;"
-                           " edit the current version", field="deprecatedID")
+            raise Conflict("fieldforms.deprecated_replaced", field="deprecatedID", deprecated_id=deprecated_id)
         if member is not None and old.member_id not in (None, member.id) and not member.is_coordinator:
-            raise PermissionDenied("Only the member who sent a submission (or a coordinator) edits it")
+            raise PermissionDenied("fieldforms.edit_own")
     now = datetime.now(UTC)
     stmt = (
         insert(Submission)
@@ -158,8 +153,7 @@ def store_submission(
         # A concurrent request won the race (it committed first): answer as a resend or a conflict.
         winner = get_submission(session, form_id=form_id, instance_id=instance_id)
         if winner is None:
-            raise Conflict(f"deprecatedID {deprecated_id!r} was already replaced by a concurrent edit",
-                           field="deprecatedID")
+            raise Conflict("fieldforms.deprecated_concurrent", field="deprecatedID", deprecated_id=deprecated_id)
         session.refresh(winner)
         return _same_or_conflict(winner, digest, cooperative_id)
     sub = session.get(Submission, new_id)

@@ -239,8 +239,5 @@ def get_collection(collection_id: str) -> Collection:
     try:
         return COLLECTIONS[collection_id]
     except KeyError:
-        known = ", ".join(COLLECTIONS)
-        raise NotFound(
-            f"collectionId: no public collection {collection_id!r}; known: {known}",
-            field="collectionId",
-        ) from None
+        raise NotFound("publish.no_collection", field="collectionId", collection=collection_id,
+                       known=list(COLLECTIONS)) from None

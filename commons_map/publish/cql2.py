@@ -80,8 +80,9 @@ class Params:
         return f":{name}"
 
 
-def _bad(message: str) -> ValidationFailed:
-    return ValidationFailed(f"filter: {message}", field=FIELD)
+def _bad(code: str, **params: Any) -> ValidationFailed:
+    """A refusal of the filter: a ``publish.cql2_*`` code and its parameters."""
+    return ValidationFailed(code, field=FIELD, **params)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -94,7 +95,7 @@ def tokenize(text: str) -> list[Token]:
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             bad = text[pos:].strip()[:20]
-            raise _bad(f"cannot read {bad!r} at character {pos + 1}")
+            raise _bad("publish.cql2_unreadable", text=bad, position=pos + 1)
         kind = m.lastgroup or ""
         tokens.append(Token(kind, m.group(kind), m.start(kind), m.end()))
         pos = m.end()
@@ -130,19 +131,19 @@ class Parser:
     def take(self) -> Token:
         t = self.peek()
         if t is None:
-            raise _bad("the expression ends too early")
+            raise _bad("publish.cql2_ends_early")
         self.i += 1
         return t
 
     def expect_op(self, op: str) -> None:
         t = self.take()
         if t.kind != "op" or t.value != op:
-            raise _bad(f"expected {op!r} at character {t.start + 1}, found {t.value!r}")
+            raise _bad("publish.cql2_expected", expected=op, position=t.start + 1, found=t.value)
 
     def expect_word(self, word: str) -> None:
         t = self.take()
         if t.kind != "ident" or t.value.upper() != word:
-            raise _bad(f"expected {word} at character {t.start + 1}, found {t.value!r}")
+            raise _bad("publish.cql2_expected", expected=word, position=t.start + 1, found=t.value)
 
     def at_op(self, op: str) -> bool:
         t = self.peek()
@@ -151,11 +152,11 @@ class Parser:
     # -- grammar
     def parse(self) -> str:
         if not self.tokens:
-            raise _bad("is empty")
+            raise _bad("publish.cql2_empty")
         sql = self.boolean_expression()
         t = self.peek()
         if t is not None:
-            raise _bad(f"unexpected {t.value!r} at character {t.start + 1}")
+            raise _bad("publish.cql2_unexpected", found=t.value, position=t.start + 1)
         return sql
 
     def boolean_expression(self) -> str:
@@ -202,7 +203,7 @@ class Parser:
         if w in SPATIAL:
             return self.spatial()
         if w is not None and w.startswith(("T_", "A_")):
-            raise _bad(f"{w} is not supported here (temporal and array functions are not offered)")
+            raise _bad("publish.cql2_temporal", name=w)
         return self.predicate()
 
     def predicate(self) -> str:
@@ -252,18 +253,15 @@ class Parser:
             right = self.scalar()
             self._comparable(left, right, t.value)
             if left.type == "boolean" and t.value not in ("=", "<>"):
-                raise _bad(f"booleans only compare with = or <>, not {t.value}")
+                raise _bad("publish.cql2_boolean_op", op=t.value)
             return f"({left.sql} {t.value} {right.sql})"
         if left.type == "boolean":
             return f"({left.sql})"
-        found = repr(t.value) if t is not None else "the end"
-        raise _bad(
-            f"expected a comparison (=, <>, <, >, <=, >=, LIKE, BETWEEN, IN, IS NULL), found {found}"
-        )
+        raise _bad("publish.cql2_comparison", found=t.value if t is not None else "-")
 
     def _require(self, e: Expr, types: tuple[str, ...], what: str) -> None:
         if e.type not in types and e.type != "null":
-            raise _bad(f"{what} needs {' or '.join(types)} values, not {e.type}")
+            raise _bad("publish.cql2_types", what=what, types=list(types), given=e.type)
 
     def _comparable(self, a: Expr, b: Expr, what: str) -> None:
         if "null" in (a.type, b.type) or a.type == b.type:
@@ -272,7 +270,7 @@ class Parser:
             return
         if a.type in TEMPORAL and b.type in TEMPORAL:
             return
-        raise _bad(f"cannot compare {a.type} with {b.type} in {what}")
+        raise _bad("publish.cql2_compare", left=a.type, right=b.type, what=what)
 
     def scalar(self) -> Expr:
         t = self.take()
@@ -291,9 +289,7 @@ class Parser:
         if t.kind == "quoted":
             return self.property(t.value[1:-1].replace('""', '"'), t)
         if t.kind != "ident":
-            raise _bad(
-                f"expected a property or a value at character {t.start + 1}, found {t.value!r}"
-            )
+            raise _bad("publish.cql2_property_or_value", position=t.start + 1, found=t.value)
         w = t.value.upper()
         if w in ("TRUE", "FALSE"):
             return Expr(w, "boolean")
@@ -303,7 +299,7 @@ class Parser:
             self.take()
             lit = self.take()
             if lit.kind != "string":
-                raise _bad(f"{w} needs a quoted value, e.g. {w}('2026-01-31')")
+                raise _bad("publish.cql2_quoted", name=w)
             self.expect_op(")")
             return self.temporal(w, lit.value[1:-1])
         if w == "CASEI" and self.at_op("("):
@@ -313,9 +309,9 @@ class Parser:
             self._require(inner, ("string",), "CASEI")
             return Expr(f"lower({inner.sql})", "string")
         if self.at_op("("):
-            raise _bad(f"function {t.value}() is not supported")
+            raise _bad("publish.cql2_function", name=t.value)
         if w in KEYWORDS:
-            raise _bad(f"unexpected {t.value} at character {t.start + 1}")
+            raise _bad("publish.cql2_unexpected", found=t.value, position=t.start + 1)
         return self.property(t.value, t)
 
     def temporal(self, kind: str, raw: str) -> Expr:
@@ -324,11 +320,10 @@ class Parser:
                 return Expr(f"CAST({self.params.add(date.fromisoformat(raw))} AS date)", "date")
             value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise _bad(
-                f"{kind}({raw!r}) is not a valid {'date' if kind == 'DATE' else 'RFC 3339 timestamp'}"
-            ) from None
+            raise _bad("publish.cql2_bad_date" if kind == "DATE" else "publish.cql2_bad_timestamp", kind=kind,
+                       given=raw) from None
         if value.tzinfo is None:
-            raise _bad(f"TIMESTAMP({raw!r}) needs a time zone (e.g. a final Z)")
+            raise _bad("publish.cql2_timestamp_zone", given=raw)
         return Expr(f"CAST({self.params.add(value)} AS timestamptz)", "date-time")
 
     def property(self, name: str, t: Token) -> Expr:
@@ -336,10 +331,8 @@ class Parser:
             return Expr("s.geom", "geometry")
         q = self.collection.queryable(name)
         if q is None:
-            known = ", ".join([GEOMETRY_PROPERTY] + [x.name for x in self.collection.queryables])
-            raise _bad(
-                f"unknown property {name!r} in collection {self.collection.id!r}; queryables: {known}"
-            )
+            known = [GEOMETRY_PROPERTY] + [x.name for x in self.collection.queryables]
+            raise _bad("publish.cql2_unknown_property", name=name, collection=self.collection.id, known=known)
         return Expr(q.sql, q.type)
 
     # -- spatial
@@ -352,14 +345,14 @@ class Parser:
         b = self.geometry()
         self.expect_op(")")
         if a.sql != "s.geom" and b.sql != "s.geom":
-            raise _bad(f"{fn.replace('ST_', 'S_').upper()} needs the geometry property on one side")
+            raise _bad("publish.cql2_geometry_side", function=fn.replace("ST_", "S_").upper())
         return f"{fn}({a.sql}, {b.sql})"
 
     def geometry(self) -> Expr:
         w = self.word()
         t = self.peek()
         if t is None:
-            raise _bad("the expression ends too early")
+            raise _bad("publish.cql2_ends_early")
         if w == "BBOX" or w == "ENVELOPE":
             self.take()
             self.expect_op("(")
@@ -371,11 +364,11 @@ class Parser:
             if len(nums) == 6:
                 nums = [nums[0], nums[1], nums[3], nums[4]]
             if len(nums) != 4:
-                raise _bad("BBOX needs 4 (or 6) numbers")
+                raise _bad("publish.cql2_bbox_numbers")
             if self.crs.lat_first:
                 nums = [nums[1], nums[0], nums[3], nums[2]]
             if nums[0] > nums[2] or nums[1] > nums[3]:
-                raise _bad("BBOX must give the lower corner before the upper corner")
+                raise _bad("publish.cql2_bbox_order")
             ps = [self.params.add(float(n)) for n in nums]
             srid = self.crs.srid
             env = f"ST_MakeEnvelope({', '.join(ps)}, {srid})"
@@ -384,15 +377,13 @@ class Parser:
             return self.wkt()
         e = self.scalar()
         if e.type != "geometry":
-            raise _bad(
-                f"spatial functions need the geometry property or a geometry literal, not {e.type}"
-            )
+            raise _bad("publish.cql2_spatial_operand", given=e.type)
         return e
 
     def _number(self) -> float:
         t = self.take()
         if t.kind != "number":
-            raise _bad(f"expected a number at character {t.start + 1}, found {t.value!r}")
+            raise _bad("publish.cql2_number", position=t.start + 1, found=t.value)
         return float(t.value)
 
     def wkt(self) -> Expr:
@@ -415,14 +406,14 @@ class Parser:
                     break
             self.take()
         if end is None:
-            raise _bad(f"unfinished geometry literal starting at character {start + 1}")
+            raise _bad("publish.cql2_unfinished_geometry", position=start + 1)
         raw = self.text[start:end]
         try:
             geom = shapely.wkt.loads(raw)
         except (ShapelyError, ValueError, TypeError) as exc:
-            raise _bad(f"not a valid WKT geometry: {raw[:60]!r} ({exc})") from None
+            raise _bad("publish.cql2_bad_wkt", given=raw[:60], reason=str(exc)) from None
         if geom.is_empty:
-            raise _bad("empty geometry literal")
+            raise _bad("publish.cql2_empty_geometry")
         if self.crs.srid == 4326:
             from shapely.ops import transform
 
@@ -430,7 +421,7 @@ class Parser:
                 geom = transform(lambda x, y, z=None: (y, x), geom)
             for x, y in _coords(geom):
                 if not (-180 <= x <= 180 and -90 <= y <= 90):
-                    raise _bad(f"coordinate ({x}, {y}) is outside longitude/latitude range")
+                    raise _bad("publish.cql2_coordinate_range", x=x, y=y)
         p = self.params.add(geom.wkt)
         lit = f"ST_GeomFromText({p}, {self.crs.srid})"
         return Expr(lit if self.crs.srid == 4326 else f"ST_Transform({lit}, 4326)", "geometry")
@@ -445,5 +436,5 @@ def _coords(geom: Any) -> list[tuple[float, float]]:
 def compile_filter(text: str, *, collection: Collection, params: Params, crs: Crs = STORAGE) -> str:
     """SQL for a CQL2 text filter on the collection's public source ``s``; ValidationFailed if bad."""
     if len(text) > 20_000:
-        raise _bad("is longer than 20000 characters")
+        raise _bad("publish.cql2_too_long", maximum=20_000)
     return Parser(text, collection, params, crs).parse()

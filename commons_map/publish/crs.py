@@ -66,7 +66,5 @@ def parse_crs(raw: str | None, *, field: str) -> Crs:
         value = "http://" + value[len("https://") :]
     crs = SUPPORTED.get(value)
     if crs is None:
-        raise ValidationFailed(
-            f"{field}: unsupported CRS {raw!r}; supported: {', '.join(SUPPORTED)}", field=field
-        )
+        raise ValidationFailed("publish.unsupported_crs", field=field, given=raw, supported=list(SUPPORTED))
     return crs

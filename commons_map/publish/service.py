@@ -38,10 +38,10 @@ def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
     if not re.fullmatch(r"\s*\d+\s*", raw):
-        raise ValidationFailed(f"limit: must be a whole number from 1, not {raw!r}", field="limit")
+        raise ValidationFailed("publish.limit_not_number", field="limit", given=raw)
     value = int(raw)
     if value < 1:
-        raise ValidationFailed(f"limit: must be at least 1, not {value}", field="limit")
+        raise ValidationFailed("publish.limit_too_small", field="limit", given=value)
     return min(value, MAX_LIMIT)
 
 
@@ -50,7 +50,7 @@ def parse_cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not re.fullmatch(r"\d{1,18}", raw):
-        raise ValidationFailed(f"cursor: not a cursor from a next link: {raw!r}", field="cursor")
+        raise ValidationFailed("publish.bad_cursor", field="cursor", given=raw)
     return int(raw)
 
 
@@ -69,28 +69,19 @@ def parse_bbox(raw: str | None, crs: Crs = STORAGE) -> Bbox | None:
     try:
         nums = [float(p) for p in raw.split(",")]
     except ValueError:
-        raise ValidationFailed(
-            f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox"
-        ) from None
+        raise ValidationFailed("publish.bbox_numbers", field="bbox", given=raw) from None
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
     if len(nums) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in nums):
-        raise ValidationFailed(
-            f"bbox: must be 4 or 6 comma-separated numbers, not {raw!r}", field="bbox"
-        )
+        raise ValidationFailed("publish.bbox_numbers", field="bbox", given=raw)
     if crs.lat_first:  # EPSG:4326 is latitude, longitude
         nums = [nums[1], nums[0], nums[3], nums[2]]
     minx, miny, maxx, maxy = nums
     if crs.srid == 4326:
         if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            raise ValidationFailed(
-                f"bbox: {raw!r} is outside [-180,-90,180,90] or has its lower latitude above the upper",
-                field="bbox",
-            )
+            raise ValidationFailed("publish.bbox_range", field="bbox", given=raw)
     elif minx > maxx or miny > maxy:
-        raise ValidationFailed(
-            f"bbox: lower corner must come before upper corner in {raw!r}", field="bbox"
-        )
+        raise ValidationFailed("publish.bbox_order", field="bbox", given=raw)
     return Bbox((minx, miny, maxx, maxy), crs)
 
 
@@ -119,14 +110,9 @@ def _instant(raw: str, *, end: bool) -> datetime:
             return datetime.combine(d, time.max if end else time.min, tzinfo=UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(
-            f"datetime: {raw!r} is not an RFC 3339 date-time (e.g. 2026-11-27T10:00:00Z)",
-            field="datetime",
-        ) from None
+        raise ValidationFailed("publish.datetime_format", field="datetime", given=raw) from None
     if parsed.tzinfo is None:
-        raise ValidationFailed(
-            f"datetime: {raw!r} needs a time zone (e.g. a final Z)", field="datetime"
-        )
+        raise ValidationFailed("publish.datetime_zone", field="datetime", given=raw)
     return parsed
 
 
@@ -139,9 +125,9 @@ def parse_datetime(raw: str | None) -> tuple[datetime | None, datetime | None] |
         start = None if a in ("", "..") else _instant(a, end=False)
         stop = None if b in ("", "..") else _instant(b, end=True)
         if start is None and stop is None:
-            raise ValidationFailed("datetime: an interval needs at least one end", field="datetime")
+            raise ValidationFailed("publish.interval_open", field="datetime")
         if start and stop and start > stop:
-            raise ValidationFailed(f"datetime: {raw!r} ends before it starts", field="datetime")
+            raise ValidationFailed("publish.interval_order", field="datetime", given=raw)
         return start, stop
     if re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", raw):
         return _instant(raw, end=False), _instant(raw, end=True)
@@ -164,7 +150,7 @@ def _typed(q: Queryable, raw: str) -> Any:
         if q.type == "date-time":
             return _instant(raw, end=False)
     except ValueError:
-        raise ValidationFailed(f"{q.name}: {raw!r} is not a valid {q.type}", field=q.name) from None
+        raise ValidationFailed("publish.queryable_type", field=q.name, given=raw, type=q.type) from None
     return raw
 
 
@@ -199,7 +185,7 @@ def _where(q: ItemsQuery, params: Params) -> list[str]:
     for name, raw in q.properties.items():
         qy = q.collection.queryable(name)
         if qy is None:
-            raise ValidationFailed(f"{name}: not a queryable of {q.collection.id}", field=name)
+            raise ValidationFailed("publish.not_queryable", field=name, collection=q.collection.id)
         where.append(f"{qy.sql} = {params.add(_typed(qy, raw))}")
     if q.filter is not None:
         where.append(
@@ -281,9 +267,7 @@ def items(session: Session, *, query: ItemsQuery) -> Page:
 def item(session: Session, *, collection: Collection, feature_id: str, crs: Crs = STORAGE) -> str:
     """One public feature as GeoJSON text; NotFound when it is not public (or not in the layer)."""
     if not re.fullmatch(r"\d{1,18}", feature_id):
-        raise NotFound(
-            f"featureId: no feature {feature_id!r} in {collection.id}", field="featureId"
-        )
+        raise NotFound("publish.no_feature", field="featureId", feature_id=feature_id, collection=collection.id)
     sql = (
         f"SELECT {_feature_sql(collection, crs)} AS feature"
         f" FROM ({public_source(collection)}) s{figures_join(collection)} WHERE s.id = :fid"
@@ -292,7 +276,7 @@ def item(session: Session, *, collection: Collection, feature_id: str, crs: Crs 
         text(sql), {**_base_params(collection, session), "fid": int(feature_id)}
     ).first()
     if row is None:
-        raise NotFound(f"featureId: no feature {feature_id} in {collection.id}", field="featureId")
+        raise NotFound("publish.no_feature", field="featureId", feature_id=feature_id, collection=collection.id)
     return row.feature
 
 
@@ -328,9 +312,7 @@ def extent(session: Session, *, collection: Collection) -> dict[str, Any]:
 def check_tile(z: int, x: int, y: int) -> None:
     """A tile address that exists in WebMercatorQuad, or NotFound."""
     if not 0 <= z <= MAX_ZOOM or not 0 <= x < 2**z or not 0 <= y < 2**z:
-        raise NotFound(
-            f"tile: no tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM}, x and y below 2^zoom)", field="tile"
-        )
+        raise NotFound("publish.no_tile", field="tile", z=z, x=x, y=y, max_zoom=MAX_ZOOM)
 
 
 def _tile_rows(collection: Collection, *, row_version: bool = False) -> tuple[str, str]:

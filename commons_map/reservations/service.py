@@ -28,7 +28,7 @@ from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationF
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_member_of, require_member
 from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward
-from commons_map.register.service import can_edit, get_commons, visible_clause
+from commons_map.register.service import can_edit, get_commons, get_kind, visible_clause
 from commons_map.reservations.models import (
     ACTIVE_STATES,
     BOOKING_ACTIVE,
@@ -53,10 +53,6 @@ EARLY_CHECKOUT = timedelta(hours=1)
 NO_SHOW_GRACE = timedelta(minutes=30)
 MAX_WINDOW = timedelta(days=92)
 UNREASONABLE_STATES = ("out_of_service", "lost")
-DAY_NAMES = {
-    "mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
-    "fri": "Friday", "sat": "Saturday", "sun": "Sunday",
-}
 # A lock namespace for pg_advisory_xact_lock(namespace, member_id): one member's bookings
 # are counted against the cap one at a time.
 CAP_LOCK = 7301
@@ -77,24 +73,12 @@ def _now(now: datetime | None) -> datetime:
 def _aware(value: datetime | None, field: str) -> datetime | None:
     """Refuse a naive datetime, naming the field."""
     if value is not None and (value.tzinfo is None or value.tzinfo.utcoffset(value) is None):
-        raise ValidationFailed(
-            f"{field}: {value.isoformat()} has no time zone offset; give one, e.g. {value.isoformat()}+01:00",
-            field=field,
-        )
+        raise ValidationFailed("reservations.naive_datetime", field=field, value=value.isoformat())
     return value
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _fmt_minutes(minutes: int) -> str:
-    if minutes % (24 * 60) == 0:
-        days = minutes // (24 * 60)
-        return f"{days} day" + ("s" if days != 1 else "")
-    if minutes % 60 == 0:
-        return f"{minutes // 60} h"
-    return f"{minutes} min"
 
 
 def _event(session: Session, r: Reservation, actor: Member | None, action: str, **changes: Any) -> None:
@@ -126,12 +110,12 @@ def _resource(session: Session, actor: Member | None, resource_id: int) -> Commo
     try:
         return get_commons(session, actor=actor, commons_id=resource_id)
     except NotFound as exc:
-        raise NotFound(f"resource_id: no resource {resource_id}", field="resource_id") from exc
+        raise NotFound("reservations.no_resource", field="resource_id", resource_id=resource_id) from exc
 
 
 def _require_manager(actor: Member | None, commons: Commons, what: str) -> Member:
     if actor is None or not can_edit(actor, commons):
-        raise PermissionDenied(f"Only the stewards of {commons.name!r} and the coordinators may {what}")
+        raise PermissionDenied("reservations.managers_only", name=commons.name, action=what)
     return actor
 
 
@@ -160,11 +144,10 @@ def set_rules(session: Session, *, actor: Member | None, resource_id: int, data:
     commons = _resource(session, actor, resource_id)
     actor = _require_manager(actor, commons, "set its booking rules")
     if commons.archived_at is not None:
-        raise ValidationFailed(f"resource_id: {commons.name!r} is archived; it cannot be booked", field="resource_id")
+        raise ValidationFailed("reservations.archived", field="resource_id", name=commons.name)
     if data.max_minutes < data.min_minutes:
-        raise ValidationFailed(
-            f"max_minutes: {data.max_minutes} is shorter than min_minutes {data.min_minutes}", field="max_minutes"
-        )
+        raise ValidationFailed("reservations.max_shorter_than_min", field="max_minutes",
+                               max_minutes=data.max_minutes, min_minutes=data.min_minutes)
     values = data.model_dump()
     values["opening_hours"] = parse_opening_hours(data.opening_hours)
     rules = session.get(ResourceRules, commons.id)
@@ -194,7 +177,7 @@ def disable_rules(session: Session, *, actor: Member | None, resource_id: int) -
     actor = _require_manager(actor, commons, "change its booking rules")
     rules = session.get(ResourceRules, commons.id)
     if rules is None:
-        raise NotFound(f"resource_id: {commons.name!r} is not reservable", field="resource_id")
+        raise NotFound("reservations.not_reservable", field="resource_id", name=commons.name)
     if rules.enabled:
         rules.enabled = False
         rules.updated_by = actor.id
@@ -209,7 +192,7 @@ def get_rules(session: Session, *, actor: Member | None, resource_id: int) -> Re
     commons = _resource(session, actor, resource_id)
     rules = session.get(ResourceRules, commons.id)
     if rules is None or not rules.enabled:
-        raise NotFound(f"resource_id: {commons.name!r} is not reservable", field="resource_id")
+        raise NotFound("reservations.not_reservable", field="resource_id", name=commons.name)
     return rules
 
 
@@ -218,23 +201,23 @@ def _bookable(session: Session, actor: Member | None, resource_id: int) -> tuple
     commons = _resource(session, actor, resource_id)
     require_member(actor, commons.cooperative_id)
     if commons.archived_at is not None:
-        raise ValidationFailed(f"resource_id: {commons.name!r} is archived and cannot be booked", field="resource_id")
+        raise ValidationFailed("reservations.archived", field="resource_id", name=commons.name)
     rules = session.get(ResourceRules, commons.id)
     if rules is None or not rules.enabled:
-        raise ValidationFailed(f"resource_id: {commons.name!r} is not reservable", field="resource_id")
+        raise ValidationFailed("reservations.not_reservable", field="resource_id", name=commons.name)
     if commons.state in UNREASONABLE_STATES:
-        raise ValidationFailed(
-            f"resource_id: {commons.name!r} is {commons.state.replace('_', ' ')} and cannot be booked",
-            field="resource_id",
-        )
+        raise ValidationFailed("reservations.unusable", field="resource_id", name=commons.name,
+                               state=commons.state.replace("_", " "))
     return commons, rules
 
 
 # --- the rules of a booking -------------------------------------------------------------------
 
 
-def _opening_problem(rules: ResourceRules, tz: ZoneInfo, starts_at: datetime, ends_at: datetime) -> str | None:
-    """Why [starts_at, ends_at) is outside the opening hours, or None when it fits a window."""
+def _opening_problem(
+    rules: ResourceRules, tz: ZoneInfo, starts_at: datetime, ends_at: datetime
+) -> tuple[str, dict[str, Any]] | None:
+    """Why [starts_at, ends_at) is outside the opening hours (a code and its parameters), or None when it fits."""
     hours = rules.opening_hours
     if hours is None:
         return None
@@ -248,10 +231,11 @@ def _opening_problem(rules: ResourceRules, tz: ZoneInfo, starts_at: datetime, en
     windows = hours.get(day, [])
     if any(a <= start_min and end_min <= b for a, b in windows):
         return None
-    shown = ", ".join(f"{minutes_to_hhmm(a)}-{minutes_to_hhmm(b)}" for a, b in windows)
-    when = f"on {DAY_NAMES[day]} it is open {shown}" if windows else f"it is closed on {DAY_NAMES[day]}"
-    return (f"outside the opening hours ({ls:%H:%M}-{le:%H:%M} {tz.key}): {when};"
-            " a booking must fit one opening window")
+    params: dict[str, Any] = {"day": ls.date(), "start": f"{ls:%H:%M}", "end": f"{le:%H:%M}", "timezone": tz.key}
+    if not windows:
+        return "reservations.closed_day", params
+    params["hours"] = [f"{minutes_to_hhmm(a)}-{minutes_to_hhmm(b)}" for a, b in windows]
+    return "reservations.outside_hours", params
 
 
 def _check_interval(
@@ -266,34 +250,26 @@ def _check_interval(
     _aware(starts_at, "starts_at")
     _aware(ends_at, "ends_at")
     if ends_at == starts_at:
-        raise ValidationFailed("ends_at: equals starts_at; a booking of zero length books nothing", field="ends_at")
+        raise ValidationFailed("reservations.zero_length", field="ends_at")
     if ends_at < starts_at:
-        raise ValidationFailed(
-            f"ends_at: {ends_at.isoformat()} is before starts_at {starts_at.isoformat()}", field="ends_at"
-        )
+        raise ValidationFailed("reservations.ends_before_start", field="ends_at", ends_at=ends_at,
+                               starts_at=starts_at)
     if starts_at < now:
-        raise ValidationFailed(
-            f"starts_at: {starts_at.isoformat()} is in the past; bookings start from now on", field="starts_at"
-        )
+        raise ValidationFailed("reservations.starts_in_past", field="starts_at", starts_at=starts_at)
     minutes = (ends_at - starts_at).total_seconds() / 60
     if minutes < rules.min_minutes:
-        raise ValidationFailed(
-            f"min_minutes: {commons.name!r} is booked for at least {_fmt_minutes(rules.min_minutes)}"
-            f" (asked {minutes:g} min)", field="ends_at",
-        )
+        raise ValidationFailed("reservations.too_short", field="ends_at", name=commons.name,
+                               min_minutes=rules.min_minutes, asked_minutes=int(minutes))
     if minutes > rules.max_minutes:
-        raise ValidationFailed(
-            f"max_minutes: {commons.name!r} is booked for at most {_fmt_minutes(rules.max_minutes)}"
-            f" (asked {_fmt_minutes(int(minutes))})", field="ends_at",
-        )
+        raise ValidationFailed("reservations.too_long", field="ends_at", name=commons.name,
+                               max_minutes=rules.max_minutes, asked_minutes=int(minutes))
     if starts_at > now + timedelta(days=rules.max_days_ahead):
-        raise ValidationFailed(
-            f"max_days_ahead: {commons.name!r} is booked at most {rules.max_days_ahead} days ahead"
-            f" (asked {starts_at.isoformat()})", field="starts_at",
-        )
+        raise ValidationFailed("reservations.too_far_ahead", field="starts_at", name=commons.name,
+                               days=rules.max_days_ahead, starts_at=starts_at)
     problem = _opening_problem(rules, _timezone(session, commons), starts_at, ends_at)
     if problem:
-        raise ValidationFailed(f"opening_hours: {commons.name!r} is {problem}", field="starts_at")
+        code, params = problem
+        raise ValidationFailed(code, field="starts_at", name=commons.name, **params)
 
 
 def _overlapping(
@@ -323,22 +299,29 @@ def _conflict(
 ) -> Conflict:
     """A Conflict naming the interval taken first (never who took it), in the cooperative's zone."""
     if other is None:
-        return Conflict(
-            f"resource_id: the slot {asked[0].isoformat()} to {_iso(asked[1]) or 'open end'} was just taken",
-            field="resource_id", detail={"detected_by": detected_by},
-        )
+        if asked[1] is None:
+            return Conflict("reservations.slot_just_taken_open", field="resource_id",
+                            detail={"detected_by": detected_by}, starts_at=asked[0])
+        return Conflict("reservations.slot_just_taken", field="resource_id", detail={"detected_by": detected_by},
+                        starts_at=asked[0], ends_at=asked[1])
     commons = session.get(Commons, other.resource_id)
     tz = _timezone(session, commons) if commons is not None else UTC
 
     def local(v: datetime | None) -> str | None:
         return v.astimezone(tz).isoformat() if v is not None else None
 
-    what = "in maintenance" if other.kind == "maintenance" else "booked"
-    until = local(other.ends_at) or "until a steward clears it"
-    buffer = (f" plus {_fmt_minutes(other.buffer_minutes)} kept free after it (until {local(other.blocked_until)})"
-              if other.buffer_minutes else "")
+    params: dict[str, Any] = {"starts_at": other.starts_at.astimezone(tz)}
+    if other.ends_at is not None:
+        params["ends_at"] = other.ends_at.astimezone(tz)
+    if other.kind == "maintenance":
+        code = "reservations.slot_maintenance" if other.ends_at is not None else "reservations.slot_maintenance_open"
+    elif other.buffer_minutes and other.blocked_until is not None:
+        code = "reservations.slot_booked_buffer"
+        params.update(buffer_minutes=other.buffer_minutes, blocked_until=other.blocked_until.astimezone(tz))
+    else:
+        code = "reservations.slot_booked"
     return Conflict(
-        f"resource_id: the slot is taken: {what} from {local(other.starts_at)} to {until}{buffer}",
+        code,
         field="resource_id",
         detail={
             "conflict": {
@@ -349,6 +332,7 @@ def _conflict(
             },
             "detected_by": detected_by,
         },
+        **params,
     )
 
 
@@ -439,11 +423,8 @@ def book(
         )
     ) or 0
     if active >= rules.max_active_per_member:
-        raise Conflict(
-            f"max_active_per_member: you already have {active} active booking(s) of {commons.name!r};"
-            f" the cap is {rules.max_active_per_member}",
-            field="resource_id",
-        )
+        raise Conflict("reservations.cap_reached", field="resource_id", active=active, name=commons.name,
+                       cap=rules.max_active_per_member)
     # Only when someone waits for this resource around this slot: lapsed offers pass on first.
     if session.scalar(select(WaitingEntry.id).where(
         WaitingEntry.resource_id == commons.id, WaitingEntry.state.in_(("waiting", "offered")),
@@ -454,11 +435,8 @@ def book(
     else:
         offer = None
     if offer is not None and (_offer is None or offer.id != _offer.id):
-        raise Conflict(
-            f"resource_id: this slot is offered to the first member on the waiting list until"
-            f" {offer.offer_expires_at.isoformat() if offer.offer_expires_at else '?'}",
-            field="resource_id", detail={"detected_by": "waiting_list"},
-        )
+        raise Conflict("reservations.offered_to_waiting", field="resource_id", detail={"detected_by": "waiting_list"},
+                       expires_at=offer.offer_expires_at)
     _lock_resource(session, commons.id)
     other = _overlapping(session, commons.id, starts_at, blocked_until)
     if other is not None:
@@ -546,14 +524,14 @@ def get_reservation(session: Session, *, actor: Member | None, reservation_id: i
     """A booking of mine, or any booking or maintenance period of a resource I steward."""
     r = session.get(Reservation, reservation_id)
     if r is None or actor is None:
-        raise NotFound(f"No reservation {reservation_id}", field="reservation_id")
+        raise NotFound("reservations.no_reservation", field="reservation_id", reservation_id=reservation_id)
     mine = r.member_id == actor.id
     if not mine and not _may_manage_reservation(session, actor, r):
         if r.kind == "maintenance":
             commons = session.get(Commons, r.resource_id)
             if commons is not None and is_member_of(actor, commons.cooperative_id):
                 return r
-        raise NotFound(f"No reservation {reservation_id}", field="reservation_id")
+        raise NotFound("reservations.no_reservation", field="reservation_id", reservation_id=reservation_id)
     return r
 
 
@@ -625,19 +603,15 @@ def list_resource_reservations(
 def _booking_for_change(session: Session, actor: Member | None, reservation_id: int) -> Reservation:
     r = get_reservation(session, actor=actor, reservation_id=reservation_id)
     if r.kind != "booking":
-        raise ValidationFailed(f"reservation_id: {reservation_id} is a maintenance period, not a booking",
-                               field="reservation_id")
+        raise ValidationFailed("reservations.is_maintenance", field="reservation_id", reservation_id=reservation_id)
     # Lock the row: two stewards deciding at once see each other's decision.
     session.refresh(r, with_for_update=True)
     return r
 
 
 def _state_error(r: Reservation, action: str, allowed: tuple[str, ...]) -> Conflict:
-    return Conflict(
-        f"state: reservation {r.id} is {r.state.replace('_', ' ')}; only a {' or '.join(allowed)}"
-        f" booking can be {action}",
-        field="state",
-    )
+    return Conflict("reservations.wrong_state", field="state", reservation_id=r.id, state=r.state.replace("_", " "),
+                    allowed=list(allowed), action=action)
 
 
 def cancel(
@@ -681,8 +655,7 @@ def approve(
     now = _now(now)
     r, commons, actor = _decision(session, actor, reservation_id, "approve its bookings", "approved")
     if r.starts_at < now:
-        raise ValidationFailed(f"starts_at: the request started at {r.starts_at.isoformat()}; it can only be refused",
-                               field="starts_at")
+        raise ValidationFailed("reservations.request_started", field="starts_at", starts_at=r.starts_at)
     with session.begin_nested():
         r.state = "confirmed"
         r.decided_by, r.decided_at, r.decision_note = actor.id, now, note.strip()
@@ -716,12 +689,10 @@ def check_out(
     if r.state != "confirmed":
         raise _state_error(r, "checked out", ("confirmed",))
     if now < r.starts_at - EARLY_CHECKOUT:
-        raise ValidationFailed(
-            f"starts_at: the booking starts at {r.starts_at.isoformat()}; check out at most"
-            f" {_fmt_minutes(int(EARLY_CHECKOUT.total_seconds() // 60))} before", field="starts_at",
-        )
+        raise ValidationFailed("reservations.checkout_too_early", field="starts_at", starts_at=r.starts_at,
+                               early_minutes=int(EARLY_CHECKOUT.total_seconds() // 60))
     if now >= r.ends_at:
-        raise ValidationFailed(f"ends_at: the booking ended at {r.ends_at.isoformat()}", field="ends_at")
+        raise ValidationFailed("reservations.already_ended", field="ends_at", ends_at=r.ends_at)
     r.state = "checked_out"
     r.checked_out_at, r.checked_out_by, r.checkout_notes = now, actor.id, notes.strip()
     _event(session, r, actor, "checked_out", state=["confirmed", "checked_out"], notes=r.checkout_notes)
@@ -740,7 +711,7 @@ def check_in(
     if r.state != "checked_out":
         raise _state_error(r, "checked in", ("checked out",))
     if damaged and not notes.strip():
-        raise ValidationFailed("notes: say what is damaged, so the stewards know what to repair", field="notes")
+        raise ValidationFailed("reservations.say_damage", field="notes")
     was_overdue = is_overdue(r, now)
     r.state = "returned"
     r.returned_at, r.returned_by, r.return_notes, r.damaged = now, actor.id, notes.strip(), damaged
@@ -794,10 +765,8 @@ def mark_no_show(
     if r.state != "confirmed":
         raise _state_error(r, "marked a no-show", ("confirmed",))
     if now < r.starts_at + NO_SHOW_GRACE:
-        raise ValidationFailed(
-            f"starts_at: a no-show can be marked from {(r.starts_at + NO_SHOW_GRACE).isoformat()}"
-            f" ({_fmt_minutes(int(NO_SHOW_GRACE.total_seconds() // 60))} after the start)", field="starts_at",
-        )
+        raise ValidationFailed("reservations.no_show_too_early", field="starts_at", from_at=r.starts_at + NO_SHOW_GRACE,
+                               grace_minutes=int(NO_SHOW_GRACE.total_seconds() // 60))
     r.state = "no_show"
     r.decided_by, r.decided_at = actor.id, now
     _event(session, r, actor, "no_show", state=["confirmed", "no_show"])
@@ -820,11 +789,10 @@ def declare_maintenance(
     commons = _resource(session, actor, resource_id)
     actor = _require_manager(actor, commons, "declare its maintenance")
     if ends_at is not None and ends_at <= starts_at:
-        raise ValidationFailed(
-            f"ends_at: {ends_at.isoformat()} must come after starts_at {starts_at.isoformat()}", field="ends_at"
-        )
+        raise ValidationFailed("reservations.ends_not_after_start", field="ends_at", ends_at=ends_at,
+                               starts_at=starts_at)
     if ends_at is not None and ends_at <= now:
-        raise ValidationFailed(f"ends_at: {ends_at.isoformat()} is in the past", field="ends_at")
+        raise ValidationFailed("reservations.ends_in_past", field="ends_at", ends_at=ends_at)
     _lock_resource(session, commons.id)
     other = _overlapping(session, commons.id, starts_at, ends_at)
     if other is not None:
@@ -842,7 +810,7 @@ def declare_maintenance(
 def _maintenance(session: Session, actor: Member | None, maintenance_id: int) -> tuple[Reservation, Member]:
     m = session.get(Reservation, maintenance_id)
     if m is None or m.kind != "maintenance":
-        raise NotFound(f"No maintenance period {maintenance_id}", field="maintenance_id")
+        raise NotFound("reservations.no_maintenance", field="maintenance_id", maintenance_id=maintenance_id)
     commons = _resource(session, actor, m.resource_id)
     return m, _require_manager(actor, commons, "change its maintenance")
 
@@ -856,10 +824,9 @@ def update_maintenance(
     _aware(ends_at, "ends_at")
     m, actor = _maintenance(session, actor, maintenance_id)
     if m.state != "maintenance":
-        raise Conflict(f"state: maintenance period {m.id} is {m.state}", field="state")
+        raise Conflict("reservations.maintenance_state", field="state", maintenance_id=m.id, state=m.state)
     if ends_at is not None and ends_at <= max(m.starts_at, now):
-        raise ValidationFailed(f"ends_at: {ends_at.isoformat()} must be after the start and after now",
-                               field="ends_at")
+        raise ValidationFailed("reservations.maintenance_end", field="ends_at", ends_at=ends_at)
     _lock_resource(session, m.resource_id)
     other = _overlapping(session, m.resource_id, m.starts_at, ends_at, exclude_id=m.id)
     if other is not None:
@@ -890,7 +857,7 @@ def clear_maintenance(
     now = _now(now)
     m, actor = _maintenance(session, actor, maintenance_id)
     if m.state != "maintenance":
-        raise Conflict(f"state: maintenance period {m.id} is already {m.state}", field="state")
+        raise Conflict("reservations.maintenance_already", field="state", maintenance_id=m.id, state=m.state)
     if m.starts_at >= now:
         m.state = "cancelled"
     else:
@@ -975,9 +942,9 @@ def availability(
     _aware(start, "from")
     _aware(end, "until")
     if end <= start:
-        raise ValidationFailed(f"until: {end.isoformat()} must come after from {start.isoformat()}", field="until")
+        raise ValidationFailed("reservations.window_order", field="until", until=end, start=start)
     if end - start > MAX_WINDOW:
-        raise ValidationFailed(f"until: a window spans at most {MAX_WINDOW.days} days", field="until")
+        raise ValidationFailed("reservations.window_too_wide", field="until", days=MAX_WINDOW.days)
     commons = _resource(session, actor, resource_id)
     rules = get_rules(session, actor=actor, resource_id=commons.id)
     tz = _timezone(session, commons)
@@ -1032,14 +999,15 @@ def find_free(
     _aware(starts_at, "starts_at")
     _aware(ends_at, "ends_at")
     if ends_at <= starts_at:
-        raise ValidationFailed(f"ends_at: {ends_at.isoformat()} must come after starts_at", field="ends_at")
+        raise ValidationFailed("reservations.ends_not_after_start", field="ends_at", ends_at=ends_at,
+                               starts_at=starts_at)
     if near is not None:
         if not (-180 <= near.lon <= 180 and -90 <= near.lat <= 90):
-            raise ValidationFailed("near: longitude or latitude out of range", field="near")
+            raise ValidationFailed("reservations.near_out_of_range", field="near")
         if not 0 < near.distance_m <= 500_000:
-            raise ValidationFailed("distance: must be between 0 and 500000 metres", field="distance")
+            raise ValidationFailed("reservations.distance_range", field="distance", minimum=0, maximum=500_000)
     if not 1 <= limit <= 1000:
-        raise ValidationFailed("limit: must be between 1 and 1000", field="limit")
+        raise ValidationFailed("reservations.limit_range", field="limit", minimum=1, maximum=1000)
     place = aliased(Commons)
     rules = ResourceRules
     located = func.coalesce(Commons.geom, place.geom)
@@ -1086,6 +1054,7 @@ def find_free(
         ~taken,
     ]
     if kind:
+        get_kind(session, kind)  # an unknown kind is refused naming `kind`, as the register does
         conditions.append(Commons.kind_code == kind)
     if category:
         conditions.append(CommonsKind.category == category)
@@ -1131,14 +1100,14 @@ def wait(
     blocked_until = ends_at + timedelta(minutes=rules.buffer_minutes)
     if _overlapping(session, commons.id, starts_at, blocked_until) is None and \
             _live_offer_to_other(session, commons.id, actor.id, starts_at, blocked_until, now) is None:
-        raise Conflict("resource_id: this slot is free; book it instead of waiting", field="resource_id")
+        raise Conflict("reservations.slot_free", field="resource_id")
     same = session.scalar(select(WaitingEntry).where(
         WaitingEntry.resource_id == commons.id, WaitingEntry.member_id == actor.id,
         WaitingEntry.state.in_(("waiting", "offered")),
         WaitingEntry.starts_at < ends_at, WaitingEntry.ends_at > starts_at,
     ))
     if same is not None:
-        raise Conflict(f"resource_id: you already wait for an overlapping slot (entry {same.id})", field="resource_id")
+        raise Conflict("reservations.already_waiting", field="resource_id", wait_id=same.id)
     entry = WaitingEntry(resource_id=commons.id, member_id=actor.id, starts_at=starts_at, ends_at=ends_at)
     session.add(entry)
     session.flush()
@@ -1213,7 +1182,7 @@ def list_my_waits(session: Session, *, actor: Member, now: datetime | None = Non
 def _my_entry(session: Session, actor: Member | None, wait_id: int) -> WaitingEntry:
     entry = session.get(WaitingEntry, wait_id, with_for_update=True)
     if entry is None or actor is None or entry.member_id != actor.id:
-        raise NotFound(f"No waiting-list entry {wait_id}", field="wait_id")
+        raise NotFound("reservations.no_wait", field="wait_id", wait_id=wait_id)
     return entry
 
 
@@ -1225,8 +1194,7 @@ def accept_offer(session: Session, *, actor: Member | None, wait_id: int, now: d
         entry.state = "expired"
         session.flush()
     if entry.state != "offered":
-        raise Conflict(f"state: waiting-list entry {entry.id} is {entry.state}; only an offer can be accepted",
-                       field="state")
+        raise Conflict("reservations.offer_state", field="state", wait_id=entry.id, state=entry.state)
     r = book(session, actor=actor, resource_id=entry.resource_id, starts_at=entry.starts_at,
              ends_at=entry.ends_at, purpose="Liste d'attente / waiting list", now=now, _offer=entry)
     entry.state = "accepted"
@@ -1242,7 +1210,7 @@ def leave_waiting_list(
     now = _now(now)
     entry = _my_entry(session, actor, wait_id)
     if entry.state not in ("waiting", "offered"):
-        raise Conflict(f"state: waiting-list entry {entry.id} is already {entry.state}", field="state")
+        raise Conflict("reservations.wait_already", field="state", wait_id=entry.id, state=entry.state)
     entry.state = "cancelled"
     session.flush()
     process_waiting_list(session, resource_id=entry.resource_id, now=now)
@@ -1315,7 +1283,7 @@ def _token_hash(token: str) -> str:
 def rotate_calendar_token(session: Session, *, actor: Member | None) -> str:
     """A new unguessable token for my private calendar URL (the old one stops working)."""
     if actor is None:
-        raise PermissionDenied("Sign in to get your calendar URL")
+        raise PermissionDenied("reservations.calendar_sign_in")
     token = secrets.token_urlsafe(32)
     row = session.get(CalendarToken, actor.id)
     if row is None:
@@ -1332,7 +1300,7 @@ def member_calendar(session: Session, *, token: str, now: datetime | None = None
     row = session.scalar(select(CalendarToken).where(CalendarToken.token_sha256 == _token_hash(token)))
     member = session.get(Member, row.member_id) if row is not None else None
     if member is None or not member.is_active:
-        raise NotFound("No calendar at this address", field="token")
+        raise NotFound("reservations.no_calendar", field="token")
     coop = session.get(Cooperative, member.cooperative_id)
     cal = _calendar(f"Mes réservations – {member.display_name}", coop.timezone if coop else "Europe/Paris")
     rows = session.execute(

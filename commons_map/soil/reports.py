@@ -161,9 +161,9 @@ def annual_report(session: Session, *, actor: Member | None, cooperative_id: int
     """
     coop = session.get(Cooperative, cooperative_id)
     if coop is None:
-        raise ValidationFailed(f"cooperative_id: no cooperative {cooperative_id}", field="cooperative_id")
+        raise ValidationFailed("soil.no_cooperative", field="cooperative_id", cooperative_id=cooperative_id)
     if not 1990 <= year <= 2200:
-        raise ValidationFailed(f"year: {year} is not a plausible year", field="year")
+        raise ValidationFailed("soil.implausible_year", field="year", year=year)
     end = date(year, 12, 31)
     summaries = service.parcel_summaries(session, cooperative_id=cooperative_id, until=end, actor=actor,
                                          visible_only=True)

@@ -35,6 +35,9 @@ PARCEL_CATEGORIES = ("land", "garden", "bed")
 # One harvest entry implying more than this many kg per m2 of its bed is refused unless confirmed
 # (community gardens yield about 3-6 kg/m2 in a whole year: SOIL.md).
 MAX_KG_PER_M2_PER_ENTRY = 40.0
+# What may be recorded on a parcel, and the code refusing it elsewhere.
+ON_PARCELS = {"samples": "soil.samples_on_parcels", "practices": "soil.practices_on_parcels",
+              "harvests": "soil.harvests_on_parcels"}
 # The depth the stocks and their changes are reported to (IPCC 2006 Vol. 4 Ch. 2).
 STOCK_DEPTH_CM = 30.0
 
@@ -79,17 +82,17 @@ def add_indicator(session: Session, *, actor: Member, data: IndicatorIn) -> Indi
     require_coordinator(actor, actor.cooperative_id)
     problems = collector()
     if session.get(Indicator, data.code) is not None:
-        problems.add("code", f"indicator {data.code!r} exists already")
+        problems.add("code", "soil.indicator_exists", code=data.code)
     if data.range_min > data.range_max:
-        problems.add("range_min", f"range_min {data.range_min:g} is above range_max {data.range_max:g}")
+        problems.add("range_min", "soil.range_inverted", range_min=data.range_min, range_max=data.range_max)
     for unit, factor in data.units.items():
         if not unit.strip():
-            problems.add("units", "a unit may not be empty")
+            problems.add("units", "soil.unit_empty")
         if not (factor > 0 and math.isfinite(factor)):
-            problems.add("units", f"unit {unit!r}: the factor to the canonical unit must be positive")
+            problems.add("units", "soil.unit_factor", unit=unit)
     first_unit = next(iter(data.units))
     if data.units[first_unit] != 1:
-        problems.add("units", f"the first unit ({first_unit!r}) is the canonical one: its factor must be 1")
+        problems.add("units", "soil.first_unit_factor", unit=first_unit)
     problems.raise_if_any()
     ind = Indicator(
         code=data.code, cooperative_id=actor.cooperative_id, label_fr=data.label_fr, label_en=data.label_en,
@@ -127,7 +130,7 @@ def _today(session: Session, cooperative_id: int) -> date:
 def _check_date(problems: Any, session: Session, cooperative_id: int, name: str, value: date) -> None:
     today = _today(session, cooperative_id)
     if value > today:
-        problems.add(name, f"{value.isoformat()} is in the future (today is {today.isoformat()})")
+        problems.add(name, "soil.date_in_future", value=value, today=today)
 
 
 def _check_member(problems: Any, session: Session, cooperative_id: int, name: str, member_id: int | None) -> None:
@@ -137,60 +140,44 @@ def _check_member(problems: Any, session: Session, cooperative_id: int, name: st
         select(Member.id).where(Member.id == member_id, Member.cooperative_id == cooperative_id)
     )
     if found is None:
-        problems.add(name, f"no member {member_id} in this cooperative")
+        problems.add(name, "soil.no_member", member_id=member_id)
 
 
 def check_measurement(
     problems: Any, indicators: dict[str, Indicator], i: int, m: MeasurementIn
 ) -> None:
     """Add to ``problems`` what is wrong with one measurement (indicator, unit, method, depth, range)."""
-    where = f"measurements[{i}]"
+    where = f"measurements.{i}"  # the dotted path the API gives pydantic's own problems
     ind = indicators.get(m.indicator)
     if ind is None:
-        known = ", ".join(sorted(indicators))
-        problems.add(f"{where}.indicator", f"unknown indicator {m.indicator!r}; known indicators: {known}")
+        known = sorted(indicators)
+        problems.add(f"{where}.indicator", "soil.unknown_indicator", indicator=m.indicator, known=known)
         return
     code = ind.code
     if m.unit not in ind.units:
-        problems.add(
-            f"{where}.unit",
-            f"{code}: {_fmt(m.value)} {m.unit} - the unit {m.unit!r} does not fit {ind.label_en};"
-            f" accepted units: {', '.join(sorted(ind.units, key=lambda u: u != ind.canonical_unit))}",
-        )
+        problems.add(f"{where}.unit", "soil.unit_unfit", indicator=code, value=m.value, unit=m.unit, label=ind.label_en,
+                     units=sorted(ind.units, key=lambda u: u != ind.canonical_unit))
     if m.method is not None and ind.methods and m.method not in ind.methods:
-        problems.add(
-            f"{where}.method",
-            f"{code}: method {m.method!r} is not one of {', '.join(ind.methods)}"
-            " (a coordinator can add methods to the catalogue)",
-        )
+        problems.add(f"{where}.method", "soil.method_unknown", indicator=code, method=m.method,
+                     methods=list(ind.methods))
     top, bottom = m.depth_top_cm, m.depth_bottom_cm
     if (top is None) != (bottom is None):
-        problems.add(f"{where}.depth_bottom_cm", f"{code}: give both depth_top_cm and depth_bottom_cm, or neither")
+        problems.add(f"{where}.depth_bottom_cm", "soil.depth_both", indicator=code)
     elif top is not None and bottom is not None:
         if top < 0:
-            problems.add(f"{where}.depth_top_cm", f"{code}: depth_top_cm {_fmt(top)} cm must not be negative")
+            problems.add(f"{where}.depth_top_cm", "soil.depth_negative", indicator=code, top=top)
         if bottom <= top:
-            problems.add(
-                f"{where}.depth_bottom_cm",
-                f"{code}: depth_bottom_cm {_fmt(bottom)} cm is above depth_top_cm {_fmt(top)} cm;"
-                " the bottom of the layer must be deeper than its top",
-            )
+            problems.add(f"{where}.depth_bottom_cm", "soil.depth_inverted", indicator=code, bottom=bottom, top=top)
         if bottom > 500:
-            problems.add(f"{where}.depth_bottom_cm", f"{code}: depth_bottom_cm {_fmt(bottom)} cm is deeper than 5 m")
+            problems.add(f"{where}.depth_bottom_cm", "soil.depth_too_deep", indicator=code, bottom=bottom)
     elif ind.depth_required:
-        problems.add(
-            f"{where}.depth_top_cm",
-            f"{code}: a depth interval is needed (depth_top_cm and depth_bottom_cm, in cm)",
-        )
+        problems.add(f"{where}.depth_top_cm", "soil.depth_needed", indicator=code)
     if m.unit in ind.units and not m.confirm_out_of_range:
         canonical = to_canonical(ind, m.value, m.unit)
         if not ind.range_min <= canonical <= ind.range_max:
             lo, hi = _range_in(ind, m.unit)
-            problems.add(
-                f"{where}.value",
-                f"{code}: {_fmt(m.value)} {m.unit} is outside the plausible range {_fmt(lo)}-{_fmt(hi)} {m.unit};"
-                " check for a typo, or confirm it with confirm_out_of_range",
-            )
+            problems.add(f"{where}.value", "soil.out_of_range", indicator=code, value=m.value, unit=m.unit,
+                         low=float(_fmt(lo)), high=float(_fmt(hi)))
 
 
 def _parcel_kinds() -> Any:
@@ -219,12 +206,9 @@ def _check_parcel(session: Session, actor: Member | None, commons_id: int, what:
     commons = get_commons(session, actor=actor, commons_id=commons_id)
     require_member(actor, commons.cooperative_id)
     if commons.archived_at is not None:
-        raise ValidationFailed(f"commons_id: {commons.name!r} is archived", field="commons_id")
+        raise ValidationFailed("soil.parcel_archived", field="commons_id", name=commons.name)
     if commons.kind.category not in PARCEL_CATEGORIES or commons.area_m2 is None:
-        raise ValidationFailed(
-            f"commons_id: {what} belong to a land parcel, a garden or a bed; {commons.name!r} is a {commons.kind_code}",
-            field="commons_id",
-        )
+        raise ValidationFailed(ON_PARCELS[what], field="commons_id", name=commons.name, kind=commons.kind_code)
     return commons
 
 
@@ -265,7 +249,7 @@ def record_sample(session: Session, *, actor: Member | None, data: SampleIn) -> 
     A resend with the same ``source_ref`` answers the sample recorded the first time.
     """
     if actor is None:
-        raise PermissionDenied("Sign in to record soil observations")
+        raise PermissionDenied("soil.sign_in_samples")
     require_member(actor, actor.cooperative_id)
     coop_id = actor.cooperative_id
     again = _existing(session, Sample, coop_id, data.source_ref)
@@ -275,13 +259,13 @@ def record_sample(session: Session, *, actor: Member | None, data: SampleIn) -> 
     if data.point is not None:
         geom = parse_geojson_geometry(data.point, field="point")
         if geom.geom_type != "Point":
-            raise ValidationFailed(f"point: must be a GeoJSON Point, not a {geom.geom_type}", field="point")
+            raise ValidationFailed("soil.point_not_point", field="point", geom_type=geom.geom_type)
         point_ewkt = to_ewkt(geom)
     found = find_parcel(session, actor=actor, cooperative_id=coop_id, point_ewkt=point_ewkt) if point_ewkt else None
     if data.commons_id is not None:
-        parcel = _check_parcel(session, actor, data.commons_id, "soil samples")
+        parcel = _check_parcel(session, actor, data.commons_id, "samples")
         if parcel.cooperative_id != coop_id:
-            raise PermissionDenied("Only members of this cooperative may record on its parcels")
+            raise PermissionDenied("soil.members_only")
         if point_ewkt is not None and found is not None:
             inside = session.scalar(
                 select(func.ST_Intersects(Commons.geom, func.ST_GeomFromEWKT(point_ewkt))).where(
@@ -289,23 +273,14 @@ def record_sample(session: Session, *, actor: Member | None, data: SampleIn) -> 
                 )
             )
             if not inside:
-                raise ValidationFailed(
-                    f"point: lies in {found.name!r} (commons {found.id}), not in the parcel named"
-                    f" {parcel.name!r} (commons {parcel.id}); check the point or the parcel",
-                    field="point",
-                )
+                raise ValidationFailed("soil.point_elsewhere", field="point", found=found.name, found_id=found.id,
+                                       parcel=parcel.name, parcel_id=parcel.id)
         from_point = False
     else:
         if point_ewkt is None:
-            raise ValidationFailed(
-                "point: give the sampling point (GeoJSON Point) or name the parcel (commons_id)", field="point"
-            )
+            raise ValidationFailed("soil.point_or_parcel", field="point")
         if found is None:
-            raise ValidationFailed(
-                "commons_id: the point lies outside every land parcel, garden and bed of the cooperative;"
-                " name the parcel it belongs to",
-                field="commons_id",
-            )
+            raise ValidationFailed("soil.point_outside", field="commons_id")
         parcel, from_point = found, True
     problems = collector()
     _check_date(problems, session, coop_id, "sampled_on", data.sampled_on)
@@ -340,29 +315,23 @@ def _out_of_range(ind: Indicator, m: MeasurementIn) -> bool:
 def record_practice(session: Session, *, actor: Member | None, data: PracticeIn) -> Practice:
     """A practice applied to a parcel or a bed, dated, with its quantity and unit."""
     if actor is None:
-        raise PermissionDenied("Sign in to record practices")
+        raise PermissionDenied("soil.sign_in_practices")
     parcel = _check_parcel(session, actor, data.commons_id, "practices")
     problems = collector()
     kind = PRACTICES.get(data.practice)
     if kind is None:
-        problems.add("practice", f"unknown practice {data.practice!r}; known practices: {', '.join(PRACTICES)}")
+        problems.add("practice", "soil.unknown_practice", practice=data.practice, known=list(PRACTICES))
     _check_date(problems, session, parcel.cooperative_id, "started_on", data.started_on)
     if data.ended_on is not None and data.ended_on < data.started_on:
-        problems.add(
-            "ended_on",
-            f"{data.ended_on.isoformat()} is before started_on {data.started_on.isoformat()}",
-        )
+        problems.add("ended_on", "soil.ends_before_start", ended_on=data.ended_on, started_on=data.started_on)
     if data.quantity is not None:
         if data.quantity < 0:
-            problems.add("quantity", f"{data.practice}: {_fmt(data.quantity)} {data.unit or ''} must not be negative"
-                         .replace("  ", " "))
+            problems.add("quantity", "soil.quantity_negative", practice=data.practice, quantity=data.quantity,
+                         unit=data.unit or "")
         if not data.unit:
-            problems.add("unit", f"{data.practice}: a quantity needs its unit")
+            problems.add("unit", "soil.quantity_unit", practice=data.practice)
     if kind is not None and data.unit and kind["units"] and data.unit not in kind["units"]:
-        problems.add(
-            "unit",
-            f"{data.practice}: the unit {data.unit!r} does not fit; accepted units: {', '.join(kind['units'])}",
-        )
+        problems.add("unit", "soil.practice_unit", practice=data.practice, unit=data.unit, units=list(kind["units"]))
     problems.raise_if_any()
     practice = Practice(
         cooperative_id=parcel.cooperative_id, commons_id=parcel.id, practice=data.practice,
@@ -380,7 +349,7 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
     A resend with the same ``source_ref`` answers the harvest recorded the first time.
     """
     if actor is None:
-        raise PermissionDenied("Sign in to record harvests")
+        raise PermissionDenied("soil.sign_in_harvests")
     require_member(actor, actor.cooperative_id)
     again = _existing(session, Harvest, actor.cooperative_id, data.source_ref)
     if again is not None:
@@ -389,26 +358,21 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
     problems = collector()
     crop = data.crop.strip().lower()
     if not crop:
-        problems.add("crop", "name the crop")
+        problems.add("crop", "soil.name_crop")
     if data.weight_kg is None and data.count is None:
-        problems.add("weight_kg", f"{crop}: give the weight in kg, or a count when there is no scale")
+        problems.add("weight_kg", "soil.weight_or_count", crop=crop)
     if data.weight_kg is not None and data.weight_kg <= 0:
-        problems.add("weight_kg",
-                     f"{crop}: {_fmt(data.weight_kg)} kg is not a harvest; the weight must be more than 0 kg")
+        problems.add("weight_kg", "soil.weight_positive", crop=crop, weight_kg=data.weight_kg)
     if data.count is not None and data.count <= 0:
-        problems.add("count", f"{crop}: a count of {data.count} is not a harvest; it must be at least 1")
+        problems.add("count", "soil.count_positive", crop=crop, count=data.count)
     if (
         data.weight_kg is not None and data.weight_kg > 0 and parcel.area_m2
         and not data.confirm_implausible
     ):
         per_m2 = data.weight_kg / parcel.area_m2
         if per_m2 > MAX_KG_PER_M2_PER_ENTRY:
-            problems.add(
-                "weight_kg",
-                f"{crop}: {_fmt(data.weight_kg)} kg from {parcel.name!r} ({parcel.area_m2:.1f} m2) is"
-                f" {per_m2:.1f} kg/m2, beyond the plausible 0-{MAX_KG_PER_M2_PER_ENTRY:g} kg/m2 for one"
-                " harvest; check the figure, or confirm it with confirm_implausible",
-            )
+            problems.add("weight_kg", "soil.implausible_yield", crop=crop, weight_kg=data.weight_kg, parcel=parcel.name,
+                         area_m2=round(parcel.area_m2, 1), per_m2=round(per_m2, 1), max_per_m2=MAX_KG_PER_M2_PER_ENTRY)
     _check_date(problems, session, parcel.cooperative_id, "harvested_on", data.harvested_on)
     _check_member(problems, session, parcel.cooperative_id, "harvested_by_id", data.harvested_by_id)
     shares = _shares(problems, data, crop)
@@ -432,12 +396,12 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
 def _editable(session: Session, actor: Member | None, model: Any, record_id: int, what: str) -> Any:
     """The record, locked, when ``actor`` recorded it or coordinates its cooperative."""
     if actor is None:
-        raise PermissionDenied(f"Sign in to correct {what}s")
+        raise PermissionDenied("soil.sign_in_correct")
     row = session.get(model, record_id, with_for_update=True)
     if row is None or row.cooperative_id != actor.cooperative_id:
-        raise NotFound(f"No {what} {record_id}", field="id")
+        raise NotFound(what, field="id", **{what.split("_")[1] + "_id": record_id})
     if row.recorded_by_id != actor.id and not is_coordinator_of(actor, row.cooperative_id):
-        raise PermissionDenied(f"Only the member who recorded a {what} (or a coordinator) corrects it")
+        raise PermissionDenied("soil.only_recorder")
     return row
 
 
@@ -448,7 +412,7 @@ def replace_sample(session: Session, *, actor: Member | None, sample_id: int, da
     caller's transaction or savepoint is rolled back). Only whoever recorded the sample, or a
     coordinator, corrects it.
     """
-    old = _editable(session, actor, Sample, sample_id, "soil sample")
+    old = _editable(session, actor, Sample, sample_id, "soil.no_sample")
     session.delete(old)
     session.flush()
     return record_sample(session, actor=actor, data=data)
@@ -463,7 +427,7 @@ def replace_harvests(
     caller's transaction or savepoint is rolled back).
     """
     for harvest_id in sorted(set(harvest_ids)):
-        session.delete(_editable(session, actor, Harvest, harvest_id, "harvest"))
+        session.delete(_editable(session, actor, Harvest, harvest_id, "soil.no_harvest"))
     session.flush()
     return [record_harvest(session, actor=actor, data=d) for d in data]
 
@@ -472,7 +436,7 @@ def _shares(problems: Any, data: HarvestIn, crop: str) -> dict[str, float]:
     total = data.weight_kg if data.weight_kg is not None else data.count
     unit = "kg" if data.weight_kg is not None else "items"
     if data.destination is not None and data.destinations:
-        problems.add("destinations", "give destination or destinations, not both")
+        problems.add("destinations", "soil.destination_or_destinations")
         return {}
     if data.destination is not None:
         return {data.destination: float(total)} if total and total > 0 else {}
@@ -481,15 +445,13 @@ def _shares(problems: Any, data: HarvestIn, crop: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for dest, amount in data.destinations.items():
         if not (amount > 0 and math.isfinite(amount)):
-            problems.add(f"destinations.{dest}", f"{crop}: {_fmt(amount)} {unit} to {dest} must be more than 0")
+            problems.add(f"destinations.{dest}", "soil.share_positive", crop=crop, amount=amount, unit=unit,
+                         destination=dest)
         else:
             out[dest] = float(amount)
     if total and out and abs(sum(out.values()) - total) > max(0.01 * total, 0.01):
-        problems.add(
-            "destinations",
-            f"{crop}: the destinations add up to {_fmt(sum(out.values()))} {unit},"
-            f" not the {_fmt(total)} {unit} harvested",
-        )
+        problems.add("destinations", "soil.shares_total", crop=crop, shared=float(_fmt(sum(out.values()))), unit=unit,
+                     total=total)
     return out
 
 
@@ -511,11 +473,11 @@ def get_sample(session: Session, *, actor: Member | None, sample_id: int) -> Sam
     """One sample, when the actor may see its parcel."""
     sample = session.get(Sample, sample_id)
     if sample is None:
-        raise NotFound(f"No sample {sample_id}", field="sample_id")
+        raise NotFound("soil.no_sample", field="sample_id", sample_id=sample_id)
     try:
         get_commons(session, actor=actor, commons_id=sample.commons_id)
     except NotFound as exc:
-        raise NotFound(f"No sample {sample_id}", field="sample_id") from exc
+        raise NotFound("soil.no_sample", field="sample_id", sample_id=sample_id) from exc
     return sample
 
 
@@ -546,7 +508,7 @@ def list_harvests(
         q = q.where(Harvest.cooperative_id == cooperative_id)
     if year is not None:
         if not date.min.year <= year <= date.max.year:
-            raise ValidationFailed(f"year: {year} is not a calendar year", field="year")
+            raise ValidationFailed("soil.not_calendar_year", field="year", year=year)
         q = q.where(Harvest.harvested_on >= date(year, 1, 1), Harvest.harvested_on <= date(year, 12, 31))
     return list(session.scalars(q.order_by(Harvest.harvested_on.desc(), Harvest.id.desc()).limit(limit)))
 
@@ -868,9 +830,7 @@ def parcel_summary(session: Session, *, actor: Member | None, commons_id: int) -
     commons = get_commons(session, actor=actor, commons_id=commons_id)
     summaries = parcel_summaries(session, cooperative_id=commons.cooperative_id)
     if commons.id not in summaries:
-        raise ValidationFailed(
-            f"commons_id: {commons.name!r} is not a land parcel, garden or bed", field="commons_id"
-        )
+        raise ValidationFailed("soil.not_a_parcel", field="commons_id", name=commons.name)
     return summaries[commons.id]
 
 

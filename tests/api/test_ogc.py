@@ -162,7 +162,33 @@ def test_invalid_or_unknown_parameters_answer_400(client, query, field):
     assert r.headers["content-type"].startswith("application/problem+json")
     body = r.json()
     assert body["status"] == 400 and body["errors"][0]["field"] == field
+    assert body["kind"] == "invalid_parameter" and body["code"].startswith(("publish.", "input."))
+    assert body["errors"][0]["code"] == body["code"] and body["detail"] == body["errors"][0]["message"]
     assert r.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "en", "fr"),
+    [
+        ("bbox=1,2,3", "publish.bbox_numbers", "Must be 4 or 6 comma-separated numbers, not 1,2,3.",
+         "Doit être 4 ou 6 nombres séparés par des virgules, pas 1,2,3."),
+        ("f=xml", "publish.unknown_format", "Unknown format xml; use json or html.",
+         "Format inconnu : xml ; utilisez json ou html."),
+        ("filter=name%20%3D", "publish.cql2_ends_early", "The expression ends too early.",
+         "L'expression s'arrête trop tôt."),
+        ("filter=owner%20%3D%20%27x%27", "publish.cql2_unknown_property",
+         "Unknown property owner in collection commons; queryables:", "Propriété inconnue owner dans la collection"),
+    ],
+)
+def test_ogc_refusals_have_a_code_and_speak_both_languages(client, query, code, en, fr):
+    """The OGC exception keeps its problem+json shape, with the message code and the reader's language."""
+    for lang, said in (("en", en), ("fr", fr)):
+        r = client.get(f"/ogc/collections/commons/items?{query}", headers={"Accept-Language": lang})
+        assert r.status_code == 400 and r.json()["code"] == code, r.text
+        assert r.json()["detail"].startswith(said)
+    missing = client.get("/ogc/collections/nowhere", headers={"Accept-Language": "fr"})
+    assert missing.status_code == 404 and missing.json()["code"] == "publish.no_collection"
+    assert missing.json()["detail"].startswith("Aucune collection publique nowhere")
 
 
 def test_unknown_parameter_on_other_documents_is_400(client):

@@ -9,6 +9,7 @@ import icalendar
 import pytest
 from sqlalchemy import func, select
 
+from commons_map import messages
 from commons_map.demo.load import offset
 from commons_map.reservations.models import Reservation
 from commons_map.reservations.schemas import ReservationOut
@@ -38,7 +39,12 @@ def test_post_reservation_201_then_409_naming_the_interval(client, auth, people,
     assert clash.headers["content-type"].startswith("application/problem+json")
     assert problem["conflict"] == {"kind": "booking", "starts_at": iso(day(2)), "ends_at": iso(day(2, 12)),
                                    "blocked_until": iso(day(2, 12, 30))}
-    assert iso(day(2)) in problem["detail"] and problem["errors"][0]["field"] == "resource_id"
+    assert problem["code"] == "reservations.slot_booked_buffer" and problem["errors"][0]["field"] == "resource_id"
+    assert problem["params"]["starts_at"] == iso(day(2)) and problem["params"]["ends_at"] == iso(day(2, 12))
+    assert "1 déc. 2026, 10:00:00" in problem["detail"]  # demo members read French
+    en = client.post("/api/v1/reservations", json=booking(tool.id, day(2, 11), day(2, 13)),
+                     headers={**auth(people.other_steward), "Accept-Language": "en"}).json()["detail"]
+    assert en.startswith("This slot is already taken: booked from Dec 1, 2026, 10:00:00")
 
 
 def test_offsets_other_than_paris_are_understood(client, auth, people, db):
@@ -67,13 +73,13 @@ def test_naive_datetime_is_a_422_naming_the_field(client, auth, people, db, fiel
 
 
 BAD = [
-    # name, start, end, status, field, fragment
-    ("end before start", lambda: (day(2, 12), day(2, 10)), 422, "ends_at", "is before starts_at"),
-    ("zero length", lambda: (day(2, 12), day(2, 12)), 422, "ends_at", "zero length"),
-    ("too long", lambda: (day(2, 12), day(6, 12)), 422, "ends_at", "max_minutes"),
-    ("too short", lambda: (day(2, 12), day(2, 12, 20)), 422, "ends_at", "min_minutes"),
-    ("too far ahead", lambda: (day(40), day(40, 12)), 422, "starts_at", "max_days_ahead"),
-    ("in the past", lambda: (day(-2), day(-2, 12)), 422, "starts_at", "in the past"),
+    # name, start, end, status, field, code
+    ("end before start", lambda: (day(2, 12), day(2, 10)), 422, "ends_at", "reservations.ends_before_start"),
+    ("zero length", lambda: (day(2, 12), day(2, 12)), 422, "ends_at", "reservations.zero_length"),
+    ("too long", lambda: (day(2, 12), day(6, 12)), 422, "ends_at", "reservations.too_long"),
+    ("too short", lambda: (day(2, 12), day(2, 12, 20)), 422, "ends_at", "reservations.too_short"),
+    ("too far ahead", lambda: (day(40), day(40, 12)), 422, "starts_at", "reservations.too_far_ahead"),
+    ("in the past", lambda: (day(-2), day(-2, 12)), 422, "starts_at", "reservations.starts_in_past"),
 ]
 
 
@@ -85,7 +91,10 @@ def test_bad_bookings_are_refused_and_write_nothing(client, auth, people, db, na
     r = client.post("/api/v1/reservations", json=booking(tool.id, start, end), headers=auth(people.member))
     assert r.status_code == status, r.text
     assert r.json()["errors"][0]["field"] == field
-    assert fragment in r.json()["detail"]
+    assert r.json()["code"] == fragment and r.json()["errors"][0]["code"] == fragment
+    params = r.json().get("params", {})
+    assert r.json()["detail"] == messages.render(
+        fragment, params | {k: datetime.fromisoformat(v) for k, v in params.items() if k.endswith("_at")}, "fr")
     assert written(db) == before
 
 
@@ -94,8 +103,8 @@ def test_outside_opening_hours_over_http(client, auth, people, db):
     before = written(db)
     r = client.post("/api/v1/reservations", json=booking(place.id, day(1, 10, weekday=6), day(1, 12, weekday=6)),
                     headers=auth(people.member))
-    assert r.status_code == 422 and "closed on Sunday" in r.json()["detail"]
-    assert "opening_hours" in r.json()["detail"]
+    assert r.status_code == 422 and "est fermé le 6 déc. 2026" in r.json()["detail"]
+    assert r.json()["code"] == "reservations.closed_day" and r.json()["errors"][0]["field"] == "starts_at"
     assert written(db) == before
 
 
@@ -107,14 +116,16 @@ def test_cap_not_reservable_archived_over_http(client, auth, people, db):
                            headers=h).status_code == 201
     before = written(db)
     r = client.post("/api/v1/reservations", json=booking(tool.id, day(4), day(4, 12)), headers=h)
-    assert r.status_code == 409 and "max_active_per_member" in r.json()["detail"]
+    assert r.status_code == 409 and r.json()["code"] == "reservations.cap_reached"
+    assert r.json()["detail"] == "Vous avez déjà 2 réservation(s) en cours de Grelinette d'essai ; la limite est de 2."
     plain = new_tool(db, people, name="Pas réservable", reservable=False)
     r = client.post("/api/v1/reservations", json=booking(plain.id, day(4), day(4, 12)), headers=h)
-    assert r.status_code == 422 and "not reservable" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["code"] == "reservations.not_reservable"
+    assert "n'est pas réservable" in r.json()["detail"]
     other = new_tool(db, people, name="Archivée")
     assert client.post(f"/api/v1/commons/{other.id}/archive", headers=auth(people.coordinator)).status_code == 200
     r = client.post("/api/v1/reservations", json=booking(other.id, day(4), day(4, 12)), headers=h)
-    assert r.status_code == 422 and "archived" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["code"] == "reservations.archived"
     assert written(db) == before
 
 
@@ -215,7 +226,8 @@ def test_maintenance_over_http(client, auth, people, db):
     r = client.patch(f"/api/v1/maintenance/{mid}", json={"ends_at": iso(day(2, 18))}, headers=hs)
     assert r.status_code == 200 and datetime.fromisoformat(r.json()["ends_at"]) == day(2, 18)
     r = client.post("/api/v1/reservations", json=booking(tool.id, day(2, 17), day(2, 19)), headers=auth(people.member))
-    assert r.status_code == 409 and "in maintenance" in r.json()["detail"]
+    assert r.status_code == 409 and r.json()["code"] == "reservations.slot_maintenance"
+    assert "en maintenance du" in r.json()["detail"]
 
 
 def test_availability_and_free_resources_over_http(client, auth, people, db):
@@ -243,6 +255,22 @@ def test_availability_and_free_resources_over_http(client, auth, people, db):
     r = client.get("/api/v1/resources/free", params={"starts_at": iso(day(2, 14)), "ends_at": iso(day(2, 16)),
                                                      "near": "abc"}, headers=h)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "near"
+    assert r.json()["code"] == "reservations.near_format" and r.json()["params"] == {"given": "abc"}
+
+
+def test_free_resources_of_an_unknown_kind_is_a_422_naming_kind(client, auth, people, db):
+    """An unknown kind is refused as the register refuses it, not answered with an empty list."""
+    h = auth(people.member)
+    window = {"starts_at": iso(day(2, 14)), "ends_at": iso(day(2, 16))}
+    r = client.get("/api/v1/resources/free", params={**window, "kind": "nonexistent"}, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "kind"
+    register = client.post("/api/v1/commons", json={"kind": "nonexistent", "name": "x",
+                                                    "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}},
+                           headers=auth(people.coordinator))
+    assert register.status_code == 422 and register.json()["errors"][0]["field"] == "kind"
+    assert r.json()["code"] == register.json()["code"]
+    assert client.get("/api/v1/resources/free", params={**window, "kind": "tool"}, headers=h).status_code == 200
 
 
 def test_waiting_list_over_http(client, auth, people, db):

@@ -52,10 +52,14 @@ def test_out_of_range_is_a_422_naming_indicator_value_range_and_unit_and_writes_
     r = client.post("/api/v1/soil/samples", json=body, headers=auth(people.member))
     assert r.status_code == 422
     problem = r.json()
-    assert problem["errors"] == [{"field": "measurements[0].value", "message":
-                                  "soc: 43 % is outside the plausible range 0.1-15 %; check for a typo,"
-                                  " or confirm it with confirm_out_of_range"}]
-    assert "soc: 43 %" in problem["detail"]
+    assert problem["errors"] == [{"field": "measurements.0.value", "code": "soil.out_of_range", "message":
+                                  "soc : 43 % est hors de la plage plausible 0,1-15 % : vérifiez qu'il n'y a pas de"
+                                  " faute de frappe, ou confirmez la valeur (confirm_out_of_range).",
+                                  "params": {"indicator": "soc", "value": 43.0, "unit": "%", "low": 0.1, "high": 15.0}}]
+    assert "soc : 43 %" in problem["detail"]
+    en = client.post("/api/v1/soil/samples", json=body, headers={**auth(people.member), "Accept-Language": "en"})
+    assert en.json()["errors"][0]["message"] == ("soc: 43 % is outside the plausible range 0.1-15 %; check for a typo,"
+                                                 " or confirm it with confirm_out_of_range.")
     assert written(db) == before
     body["measurements"][0]["confirm_out_of_range"] = True
     r = client.post("/api/v1/soil/samples", json=body, headers=auth(people.member))
@@ -66,9 +70,9 @@ def test_out_of_range_is_a_422_naming_indicator_value_range_and_unit_and_writes_
 @pytest.mark.parametrize(
     ("change", "field", "text"),
     [
-        ({"unit": "ppm"}, "measurements[0].unit", "soc: 1.4 ppm - the unit 'ppm' does not fit"),
-        ({"depth_top_cm": 30, "depth_bottom_cm": 10}, "measurements[0].depth_bottom_cm",
-         "soc: depth_bottom_cm 10 cm is above depth_top_cm 30 cm"),
+        ({"unit": "ppm"}, "measurements.0.unit", "soil.unit_unfit"),
+        ({"depth_top_cm": 30, "depth_bottom_cm": 10}, "measurements.0.depth_bottom_cm", "soil.depth_inverted"),
+        ({"value": "beaucoup"}, "measurements.0.value", "input.float_parsing"),  # pydantic's path, same form
     ],
 )
 def test_bad_measurements_over_http(client, auth, people, db, change, field, text):
@@ -77,7 +81,7 @@ def test_bad_measurements_over_http(client, auth, people, db, change, field, tex
     before = written(db)
     r = client.post("/api/v1/soil/samples", json=body, headers=auth(people.member))
     assert r.status_code == 422
-    assert any(e["field"] == field and text in e["message"] for e in r.json()["errors"]), r.json()
+    assert any(e["field"] == field and e["code"] == text for e in r.json()["errors"]), r.json()
     assert written(db) == before
 
 
@@ -86,7 +90,8 @@ def test_future_date_and_point_outside_every_parcel(client, auth, people, db):
     future = (date.today() + timedelta(days=10)).isoformat()
     r = client.post("/api/v1/soil/samples", json=lab_report(db, sampled_on=future), headers=auth(people.member))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sampled_on"
-    assert "is in the future" in r.json()["errors"][0]["message"]
+    assert r.json()["errors"][0]["code"] == "soil.date_in_future" and r.json()["errors"][0]["params"]["value"] == future
+    assert "est dans le futur" in r.json()["errors"][0]["message"]
     r = client.post("/api/v1/soil/samples", json=lab_report(db, point=OUTSIDE), headers=auth(people.member))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "commons_id"
     assert written(db) == before
@@ -105,8 +110,9 @@ def test_harvests_bad_input_and_confirmation(client, auth, people, db):
     before = written(db)
     r = client.post("/api/v1/soil/harvests", json=base | {"weight_kg": -4}, headers=auth(people.member))
     assert r.status_code == 422
-    assert r.json()["errors"][0] == {"field": "weight_kg",
-                                     "message": "tomate: -4 kg is not a harvest; the weight must be more than 0 kg"}
+    assert r.json()["errors"][0] == {"field": "weight_kg", "code": "soil.weight_positive",
+                                     "params": {"crop": "tomate", "weight_kg": -4.0}, "message":
+                                     "tomate : -4 kg n'est pas une récolte ; le poids doit être de plus de 0 kg."}
     huge = round(bed.area_m2 * 50)
     r = client.post("/api/v1/soil/harvests", json=base | {"weight_kg": huge}, headers=auth(people.member))
     assert r.status_code == 422 and "kg/m2" in r.json()["detail"]

@@ -90,7 +90,9 @@ def test_overlap_is_refused_naming_the_interval(db, people):
     with pytest.raises(Conflict) as err:
         service.book(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(2, 12),
                      ends_at=day(2, 15))
-    assert day(2).isoformat() in err.value.message and day(2, 13).isoformat() in err.value.message
+    assert err.value.code == "reservations.slot_booked_buffer"
+    assert err.value.params["starts_at"] == day(2) and err.value.params["ends_at"] == day(2, 13)
+    assert "1 déc. 2026, 10:00:00" in err.value.text("fr") and "Dec 1, 2026, 1:00:00" in err.value.text("en")
     assert err.value.detail["conflict"]["starts_at"] == day(2).isoformat()
     assert "Lucas" not in err.value.message, "a conflict never says who booked"
     assert written(db) == before
@@ -99,9 +101,11 @@ def test_overlap_is_refused_naming_the_interval(db, people):
 def test_the_buffer_after_a_booking_is_kept_free(db, people):
     tool = new_tool(db, people)
     service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 13))
-    with pytest.raises(Conflict, match="30 min kept free"):
+    with pytest.raises(Conflict, match="30 min kept free") as err:
         service.book(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(2, 13, 15),
                      ends_at=day(2, 15))
+    assert err.value.code == "reservations.slot_booked_buffer" and err.value.params["buffer_minutes"] == 30
+    assert "30 min laissées libres" in err.value.text("fr")
     # A booking that would end inside the next one's start is refused too (its own buffer).
     with pytest.raises(Conflict):
         service.book(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(2, 8),
@@ -155,8 +159,10 @@ def test_cancelled_slot_can_be_booked_again(db, people):
     assert r.state == "cancelled" and r.cancel_reason == "Pluie" and r.cancelled_by == people.member.id
     again = service.book(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 13))
     assert again.state == "confirmed"
-    with pytest.raises(Conflict, match="only a requested or confirmed booking can be cancelled"):
+    with pytest.raises(Conflict, match="only a requested, confirmed booking can be cancelled") as err:
         service.cancel(db, actor=people.member, reservation_id=r.id)
+    assert err.value.code == "reservations.wrong_state"
+    assert err.value.params["allowed"] == ["requested", "confirmed"] and err.value.params["action"] == "cancelled"
 
 
 def test_others_cannot_see_or_cancel_my_booking(db, people):
@@ -184,12 +190,13 @@ def test_outsiders_cannot_book(db, people):
 # --- bad input: a 4xx naming the rule, nothing written -----------------------------------------
 
 
-def _bad(db, people, tool, starts_at, ends_at, error, field, fragment, actor=None):
+def _bad(db, people, tool, starts_at, ends_at, error, field, code, actor=None):
     before = written(db)
     with pytest.raises(error) as err:
         service.book(db, actor=actor or people.member, resource_id=tool.id, starts_at=starts_at, ends_at=ends_at)
     assert err.value.field == field, err.value.message
-    assert fragment in err.value.message
+    assert err.value.code == code, err.value.message
+    assert err.value.text("fr") != err.value.text("en")
     assert written(db) == before
     return err.value
 
@@ -197,34 +204,39 @@ def _bad(db, people, tool, starts_at, ends_at, error, field, fragment, actor=Non
 def test_naive_datetimes_are_refused(db, people):
     tool = new_tool(db, people)
     naive = day(2).replace(tzinfo=None)
-    _bad(db, people, tool, naive, day(2, 12), ValidationFailed, "starts_at", "no time zone offset")
-    _bad(db, people, tool, day(2), day(2, 12).replace(tzinfo=None), ValidationFailed, "ends_at", "no time zone")
+    _bad(db, people, tool, naive, day(2, 12), ValidationFailed, "starts_at", "reservations.naive_datetime")
+    _bad(db, people, tool, day(2), day(2, 12).replace(tzinfo=None), ValidationFailed, "ends_at",
+         "reservations.naive_datetime")
 
 
 def test_end_before_start(db, people):
     tool = new_tool(db, people)
-    _bad(db, people, tool, day(2, 12), day(2, 10), ValidationFailed, "ends_at", "is before starts_at")
+    _bad(db, people, tool, day(2, 12), day(2, 10), ValidationFailed, "ends_at", "reservations.ends_before_start")
 
 
 def test_zero_length(db, people):
     tool = new_tool(db, people)
-    _bad(db, people, tool, day(2, 12), day(2, 12), ValidationFailed, "ends_at", "zero length")
+    _bad(db, people, tool, day(2, 12), day(2, 12), ValidationFailed, "ends_at", "reservations.zero_length")
 
 
 def test_too_short_and_too_long(db, people):
     tool = new_tool(db, people)
-    _bad(db, people, tool, day(2, 12), day(2, 12, 30), ValidationFailed, "ends_at", "min_minutes: ")
-    _bad(db, people, tool, day(2, 12), day(6, 12), ValidationFailed, "ends_at", "at most 3 days")
+    e = _bad(db, people, tool, day(2, 12), day(2, 12, 30), ValidationFailed, "ends_at", "reservations.too_short")
+    assert e.params["min_minutes"] == 60 and e.params["asked_minutes"] == 30
+    assert "au moins 1 h 00 (demandé : 30 min)" in e.text("fr")
+    e = _bad(db, people, tool, day(2, 12), day(6, 12), ValidationFailed, "ends_at", "reservations.too_long")
+    assert "at most 72 h 00" in e.text("en") and e.params["max_minutes"] == 3 * 24 * 60
 
 
 def test_too_far_ahead(db, people):
     tool = new_tool(db, people)
-    _bad(db, people, tool, day(31), day(31, 12), ValidationFailed, "starts_at", "at most 30 days ahead")
+    e = _bad(db, people, tool, day(31), day(31, 12), ValidationFailed, "starts_at", "reservations.too_far_ahead")
+    assert "at most 30 days ahead" in e.text("en") and "au plus 30 jours à l'avance" in e.text("fr")
 
 
 def test_in_the_past(db, people):
     tool = new_tool(db, people)
-    _bad(db, people, tool, day(-1), day(-1, 12), ValidationFailed, "starts_at", "in the past")
+    _bad(db, people, tool, day(-1), day(-1, 12), ValidationFailed, "starts_at", "reservations.starts_in_past")
 
 
 def test_outside_opening_hours(db, people):
@@ -232,14 +244,15 @@ def test_outside_opening_hours(db, people):
     monday = 0
     # Across the lunch closing on Monday.
     e = _bad(db, people, place, day(1, 11, weekday=monday), day(1, 15, weekday=monday), ValidationFailed,
-             "starts_at", "opening_hours")
-    assert "08:00-12:00, 14:00-22:00" in e.message
+             "starts_at", "reservations.outside_hours")
+    assert "08:00-12:00, 14:00-22:00" in e.message and "08:00-12:00, 14:00-22:00" in e.text("fr")
     # Closed on Sundays.
-    _bad(db, people, place, day(1, 10, weekday=6), day(1, 12, weekday=6), ValidationFailed, "starts_at",
-         "closed on Sunday")
+    e = _bad(db, people, place, day(1, 10, weekday=6), day(1, 12, weekday=6), ValidationFailed, "starts_at",
+             "reservations.closed_day")
+    assert e.params["day"].weekday() == 6 and "est fermé le" in e.text("fr")
     # Too late in the evening.
     _bad(db, people, place, day(1, 21, weekday=2), day(1, 23, weekday=2), ValidationFailed, "starts_at",
-         "opening_hours")
+         "reservations.outside_hours")
     ok = service.book(db, actor=people.member, resource_id=place.id, starts_at=day(1, 14, weekday=monday),
                       ends_at=day(1, 22, weekday=monday))
     assert ok.state == "confirmed"
@@ -258,24 +271,24 @@ def test_over_the_cap(db, people):
     tool = new_tool(db, people)
     service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 12))
     service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(3), ends_at=day(3, 12))
-    _bad(db, people, tool, day(4), day(4, 12), Conflict, "resource_id", "max_active_per_member")
+    _bad(db, people, tool, day(4), day(4, 12), Conflict, "resource_id", "reservations.cap_reached")
 
 
 def test_not_reservable(db, people):
     tool = new_tool(db, people, reservable=False)
-    _bad(db, people, tool, day(2), day(2, 12), ValidationFailed, "resource_id", "is not reservable")
+    _bad(db, people, tool, day(2), day(2, 12), ValidationFailed, "resource_id", "reservations.not_reservable")
 
 
 def test_archived(db, people):
     tool = new_tool(db, people)
     archive_commons(db, actor=people.coordinator, commons_id=tool.id, reason="perdue")
-    _bad(db, people, tool, day(2), day(2, 12), ValidationFailed, "resource_id", "is archived")
+    _bad(db, people, tool, day(2), day(2, 12), ValidationFailed, "resource_id", "reservations.archived")
 
 
 def test_lost_item_cannot_be_booked(db, people):
     tool = new_tool(db, people)
     tool.state = "lost"
-    _bad(db, people, tool, day(2), day(2, 12), ValidationFailed, "resource_id", "is lost")
+    _bad(db, people, tool, day(2), day(2, 12), ValidationFailed, "resource_id", "reservations.unusable")
 
 
 def test_unknown_resource(db, people):
@@ -300,8 +313,9 @@ def test_approval_flow(db, people):
         service.book(db, actor=people.coordinator, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 12))
     service.approve(db, actor=people.steward, reservation_id=r.id, note="OK, clé à la cabane")
     assert (r.state, r.decided_by, r.decision_note) == ("confirmed", people.steward.id, "OK, clé à la cabane")
-    with pytest.raises(Conflict, match="only a requested booking can be approved"):
+    with pytest.raises(Conflict, match="only a requested booking can be approved") as err:
         service.approve(db, actor=people.steward, reservation_id=r.id)
+    assert err.value.code == "reservations.wrong_state" and err.value.params["state"] == "confirmed"
     # Stewards book their own resource without asking themselves.
     own = service.book(db, actor=people.steward, resource_id=tool.id, starts_at=day(3), ends_at=day(3, 12))
     assert own.state == "confirmed"
@@ -355,7 +369,7 @@ def test_check_in_of_something_not_checked_out(db, people):
 def test_check_out_too_early_is_refused(db, people):
     tool = new_tool(db, people)
     r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 12))
-    with pytest.raises(ValidationFailed, match="check out at most 1 h before"):
+    with pytest.raises(ValidationFailed, match="check out at most 1 h 00 before"):
         service.check_out(db, actor=people.member, reservation_id=r.id)
 
 
@@ -391,7 +405,7 @@ def test_maintenance_crud_and_conflicts(db, people):
         service.declare_maintenance(db, actor=people.member, resource_id=tool.id, starts_at=day(2), ends_at=day(3))
     with pytest.raises(Conflict) as err:
         service.declare_maintenance(db, actor=people.steward, resource_id=tool.id, starts_at=day(3), ends_at=day(5))
-    assert booked.starts_at.isoformat() in err.value.message
+    assert err.value.code.startswith("reservations.slot_booked") and err.value.params["starts_at"] == booked.starts_at
     with pytest.raises(ValidationFailed):
         service.declare_maintenance(db, actor=people.steward, resource_id=tool.id, starts_at=day(3), ends_at=day(2))
     m = service.declare_maintenance(db, actor=people.steward, resource_id=tool.id, starts_at=day(2),
@@ -414,7 +428,7 @@ def test_no_show(db, people):
     tool = new_tool(db, people)
     start = datetime.now(UTC) + timedelta(minutes=5)
     r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=start, ends_at=start + timedelta(hours=4))
-    with pytest.raises(ValidationFailed, match="a no-show can be marked from"):
+    with pytest.raises(ValidationFailed, match="A no-show can be marked from"):
         service.mark_no_show(db, actor=people.steward, reservation_id=r.id, now=start + timedelta(minutes=10))
     with pytest.raises(PermissionDenied):
         service.mark_no_show(db, actor=people.member, reservation_id=r.id, now=start + timedelta(hours=1))

@@ -41,7 +41,7 @@ def test_bad_input_is_named(engine, database_url, db):
     r = run(["availability", str(kitchen.id), "--as", "nobody"], database_url)
     assert r.returncode == 1 and "no member 'nobody'" in r.stderr
     r = run(["availability", "999999", "--as", "lucas"], database_url)
-    assert r.returncode == 1 and "no resource 999999" in r.stderr
+    assert r.returncode == 1 and "No resource 999999" in r.stderr
 
 
 def test_tick_on_an_empty_database(fresh_database):

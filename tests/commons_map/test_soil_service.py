@@ -78,7 +78,7 @@ def test_out_of_range_value_is_refused_naming_indicator_value_range_and_unit(db,
     with pytest.raises(ValidationFailed) as err:
         service.record_sample(db, actor=people.steward, data=data)
     assert "soc: 43 % is outside the plausible range 0.1-15 %" in err.value.message
-    assert err.value.field == "measurements[1].value"
+    assert err.value.field == "measurements.1.value"
     assert counts(db) == before, "nothing written"
     # in g/kg, the range is given in g/kg
     with pytest.raises(ValidationFailed, match=r"soc: 430 g/kg is outside the plausible range 1-150 g/kg"):
@@ -101,20 +101,22 @@ def test_out_of_range_value_confirmed_on_purpose_is_kept_and_flagged(db, people)
 @pytest.mark.parametrize(
     ("meas", "field", "pattern"),
     [
-        (dict(indicator="soc", value=4.3, unit="mg"), "measurements[0].unit",
-         r"soc: 4\.3 mg - the unit 'mg' does not fit Soil organic carbon \(SOC\); accepted units: .*g/kg"),
+        (dict(indicator="soc", value=4.3, unit="mg"), "measurements.0.unit",
+         r"soil.unit_unfit: soc: 4\.3 mg - the unit mg does not fit Soil organic carbon \(SOC\);"
+         r" accepted units: .*g/kg"),
         (dict(indicator="soc", value=1.2, unit="%", depth_top_cm=30, depth_bottom_cm=10),
-         "measurements[0].depth_bottom_cm",
-         r"soc: depth_bottom_cm 10 cm is above depth_top_cm 30 cm"),
-        (dict(indicator="soc", value=1.2, unit="%"), "measurements[0].depth_top_cm",
-         r"soc: a depth interval is needed"),
+         "measurements.0.depth_bottom_cm",
+         r"soil.depth_inverted: soc: depth_bottom_cm 10 cm is above depth_top_cm 30 cm"),
+        (dict(indicator="soc", value=1.2, unit="%"), "measurements.0.depth_top_cm",
+         r"soil.depth_needed: soc: a depth interval is needed"),
         (dict(indicator="soc", value=1.2, unit="%", depth_top_cm=0, depth_bottom_cm=30, method="guesswork"),
-         "measurements[0].method", r"soc: method 'guesswork' is not one of dry_combustion"),
-        (dict(indicator="phh", value=7, unit="pH"), "measurements[0].indicator", r"unknown indicator 'phh'"),
-        (dict(indicator="infiltration", value=0.1, unit="min/25mm"), "measurements[0].value",
-         r"infiltration: 0\.1 min/25mm is outside the plausible range 0\.5-300 min/25mm"),
-        (dict(indicator="earthworms", value=3000, unit="count/m2"), "measurements[0].value",
-         r"earthworms: 3000 count/m2 is outside the plausible range 0-2500 count/m2"),
+         "measurements.0.method", r"soil.method_unknown: soc: method guesswork is not one of dry_combustion"),
+        (dict(indicator="phh", value=7, unit="pH"), "measurements.0.indicator",
+         r"soil.unknown_indicator: Unknown indicator phh"),
+        (dict(indicator="infiltration", value=0.1, unit="min/25mm"), "measurements.0.value",
+         r"soil.out_of_range: infiltration: 0\.1 min/25mm is outside the plausible range 0\.5-300 min/25mm"),
+        (dict(indicator="earthworms", value=3000, unit="count/m2"), "measurements.0.value",
+         r"soil.out_of_range: earthworms: 3,000 count/m2 is outside the plausible range 0-2,500 count/m2"),
     ],
 )
 def test_bad_measurements_are_refused_and_nothing_is_written(db, people, meas, field, pattern):
@@ -123,15 +125,19 @@ def test_bad_measurements_are_refused_and_nothing_is_written(db, people, meas, f
         service.record_sample(db, actor=people.steward, data=SampleIn(
             sampled_on=LAST_YEAR, commons_id=parcel(db, "land-3").id, measurements=[MeasurementIn(**meas)]))
     assert err.value.field == field
-    assert any(__import__("re").search(pattern, p.message) for p in err.value.problems), err.value.problems
+    assert any(__import__("re").search(pattern, f"{p.code}: {p.message}") for p in err.value.problems), \
+        err.value.problems
+    assert all(p.text("fr") != p.text("en") for p in err.value.problems)
     assert counts(db) == before
 
 
 def test_a_sampling_date_in_the_future_is_refused(db, people):
     future = date.today() + timedelta(days=3)
-    with pytest.raises(ValidationFailed, match=f"sampled_on: {future.isoformat()} is in the future"):
+    with pytest.raises(ValidationFailed, match="is in the future") as err:
         service.record_sample(db, actor=people.steward, data=SampleIn(
             sampled_on=future, commons_id=parcel(db, "land-3").id, measurements=[m("vess", 2, "score", None, None)]))
+    assert (err.value.field, err.value.code, err.value.params["value"]) == ("sampled_on", "soil.date_in_future", future)
+    assert "est dans le futur" in err.value.text("fr")
 
 
 def test_only_members_record_and_outsiders_cannot_record_on_our_parcels(db, people):
@@ -175,7 +181,7 @@ def test_harvest_with_destinations_and_share_to_households_in_need(db, people):
         (dict(weight_kg=5, destinations={"members": 3, "compost": 1}), "destinations",
          r"add up to 4 kg, not the 5 kg harvested"),
         (dict(weight_kg=5, harvested_on=date.today() + timedelta(days=2)), "harvested_on", r"is in the future"),
-        (dict(weight_kg=5, harvested_by_id=999_999), "harvested_by_id", r"no member 999999"),
+        (dict(weight_kg=5, harvested_by_id=999_999), "harvested_by_id", r"No member 999999"),
     ],
 )
 def test_bad_harvests_are_refused_and_nothing_is_written(db, people, kw, field, pattern):
@@ -197,7 +203,9 @@ def test_a_yield_beyond_any_plausible_figure_for_the_bed_is_refused_unless_confi
         service.record_harvest(db, actor=people.member, data=HarvestIn(
             commons_id=bed.id, crop="courgette", harvested_on=LAST_YEAR, weight_kg=too_much))
     msg = err.value.message
-    assert f"courgette: {too_much} kg" in msg and "kg/m2" in msg and "0-40 kg/m2" in msg
+    assert f"courgette: {too_much:,} kg" in msg and "kg/m2" in msg and "0-40 kg/m2" in msg
+    assert err.value.code == "soil.implausible_yield" and err.value.params["weight_kg"] == too_much
+    assert err.value.text("fr").startswith("courgette : ") and "0-40 kg/m2 plausibles" in err.value.text("fr")
     assert counts(db) == before
     h = service.record_harvest(db, actor=people.member, data=HarvestIn(
         commons_id=bed.id, crop="courgette", harvested_on=LAST_YEAR, weight_kg=too_much, confirm_implausible=True))
@@ -237,9 +245,9 @@ def test_practices_are_checked(db, people):
     assert (p.practice, p.quantity, p.unit) == ("compost", 12, "t")
     before = counts(db)
     bad = [
-        (dict(practice="ploughing"), "practice", "unknown practice 'ploughing'"),
+        (dict(practice="ploughing"), "practice", "Unknown practice ploughing"),
         (dict(practice="compost", quantity=-2, unit="t"), "quantity", "must not be negative"),
-        (dict(practice="compost", quantity=2, unit="trees"), "unit", "the unit 'trees' does not fit"),
+        (dict(practice="compost", quantity=2, unit="trees"), "unit", "the unit trees does not fit"),
         (dict(practice="mulch", ended_on=LAST_YEAR - timedelta(days=5)), "ended_on", "is before started_on"),
     ]
     for kw, field, text in bad:

@@ -56,7 +56,8 @@ def test_upload_refusals(orclient, people, auth):
     resp = upload(orclient, auth(people.coordinator), "sans_crs_shp.zip", map=MAP)
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "crs"
     resp = upload(orclient, auth(people.coordinator), "traversal.zip", map=MAP)
-    assert resp.status_code == 422 and "climbs out" in resp.json()["detail"]
+    assert resp.status_code == 422 and resp.json()["code"] == "ingest.entry_climbs"
+    assert resp.json()["detail"] == "L'entrée ../../../tmp/evil.geojson sort de l'archive (« .. »)."
     resp = upload(orclient, auth(people.coordinator), "parcelles.gpkg", map="{not json")
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "map"
     resp = upload(orclient, auth(people.coordinator), "parcelles.gpkg", map=MAP, dry_run="maybe")

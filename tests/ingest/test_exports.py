@@ -143,9 +143,9 @@ def test_dry_run_and_unknown_form(db, people, tmp_path, activity):
     assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id.in_(ids))) == 0
     other = tmp_path / "export.csv"
     other.write_text(path.read_text())
-    with pytest.raises(ValidationFailed, match="cannot tell the form"):
+    with pytest.raises(ValidationFailed, match="Cannot tell the form from the file name export.csv"):
         import_export(db, path=other, cooperative=people.coop)
-    with pytest.raises(ValidationFailed, match="no form"):
+    with pytest.raises(ValidationFailed, match="No form nope"):
         import_export(db, path=other, cooperative=people.coop, form_id="nope")
 
 

@@ -196,7 +196,9 @@ def test_unknown_kind_and_bad_values_name_row_field_and_column(db, people, tmp_p
 def test_mapping_errors_name_the_columns(db, people):
     with pytest.raises(ValidationFailed) as exc:
         run(db, people, "parcelles.gpkg", mapping={"name": "nom_parcelle", "external_id": "uuid"}, kind="land")
-    assert "no column 'nom_parcelle'" in exc.value.message and "uuid, nom" in exc.value.message
+    assert "no column nom_parcelle" in exc.value.message and "uuid, nom" in exc.value.message
+    assert exc.value.code == "ingest.map_no_column" and exc.value.field == "map.name"
+    assert "aucune colonne nom_parcelle ; les colonnes sont : uuid, nom" in exc.value.text("fr")
     with pytest.raises(ValidationFailed) as exc:
         run(db, people, "jardins.kml", mapping={"name": "Name"}, kind="garden")
     assert exc.value.field == "external_id"

@@ -10,6 +10,7 @@ import defusedxml.ElementTree as ET
 import pytest
 from sqlalchemy import func, select
 
+from commons_map import messages
 from commons_map.fieldforms.models import Submission
 from commons_map.fieldforms.service import issue_token, revoke_token
 from commons_map.register.models import Commons
@@ -189,8 +190,9 @@ def test_deprecated_id_edit_replaces_the_record(orclient, db, token, activity):
     again = worklog_xml(db, activity, new_iid(), hours="5", deprecated=f"<deprecatedID>{old}</deprecatedID>")
     conflict = orclient.post(f"/openrosa/key/{token}/submission", **files(again))
     assert conflict.status_code == 409
-    assert (message(conflict).startswith("Cette version a déjà été remplacée")
-            and "already replaced" in message(conflict))
+    said = {loc: messages.render("fieldforms.deprecated_replaced", {"deprecated_id": old}, loc) for loc in ("fr", "en")}
+    assert message(conflict) == f"deprecatedID: {said['fr']} / {said['en']}"  # the English names its field
+    assert said["fr"].startswith("Cette version a déjà été remplacée") and "already replaced" in said["en"]
     ghost = worklog_xml(db, activity, new_iid(), deprecated="<deprecatedID>uuid:nobody</deprecatedID>")
     assert orclient.post(f"/openrosa/key/{token}/submission", **files(ghost)).status_code == 404
     assert db.get(WorkLog, log.id).minutes == 240
@@ -461,7 +463,8 @@ def test_only_the_recorder_or_a_coordinator_replaces_soil_records(db, people):
 def test_unknown_form_and_missing_instance_id(orclient, token):
     body = b'<data id="not_a_form"><meta><instanceID>uuid:1</instanceID></meta></data>'
     resp = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
-    assert resp.status_code == 404 and "no form 'not_a_form'" in message(resp)
+    assert resp.status_code == 404 and "No form not_a_form" in message(resp)
+    assert "Ce formulaire (not_a_form) n'est pas sur ce serveur" in message(resp)
     body = b'<data id="commons_worklog"><hours>1</hours></data>'
     resp = orclient.post(f"/openrosa/key/{token}/submission", **files(body))
     assert resp.status_code == 422 and "instanceID" in message(resp)
