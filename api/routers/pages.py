@@ -66,7 +66,7 @@ def signin(page: PageDep, form: Form) -> Response:
     throttle = data.throttle()
     try:
         if not username.strip():
-            raise ValidationFailed("username: must not be empty", field="username")
+            raise ValidationFailed("form.empty", field="username")
         if throttle is not None:
             throttle.check_allowed(page.session, username=username, remote_addr=address)
         member = authenticate(page.session, username=username, password=password)
@@ -79,7 +79,7 @@ def signin(page: PageDep, form: Form) -> Response:
 
         errors = errors_from(exc, fields={"username", "password"})
         if isinstance(exc, AuthenticationFailed):
-            errors = type(errors)({"password": [i18n.translate_error(exc.message)]})
+            errors = type(errors)({"password": [i18n.error_text(exc)]})
         return page.render(
             "signin.html",
             status_code=422 if isinstance(exc, ValidationFailed) else 401,
@@ -265,7 +265,7 @@ def commons_edit_form(page: PageDep, commons_id: int) -> Response:
     page.require()
     commons = register.get_commons(page.session, actor=page.member, commons_id=commons_id)
     if not register.can_edit(page.member, commons):
-        raise PermissionDenied("Only this commons' stewards and the coordinators may change it")
+        raise PermissionDenied("register.edit_not_allowed")
     values = {k: getattr(commons, k) for k in EDITABLE}
     return page.render(
         "commons_edit.html",
@@ -381,7 +381,7 @@ def members_role(page: PageDep, member_id: int, form: Form) -> Response:
         elif action == "revoke":
             people.revoke_role(page.session, actor=me, member=target, role="coordinator")
         else:
-            raise ValidationFailed("action: must be grant or revoke", field="action")
+            raise ValidationFailed("form.unknown_action", field="action", action=action, known=["grant", "revoke"])
 
     _, errors = try_action(page.session, change, fields=set())
     if errors:

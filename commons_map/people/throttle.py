@@ -56,7 +56,7 @@ def check_allowed(session: Session, *, username: str, remote_addr: str) -> None:
     if by_user >= MAX_PER_USERNAME or by_addr >= MAX_PER_ADDRESS:
         minutes = int(WINDOW.total_seconds() // 60)
         raise TooManyAttempts(
-            f"Too many failed sign-ins; try again in {minutes} minutes",
+            "people.too_many_attempts", minutes=minutes,
             field="username",
             detail={"retry_after": int(WINDOW.total_seconds())},
         )

@@ -37,6 +37,7 @@ def test_sign_in_is_throttled_after_repeated_failures(forget_failures, client):
     r = client.post("/api/v1/auth/token", data={"username": "ines", "password": "demo-commons"})
     assert r.status_code == 429
     assert int(r.headers["Retry-After"]) > 0
+    assert r.json()["code"] == "people.too_many_attempts"
     assert "Too many failed sign-ins" in r.json()["detail"]
     # Another member is not affected.
     r = client.post("/api/v1/auth/token", data={"username": "hugo", "password": "demo-commons"})
