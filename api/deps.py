@@ -56,17 +56,14 @@ def optional_member(
     if member is not None:
         request.state.member_locale = member.locale
     if member is not None and not csrf_header_ok(request, settings):
-        raise PermissionDenied(
-            f"Signed in by cookie: send the {CSRF_HEADER} header of your session to change things",
-            field=CSRF_HEADER,
-        )
+        raise PermissionDenied("auth.csrf_header", field=CSRF_HEADER, header=CSRF_HEADER)
     return member
 
 
 def current_member(member: Annotated[Member | None, Depends(optional_member)]) -> Member:
     """The signed-in member, or 401."""
     if member is None:
-        raise AuthenticationFailed("Sign in first: send 'Authorization: Bearer <token>'")
+        raise AuthenticationFailed("auth.sign_in_first")
     return member
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.i18n import gettext as _
-from commons_map.errors import ValidationFailed, collector
+from commons_map.errors import ValidationFailed, collector, input_problem
 from commons_map.people.models import Cooperative, Member
 
 KINDS = ("work", "harvest", "soil")
@@ -92,11 +92,11 @@ def number(
     try:
         value = float(raw.replace(",", "."))
     except ValueError:
-        problems.add(name, f"{raw!r} is not a number")
+        problems.add(name, "form.not_a_number", value=raw)
         return None
     if integer:
         if value != int(value):
-            problems.add(name, f"{raw!r} is not a whole number")
+            problems.add(name, "form.not_whole", value=raw)
             return None
         return int(value)
     return value
@@ -107,12 +107,12 @@ def day(problems: Any, fields: dict[str, str], name: str, *, required: bool = Tr
     raw = (fields.get(name) or "").strip()
     if not raw:
         if required:
-            problems.add(name, "must not be empty")
+            problems.add(name, "form.empty")
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        problems.add(name, f"{raw!r} is not a date")
+        problems.add(name, "form.not_a_date", value=raw)
         return None
 
 
@@ -124,7 +124,7 @@ def clock(problems: Any, fields: dict[str, str], name: str) -> time | None:
     try:
         return time.fromisoformat(raw)
     except ValueError:
-        problems.add(name, f"{raw!r} is not a time of day")
+        problems.add(name, "form.not_a_time", value=raw)
         return None
 
 
@@ -133,10 +133,10 @@ def commons_id(problems: Any, fields: dict[str, str], *, required: bool = True) 
     raw = (fields.get("commons_id") or "").strip()
     if not raw:
         if required:
-            problems.add("commons_id", "choose a commons")
+            problems.add("commons_id", "form.choose_commons")
         return None
     if not raw.isdigit():
-        problems.add("commons_id", f"{raw!r} is not a commons")
+        problems.add("commons_id", "form.not_a_commons", value=raw)
         return None
     return int(raw)
 
@@ -148,7 +148,7 @@ def point(problems: Any, fields: dict[str, str]) -> dict[str, Any] | None:
     if lat is None or lon is None:
         return None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        problems.add("lat", "the position is out of range")
+        problems.add("lat", "form.position_range")
         return None
     return {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]}
 
@@ -176,7 +176,7 @@ def work_in(session: Session, actor: Member, fields: dict[str, str], key: str | 
     start, end = clock(problems, fields, "start_time"), clock(problems, fields, "end_time")
     activity = (fields.get("activity") or "").strip()
     if not activity:
-        problems.add("activity", "choose an activity")
+        problems.add("activity", "form.choose_activity")
     where = point(problems, fields)
     companions = [
         int(v) for v in str(fields.get("with_member_ids") or "").split(",") if v.strip().isdigit()
@@ -189,9 +189,7 @@ def work_in(session: Session, actor: Member, fields: dict[str, str], key: str | 
     if started is not None and ended is not None and minutes is not None:
         minutes = None  # start and end say it all; the duration box is a convenience
     if started is None and ended is None and minutes is None:
-        raise ValidationFailed(
-            "duration: give the time spent, or when you started and ended", field="duration"
-        )
+        raise ValidationFailed("worklog.duration_missing", field="duration")
     return WorkLogIn(
         commons_id=cid,
         work_date=on,
@@ -229,7 +227,7 @@ def harvest_in(session: Session, actor: Member, fields: dict[str, str], key: str
     on = day(problems, fields, "harvested_on")
     crop = (fields.get("crop") or "").strip()
     if not crop:
-        problems.add("crop", "name the crop")
+        problems.add("crop", "form.name_crop")
     weight = number(problems, fields, "weight_kg")
     count = number(problems, fields, "count", integer=True)
     problems.raise_if_any()
@@ -274,19 +272,19 @@ def soil_in(session: Session, actor: Member, fields: dict[str, str], key: str | 
     where = point(problems, fields)
     indicator = (fields.get("indicator") or "").strip()
     if not indicator:
-        problems.add("indicator", "choose what you measured")
+        problems.add("indicator", "form.choose_indicator")
     value = number(problems, fields, "value")
     if value is None and "value" not in {p.field for p in problems.problems}:
-        problems.add("value", "must not be empty")
+        problems.add("value", "form.empty")
     unit = (fields.get("unit") or "").strip()
     if ":" in unit:  # the unit select's values read "indicator:unit"
         unit = unit.split(":", 1)[1]
     if not unit:
-        problems.add("unit", "choose a unit")
+        problems.add("unit", "form.choose_unit")
     top = number(problems, fields, "depth_top_cm")
     bottom = number(problems, fields, "depth_bottom_cm")
     if cid is None and where is None:
-        problems.add("commons_id", "choose the parcel, or share your position")
+        problems.add("commons_id", "form.parcel_or_position")
     problems.raise_if_any()
     try:
         return SampleIn(
@@ -343,18 +341,18 @@ def _as_domain(exc: ValidationError) -> ValidationFailed:
     problems = collector()
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-        problems.add(loc[-1] if loc else "", err.get("msg", "invalid"))
+        problems.problems.append(input_problem(err, loc[-1] if loc else ""))
     try:
         problems.raise_if_any()
     except ValidationFailed as vf:
         return vf
-    return ValidationFailed("invalid")
+    return ValidationFailed("input.invalid")
 
 
 def check_key(key: Any) -> str:
     """An idempotency key made by the phone (a UUID or similar)."""
     if not isinstance(key, str) or not KEY_RE.match(key):
-        raise ValidationFailed("key: 8 to 120 letters, digits, ':', '.', '_' or '-'", field="key")
+        raise ValidationFailed("form.key_form", field="key")
     return key
 
 

@@ -25,6 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from commons_map import messages
 from commons_map.errors import DomainError, FieldProblem
 from commons_map.messages import negotiate  # noqa: F401  (the pages' and the API's one rule)
 
@@ -136,12 +137,10 @@ class Formats:
         return numbers.format_decimal(value, format=pattern, locale=self.babel)
 
     def hours(self, minutes: int | None) -> str:
-        """A duration or balance of time currency, in hours: « 2,5 h », « −1,25 h »."""
+        """A duration or balance of time currency in hours and minutes: « 19 h 03 », « 45 min », « −1 h 15 »."""
         if minutes is None:
             return "–"
-        return units.format_unit(
-            minutes / 60, "duration-hour", length="short", format="#,##0.##", locale=self.babel
-        )
+        return messages.duration(minutes, self.locale)
 
     def unit(self, value: float | None, unit: str, digits: int = 2) -> str:
         """A measure with a CLDR unit, e.g. ("mass-kilogram") → « 12,5 kg »."""

@@ -94,11 +94,11 @@ def update_profile(
         )
     problems = collector()
     if not display_name.strip():
-        problems.add("display_name", "must not be empty")
+        problems.add("display_name", "form.empty")
     if email.strip() and not EMAIL_RE.match(email.strip()):
-        problems.add("email", f"{email!r} is not an e-mail address")
+        problems.add("email", "form.not_an_email", value=email)
     if locale not in ("fr", "en"):
-        problems.add("locale", "must be 'fr' or 'en'")
+        problems.add("locale", "form.locale")
     problems.raise_if_any()
     member.display_name = display_name.strip()
     member.email = email.strip() or None

@@ -114,9 +114,10 @@ def read_manifest(path: Path) -> dict:
                 raise KeyError("manifest.json")
             manifest = json.loads(member.read())
     except (tarfile.TarError, KeyError, json.JSONDecodeError, OSError) as exc:
-        raise ValidationFailed(f"{path}: not a commons-map backup ({exc})", field="file") from exc
+        raise ValidationFailed("backup.not_a_backup", field="file", path=str(path), reason=str(exc)) from exc
     if manifest.get("format") != "commons-map-backup/1":
-        raise ValidationFailed(f"{path}: unknown backup format {manifest.get('format')!r}", field="file")
+        raise ValidationFailed("backup.unknown_format", field="file", path=str(path),
+                               format=str(manifest.get("format")))
     return manifest
 
 
@@ -131,10 +132,7 @@ def restore(path: Path, url: str, attachments_dir: Path, *, force: bool = False)
         )).scalar()
     engine.dispose()
     if used and not force:
-        raise Conflict(
-            f"database {make_url(url).database!r} is not empty: restore into a new database, or pass --force",
-            field="database",
-        )
+        raise Conflict("backup.database_not_empty", field="database", database=str(make_url(url).database))
     attachments_dir = Path(attachments_dir)
     with tempfile.TemporaryDirectory(prefix="cm-restore-") as tmp:
         with tarfile.open(path, "r") as tar:

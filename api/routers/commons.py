@@ -23,9 +23,9 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     try:
         parts = tuple(float(p) for p in raw.split(","))
     except ValueError as exc:
-        raise ValidationFailed("bbox: must be four numbers minLon,minLat,maxLon,maxLat", field="bbox") from exc
+        raise ValidationFailed("register.bbox_form", field="bbox") from exc
     if len(parts) != 4:
-        raise ValidationFailed("bbox: must be four numbers minLon,minLat,maxLon,maxLat", field="bbox")
+        raise ValidationFailed("register.bbox_form", field="bbox")
     return parts  # type: ignore[return-value]
 
 
@@ -33,12 +33,12 @@ def parse_near(raw: str | None, distance: float | None) -> service.Near | None:
     """'lon,lat' and a distance in metres."""
     if raw is None:
         if distance is not None:
-            raise ValidationFailed("distance: needs near=lon,lat", field="distance")
+            raise ValidationFailed("register.distance_needs_near", field="distance")
         return None
     try:
         lon, lat = (float(p) for p in raw.split(","))
     except ValueError as exc:
-        raise ValidationFailed("near: must be two numbers lon,lat", field="near") from exc
+        raise ValidationFailed("register.near_form", field="near") from exc
     return service.Near(lon=lon, lat=lat, distance_m=distance if distance is not None else 1000.0)
 
 

@@ -31,13 +31,10 @@ IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_le
 
 def _key(body_key: str | None, header_key: str | None) -> str:
     if body_key and header_key and body_key != header_key:
-        raise ValidationFailed("idempotency_key: differs from the Idempotency-Key header", field="idempotency_key")
+        raise ValidationFailed("ledger.key_differs", field="idempotency_key")
     key = body_key or header_key
     if not key:
-        raise ValidationFailed(
-            "idempotency_key: required (in the body or the Idempotency-Key header) so a retry never pays twice",
-            field="idempotency_key",
-        )
+        raise ValidationFailed("ledger.key_required", field="idempotency_key")
     return key
 
 

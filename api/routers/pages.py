@@ -65,7 +65,7 @@ def signin(page: PageDep, form: Form) -> Response:
     address = page.request.client.host if page.request.client else "unknown"
     try:
         if not username.strip():
-            raise ValidationFailed("username: must not be empty", field="username")
+            raise ValidationFailed("form.empty", field="username")
         member = throttle.sign_in(page.session, page.request.app.state.engine, username=username,
                                   password=password, remote_addr=address)
     except (AuthenticationFailed, ValidationFailed, throttle.TooManyAttempts) as exc:
@@ -241,7 +241,7 @@ def commons_edit_form(page: PageDep, commons_id: int) -> Response:
     page.require()
     commons = register.get_commons(page.session, actor=page.member, commons_id=commons_id)
     if not register.can_edit(page.member, commons):
-        raise PermissionDenied("Only this commons' stewards and the coordinators may change it")
+        raise PermissionDenied("register.edit_not_allowed")
     values = {k: getattr(commons, k) for k in EDITABLE}
     return page.render(
         "commons_edit.html",
@@ -357,7 +357,7 @@ def members_role(page: PageDep, member_id: int, form: Form) -> Response:
         elif action == "revoke":
             people.revoke_role(page.session, actor=me, member=target, role="coordinator")
         else:
-            raise ValidationFailed("action: must be grant or revoke", field="action")
+            raise ValidationFailed("form.unknown_action", field="action", action=action, known=["grant", "revoke"])
 
     _, errors = try_action(page.session, change, fields=set())
     if errors:

@@ -41,7 +41,7 @@ def _moment(
         return None
     if at is None:
         if required:
-            problems.add(t, "must not be empty")
+            problems.add(t, "form.empty")
         return None
     return datetime.combine(on, at, tz)
 
@@ -202,7 +202,8 @@ def book(page: PageDep, resource_id: int, form: Form) -> Response:
         errors = errors_from(exc, fields=FIELDS, aliases=ALIASES)
         taken = (
             exc.detail.get("detected_by") != "waiting_list"
-            and "max_active_per_member" not in exc.message
+            and exc.code != "reservations.cap_reached"
+            and "max_active_per_member" not in exc.message  # the sentence before reservations spoke in codes
         )
         return _resource_page(
             page,
@@ -373,7 +374,7 @@ def reservation_action(page: PageDep, reservation_id: int, what: str, form: Form
     if what not in ("cancel", "checkout", "checkin", "approve", "refuse"):
         from commons_map.errors import NotFound
 
-        raise NotFound(f"No action {what!r}")
+        raise NotFound("form.no_action", action=what)
     return _action(page, reservation_id, form, what)
 
 
@@ -387,7 +388,7 @@ def wait_action(page: PageDep, wait_id: int, what: str, form: Form) -> Response:
     elif what == "leave":
         fn = lambda: res.leave_waiting_list(page.session, actor=me, wait_id=wait_id)  # noqa: E731
     else:
-        raise ValidationFailed("what: accept or leave", field="what")
+        raise ValidationFailed("form.unknown_action", field="what", action=what, known=["accept", "leave"])
     _, errors = try_action(page.session, fn, fields=set())
     if errors:
         return _mine(page, errors=errors, status_code=409)

@@ -81,11 +81,11 @@ def pay(page: PageDep, form: Form) -> Response:
         problems = collector()
         hours = number(problems, values, "hours")
         if hours is None and not problems.problems:
-            problems.add("hours", "must not be empty")
+            problems.add("hours", "form.empty")
         if not values.get("payee"):
-            problems.add("payee", "choose who you pay")
+            problems.add("payee", "form.choose_payee")
         if not (values.get("reason") or "").strip():
-            problems.add("reason", "say what the payment is for")
+            problems.add("reason", "ledger.reason_missing")
         problems.raise_if_any()
         return ledger.pay(
             page.session,

@@ -126,6 +126,9 @@ def figures(
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
+    from commons_map.messages import duration
+
+    locale = terminal_locale()
     out = Console()
     for title, rows, key in (("Par commun / per commons", data["per_commons"], "name"),
                              ("Par activité / per activity", data["per_activity"], "label_fr"),
@@ -135,6 +138,6 @@ def figures(
         table.add_column("heures / hours", justify="right")
         table.add_column("journaux / logs", justify="right")
         for row in rows:
-            table.add_row(str(row[key]), f"{row['hours']:.1f}", str(row["logs"]))
+            table.add_row(str(row[key]), duration(row["minutes"], locale), str(row["logs"]))
         out.print(table)
-    out.print(f"total: {data['total_hours']:.1f} h")
+    out.print(f"total: {duration(data['total_minutes'], locale)}")

@@ -73,7 +73,7 @@ def cooperative_account(session: Session, *, cooperative_id: int) -> Account:
         return account
     coop = session.get(Cooperative, cooperative_id)
     if coop is None:
-        raise NotFound(f"No cooperative {cooperative_id}", field="cooperative_id")
+        raise NotFound("people.no_cooperative_id", field="cooperative_id", cooperative_id=cooperative_id)
     session.execute(
         pg_insert(Account)
         .values(cooperative_id=cooperative_id, kind="cooperative", name=coop.name)
@@ -127,12 +127,11 @@ def set_limits(
     """Give an account its own limits (None: back to the cooperative's defaults); coordinators."""
     account = session.get(Account, account_id)
     if account is None or account.cooperative_id != actor.cooperative_id:
-        raise NotFound(f"No account {account_id}", field="account_id")
+        raise NotFound("ledger.no_account", field="account_id", account_id=account_id)
     require_coordinator(actor, account.cooperative_id)
     if min_minutes is not None and max_minutes is not None and min_minutes > max_minutes:
-        raise ValidationFailed(
-            f"min_minutes: {min_minutes} is above max_minutes {max_minutes}", field="min_minutes"
-        )
+        raise ValidationFailed("ledger.limits_inverted", field="min_minutes", min_minutes=min_minutes,
+                               max_minutes=max_minutes)
     old = {"min_minutes": account.min_minutes, "max_minutes": account.max_minutes}
     account.min_minutes, account.max_minutes = min_minutes, max_minutes
     session.add(AccountHistory(
@@ -147,15 +146,13 @@ def archive_account(session: Session, *, actor: Member, account_id: int) -> Acco
     """Close an account with a zero balance; it receives nothing more."""
     account = session.get(Account, account_id)
     if account is None or account.cooperative_id != actor.cooperative_id:
-        raise NotFound(f"No account {account_id}", field="account_id")
+        raise NotFound("ledger.no_account", field="account_id", account_id=account_id)
     require_coordinator(actor, account.cooperative_id)
     if account.kind == "cooperative":
-        raise ValidationFailed("account_id: the cooperative account stays open", field="account_id")
+        raise ValidationFailed("ledger.cooperative_account_stays_open", field="account_id")
     if account.balance != 0:
-        raise Conflict(
-            f"account_id: {account.name} still holds {account.balance} minutes; settle it first",
-            field="account_id",
-        )
+        raise Conflict("ledger.account_not_settled", field="account_id", account=account.name,
+                       balance_minutes=account.balance)
     if account.archived_at is None:
         account.archived_at = func.now()
         session.add(AccountHistory(account_id=account.id, member_id=actor.id, action="archived", changes={}))
@@ -209,11 +206,8 @@ def _by_key(session: Session, cooperative_id: int, key: str) -> Transfer | None:
 
 def _replay(existing: Transfer, fingerprint: str) -> Transfer:
     if existing.fingerprint != fingerprint:
-        raise Conflict(
-            f"idempotency_key: {existing.idempotency_key!r} was already used for another request"
-            f" (transfer {existing.id}); use a new key for a new transfer",
-            field="idempotency_key",
-        )
+        raise Conflict("ledger.key_reused", field="idempotency_key", key=existing.idempotency_key,
+                       transfer_id=existing.id)
     existing._replayed = True  # type: ignore[attr-defined]
     return existing
 
@@ -273,24 +267,24 @@ def post(
     key = (idempotency_key or "").strip()
     problems = collector()
     if kind not in TRANSFER_KINDS:
-        problems.add("kind", f"unknown kind {kind!r}; known: {', '.join(TRANSFER_KINDS)}")
+        problems.add("kind", "ledger.unknown_kind", kind=kind, known=list(TRANSFER_KINDS))
     if not reason:
-        problems.add("reason", "must not be empty: say what the minutes are for")
+        problems.add("reason", "ledger.reason_missing")
     elif len(reason) > MAX_REASON:
-        problems.add("reason", f"at most {MAX_REASON} characters (got {len(reason)})")
+        problems.add("reason", "form.too_long", maximum=MAX_REASON, length=len(reason))
     if not key:
-        problems.add("idempotency_key", "must not be empty: one unique key per transfer")
+        problems.add("idempotency_key", "ledger.key_missing")
     elif len(key) > MAX_KEY:
-        problems.add("idempotency_key", f"at most {MAX_KEY} characters (got {len(key)})")
+        problems.add("idempotency_key", "form.too_long", maximum=MAX_KEY, length=len(key))
     if len(legs) < 2:
-        problems.add("postings", f"a transfer needs two or more postings (got {len(legs)})")
+        problems.add("postings", "ledger.postings_too_few", count=len(legs))
     if any(not isinstance(leg.amount, int) or leg.amount == 0 for leg in legs):
-        problems.add("postings", "every posting moves a non-zero whole number of minutes")
+        problems.add("postings", "ledger.posting_zero")
     if sum(leg.amount for leg in legs) != 0:
-        problems.add("postings", f"postings must sum to zero (they sum to {sum(leg.amount for leg in legs)})")
+        problems.add("postings", "ledger.postings_unbalanced", sum_minutes=sum(leg.amount for leg in legs))
     if len({leg.account_id for leg in legs}) != len(legs):
-        problems.add("postings", "each account appears once in a transfer")
-    problems.raise_if_any("The transfer is not valid")
+        problems.add("postings", "ledger.posting_account_twice")
+    problems.raise_if_any("ledger.transfer_invalid")
 
     fingerprint = _fingerprint(kind, legs, reason, initiated_by.id if initiated_by else None,
                                work_log_id, reverses_id)
@@ -307,9 +301,9 @@ def post(
     for leg in legs:
         account = accounts.get(leg.account_id)
         if account is None or account.cooperative_id != cooperative_id:
-            raise ValidationFailed(f"account: no account {leg.account_id} in this cooperative", field="account")
+            raise ValidationFailed("ledger.no_account_here", field="account", account_id=leg.account_id)
         if account.archived_at is not None and leg.amount > 0:
-            raise ValidationFailed(f"account: {account.name}'s account is closed", field="account")
+            raise ValidationFailed("ledger.account_closed", field="account", account=account.name)
     # A retry that waited on our locks finds the transfer its twin just committed.
     existing = _by_key(session, cooperative_id, key)
     if existing is not None:
@@ -333,10 +327,10 @@ def post(
         if again is not None:
             return _replay(again, fingerprint)
         if work_log_id is not None and kind == "work_credit":
-            raise Conflict(f"work_log_id: work log {work_log_id} is already credited", field="work_log_id")
+            raise Conflict("ledger.work_log_credited", field="work_log_id", work_log_id=work_log_id)
         if reverses_id is not None:
-            raise Conflict(f"transfer_id: transfer {reverses_id} is already reversed", field="transfer_id")
-        raise Conflict("The transfer collides with another one", field="idempotency_key")
+            raise Conflict("ledger.already_reversed", field="transfer_id", transfer_id=reverses_id)
+        raise Conflict("ledger.transfer_collides", field="idempotency_key")
     postings = list(session.scalars(
         insert(Posting).returning(Posting, sort_by_parameter_order=True),
         [{"transfer_id": transfer.id, "account_id": leg.account_id, "amount": leg.amount,
@@ -354,9 +348,9 @@ def post(
 
 def _clean_minutes(problems: Any, minutes: Any) -> None:
     if isinstance(minutes, bool) or not isinstance(minutes, int):
-        problems.add("minutes", f"must be a whole number of minutes (got {minutes!r})")
+        problems.add("minutes", "ledger.minutes_not_whole", given=repr(minutes))
     elif minutes <= 0:
-        problems.add("minutes", f"must be positive (got {minutes})")
+        problems.add("minutes", "ledger.minutes_not_positive", given_minutes=minutes)
 
 
 def _member_payee(session: Session, payer: Member, payee: str | int) -> Member:
@@ -372,7 +366,7 @@ def _payee_and_account(session: Session, payer: Member, payee: str | int) -> tup
     stmt = stmt.where(Member.id == int(raw)) if by_id else stmt.where(Member.username == raw)
     row = session.execute(stmt).first()
     if row is None:
-        raise ValidationFailed(f"payee: no member {payee!r} in this cooperative", field="payee")
+        raise ValidationFailed("ledger.no_payee", field="payee", payee=str(payee))
     return row[0], row[1]
 
 
@@ -391,26 +385,25 @@ def pay(
     problems = collector()
     _clean_minutes(problems, minutes)
     if (payee is None) == (to_account_id is None):
-        problems.add("payee", "give either payee (a member) or to_account_id")
-    problems.raise_if_any("The payment is not valid")
+        problems.add("payee", "ledger.payee_or_account")
+    problems.raise_if_any("ledger.payment_invalid")
     if payee is not None:
         member, account = _payee_and_account(session, payer, payee)
         if member.id == payer.id:
             raise ValidationFailed("ledger.self_payment", field="payee")
         if not member.is_active:
-            raise ValidationFailed(f"payee: {member.display_name}'s account is closed", field="payee")
+            raise ValidationFailed("ledger.account_closed", field="payee", account=member.display_name)
         target = account or ensure_member_account(session, member=member)
         field_name = "payee"
     else:
         target = session.get(Account, to_account_id)
         if target is None or target.cooperative_id != payer.cooperative_id:
-            raise ValidationFailed(f"to_account_id: no account {to_account_id} in this cooperative",
-                                   field="to_account_id")
+            raise ValidationFailed("ledger.no_account_here", field="to_account_id", account_id=to_account_id)
         if target.member_id == payer.id:
             raise ValidationFailed("ledger.self_payment", field="to_account_id")
         field_name = "to_account_id"
     if target.archived_at is not None:
-        raise ValidationFailed(f"{field_name}: the account of {target.name} is closed", field=field_name)
+        raise ValidationFailed("ledger.account_closed", field=field_name, account=target.name)
     source = ensure_member_account(session, member=payer)
     return post(
         session, cooperative_id=payer.cooperative_id, kind="service_payment",
@@ -433,8 +426,8 @@ def pay_cooperative(
     problems = collector()
     _clean_minutes(problems, minutes)
     if kind not in ("booking_contribution", "service_payment"):
-        problems.add("kind", f"a member pays the cooperative as booking_contribution or service_payment, not {kind!r}")
-    problems.raise_if_any("The payment is not valid")
+        problems.add("kind", "ledger.member_payment_kind", kind=kind)
+    problems.raise_if_any("ledger.payment_invalid")
     source = ensure_member_account(session, member=member)
     coop = cooperative_account(session, cooperative_id=member.cooperative_id)
     return post(
@@ -457,22 +450,21 @@ def adjust(
     """Coordinators credit (minutes > 0) or debit (< 0) an account against the cooperative's."""
     require_coordinator(actor, actor.cooperative_id)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes == 0:
-        raise ValidationFailed(f"minutes: a non-zero whole number of minutes (got {minutes!r})", field="minutes")
+        raise ValidationFailed("ledger.adjust_minutes", field="minutes", given=repr(minutes))
     if (member is None) == (account_id is None):
-        raise ValidationFailed("member: give either member or account_id", field="member")
+        raise ValidationFailed("ledger.member_or_account", field="member")
     if member is not None:
         target = ensure_member_account(session, member=_member_payee(session, actor, member))
     else:
         found = session.get(Account, account_id)
         if found is None or found.cooperative_id != actor.cooperative_id:
-            raise ValidationFailed(f"account_id: no account {account_id} in this cooperative", field="account_id")
+            raise ValidationFailed("ledger.no_account_here", field="account_id", account_id=account_id)
         target = found
     if target.member_id == actor.id:  # four eyes: another coordinator adjusts a coordinator's own hours
         raise PermissionDenied("ledger.adjust_own_account", field="member" if member is not None else "account_id")
     coop = cooperative_account(session, cooperative_id=actor.cooperative_id)
     if target.id == coop.id:
-        raise ValidationFailed("account_id: adjust a member's or a fund's account, not the cooperative's",
-                               field="account_id")
+        raise ValidationFailed("ledger.adjust_cooperative", field="account_id")
     return post(
         session, cooperative_id=actor.cooperative_id, kind="adjustment",
         legs=[Leg(coop.id, -minutes), Leg(target.id, minutes)], reason=reason,
@@ -484,7 +476,7 @@ def get_transfer(session: Session, *, actor: Member | None, transfer_id: int) ->
     """A transfer the actor may see: one touching their account, or any for coordinators."""
     transfer = session.get(Transfer, transfer_id)
     if transfer is None or (actor is not None and not _may_see_transfer(session, actor, transfer)):
-        raise NotFound(f"No transfer {transfer_id}", field="transfer_id")
+        raise NotFound("ledger.no_transfer", field="transfer_id", transfer_id=transfer_id)
     return transfer
 
 
@@ -503,15 +495,12 @@ def post_reversal(
     """The reversal of a transfer (permissions checked by the caller): every posting negated."""
     existing = _by_key(session, transfer.cooperative_id, (idempotency_key or "").strip())
     if transfer.kind == "reversal":
-        raise ValidationFailed(
-            f"transfer_id: transfer {transfer.id} is itself a reversal; post a new transfer instead",
-            field="transfer_id",
-        )
+        raise ValidationFailed("ledger.reverse_reversal", field="transfer_id", transfer_id=transfer.id)
     if existing is None:
         already = session.scalar(select(Transfer.id).where(Transfer.reverses_id == transfer.id))
         if already is not None:
-            raise Conflict(f"transfer_id: transfer {transfer.id} is already reversed by transfer {already}",
-                           field="transfer_id")
+            raise Conflict("ledger.reversed_by", field="transfer_id", transfer_id=transfer.id,
+                           reversal_id=already)
     legs = [Leg(p.account_id, -p.amount) for p in transfer.postings]
     return post(
         session, cooperative_id=transfer.cooperative_id, kind="reversal", legs=legs,
@@ -530,18 +519,15 @@ def reverse(
     """
     transfer = session.get(Transfer, transfer_id)
     if transfer is None or (actor is not None and transfer.cooperative_id != actor.cooperative_id):
-        raise NotFound(f"No transfer {transfer_id}", field="transfer_id")
+        raise NotFound("ledger.no_transfer", field="transfer_id", transfer_id=transfer_id)
     if actor is not None and not is_coordinator_of(actor, transfer.cooperative_id):
         require_member(actor, transfer.cooperative_id)
         mine = session.scalar(select(Account.id).where(Account.member_id == actor.id))
         payee = any(p.account_id == mine and p.amount > 0 for p in transfer.postings)
         if not (transfer.kind == "service_payment" and payee):
             if not _may_see_transfer(session, actor, transfer):
-                raise NotFound(f"No transfer {transfer_id}", field="transfer_id")
-            raise PermissionDenied(
-                "transfer_id: only the payee of a service payment (a refund) or a coordinator reverses it",
-                field="transfer_id",
-            )
+                raise NotFound("ledger.no_transfer", field="transfer_id", transfer_id=transfer_id)
+            raise PermissionDenied("ledger.reverse_not_allowed", field="transfer_id")
     return post_reversal(session, actor=actor, transfer=transfer, reason=reason,
                          idempotency_key=idempotency_key)
 
@@ -572,7 +558,7 @@ def account_for_statement(session: Session, *, actor: Member, member: str | int 
     if account_id is not None:
         account = session.get(Account, account_id)
         if account is None or account.cooperative_id != actor.cooperative_id:
-            raise NotFound(f"No account {account_id}", field="account_id")
+            raise NotFound("ledger.no_account", field="account_id", account_id=account_id)
     elif member is not None:
         from commons_map.people.service import get_member
 
@@ -581,15 +567,14 @@ def account_for_statement(session: Session, *, actor: Member, member: str | int 
     else:
         account = ensure_member_account(session, member=actor)
     if account.member_id != actor.id and not actor.is_coordinator:
-        raise PermissionDenied("Only the account holder and the coordinators read this statement",
-                               field="account")
+        raise PermissionDenied("ledger.statement_not_yours", field="account")
     return account
 
 
 def _period_bounds(session: Session, cooperative_id: int, date_from: date | None,
                    date_to: date | None) -> tuple[datetime | None, datetime | None]:
     if date_from and date_to and date_from > date_to:
-        raise ValidationFailed(f"from: {date_from} is after to {date_to}", field="from")
+        raise ValidationFailed("ledger.period_inverted", field="from", date_from=date_from, date_to=date_to)
     coop = session.get(Cooperative, cooperative_id)
     tz = ZoneInfo(coop.timezone if coop else "Europe/Paris")
     start = datetime.combine(date_from, time(), tz) if date_from else None

@@ -40,9 +40,9 @@ def authenticate(session: Session, *, username: str, password: str) -> Member:
         select(Member).where(Member.username == username.strip().lower()))
     if member is None:
         verify_password(_DUMMY_HASH, password)
-        raise AuthenticationFailed("Unknown username or wrong password")
+        raise AuthenticationFailed("people.bad_credentials")
     if not verify_password(member.password_hash, password) or not member.is_active:
-        raise AuthenticationFailed("Unknown username or wrong password")
+        raise AuthenticationFailed("people.bad_credentials")
     if _hasher.check_needs_rehash(member.password_hash):
         member.password_hash = hash_password(password)
     return member
@@ -67,10 +67,10 @@ def member_from_token(session: Session, token: str, settings: Settings) -> Membe
         member_id = int(claims["sub"])
         version = int(claims.get("ver", -1))
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
-        raise AuthenticationFailed("Invalid or expired token") from exc
+        raise AuthenticationFailed("people.token_expired") from exc
     member = session.get(Member, member_id)
     if member is None or not member.is_active or member.token_version != version:
-        raise AuthenticationFailed("Invalid or revoked token")
+        raise AuthenticationFailed("people.token_revoked")
     return member
 
 

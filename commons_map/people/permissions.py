@@ -19,12 +19,12 @@ def is_coordinator_of(actor: Member | None, cooperative_id: int) -> bool:
 def require_member(actor: Member | None, cooperative_id: int) -> Member:
     """The actor, when a member of the cooperative; else PermissionDenied."""
     if actor is None or not is_member_of(actor, cooperative_id):
-        raise PermissionDenied("Only members of this cooperative may do this")
+        raise PermissionDenied("people.members_only")
     return actor
 
 
 def require_coordinator(actor: Member | None, cooperative_id: int) -> Member:
     """The actor, when a coordinator of the cooperative; else PermissionDenied."""
     if actor is None or not is_coordinator_of(actor, cooperative_id):
-        raise PermissionDenied("Only the cooperative's coordinators may do this")
+        raise PermissionDenied("people.coordinators_only")
     return actor

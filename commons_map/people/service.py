@@ -23,7 +23,7 @@ def get_cooperative(session: Session, slug_or_id: str | int) -> Cooperative:
     else:
         coop = session.scalar(select(Cooperative).where(Cooperative.slug == slug_or_id))
     if coop is None:
-        raise NotFound(f"No cooperative {slug_or_id!r}", field="cooperative")
+        raise NotFound("people.no_cooperative", field="cooperative", cooperative=str(slug_or_id))
     return coop
 
 
@@ -31,7 +31,7 @@ def default_cooperative(session: Session) -> Cooperative:
     """The only (or first) cooperative: what the CLI uses when none is named."""
     coop = session.scalar(select(Cooperative).order_by(Cooperative.id).limit(1))
     if coop is None:
-        raise NotFound("No cooperative yet: run `commons-map demo load` or create one")
+        raise NotFound("people.no_cooperative_yet")
     return coop
 
 
@@ -62,24 +62,21 @@ def create_member(
     username = username.strip().lower()
     problems = collector()
     if not USERNAME_RE.match(username):
-        problems.add(
-            "username",
-            "2 to 40 characters: lower-case letters, digits, dot, dash, underscore",
-        )
+        problems.add("username", "people.username_form")
     if len(password) < MIN_PASSWORD:
-        problems.add("password", f"at least {MIN_PASSWORD} characters")
+        problems.add("password", "people.password_short", minimum=MIN_PASSWORD)
     if not display_name.strip():
-        problems.add("display_name", "must not be empty")
+        problems.add("display_name", "form.empty")
     if locale not in ("fr", "en"):
-        problems.add("locale", "must be 'fr' or 'en'")
+        problems.add("locale", "form.locale")
     unknown = set(roles) - set(ROLES)
     if unknown:
-        problems.add("roles", f"unknown role(s): {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}")
+        problems.add("roles", "people.unknown_roles", roles=sorted(unknown), known=list(ROLES))
     problems.raise_if_any()
     if roles and not bootstrap:
         refuse_direct_role_change(session, cooperative.id, field="roles")
     if session.scalar(select(func.count()).where(Member.username == username)):
-        raise Conflict(f"username {username!r} is already taken", field="username")
+        raise Conflict("people.username_taken", field="username", username=username)
     member = Member(
         cooperative_id=cooperative.id,
         username=username,
@@ -99,7 +96,7 @@ def grant_role(session: Session, *, actor: Member, member: Member, role: str) ->
     require_coordinator(actor, member.cooperative_id)
     refuse_direct_role_change(session, member.cooperative_id)
     if role not in ROLES:
-        raise ValidationFailed(f"unknown role {role!r}", field="role")
+        raise ValidationFailed("people.unknown_roles", field="role", roles=[role], known=list(ROLES))
     if role not in member.roles:
         member.role_rows.append(MemberRole(role=role))
         session.flush()
@@ -125,9 +122,7 @@ def revoke_role(session: Session, *, actor: Member, member: Member, role: str) -
             )
         )
         if not others:
-            raise Conflict(
-                "The cooperative would be left without a coordinator", field="role"
-            )
+            raise Conflict("people.last_coordinator", field="role")
     member.role_rows = [r for r in member.role_rows if r.role != role]
     session.flush()
 
@@ -141,5 +136,5 @@ def get_member(session: Session, *, cooperative_id: int, username_or_id: str | i
         stmt = stmt.where(Member.username == str(username_or_id).lower())
     member = session.scalar(stmt)
     if member is None:
-        raise NotFound(f"No member {username_or_id!r} in this cooperative", field="member")
+        raise NotFound("people.no_member", field="member", member=str(username_or_id))
     return member

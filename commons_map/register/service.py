@@ -78,9 +78,9 @@ def get_commons(session: Session, *, actor: Member | None, commons_id: int) -> C
     """The commons, when the actor may see it; NotFound otherwise (never says it exists)."""
     commons = session.get(Commons, commons_id)
     if commons is None or not can_see(session, actor, commons):
-        raise NotFound(f"No commons {commons_id}", field="commons_id")
+        raise NotFound("register.no_commons", field="commons_id", commons_id=commons_id)
     if commons.archived_at is not None and not is_member_of(actor, commons.cooperative_id):
-        raise NotFound(f"No commons {commons_id}", field="commons_id")
+        raise NotFound("register.no_commons", field="commons_id", commons_id=commons_id)
     return commons
 
 
@@ -96,17 +96,17 @@ def get_kind(session: Session, code: str, *, field: str = "kind") -> CommonsKind
     """The kind with that code, or a ValidationFailed listing the known ones."""
     kind = session.get(CommonsKind, code)
     if kind is None:
-        known = ", ".join(k.code for k in list_kinds(session))
-        raise ValidationFailed(f"{field}: unknown kind {code!r}; known kinds: {known}", field=field)
+        known = [k.code for k in list_kinds(session)]
+        raise ValidationFailed("register.unknown_kind", field=field, kind=code, known=known)
     return kind
 
 
 def add_kind(session: Session, *, actor: Member, kind: CommonsKind) -> CommonsKind:
     """A new kind of commons, added by a coordinator."""
     if not actor.is_coordinator:
-        raise PermissionDenied("Only coordinators may add kinds of commons")
+        raise PermissionDenied("register.add_kind_coordinators")
     if session.get(CommonsKind, kind.code) is not None:
-        raise Conflict(f"kind {kind.code!r} exists already", field="code")
+        raise Conflict("register.kind_exists", field="code", kind=kind.code)
     session.add(kind)
     session.flush()
     return kind
@@ -135,17 +135,14 @@ def _check_in_territory(session: Session, coop: Cooperative, geom: BaseGeometry)
 
     if near(geom):
         return
-    hint = ""
+    code = "register.outside_territory"
     swapped = affinity.affine_transform(geom, [0, 1, 1, 0, 0, 0])
     try:
         if swapped.is_valid and near(swapped):
-            hint = " Longitude and latitude look swapped: GeoJSON wants [longitude, latitude]."
+            code = "register.outside_territory_swapped"
     except Exception:  # noqa: BLE001 - a swapped copy out of range is just no hint
-        hint = ""
-    raise ValidationFailed(
-        f"geometry: lies more than {margin / 1000:g} km outside the territory of {coop.name}.{hint}",
-        field="geometry",
-    )
+        code = "register.outside_territory"
+    raise ValidationFailed(code, field="geometry", km=margin / 1000, cooperative=coop.name)
 
 
 def _check_parent(
@@ -153,21 +150,15 @@ def _check_parent(
 ) -> Commons | None:
     if parent_id is None:
         if kind.requires_parent:
-            wanted = " or ".join(kind.parent_kinds) or "another commons"
-            raise ValidationFailed(
-                f"parent_id: a {kind.code} must sit inside a {wanted}; give its parent_id",
-                field="parent_id",
-            )
+            raise ValidationFailed("register.parent_required", field="parent_id", kind=kind.code,
+                                   parent_kinds=list(kind.parent_kinds))
         return None
     parent = session.get(Commons, parent_id)
     if parent is None or parent.cooperative_id != coop.id or parent.archived_at is not None:
-        raise ValidationFailed(f"parent_id: no commons {parent_id} in this cooperative", field="parent_id")
+        raise ValidationFailed("register.no_parent", field="parent_id", commons_id=parent_id)
     if kind.parent_kinds and parent.kind_code not in kind.parent_kinds:
-        raise ValidationFailed(
-            f"parent_id: a {kind.code} must sit inside a {' or '.join(kind.parent_kinds)};"
-            f" commons {parent_id} is a {parent.kind_code}",
-            field="parent_id",
-        )
+        raise ValidationFailed("register.parent_wrong_kind", field="parent_id", kind=kind.code,
+                               parent_kinds=list(kind.parent_kinds), commons_id=parent_id, parent_kind=parent.kind_code)
     if geom is not None and parent.geom is not None and geom.geom_type in ("Polygon", "MultiPolygon"):
         share = session.scalar(
             select(
@@ -176,10 +167,8 @@ def _check_parent(
             ).where(Commons.id == parent.id)
         )
         if share is None or share < 0.9:
-            raise ValidationFailed(
-                f"geometry: must lie inside its parent {parent.name!r} (only {100 * (share or 0):.0f}% does)",
-                field="geometry",
-            )
+            raise ValidationFailed("register.outside_parent", field="geometry", parent=parent.name,
+                                   percent=round(100 * (share or 0)))
     return parent
 
 
@@ -187,15 +176,13 @@ def _check_kept_at(session: Session, coop: Cooperative, kind: CommonsKind, kept_
     if kept_at_id is None:
         return
     if not kind.may_be_kept:
-        raise ValidationFailed(f"kept_at_id: a {kind.code} is not kept at a place", field="kept_at_id")
+        raise ValidationFailed("register.not_kept", field="kept_at_id", kind=kind.code)
     place = session.get(Commons, kept_at_id)
     if place is None or place.cooperative_id != coop.id or place.archived_at is not None:
-        raise ValidationFailed(f"kept_at_id: no commons {kept_at_id} in this cooperative", field="kept_at_id")
+        raise ValidationFailed("register.no_place", field="kept_at_id", commons_id=kept_at_id)
     if place.kind.category not in ("place", "housing") or place.kind.may_be_kept:
-        raise ValidationFailed(
-            f"kept_at_id: commons {kept_at_id} is a {place.kind_code}, not a place to keep things",
-            field="kept_at_id",
-        )
+        raise ValidationFailed("register.not_a_place", field="kept_at_id", commons_id=kept_at_id,
+                               place_kind=place.kind_code)
 
 
 def _check_stewards(session: Session, coop: Cooperative, ids: list[int]) -> list[int]:
@@ -207,10 +194,7 @@ def _check_stewards(session: Session, coop: Cooperative, ids: list[int]) -> list
     )
     missing = [i for i in ids if i not in found]
     if missing:
-        raise ValidationFailed(
-            f"steward_ids: no member {', '.join(map(str, missing))} in this cooperative",
-            field="steward_ids",
-        )
+        raise ValidationFailed("register.no_steward", field="steward_ids", member_ids=missing)
     return ids
 
 
@@ -220,11 +204,8 @@ def _geometry(
     if raw is None:
         if kind.may_be_kept and kept_at_id is not None:
             return None
-        raise ValidationFailed(
-            f"geometry: a {kind.code} needs a geometry"
-            + (" or a kept_at_id" if kind.may_be_kept else ""),
-            field="geometry",
-        )
+        code = "register.geometry_or_place" if kind.may_be_kept else "register.geometry_required"
+        raise ValidationFailed(code, field="geometry", kind=kind.code)
     geom = parse_geojson_geometry(raw)
     check_geometry_class(geom, kind.geometry, kind.code)
     _check_in_territory(session, coop, geom)
@@ -308,26 +289,24 @@ def create_commons(
 ) -> Commons:
     """A new commons, checked against every rule of the register, with its history row."""
     if actor is None:
-        raise PermissionDenied("Sign in to add commons")
+        raise PermissionDenied("register.sign_in_to_add")
     coop = cooperative or session.get(Cooperative, actor.cooperative_id)
     assert coop is not None
     if not is_member_of(actor, coop.id):
-        raise PermissionDenied("Only members of this cooperative may add its commons")
+        raise PermissionDenied("register.add_members_only")
     kind = get_kind(session, data.kind)
     geom = _geometry(session, coop, kind, data.geometry, data.kept_at_id)
     parent = _check_parent(session, coop, kind, data.parent_id, geom)
     _check_kept_at(session, coop, kind, data.kept_at_id)
     if not is_coordinator_of(actor, coop.id) and not (parent is not None and actor.id in parent.steward_ids):
-        raise PermissionDenied(
-            "Coordinators add commons; the stewards of a commons add what sits inside it"
-        )
+        raise PermissionDenied("register.add_not_allowed")
     stewards = _check_stewards(session, coop, data.steward_ids)
     if stewards:
         refuse_direct_role_change(session, coop.id, field="steward_ids")
     if data.external_id and session.scalar(
         select(Commons.id).where(Commons.cooperative_id == coop.id, Commons.external_id == data.external_id)
     ):
-        raise Conflict(f"external_id {data.external_id!r} is already used", field="external_id")
+        raise Conflict("register.external_id_used", field="external_id", external_id=data.external_id)
     commons = Commons(
         cooperative_id=coop.id,
         kind_code=kind.code,
@@ -365,9 +344,9 @@ def update_commons(session: Session, *, actor: Member | None, commons_id: int, p
     """Change a commons; every change leaves a history row with old and new values."""
     commons = get_commons(session, actor=actor, commons_id=commons_id)
     if not can_edit(actor, commons):
-        raise PermissionDenied("Only this commons' stewards and the coordinators may change it")
+        raise PermissionDenied("register.edit_not_allowed")
     if commons.archived_at is not None:
-        raise Conflict("This commons is archived; it can no longer change", field="commons_id")
+        raise Conflict("register.archived", field="commons_id")
     coop = session.get(Cooperative, commons.cooperative_id)
     assert coop is not None
     given = patch.model_dump(exclude_unset=True)
@@ -394,7 +373,7 @@ def update_commons(session: Session, *, actor: Member | None, commons_id: int, p
     for name in PATCHABLE:
         if name in given and getattr(commons, name) != given[name]:
             if given[name] is None and name in ("name", "state", "tenure", "visibility", "location_precision"):
-                raise ValidationFailed(f"{name}: may not be emptied", field=name)
+                raise ValidationFailed("form.empty", field=name)
             changes[name] = (getattr(commons, name), given[name])
             setattr(commons, name, given[name])
     if "steward_ids" in given and given["steward_ids"] is not None:
@@ -417,7 +396,7 @@ def archive_commons(session: Session, *, actor: Member | None, commons_id: int, 
     """Archive a commons (no hard delete): it leaves the lists, its history stays."""
     commons = get_commons(session, actor=actor, commons_id=commons_id)
     if not can_edit(actor, commons):
-        raise PermissionDenied("Only this commons' stewards and the coordinators may archive it")
+        raise PermissionDenied("register.archive_not_allowed")
     if commons.archived_at is not None:
         return commons
     live_children = session.scalar(
@@ -427,10 +406,7 @@ def archive_commons(session: Session, *, actor: Member | None, commons_id: int, 
         )
     )
     if live_children:
-        raise Conflict(
-            f"{live_children} commons sit inside or are kept at this one; archive or move them first",
-            field="commons_id",
-        )
+        raise Conflict("register.has_children", field="commons_id", count=live_children)
     commons.archived_at = datetime.now(UTC)
     _record(session, commons, actor, "archived", {"archived_at": (None, commons.archived_at), "reason": (None, reason)})
     session.flush()
@@ -486,21 +462,18 @@ def list_commons(
 ) -> dict[str, Any]:
     """The commons the actor may see, filtered, as a GeoJSON FeatureCollection with paging."""
     if not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
+        raise ValidationFailed("form.range", field="limit", minimum=1, maximum=MAX_PAGE)
     if offset < 0:
-        raise ValidationFailed("offset: must not be negative", field="offset")
+        raise ValidationFailed("form.negative", field="offset")
     if bbox is not None:
         minx, miny, maxx, maxy = bbox
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            raise ValidationFailed(
-                "bbox: must be minLon,minLat,maxLon,maxLat within [-180,-90,180,90], min before max",
-                field="bbox",
-            )
+            raise ValidationFailed("register.bbox_range", field="bbox")
     if near is not None:
         if not (-180 <= near.lon <= 180 and -90 <= near.lat <= 90):
-            raise ValidationFailed("near: longitude or latitude out of range", field="near")
+            raise ValidationFailed("register.near_range", field="near")
         if not 0 < near.distance_m <= 500_000:
-            raise ValidationFailed("distance: must be between 0 and 500000 metres", field="distance")
+            raise ValidationFailed("register.distance_range", field="distance", maximum=500_000)
 
     member_of_row = (
         Commons.cooperative_id == actor.cooperative_id if actor is not None else false()

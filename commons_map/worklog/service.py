@@ -56,8 +56,8 @@ def get_activity(session: Session, code: str, *, field: str = "activity") -> Act
     """An active activity by code, or a ValidationFailed listing the known ones."""
     activity = session.get(Activity, code)
     if activity is None or not activity.active:
-        known = ", ".join(a.code for a in list_activities(session))
-        raise ValidationFailed(f"{field}: unknown activity {code!r}; known: {known}", field=field)
+        known = [a.code for a in list_activities(session)]
+        raise ValidationFailed("worklog.unknown_activity", field=field, activity=code, known=known)
     return activity
 
 
@@ -66,14 +66,14 @@ def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activi
     require_coordinator(actor, actor.cooperative_id)
     problems = collector()
     if not CODE_RE.match(data.code):
-        problems.add("code", "2 to 40 characters: lower-case letters, digits and _ , starting with a letter")
+        problems.add("code", "worklog.activity_code_form")
     if not data.label_fr.strip():
-        problems.add("label_fr", "must not be empty")
+        problems.add("label_fr", "form.empty")
     if not data.label_en.strip():
-        problems.add("label_en", "must not be empty")
+        problems.add("label_en", "form.empty")
     problems.raise_if_any()
     if session.get(Activity, data.code) is not None:
-        raise Conflict(f"code: activity {data.code!r} exists already", field="code")
+        raise Conflict("worklog.activity_exists", field="code", activity=data.code)
     position = (session.scalar(select(func.max(Activity.position))) or 0) + 10
     activity = Activity(code=data.code, label_fr=data.label_fr.strip(), label_en=data.label_en.strip(),
                         position=position)
@@ -88,11 +88,11 @@ def set_activity(session: Session, *, actor: Member, code: str, active: bool | N
     require_coordinator(actor, actor.cooperative_id)
     activity = session.get(Activity, code)
     if activity is None:
-        raise NotFound(f"No activity {code!r}", field="code")
+        raise NotFound("worklog.no_activity", field="code", activity=code)
     problems = collector()
     for name, value in (("label_fr", label_fr), ("label_en", label_en)):
         if value is not None and not value.strip():
-            problems.add(name, "must not be empty")
+            problems.add(name, "form.empty")
     problems.raise_if_any()
     if active is not None:
         activity.active = active
@@ -119,18 +119,18 @@ def _clean(
     assert coop is not None
     commons = get_commons(session, actor=viewer, commons_id=data.commons_id)  # 404 if not visible
     if commons.cooperative_id != worker.cooperative_id or not can_see(session, worker, commons):
-        raise NotFound(f"No commons {data.commons_id}", field="commons_id")
+        raise NotFound("register.no_commons", field="commons_id", commons_id=data.commons_id)
     problems = collector()
     if commons.archived_at is not None:
-        problems.add("commons_id", f"commons {commons.id} ({commons.name}) is archived")
+        problems.add("commons_id", "worklog.commons_archived", commons_id=commons.id, commons=commons.name)
 
     tz = ZoneInfo(coop.timezone or "Europe/Paris")
     today = _today(coop)
     max_age = int((coop.settings or {}).get("work_log_max_age_days", DEFAULT_MAX_AGE_DAYS))
     if data.work_date > today:
-        problems.add("work_date", f"{data.work_date} is in the future (today is {today})")
+        problems.add("work_date", "worklog.date_in_future", work_date=data.work_date, today=today)
     elif data.work_date < today - timedelta(days=max_age):
-        problems.add("work_date", f"{data.work_date} is more than {max_age} days back; ask a coordinator")
+        problems.add("work_date", "worklog.date_too_old", work_date=data.work_date, days=max_age)
 
     minutes = data.minutes
     started, ended = data.started_at, data.ended_at
@@ -138,61 +138,63 @@ def _clean(
     if started is not None or ended is not None:
         if started is None or ended is None:
             problems.add("started_at" if started is None else "ended_at",
-                         "give both started_at and ended_at, or only minutes")
+                         "worklog.times_both")
         elif started.tzinfo is None or ended.tzinfo is None:
             problems.add("started_at" if started.tzinfo is None else "ended_at",
-                         "must carry a timezone offset, e.g. 2026-05-04T09:00:00+02:00")
+                         "worklog.time_without_offset")
         elif ended <= started:
-            problems.add("ended_at", f"{ended.isoformat()} is not after started_at {started.isoformat()}")
+            problems.add("ended_at", "worklog.end_before_start", started_at=started.isoformat(),
+                         ended_at=ended.isoformat())
         else:
             span = int((ended - started).total_seconds() // 60)
             if data.minutes is not None and data.minutes != span:
-                problems.add("minutes", f"{data.minutes} does not match started_at..ended_at ({span} minutes)")
+                problems.add("minutes", "worklog.minutes_mismatch", given_minutes=data.minutes, span_minutes=span)
             minutes, minutes_field = span, "ended_at"
             if started.astimezone(tz).date() != data.work_date:
-                problems.add("started_at",
-                             f"falls on {started.astimezone(tz).date()}, not on work_date {data.work_date}")
+                problems.add("started_at", "worklog.start_other_day", day=started.astimezone(tz).date(),
+                             work_date=data.work_date)
             if ended > datetime.now(UTC) + timedelta(minutes=5):
-                problems.add("ended_at", f"{ended.isoformat()} is in the future")
+                problems.add("ended_at", "worklog.end_in_future", ended_at=ended.isoformat())
     if minutes is None:
         if started is None and ended is None:
-            problems.add("minutes", "give minutes, or started_at and ended_at")
+            problems.add("minutes", "worklog.duration_missing")
     elif isinstance(minutes, bool) or minutes <= 0:
-        problems.add(minutes_field, f"the duration must be positive (got {minutes} minutes)")
+        problems.add(minutes_field, "worklog.duration_not_positive", given_minutes=minutes)
     elif minutes > MAX_MINUTES:
-        problems.add(minutes_field, f"a single log may not exceed 16 hours ({MAX_MINUTES} minutes);"
-                                    f" got {minutes}: log each day on its own")
+        problems.add(minutes_field, "worklog.duration_too_long", max_hours=MAX_MINUTES // 60,
+                     given_minutes=minutes)
 
     activity = session.get(Activity, data.activity)
     if activity is None or not activity.active:
-        known = ", ".join(a.code for a in list_activities(session))
-        problems.add("activity", f"unknown activity {data.activity!r}; known: {known}")
+        known = [a.code for a in list_activities(session)]
+        problems.add("activity", "worklog.unknown_activity", activity=data.activity, known=known)
     if len(data.notes) > MAX_NOTES:
-        problems.add("notes", f"at most {MAX_NOTES} characters (got {len(data.notes)})")
+        problems.add("notes", "form.too_long", maximum=MAX_NOTES, length=len(data.notes))
     if data.source_ref is not None and not (0 < len(data.source_ref.strip()) <= MAX_SOURCE_REF):
-        problems.add("source_ref", f"1 to {MAX_SOURCE_REF} characters")
+        problems.add("source_ref", "worklog.source_ref_length", maximum=MAX_SOURCE_REF)
 
     location = None
     if data.location is not None:
         try:
             geom = parse_geojson_geometry(data.location, field="location")
         except ValidationFailed as exc:
-            problems.add("location", exc.problems[0].message if exc.problems else exc.message)
+            first = exc.problems[0] if exc.problems else None
+            problems.add("location", first.code if first else exc.code, **(first.params if first else exc.params))
         else:
             if geom.geom_type != "Point":
-                problems.add("location", f"must be a GeoJSON Point (got {geom.geom_type})")
+                problems.add("location", "register.geometry_not_point", geometry_type=geom.geom_type)
             else:
                 location = to_ewkt(geom)
 
     companions = sorted(set(data.with_member_ids))
     if worker.id in companions:
-        problems.add("with_member_ids", "list the others who worked with you, not yourself")
+        problems.add("with_member_ids", "worklog.companion_self")
     elif companions:
         found = set(session.scalars(select(Member.id).where(
             Member.id.in_(companions), Member.cooperative_id == worker.cooperative_id, Member.is_active)))
         missing = [str(i) for i in companions if i not in found]
         if missing:
-            problems.add("with_member_ids", f"no member {', '.join(missing)} in this cooperative")
+            problems.add("with_member_ids", "worklog.no_companion", member_ids=missing)
     problems.raise_if_any()
     return {
         "commons": commons, "minutes": minutes, "started_at": started, "ended_at": ended,
@@ -222,8 +224,8 @@ def _by_source_ref(session: Session, cooperative_id: int, ref: str) -> WorkLog |
 
 def _resent(log: WorkLog, actor: Member, data: WorkLogIn) -> WorkLog:
     if not _same_request(log, actor, data):
-        raise Conflict(f"source_ref: {data.source_ref!r} was already used for work log {log.id}"
-                       " with other content", field="source_ref")
+        raise Conflict("worklog.source_ref_reused", field="source_ref", source_ref=data.source_ref,
+                       work_log_id=log.id)
     log._resent = True  # type: ignore[attr-defined]
     return log
 
@@ -276,7 +278,7 @@ def get_work_log(session: Session, *, actor: Member, work_log_id: int, lock: boo
         stmt = stmt.with_for_update(of=WorkLog).execution_options(populate_existing=True)
     log = session.scalar(stmt)
     if log is None:
-        raise NotFound(f"No work log {work_log_id}", field="work_log_id")
+        raise NotFound("worklog.no_work_log", field="work_log_id", work_log_id=work_log_id)
     return log
 
 
@@ -355,10 +357,9 @@ def update_work_log(session: Session, *, actor: Member, work_log_id: int, patch:
     """The worker changes their log until it is approved; a rejected log goes back for approval."""
     log = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
     if log.member_id != actor.id:
-        raise PermissionDenied("Only the person who did the work edits its log", field="work_log_id")
+        raise PermissionDenied("worklog.edit_not_yours", field="work_log_id")
     if log.state not in ("submitted", "rejected"):
-        raise Conflict(f"state: work log {log.id} is {log.state}; an approved log is corrected by a"
-                       " steward (a reversal and a new entry), never edited", field="state")
+        raise Conflict("worklog.edit_decided", field="state", work_log_id=log.id)
     given = patch.model_dump(exclude_unset=True)
     current = {
         "commons_id": log.commons_id, "work_date": log.work_date, "started_at": log.started_at,
@@ -404,18 +405,17 @@ def _location_geojson(session: Session, log: WorkLog) -> dict | None:
 
 def _may_decide(actor: Member, log: WorkLog, commons: Commons) -> None:
     if log.member_id == actor.id:
-        raise PermissionDenied(
-            "approver: four eyes, nobody approves or rejects their own work; ask a steward of"
-            f" {commons.name} or a coordinator", field="approver")
+        raise PermissionDenied("worklog.own_work", field="approver", commons=commons.name)
     if not (actor.is_coordinator or actor.id in commons.steward_ids):
-        raise PermissionDenied(
-            f"approver: only a steward of {commons.name} or a coordinator decides on work logged there",
-            field="approver")
+        raise PermissionDenied("worklog.not_a_steward", field="approver", commons=commons.name)
+
+
+_DECIDED = {"approved": "worklog.already_approved", "rejected": "worklog.already_rejected"}
 
 
 def _undecided(log: WorkLog) -> None:
     if log.state != "submitted":
-        raise Conflict(f"state: work log {log.id} is already {log.state}", field="state")
+        raise Conflict(_DECIDED.get(log.state, "worklog.already_decided"), field="state", work_log_id=log.id)
 
 
 def _credit(session: Session, *, actor: Member, log: WorkLog, commons: Commons) -> Transfer:
@@ -456,7 +456,7 @@ def reject(session: Session, *, actor: Member, work_log_id: int, reason: str) ->
     _undecided(log)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed("reason: say why the log is rejected, so its author can fix it", field="reason")
+        raise ValidationFailed("worklog.reject_reason", field="reason")
     log.state, log.decided_by_id, log.decided_at, log.rejection_reason = "rejected", actor.id, datetime.now(UTC), reason
     _record(session, log, actor, "rejected", {"state": ("submitted", "rejected"), "reason": (None, reason)})
     session.flush()
@@ -470,13 +470,12 @@ def correct(session: Session, *, actor: Member, work_log_id: int, data: WorkLogI
     assert commons is not None
     _may_decide(actor, old, commons)
     if old.state != "approved":
-        raise Conflict(f"state: work log {old.id} is {old.state}; only approved logs are corrected"
-                       " (edit a submitted one)", field="state")
+        raise Conflict("worklog.correct_not_approved", field="state", work_log_id=old.id)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed("reason: say why the approved log is corrected", field="reason")
+        raise ValidationFailed("worklog.correct_reason", field="reason")
     if data.source_ref:
-        raise ValidationFailed("source_ref: a correction carries no external id", field="source_ref")
+        raise ValidationFailed("worklog.correction_source_ref", field="source_ref")
     worker = session.get(Member, old.member_id)
     assert worker is not None
     clean = _clean(session, worker=worker, viewer=actor, data=data)

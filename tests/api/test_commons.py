@@ -88,9 +88,12 @@ def test_archive_hides_from_lists_but_keeps_history(client, auth, people, db):
 
 def test_archiving_a_garden_with_beds_is_refused(client, auth, people, db):
     garden = db.scalars(select(Commons).where(Commons.external_id == "demo:garden-1")).one()
-    r = client.post(f"/api/v1/commons/{garden.id}/archive", headers=auth(people.coordinator))
+    url = f"/api/v1/commons/{garden.id}/archive"
+    r = client.post(url, headers=auth(people.coordinator) | {"Accept-Language": "en"})
     assert r.status_code == 409
-    assert "sit inside" in r.json()["detail"]
+    assert r.json()["code"] == "register.has_children" and "sit inside" in r.json()["detail"]
+    r = client.post(url, headers=auth(people.coordinator) | {"Accept-Language": "fr"})
+    assert r.status_code == 409 and "se trouvent dans celui-ci" in r.json()["detail"]
 
 
 def test_list_filters_kind_bbox_near_text_and_paging(client, auth, people):
@@ -181,36 +184,36 @@ BAD = [
     ("self-intersecting ring",
      {"kind": "garden", "name": "x", "geometry": {"type": "Polygon", "coordinates": [[
          list(offset(0, 0)), list(offset(20, 20)), list(offset(20, 0)), list(offset(0, 20)), list(offset(0, 0))]]}},
-     "geometry", "Self-intersection"),
+     "geometry", "register.geometry_invalid"),
     ("unclosed ring",
      {"kind": "garden", "name": "x", "geometry": {"type": "Polygon", "coordinates": [[
          list(offset(0, 0)), list(offset(20, 0)), list(offset(20, 20)), list(offset(0, 20))]]}},
-     "geometry", "not closed"),
+     "geometry", "register.ring_not_closed"),
     ("point for a garden", {"kind": "garden", "name": "x", "geometry": point(0, 0)},
-     "geometry", "a garden needs a Polygon"),
+     "geometry", "register.needs_area"),
     ("polygon for a tool", {"kind": "tool", "name": "x", "geometry": square(0, 0)},
-     "geometry", "a tool needs a Point"),
+     "geometry", "register.needs_point"),
     ("latitude out of range",
      {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [5.19, 144.7]}},
-     "geometry", "latitude 144.7"),
+     "geometry", "register.latitude_range"),
     ("swapped coordinates",
      {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [44.6975, 5.195]}},
-     "geometry", "look swapped"),
+     "geometry", "register.outside_territory_swapped"),
     ("far outside the territory",
      {"kind": "tool", "name": "x", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}},
-     "geometry", "outside the territory"),
+     "geometry", "register.outside_territory"),
     ("unknown kind", {"kind": "spaceship", "name": "x", "geometry": point(0, 0)},
-     "kind", "unknown kind 'spaceship'"),
+     "kind", "register.unknown_kind"),
     ("bed without parent", {"kind": "bed", "name": "x", "geometry": square(0, 0)},
-     "parent_id", "must sit inside a garden"),
-    ("no geometry", {"kind": "land", "name": "x"}, "geometry", "needs a geometry"),
+     "parent_id", "register.parent_required"),
+    ("no geometry", {"kind": "land", "name": "x"}, "geometry", "register.geometry_required"),
     ("unknown visibility", {"kind": "tool", "name": "x", "geometry": point(0, 0), "visibility": "secret"},
      "visibility", "input.literal_error"),
     ("empty name", {"kind": "tool", "name": "", "geometry": point(0, 0)}, "name", "input.string_too_short"),
     ("unknown field", {"kind": "tool", "name": "x", "geometry": point(0, 0), "colour": "red"},
      "colour", "input.extra_forbidden"),
     ("steward from nowhere", {"kind": "tool", "name": "x", "geometry": point(0, 0), "steward_ids": [999999]},
-     "steward_ids", "no member 999999"),
+     "steward_ids", "register.no_steward"),
 ]
 
 
@@ -239,7 +242,8 @@ def test_bed_whose_parent_is_not_a_garden(client, auth, people, db):
                                              "parent_id": land.id}, headers=auth(people.coordinator))
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "parent_id"
-    assert f"commons {land.id} is a land" in r.json()["detail"]
+    assert r.json()["code"] == "register.parent_wrong_kind" and r.json()["params"]["commons_id"] == land.id
+    assert f"le commun {land.id} est un land" in r.json()["detail"]
     assert count_commons(db) == before
 
 
@@ -248,7 +252,8 @@ def test_bed_outside_its_garden(client, auth, people, db):
     r = client.post("/api/v1/commons", json={"kind": "bed", "name": "x", "geometry": square(2000, 2000, 5),
                                              "parent_id": garden.id}, headers=auth(people.coordinator))
     assert r.status_code == 422
-    assert "must lie inside its parent" in r.json()["detail"]
+    assert r.json()["code"] == "register.outside_parent"
+    assert "doit se trouver dans son parent" in r.json()["detail"]
 
 
 def test_duplicate_external_id_is_a_conflict(client, auth, people, db):

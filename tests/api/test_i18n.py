@@ -51,14 +51,15 @@ def test_french_keeps_the_placeholders_of_english():
 
 def test_formats_follow_the_locale():
     fr, en = i18n.Formats("fr"), i18n.Formats("en")
-    assert fr.hours(90) == "1,5\u202fh"
-    assert en.hours(90) == "1.5 hr"
+    assert fr.hours(90) == "1 h 30" and en.hours(90) == "1 h 30"
+    assert fr.hours(19 * 60 + 3) == "19 h 03" and en.hours(19 * 60 + 3) == "19 h 03"
+    assert fr.hours(45) == "45 min" and fr.hours(None) == "–"
     assert fr.number(2.5) == "2,5" and en.number(2.5) == "2.5"
     assert fr.kg(1234.5) == "1\u202f234,5\u202fkg"
     assert fr.area(25_000) == "2,5\u202fha"
     assert fr.date(date(2026, 11, 27)) == "27 nov. 2026"
     assert en.date(date(2026, 11, 27)) == "Nov 27, 2026"
-    assert fr.hours(-75).startswith("-1,25") or fr.hours(-75).startswith("\u22121,25")
+    assert fr.hours(-75) == "\u22121 h 15"
 
 
 @pytest.mark.parametrize(

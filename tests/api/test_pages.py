@@ -59,6 +59,9 @@ def test_sign_in_sets_a_hardened_cookie_and_shows_balance(client, people):
     home = client.get("/app/")
     assert "Lucas Bernard" in home.text
     assert 'id="balance"' in home.text
+    # the balance reads in hours and minutes ("19 h 03", "45 min"), never as decimal hours
+    shown = re.search(r'id="balance">([^<]*)<', home.text).group(1)
+    assert re.fullmatch(r"\u2212?(\d+ h \d\d|\d+ min)", shown), shown
 
 
 def test_secure_cookie_over_https(app):

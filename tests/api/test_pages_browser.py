@@ -154,7 +154,7 @@ def test_log_work_then_a_steward_approves_it_and_the_balance_changes(
     assert "créditées" in steward.locator(".flash").inner_text()
 
     phone.goto("/app/")
-    assert re.search(r"1,5\s*h", phone.locator("#balance").inner_text())
+    assert re.search(r"1 h 30", phone.locator("#balance").inner_text())
     phone.goto("/app/account")
     assert "travail crédité" in phone.locator("#statement").inner_text()
     shot(phone, "04-time-account")

@@ -75,21 +75,21 @@ def test_a_retry_with_the_same_key_pays_once_and_other_content_is_a_conflict(db,
 
 
 PAY_BAD = [
-    ({"payee": "SELF"}, "payee", "yourself"),
-    ({"payee": "nobody-here"}, "payee", "no member"),
-    ({"payee": "diois"}, "payee", "no member"),  # another cooperative's member
-    ({"payee": "99999999999"}, "payee", "no member"),  # an id no row can have
-    ({"payee": None, "to_account_id": 987654}, "to_account_id", "no account"),
-    ({"minutes": 0}, "minutes", "positive"),
-    ({"minutes": -15}, "minutes", "positive"),
-    ({"reason": "   "}, "reason", "empty"),
-    ({"idempotency_key": ""}, "idempotency_key", "empty"),
-    ({"payee": None}, "payee", "either"),
+    ({"payee": "SELF"}, "payee", "ledger.self_payment"),
+    ({"payee": "nobody-here"}, "payee", "ledger.no_payee"),
+    ({"payee": "diois"}, "payee", "ledger.no_payee"),  # another cooperative's member
+    ({"payee": "99999999999"}, "payee", "ledger.no_payee"),  # an id no row can have
+    ({"payee": None, "to_account_id": 987654}, "to_account_id", "ledger.no_account_here"),
+    ({"minutes": 0}, "minutes", "ledger.minutes_not_positive"),
+    ({"minutes": -15}, "minutes", "ledger.minutes_not_positive"),
+    ({"reason": "   "}, "reason", "ledger.reason_missing"),
+    ({"idempotency_key": ""}, "idempotency_key", "ledger.key_missing"),
+    ({"payee": None}, "payee", "ledger.payee_or_account"),
 ]
 
 
-@pytest.mark.parametrize(("change", "field", "words"), PAY_BAD)
-def test_bad_payments_name_the_field_and_write_nothing(db, people, change, field, words):
+@pytest.mark.parametrize(("change", "field", "code"), PAY_BAD)
+def test_bad_payments_name_the_field_and_write_nothing(db, people, change, field, code):
     kw = {"payee": "oksana", "minutes": 30, "reason": "Garde d'enfants", "idempotency_key": "bad-1"}
     kw.update(change)
     if kw.get("payee") == "SELF":
@@ -98,7 +98,8 @@ def test_bad_payments_name_the_field_and_write_nothing(db, people, change, field
     with pytest.raises(ValidationFailed) as err:
         service.pay(db, payer=people.member, **kw)
     assert field in [p.field for p in err.value.problems]
-    assert words in " ".join(p.message for p in err.value.problems)
+    assert code in [p.code for p in err.value.problems]
+    assert all(p.text("fr") != p.text("en") for p in err.value.problems)
     assert (n_transfers(db), n_postings(db), service.balance(db, member=people.member)) == before
 
 
@@ -113,7 +114,8 @@ def test_payment_to_an_archived_or_inactive_account_is_refused(db, people):
     before = n_transfers(db)
     with pytest.raises(ValidationFailed) as err:
         service.pay(db, payer=people.member, payee="oksana", minutes=30, reason="x", idempotency_key="arch-1")
-    assert err.value.field == "payee" and "closed" in err.value.message
+    assert err.value.field == "payee" and err.value.code == "ledger.account_closed"
+    assert "est fermé" in err.value.text("fr") and "is closed" in err.value.text("en")
     with pytest.raises(ValidationFailed) as err:
         service.pay(db, payer=people.member, to_account_id=acc.id, minutes=30, reason="x", idempotency_key="arch-2")
     assert err.value.field == "to_account_id"
@@ -135,7 +137,7 @@ def test_archiving_needs_a_zero_balance_and_a_coordinator(db, people):
                        idempotency_key="nz")
     with pytest.raises(Conflict) as err:
         service.archive_account(db, actor=people.coordinator, account_id=acc.id)
-    assert "settle" in err.value.message
+    assert err.value.code == "ledger.account_not_settled" and "settle" in err.value.message
 
 
 def test_a_payment_beyond_the_limit_is_refused_and_says_by_how_much(db, people):
@@ -258,7 +260,7 @@ def test_reversal_rules(db, people):
     assert again.id == r.id
     with pytest.raises(Conflict) as err:
         service.reverse(db, actor=people.coordinator, transfer_id=t.id, reason="encore", idempotency_key="r2")
-    assert "already reversed" in err.value.message
+    assert err.value.code == "ledger.reversed_by" and "already reversed" in err.value.message
     with pytest.raises(ValidationFailed):
         service.reverse(db, actor=people.coordinator, transfer_id=r.id, reason="x", idempotency_key="r3")
     assert service.check(db).ok

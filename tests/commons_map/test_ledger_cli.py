@@ -78,6 +78,8 @@ def test_check_statement_and_figures(fresh_database):
     r = run(["ledger", "figures", "--cooperative", "petite", "--json"], url)
     figs = json.loads(r.stdout)
     assert figs["total_minutes"] == 150 and figs["per_activity"][0]["activity"] == "sowing"
+    r = run(["ledger", "figures", "--cooperative", "petite"], url)
+    assert r.returncode == 0 and "total: 2 h 30" in r.stdout  # hours and minutes, not decimal hours
 
     for bad, words in ((["ledger", "statement", "nobody", "--cooperative", "petite"], "No member"),
                        (["ledger", "statement", "ana", "--from", "hier"], "not a date"),

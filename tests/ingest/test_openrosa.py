@@ -329,7 +329,7 @@ def test_refused_record_leaves_no_trace_but_a_log_line(orclient, db, people, tok
     assert ET.fromstring(resp.content).find("r:message", NS).get("nature") == "error"
     # What Collect shows: French first, then the service's English words.
     assert message(resp) == ("Refusé : Seul·es les référent·es de ce commun ou la coordination peuvent le modifier."
-                             " / Refused: Only this commons' stewards and the coordinators may change it")
+                             " / Refused: Only this commons' stewards and the coordinators may change it.")
     assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id == iid)) == 0
     assert db.get(Commons, tool).state != "lost"
     assert [p for p in attachments.rglob("*") if p.is_file()] == []  # the photo never reached the disk

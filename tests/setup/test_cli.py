@@ -40,7 +40,7 @@ def test_members_add_refuses_bad_input_and_writes_nothing(database_url, engine):
     assert r.returncode != 0
     assert "username" in r.stderr and "password" in r.stderr
     r = run(["members", "add", "someone", "--role", "king", "--password-stdin"], database_url, "long-enough-pw\n")
-    assert r.returncode != 0 and "unknown role(s): king" in r.stderr
+    assert r.returncode != 0 and "roles: Unknown role(s) king; known: coordinator." in r.stderr
     r = run(["members", "add", "camille", "--password-stdin"], database_url, "long-enough-pw\n")
     assert r.returncode != 0 and "already taken" in r.stderr
     with Session(engine) as s:
