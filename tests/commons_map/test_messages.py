@@ -107,3 +107,52 @@ def test_accept_language_picks_our_locale_or_the_default():
     assert messages.negotiate("de-DE, fr;q=0.5") == "fr"
     assert messages.negotiate("de", default="en") == "en"
     assert messages.negotiate(None, default="en") == "en"
+
+
+# --- every refusal is said with a code --------------------------------------------------------------
+
+ERRORS = {"DomainError", "ValidationFailed", "NotFound", "PermissionDenied", "AuthenticationFailed", "Conflict",
+          "LimitExceeded", "TooManyAttempts", "PayloadTooLarge", "OgcError", "Impossible"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sentences(path: Path) -> list[tuple[int, str]]:
+    """Where ``path`` raises a domain error, or adds a collector problem, with a sentence, not a code."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+        if name in ERRORS:
+            arg = node.args[0] if node.args else None
+        elif (name == "add" and isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+              and f.value.id == "problems" and len(node.args) >= 2):  # problems = collector()
+            arg = node.args[1]
+        else:
+            continue
+        if arg is None:
+            found.append((node.lineno, "(no code)"))
+        elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            if not messages.is_code(arg.value):
+                found.append((node.lineno, arg.value))
+        elif isinstance(arg, ast.JoinedStr | ast.BinOp):
+            found.append((node.lineno, ast.unparse(arg)))
+    return found
+
+
+def test_every_refusal_is_said_with_a_code_of_the_catalogue():
+    left = [f"{p.relative_to(ROOT)}:{line}: {text[:80]}"
+            for package in ("commons_map", "api", "ingest", "maps")
+            for p in sorted((ROOT / package).rglob("*.py")) if "migrations" not in p.parts
+            for line, text in sentences(p)]
+    assert left == [], f"{len(left)} refusals still said with a sentence:\n" + "\n".join(left[:40])
+
+
+def test_the_scan_finds_a_sentence(tmp_path: Path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('raise ValidationFailed(f"minutes: {m} is too many", field="minutes")\n'
+                   'problems.add("name", "must not be empty")\nraise Conflict("ledger.self_payment")\n')
+    assert [line for line, _ in sentences(bad)] == [1, 2]
