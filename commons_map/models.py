@@ -1,5 +1,6 @@
 """Every ORM model, imported once so that the metadata and the mappers are complete."""
 
+from commons_map.exchange.models import Category, Exchange, ExchangeHistory, ExchangeMessage, FundSteward, Post, Support, Visit  # noqa: F401
 from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
 from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
 from commons_map.people.models import Cooperative, Member, MemberRole  # noqa: F401
