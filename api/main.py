@@ -14,6 +14,7 @@ from api import errors, openapi, security
 from api.routers import (
     auth,
     commons,
+    exchange,
     health,
     ledger,
     maps,
@@ -37,6 +38,7 @@ from commons_map.settings import Settings, get_settings
 ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
+ROUTERS += [exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
