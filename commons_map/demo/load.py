@@ -276,6 +276,8 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
     demo_soil.load(session, DemoResult(coop, members, commons, created=True))
     from commons_map.demo import reservations as demo_reservations  # noqa: I001 - bookings of tools and places
     demo_reservations.load(session, DemoResult(coop, members, commons, created=True))
+    from commons_map.demo import exchange as demo_exchange  # noqa: I001 - offers, needs, exchanges, solidarity
+    demo_exchange.load(session, DemoResult(coop, members, commons, created=True))
 
     session.flush()
     return DemoResult(coop, members, commons, created=True)
