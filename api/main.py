@@ -23,6 +23,7 @@ from api.routers import (
     opendata,
     openrosa,
     pages,
+    pages_exchange,
     pages_field,
     pages_reserve,
     pages_work,
@@ -38,7 +39,7 @@ from commons_map.settings import Settings, get_settings
 ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
-ROUTERS += [exchange.router]
+ROUTERS += [exchange.router, pages_exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]

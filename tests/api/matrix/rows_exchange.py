@@ -161,3 +161,26 @@ ROWS = [
         rule(403, anonymous=401, steward=200, coordinator=422), url=f"{P}/solidarity/supports/{{ex_support}}/approve"),
     Row("GET", f"{P}/figures", signed_in(200)),
 ]
+
+# --- the members' pages (/app/exchange), signed in through the real form
+A = "/app/exchange"
+
+
+def _page_post_form(s: Subjects, role: str) -> dict[str, Any]:
+    return {"data": {"kind": "need", "title": "Matrice page", "category": "apprendre", "minutes": "30",
+                     "visibility": "members"}}
+
+
+ROWS += [
+    Row("GET", A, rule(200, anonymous=303), page=True),
+    Row("GET", f"{A}/new", rule(200, anonymous=303), page=True),
+    Row("POST", f"{A}/new", every(303), page=True, body=_page_post_form),
+    Row("GET", f"{A}/posts/{{post_id}}", rule(200, anonymous=303, outsider=404), url=f"{A}/posts/{{ex_members_post}}",
+        page=True, hidden={"ex_members_title": OURS_SEE}, shown=True),
+    Row("POST", f"{A}/posts/{{post_id}}/reply", rule(303, steward=422, outsider=404), page=True,
+        url=f"{A}/posts/{{ex_members_post}}/reply", body=lambda s, role: {"data": {"minutes": "20"}}),
+    Row("GET", f"{A}/mine", rule(200, anonymous=303), page=True),
+    Row("POST", f"{A}/exchanges/{{exchange_id}}/{{action}}",
+        rule(404, anonymous=303, member=403, steward=303, coordinator=403), page=True,
+        url=f"{A}/exchanges/{{ex_proposed}}/accept"),
+]
