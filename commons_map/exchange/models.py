@@ -31,7 +31,10 @@ class Category(Base):
 
 
 class Post(Base):
-    """An offer or a need a member posts, with an optional place and an expiry."""
+    """An offer or a need a member posts, with an optional place and an expiry.
+
+    The point, the shown point and the tsvector are deferred: lists render the place as GeoJSON in SQL.
+    """
 
     __tablename__ = "exchange_posts"
 
@@ -46,12 +49,13 @@ class Post(Base):
     when_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     starts_on: Mapped[date | None] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
-    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True, deferred=True)
     exact_place: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # What others are shown: the point snapped to ~500 m unless exact_place (generated).
     shown = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False),
         Computed("CASE WHEN exact_place THEN geom ELSE ST_SnapToGrid(geom, 0.005) END", persisted=True),
+        deferred=True,
     )
     visibility: Mapped[str] = mapped_column(Text, default="members", server_default="members")
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -62,6 +66,7 @@ class Post(Base):
         TSVECTOR,
         Computed(f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, title), 'A')"
                  f" || setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, description), 'B')", persisted=True),
+        deferred=True,
     )
 
 
