@@ -139,8 +139,9 @@ def captured_sql(url: str, member_id: int, params: dict) -> tuple[str, int]:
 def run_wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(LUA)
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "-s", fh.name,
-                          "-H", f"Authorization: Bearer {token}", url], capture_output=True, text=True, check=True)
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+                          "-s", fh.name, "-H", f"Authorization: Bearer {token}", url],
+                         capture_output=True, text=True, check=True)
     os.unlink(fh.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
     p95 = int(re.search(r"P95_US (\d+)", out.stdout).group(1)) / 1000  # type: ignore[union-attr]

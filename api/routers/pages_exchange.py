@@ -121,13 +121,16 @@ def reply(page: PageDep, post_id: int, form: Form) -> Response:
     return page.redirect(f"{BASE}/mine", done="saved")
 
 
+def _mine(page: Any, me: Any) -> list[dict[str, Any]]:
+    return [service.exchange_out(page.session, actor=me, exchange=e)
+            for e in service.list_exchanges(page.session, actor=me)]
+
+
 @router.get(BASE + "/mine")
 def mine(page: PageDep) -> Response:
     """My exchanges, with what I can do next on each."""
     me = page.require()
-    exchanges = [service.exchange_out(page.session, actor=me, exchange=e)
-                 for e in service.list_exchanges(page.session, actor=me)]
-    return page.render("exchange_mine.html", exchanges=exchanges)
+    return page.render("exchange_mine.html", exchanges=_mine(page, me))
 
 
 @router.post(BASE + "/exchanges/{exchange_id}/{action}")
@@ -140,7 +143,5 @@ def act(page: PageDep, exchange_id: int, action: str, form: Form) -> Response:
     _, errors = try_action(page.session, lambda: verb(page.session, actor=me, exchange_id=exchange_id),
                            fields=set())
     if errors is not None:
-        exchanges = [service.exchange_out(page.session, actor=me, exchange=e)
-                     for e in service.list_exchanges(page.session, actor=me)]
-        return page.render("exchange_mine.html", exchanges=exchanges, errors=errors, status_code=409)
+        return page.render("exchange_mine.html", exchanges=_mine(page, me), errors=errors, status_code=409)
     return page.redirect(f"{BASE}/mine", done="saved")

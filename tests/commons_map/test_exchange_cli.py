@@ -7,15 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import select, text
 
 from commons_map.db import make_engine, session_scope
 from commons_map.exchange import service
 from commons_map.exchange.models import Exchange
 from commons_map.exchange.schemas import PostIn
-from commons_map.geo import to_ewkt
-from commons_map.people.models import Cooperative, Member
+from tests.commons_map.exchange_helpers import small_coop
 
 CLI = [str(Path(sys.executable).parent / "commons-map")]
 
@@ -24,14 +22,7 @@ def test_settle_due_pays_what_waited_14_days(fresh_database):
     url = fresh_database()
     engine = make_engine(url=url)
     with session_scope(engine) as s:
-        coop = Cooperative(slug="petite", name="Petite", territory=to_ewkt(MultiPolygon([Polygon(
-            [(5.1, 44.6), (5.3, 44.6), (5.3, 44.8), (5.1, 44.6)])])))
-        s.add(coop)
-        s.flush()
-        p = Member(cooperative_id=coop.id, username="p", display_name="P", password_hash="-")
-        r = Member(cooperative_id=coop.id, username="r", display_name="R", password_hash="-")
-        s.add_all([p, r])
-        s.flush()
+        _, p, r = small_coop(s, "petite")
         ids = []
         for i in range(3):
             post = service.create_post(s, actor=p, data=PostIn(kind="offer", title=f"S{i}", category="apprendre",

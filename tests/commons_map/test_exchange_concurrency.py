@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import func, select
 
 from commons_map.db import make_engine, make_sessionmaker
@@ -13,10 +12,10 @@ from commons_map.errors import Conflict
 from commons_map.exchange import service
 from commons_map.exchange.models import Exchange
 from commons_map.exchange.schemas import PostIn
-from commons_map.geo import to_ewkt
 from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Transfer
-from commons_map.people.models import Cooperative, Member
+from commons_map.people.models import Member
+from tests.commons_map.exchange_helpers import small_coop
 
 THREADS = 8
 EXCHANGES = 6
@@ -27,14 +26,7 @@ def test_concurrent_confirmations_pay_once(fresh_database):
     Session = make_sessionmaker(engine)
     try:
         with Session() as s:
-            coop = Cooperative(slug="conc-ex", name="Coop", territory=to_ewkt(MultiPolygon([Polygon(
-                [(5.1, 44.6), (5.3, 44.6), (5.3, 44.8), (5.1, 44.6)])])))
-            s.add(coop)
-            s.flush()
-            provider = Member(cooperative_id=coop.id, username="p", display_name="P", password_hash="-")
-            receiver = Member(cooperative_id=coop.id, username="r", display_name="R", password_hash="-")
-            s.add_all([provider, receiver])
-            s.flush()
+            _, provider, receiver = small_coop(s, "conc-ex")
             ids = []
             for i in range(EXCHANGES):
                 post = service.create_post(s, actor=provider, data=PostIn(
