@@ -289,12 +289,11 @@ def search_posts(
         problems.add("since" if since else "mine", "exchange.sign_in_first")
     problems.raise_if_any()
 
-    now = _now(session)
     conditions: list[ColumnElement[bool]] = [_visible_posts(actor)]
     if mine and actor is not None:
         conditions.append(Post.author_id == actor.id)
     else:
-        conditions += [Post.archived_at.is_(None), Post.expires_at > now]
+        conditions += [Post.archived_at.is_(None), Post.expires_at > func.now()]
     if kind:
         conditions.append(Post.kind == kind)
     if category:
