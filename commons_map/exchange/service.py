@@ -84,8 +84,7 @@ def add_category(session: Session, *, actor: Member, code: str, label_fr: str, l
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,39}", code):
         problems.add("code", "exchange.category_code")
     for name, value in (("label_fr", label_fr), ("label_en", label_en)):
-        if not (value or "").strip() or len(value) > MAX_TITLE:
-            problems.add(name, "exchange.text_length", minimum=1, maximum=MAX_TITLE)
+        _check_text(problems, name, value or "", MAX_TITLE, required=True)
     problems.raise_if_any()
     if session.get(Category, code) is not None:
         raise Conflict("exchange.category_exists", field="code", code=code)
@@ -106,7 +105,9 @@ def _check_minutes(problems: Any, minutes: Any, name: str = "minutes") -> None:
 def _check_text(problems: Any, name: str, value: str | None, maximum: int, required: bool = False) -> None:
     if value is None:
         return
-    if (required and not value.strip()) or len(value) > maximum:
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        problems.add(name, "exchange.text_nul")
+    elif (required and not value.strip()) or len(value) > maximum:
         problems.add(name, "exchange.text_length", minimum=1 if required else 0, maximum=maximum)
 
 
@@ -136,7 +137,7 @@ def _check_post_fields(session: Session, problems: Any, values: dict[str, Any]) 
         _check_minutes(problems, values.get("minutes"))
     category = values.get("category")
     if category is not None:
-        found = session.get(Category, category)
+        found = None if "\x00" in category else session.get(Category, category)
         if found is None or not found.active:
             problems.add("category", "exchange.category", known=", ".join(c.code for c in list_categories(session)))
     starts, ends = values.get("starts_on"), values.get("ends_on")
@@ -278,13 +279,14 @@ def search_posts(
         problems.add("offset", "exchange.offset_negative")
     if kind is not None and kind not in POST_KINDS:
         problems.add("kind", "exchange.kind", known=", ".join(POST_KINDS))
-    if category is not None and session.get(Category, category) is None:
+    if category is not None and ("\x00" in category or session.get(Category, category) is None):
         problems.add("category", "exchange.category", known=", ".join(c.code for c in list_categories(session)))
     if near is not None:
         if not (-180 <= near.lon <= 180 and -90 <= near.lat <= 90):
             problems.add("near", "exchange.near_range")
         if not 0 < near.distance_m <= MAX_DISTANCE_M:
             problems.add("distance", "exchange.distance_range", minimum=1, maximum=MAX_DISTANCE_M)
+    _check_text(problems, "q", q, 200)
     if (since == "last_visit" or mine) and actor is None:
         problems.add("since" if since else "mine", "exchange.sign_in_first")
     problems.raise_if_any()
@@ -735,6 +737,7 @@ def give(session: Session, *, actor: Member, minutes: int, idempotency_key: str,
     problems = collector()
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 100 * 60:
         problems.add("minutes", "exchange.minutes_range", minimum=1, maximum=100 * 60)
+    _check_text(problems, "idempotency_key", idempotency_key, ledger.MAX_KEY, required=True)
     problems.raise_if_any()
     fund = _fund_account(session, actor.cooperative_id)
     reason = "Don au fonds de solidarité"

@@ -181,3 +181,35 @@ def test_figures_json_and_csv(client, auth, db, pair):
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[0] == ["section", "key", "minutes", "exchanges"]
     assert ["total", "minutes_exchanged", str(after["minutes_exchanged"]), ""] in rows
+
+
+@pytest.mark.parametrize("q", ["l'eau", "it''s", "'", "a & b | !c", "\"vélo", "<->", ":*", "velo:*AB", "x" * 200,
+                               "é" * 3, "\\", "(", "-", "or", "d'enfants", "\u0000"])
+def test_odd_words_never_crash_the_search(client, q):
+    r = client.get(f"{P}/posts", params={"q": q})
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        assert r.json()["errors"][0]["field"] == "q"
+
+
+def test_a_nul_character_is_refused_naming_the_field(client, auth, db, pair):
+    counts = _counts(db)
+    r = client.post(f"{P}/posts", json={"kind": "offer", "title": "Vélo\u0000", "category": "reparer", "minutes": 30},
+                    headers={**auth(pair[0]), **EN})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "title"
+    assert _counts(db) == counts
+
+
+@pytest.mark.parametrize(("path", "params", "field"), [
+    ("/posts", {"category": "re\u0000parer"}, "category"),
+])
+def test_nul_in_filters_is_refused(client, path, params, field):
+    r = client.get(f"{P}{path}", params=params)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == field
+
+
+def test_nul_in_a_gift_key_is_refused(client, auth, db, pair):
+    counts = _counts(db)
+    r = client.post(f"{P}/solidarity/gifts", json={"minutes": 10, "idempotency_key": "k\u0000"}, headers=auth(pair[0]))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "idempotency_key"
+    assert _counts(db) == counts
