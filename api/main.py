@@ -15,6 +15,7 @@ from api.limits import BodyLimit
 from api.routers import (
     auth,
     commons,
+    exchange,
     governance,
     health,
     ledger,
@@ -24,6 +25,7 @@ from api.routers import (
     opendata,
     openrosa,
     pages,
+    pages_exchange,
     pages_field,
     pages_governance,
     pages_reserve,
@@ -41,6 +43,7 @@ ROUTERS = [health.router, auth.router, members.router, commons.router, reservati
 ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
 ROUTERS += [governance.router, pages_governance.router]
+ROUTERS += [exchange.router, pages_exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]

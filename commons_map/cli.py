@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
+from commons_map.exchange.cli import app as exchange_app
 from commons_map.governance.cli import app as governance_app
 from commons_map.ledger.cli import ledger_app
 from commons_map.messages import terminal_locale
@@ -32,6 +33,7 @@ app.add_typer(soil_app, name="soil")
 app.add_typer(maps_app, name="maps")
 app.add_typer(reservations_app, name="reservations")
 app.add_typer(governance_app, name="governance")
+app.add_typer(exchange_app, name="exchange")
 
 console = Console(stderr=True)
 

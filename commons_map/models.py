@@ -1,5 +1,15 @@
 """Every ORM model, imported once so that the metadata and the mappers are complete."""
 
+from commons_map.exchange.models import (  # noqa: F401
+    Category,
+    Exchange,
+    ExchangeHistory,
+    ExchangeMessage,
+    FundSteward,
+    Post,
+    Support,
+    Visit,
+)
 from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # noqa: F401
 from commons_map.governance import models as governance_models  # noqa: F401
 from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401

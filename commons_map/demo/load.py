@@ -278,6 +278,8 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
     demo_reservations.load(session, DemoResult(coop, members, commons, created=True))
     from commons_map.demo import governance as demo_governance  # noqa: I001 - circles, decisions, agreements
     demo_governance.load(session, DemoResult(coop, members, commons, created=True))
+    from commons_map.demo import exchange as demo_exchange  # noqa: I001 - offers, needs, exchanges, solidarity
+    demo_exchange.load(session, DemoResult(coop, members, commons, created=True))
 
     session.flush()
     return DemoResult(coop, members, commons, created=True)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from commons_map.db import Base, Timestamped
 
-ACCOUNT_KINDS = ("member", "cooperative", "commons_fund", "clearing")
+ACCOUNT_KINDS = ("member", "cooperative", "commons_fund", "clearing", "solidarity_fund")
 TRANSFER_KINDS = ("work_credit", "service_payment", "reversal", "adjustment", "booking_contribution")
 
 
