@@ -49,6 +49,9 @@ TEXT = {
         "open_data": "Données ouvertes",
         "basis_esm": "à masse de sol équivalente",
         "basis_fixed": "à profondeur fixe",
+        "merged": "Parcelles regroupées à ce zoom : zoomez pour les voir une à une",
+        "parcels": "Parcelles",
+        "legend_merged": "Vue de loin, les parcelles voisines de même état forment un seul bloc.",
     },
     "en": {
         "title": "Restored land and shared commons",
@@ -75,6 +78,9 @@ TEXT = {
         "open_data": "Open data",
         "basis_esm": "equivalent soil mass",
         "basis_fixed": "fixed depth",
+        "merged": "Parcels grouped at this zoom: zoom in to see them one by one",
+        "parcels": "Parcels",
+        "legend_merged": "Zoomed out, neighbouring parcels of one status are drawn as one block.",
     },
 }
 GARDEN_COLOUR = "#7b3294"
@@ -155,10 +161,11 @@ class StatusTiles(VectorGridProtobuf):
         {{ this.get_name() }}.on("load", function () { window.commonsMap.loaded.tiles = true; });
         {{ this.get_name() }}.on("click", function (e) {
             var p = e.layer.properties, items = {{ this.items_url|tojson }};
+            var merged = p.count !== undefined && p.id === undefined;  // a low-zoom group (no id)
             var popup = L.popup({maxWidth: 320}).setLatLng(e.latlng)
-                .setContent(commonsMapPopup(p, items ? "parcel-brief" : "parcel"))
+                .setContent(commonsMapPopup(p, merged ? "merged" : items ? "parcel-brief" : "parcel"))
                 .openOn({{ this._parent.get_name() }});
-            if (!items) { window.commonsMap.popup = p.id; return; }
+            if (!items || merged) { window.commonsMap.popup = merged ? "merged" : p.id; return; }
             // The served tiles carry what draws the map; the figures come from the parcel's item.
             fetch(items + "/" + encodeURIComponent(p.id) + "?f=json",
                   {headers: {"Accept": "application/geo+json"}}).then(function (r) {
@@ -293,7 +300,9 @@ function commonsMapPopup(p, kind) {
     var a = Number(p.area_m2);
     row(T.area, a >= 10000 ? commonsMapNum(a / 10000, 2) + " ha" : commonsMapNum(a, 0) + " m²");
   }
-  if (kind === "parcel" || kind === "parcel-brief") {  // brief: from a served tile, figures on their way
+  if (kind === "merged") row(T.parcels, commonsMapNum(p.count, 0));
+  // brief: from a served tile, figures on their way; merged: a low-zoom block of parcels
+  if (kind === "parcel" || kind === "parcel-brief" || kind === "merged") {
     var label = p["status_label_" + COMMONS_MAP_LOCALE] || COMMONS_MAP_STATUS[p.status] || p.status || "";
     row(T.status, commonsMapEsc(label));
   }
@@ -314,6 +323,7 @@ function commonsMapPopup(p, kind) {
     row(T.hours, commonsMapNum(p.volunteer_hours, 1) + " h");
   if (kind === "point") row(T.kind, commonsMapEsc(p.kind || ""));
   if (p.location_precision === "approximate") row("", "<em>" + commonsMapEsc(T.approximate) + "</em>");
+  if (kind === "merged") row("", "<em>" + commonsMapEsc(T.merged) + "</em>");
   return '<div class="commons-popup"><h4 style="margin:0 0 .3em">' + commonsMapEsc(p.name || "") +
          "</h4><table>" + rows.join("") + "</table></div>";
 }
@@ -383,7 +393,9 @@ def _legend_html(
 </style>
 <div id="commons-title"><b>{html.escape(t["title"])}</b>{"".join(links)}</div>
 <div id="commons-legend" role="region" aria-label="{html.escape(t["legend"])}">
-<h3>{html.escape(t["legend"])}</h3>{rows}<hr style="margin:6px 0">{others}</div>
+<h3>{html.escape(t["legend"])}</h3>{rows}
+<div class="lg-expl" style="margin-left:0">{html.escape(t["legend_merged"])}</div>
+<hr style="margin:6px 0">{others}</div>
 """
 
 

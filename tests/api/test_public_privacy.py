@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select, text
 
 from commons_map.people.models import Member
-from commons_map.publish import figures
+from commons_map.publish import figures, service
 from commons_map.publish.collections import COLLECTIONS
 from commons_map.publish.crs import SUPPORTED
 from commons_map.register.models import Commons
@@ -211,10 +211,21 @@ def tile_lonlat(z, x, y, px, py, extent=4096):
     return lon, lat
 
 
-def test_every_tile_at_every_zoom(client, secrets):
+def _public_polygons(db, cid: str) -> int:
+    from commons_map.publish.sql import public_source
+
+    return db.scalar(text(
+        f"SELECT count(*) FROM ({public_source(COLLECTIONS[cid])}) s"
+        " WHERE GeometryType(s.geom) NOT IN ('POINT', 'MULTIPOINT')"
+    ))
+
+
+def test_every_tile_at_every_zoom(client, db, secrets):
     s = secrets
     seen_spring = 0
+    polygons = {cid: _public_polygons(db, cid) for cid in COLLECTIONS}
     for z in range(0, 17):
+        merged = dict.fromkeys(COLLECTIONS, 0)
         for x, y in tiles_covering(s.all_extent, z):
             for cid in COLLECTIONS:
                 r = client.get(
@@ -225,6 +236,11 @@ def test_every_tile_at_every_zoom(client, secrets):
                     continue
                 layer = mapbox_vector_tile.decode(r.content)[cid]
                 for feat in layer["features"]:
+                    if "count" in feat["properties"]:  # a merged low-zoom feature: no id, no name
+                        assert z <= service.MERGE_MAX_ZOOM and set(feat["properties"]) <= {
+                            "count", "area_m2", COLLECTIONS[cid].merge_by}
+                        merged[cid] += feat["properties"]["count"]
+                        continue
                     assert feat["id"] not in s.hidden_ids, (
                         f"tile {cid}/{z}/{x}/{y} leaks commons {feat['id']}"
                     )
@@ -240,6 +256,10 @@ def test_every_tile_at_every_zoom(client, secrets):
                         assert (
                             abs(pt[0] - s.snapped[0]) <= res and abs(pt[1] - s.snapped[1]) <= res
                         ), (z, pt)
+        for cid, c in COLLECTIONS.items():
+            # merged tiles count the public polygons, each once: none of the hidden ones
+            expected = polygons[cid] if service.merges(c, z) else 0
+            assert merged[cid] == expected, (cid, z)
     assert (
         seen_spring >= 17
     )  # the spring is there, snapped, at every zoom (commons and tools_and_places)
