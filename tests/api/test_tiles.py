@@ -375,3 +375,38 @@ def test_merged_tiles_are_bounded_where_single_features_would_not_be(db):
         "nodata_fr": "", "nodata_en": "", "layer": "restored_land", "z": 12, "x": x, "y": y}).scalar()
     merged_bytes = service.tile(db, collection=land, z=12, x=x, y=y)
     assert len(merged_bytes) * 3 < len(single)
+
+
+def _merged_count(client, url: str, layer: str = "restored_land") -> int:
+    r = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert r.status_code == 200
+    return sum(f["properties"].get("count", 0) for f in decode(r.content)[layer]["features"])
+
+
+@pytest.mark.parametrize("z", [10, 12, 15])
+def test_a_change_costs_its_own_tiles_and_the_rest_stay_cached(client, db, z):
+    """Editing one parcel makes the tiles holding it fresh at once; a tile elsewhere is still a hit."""
+    add_public_parcels(db, 600)  # around 5.0-5.09 E, 44.50-44.502 N
+    cid = db.scalar(text("SELECT id FROM commons WHERE name = 'synthétique 75'"))
+    lon, lat, _ = db.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)), 0 FROM commons WHERE id = :i"
+    ), {"i": cid}).one()
+    far_lon, far_lat, _ = centre(db, "demo:land-0")
+    mine, far = tile_of(lon, lat, z), tile_of(far_lon, far_lat, z)
+    assert mine != far
+    url, far_url = (f"/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in (mine, far))
+    tilecache.CACHE.clear()
+    merged = service.merges(COLLECTIONS["restored_land"], z)
+    before = _merged_count(client, url) if merged else _tile_features(client, url)
+    far_before = client.get(far_url, headers={"Accept-Encoding": "identity"}).content
+    hits, misses = tilecache.CACHE.hits, tilecache.CACHE.misses
+    if merged:
+        db.execute(text("UPDATE commons SET visibility = 'members' WHERE id = :i"), {"i": cid})
+        assert _merged_count(client, url) == before - 1  # fresh at once, and it no longer counts
+    else:
+        assert before[cid]["properties"]["name"] == "synthétique 75"
+        db.execute(text("UPDATE commons SET name = 'renommée' WHERE id = :i"), {"i": cid})
+        assert _tile_features(client, url)[cid]["properties"]["name"] == "renommée"
+    assert tilecache.CACHE.misses == misses + 1
+    assert client.get(far_url, headers={"Accept-Encoding": "identity"}).content == far_before
+    assert tilecache.CACHE.hits == hits + 1  # the other tile came from the cache
