@@ -294,7 +294,9 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
         files = [p for p in Path(tmp).rglob("*") if p.is_file() and "vendor" not in p.parts]
         assert any(p.suffix == ".mvt" for p in files)
         for p in files:
-            if p.suffix == ".mvt":
+            if p.suffix == ".pmtiles":
+                check_archive(s, p)
+            elif p.suffix == ".mvt":
                 if p.stat().st_size:
                     for feat in mapbox_vector_tile.decode(p.read_bytes())["restored_land"][
                         "features"
@@ -304,3 +306,25 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
             else:
                 s.check_text(str(p), p.read_text(encoding="utf-8"))
     assert s.checked > 50  # every body above was looked at
+
+
+def check_archive(s: Secrets, path: Path) -> None:
+    """Every tile of the static export's PMTiles archive, read back with the pmtiles reader."""
+    import gzip
+
+    from pmtiles.reader import MmapSource, Reader, all_tiles
+
+    with path.open("rb") as f:
+        assert Reader(MmapSource(f)).header()["max_zoom"] == 16
+        zooms = set()
+        for (z, x, y), data in all_tiles(MmapSource(f)):
+            zooms.add(z)
+            for cid, layer in mapbox_vector_tile.decode(gzip.decompress(data)).items():
+                for feat in layer["features"]:
+                    where = f"{path.name} {cid}/{z}/{x}/{y}"
+                    s.check_text(where, json.dumps(feat["properties"], ensure_ascii=False))
+                    if "count" in feat["properties"]:
+                        assert z <= service.MERGE_MAX_ZOOM and "id" not in feat["properties"]
+                    else:
+                        assert feat["id"] not in s.hidden_ids, f"{where} leaks commons {feat['id']}"
+        assert zooms == set(range(17))
