@@ -287,6 +287,15 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
                     assert math.dist((geom.x, geom.y), s.snapped) < 1e-7
     for lang in ("fr", "en"):
         s.check_text(f"map {lang}", client.get(f"/maps/public?lang={lang}").text)
+    for hidden in s.hidden_ids:  # a parcel's own page: none for what is not public
+        assert client.get(f"/maps/parcels/{hidden}").status_code == 404
+    land = [f["id"] for f in client.get("/ogc/collections/restored_land/items?limit=10000").json()["features"]]
+    assert land
+    for cid in land:
+        for lang in ("fr", "en"):
+            r = client.get(f"/maps/parcels/{cid}?lang={lang}")
+            assert r.status_code == 200
+            s.check_text(f"parcel page {cid} {lang}", r.text)
     from maps.site import build_static_site
 
     with tempfile.TemporaryDirectory() as tmp:
