@@ -20,6 +20,12 @@ def build(
         int, typer.Option(min=0, max=22, help="highest zoom of the written tiles")
     ] = 16,
     basemap: Annotated[str, typer.Option(help="osm (OpenStreetMap tiles) or none")] = "osm",
+    archive_max_zoom: Annotated[
+        int, typer.Option(min=0, max=22, help="highest zoom of the PMTiles archive (public.pmtiles)")
+    ] = 16,
+    archive: Annotated[
+        bool, typer.Option(help="also write public.pmtiles and the pages reading it")
+    ] = True,
 ) -> None:
     """Write the public map (French index.html, English index.en.html) and its data to OUT."""
     from commons_map.cli import console, progress
@@ -52,6 +58,7 @@ def build(
                 max_zoom=max_zoom,
                 basemap=None if basemap == "none" else basemap,
                 progress=say,
+                archive_max_zoom=archive_max_zoom if archive else None,
             )
     finally:
         engine.dispose()
@@ -59,3 +66,8 @@ def build(
         f"wrote {out}/index.html (fr), {out}/index.en.html (en), {counts['tiles']} tiles,"
         f" {sum(1 for k in counts if k.startswith('data/'))} GeoJSON layers"
     )
+    if "public.pmtiles" in counts:
+        console.print(
+            f"wrote {out}/public.pmtiles ({counts['archive_tiles']} tiles, {counts['public.pmtiles']:,} bytes)"
+            f" read by {out}/pmtiles.html (fr) and {out}/pmtiles.en.html (en)"
+        )

@@ -49,6 +49,9 @@ TEXT = {
         "open_data": "Données ouvertes",
         "basis_esm": "à masse de sol équivalente",
         "basis_fixed": "à profondeur fixe",
+        "merged": "Parcelles regroupées à ce zoom : zoomez pour les voir une à une",
+        "parcels": "Parcelles",
+        "legend_merged": "Vue de loin, les parcelles voisines de même état forment un seul bloc.",
     },
     "en": {
         "title": "Restored land and shared commons",
@@ -75,6 +78,9 @@ TEXT = {
         "open_data": "Open data",
         "basis_esm": "equivalent soil mass",
         "basis_fixed": "fixed depth",
+        "merged": "Parcels grouped at this zoom: zoom in to see them one by one",
+        "parcels": "Parcels",
+        "legend_merged": "Zoomed out, neighbouring parcels of one status are drawn as one block.",
     },
 }
 GARDEN_COLOUR = "#7b3294"
@@ -97,6 +103,8 @@ class Sources:
     max_native_zoom: int | None = None  # static exports have tiles up to this zoom only
     min_tile_zoom: int | None = None
     tile_bounds: tuple[float, float, float, float] | None = None  # minx, miny, maxx, maxy
+    # A PMTiles archive (URL) holding restored_land: read with the pmtiles script, no tile files.
+    pmtiles: str | None = None
 
 
 def pick_lang(requested: str | None, accept_language: str | None) -> str:
@@ -132,6 +140,37 @@ class StatusTiles(VectorGridProtobuf):
     _template = Template(
         """
         {% macro script(this, kwargs) -%}
+        {%- if this.pmtiles_url %}
+        // The tiles come from one PMTiles archive: VectorGrid fetches "pmtiles://{z}/{x}/{y}",
+        // answered here from the archive, other URLs as usual. The archive is read by HTTP range
+        // requests; a server that ignores ranges (200, the whole file) is read once, in memory.
+        (function () {
+            var plain = window.fetch.bind(window), url = {{ this.pmtiles_url|tojson }}, whole = null;
+            var source = {
+                getKey: function () { return url; },
+                getBytes: function (offset, length, signal) {
+                    function slice(b) { return {data: b.slice(offset, offset + length)}; }
+                    if (whole) { return whole.then(slice); }
+                    var range = "bytes=" + offset + "-" + (offset + length - 1);
+                    return plain(url, {headers: {Range: range}, signal: signal}).then(function (r) {
+                        if (r.status === 206) { return r.arrayBuffer().then(function (b) { return {data: b}; }); }
+                        if (!r.ok) { throw new Error("HTTP " + r.status + " for " + url); }
+                        whole = r.arrayBuffer();
+                        return whole.then(slice);
+                    });
+                }
+            };
+            var archive = new pmtiles.PMTiles(source);
+            window.commonsMap.archive = archive;
+            window.fetch = function (input, init) {
+                if (typeof input !== "string" || input.indexOf("pmtiles://") !== 0) { return plain(input, init); }
+                var m = input.slice(10).split("/");
+                return archive.getZxy(+m[0], +m[1], +m[2]).then(function (t) {
+                    return t ? new Response(t.data) : new Response(null, {status: 404});
+                });
+            };
+        })();
+        {%- endif %}
         var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {
             rendererFactory: L.canvas.tile,
             interactive: true,
@@ -145,20 +184,24 @@ class StatusTiles(VectorGridProtobuf):
                 {{ this.mvt_layer|tojson }}: function (p, zoom) {
                     var colours = {{ this.colours|tojson }};
                     var c = colours[p.status] || {{ this.fallback|tojson }};
-                    window.commonsMap.parcels[p.id] = p.status;
+                    if (p.id !== undefined) { window.commonsMap.parcels[p.id] = p.status; }
+                    else { window.commonsMap.merged += 1; }  // a low-zoom block of parcels
                     return {fill: true, fillColor: c, fillOpacity: 0.7, color: "#333333",
                             weight: zoom >= 15 ? 1 : 0.4, opacity: 0.8, radius: 6};
-                }
+                },
+                // in an archive beside restored land; drawn from their own GeoJSON
+                "gardens": [], "tools_and_places": []
             }
         });
         window.commonsMap.map = {{ this._parent.get_name() }};
         {{ this.get_name() }}.on("load", function () { window.commonsMap.loaded.tiles = true; });
         {{ this.get_name() }}.on("click", function (e) {
             var p = e.layer.properties, items = {{ this.items_url|tojson }};
+            var merged = p.count !== undefined && p.id === undefined;  // a low-zoom group (no id)
             var popup = L.popup({maxWidth: 320}).setLatLng(e.latlng)
-                .setContent(commonsMapPopup(p, items ? "parcel-brief" : "parcel"))
+                .setContent(commonsMapPopup(p, merged ? "merged" : items ? "parcel-brief" : "parcel"))
                 .openOn({{ this._parent.get_name() }});
-            if (!items) { window.commonsMap.popup = p.id; return; }
+            if (!items || merged) { window.commonsMap.popup = merged ? "merged" : p.id; return; }
             // The served tiles carry what draws the map; the figures come from the parcel's item.
             fetch(items + "/" + encodeURIComponent(p.id) + "?f=json",
                   {headers: {"Accept": "application/geo+json"}}).then(function (r) {
@@ -187,9 +230,11 @@ class StatusTiles(VectorGridProtobuf):
         min_zoom: int,
         tile_bounds: list | None,
         items_url: str | None = None,
+        pmtiles_url: str | None = None,
     ) -> None:
         super().__init__(url, name=name, overlay=True, control=True, show=True)
         self.items_url = items_url
+        self.pmtiles_url = pmtiles_url
         self.mvt_layer = layer_name
         self.colours = colours
         self.fallback = fallback
@@ -267,7 +312,7 @@ var COMMONS_MAP_T = """
         + json.dumps(t, ensure_ascii=False)
         + """;
 // What the page has drawn (read by people debugging and by the browser tests).
-window.commonsMap = {map: null, parcels: {}, loaded: {}, errors: []};
+window.commonsMap = {map: null, parcels: {}, merged: 0, loaded: {}, errors: []};
 // Leaflet.VectorGrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed: without it a click
 // on a parcel throws. Stopping the DOM event keeps the map from closing the new popup at once.
 if (window.L && L.DomEvent && !L.DomEvent.fakeStop) {
@@ -293,7 +338,9 @@ function commonsMapPopup(p, kind) {
     var a = Number(p.area_m2);
     row(T.area, a >= 10000 ? commonsMapNum(a / 10000, 2) + " ha" : commonsMapNum(a, 0) + " m²");
   }
-  if (kind === "parcel" || kind === "parcel-brief") {  // brief: from a served tile, figures on their way
+  if (kind === "merged") row(T.parcels, commonsMapNum(p.count, 0));
+  // brief: from a served tile, figures on their way; merged: a low-zoom block of parcels
+  if (kind === "parcel" || kind === "parcel-brief" || kind === "merged") {
     var label = p["status_label_" + COMMONS_MAP_LOCALE] || COMMONS_MAP_STATUS[p.status] || p.status || "";
     row(T.status, commonsMapEsc(label));
   }
@@ -314,6 +361,7 @@ function commonsMapPopup(p, kind) {
     row(T.hours, commonsMapNum(p.volunteer_hours, 1) + " h");
   if (kind === "point") row(T.kind, commonsMapEsc(p.kind || ""));
   if (p.location_precision === "approximate") row("", "<em>" + commonsMapEsc(T.approximate) + "</em>");
+  if (kind === "merged") row("", "<em>" + commonsMapEsc(T.merged) + "</em>");
   return '<div class="commons-popup"><h4 style="margin:0 0 .3em">' + commonsMapEsc(p.name || "") +
          "</h4><table>" + rows.join("") + "</table></div>";
 }
@@ -383,7 +431,9 @@ def _legend_html(
 </style>
 <div id="commons-title"><b>{html.escape(t["title"])}</b>{"".join(links)}</div>
 <div id="commons-legend" role="region" aria-label="{html.escape(t["legend"])}">
-<h3>{html.escape(t["legend"])}</h3>{rows}<hr style="margin:6px 0">{others}</div>
+<h3>{html.escape(t["legend"])}</h3>{rows}
+<div class="lg-expl" style="margin-left:0">{html.escape(t["legend_merged"])}</div>
+<hr style="margin:6px 0">{others}</div>
 """
 
 
@@ -433,8 +483,9 @@ def build_public_map(
     )
 
     tiles = StatusTiles(
-        sources.restored_land_tiles,
+        "pmtiles://{z}/{x}/{y}" if sources.pmtiles else sources.restored_land_tiles,
         items_url=sources.restored_land_items,
+        pmtiles_url=sources.pmtiles,
         name=t["restored_land"],
         layer_name="restored_land",
         colours={r["status"]: r["colour"] for r in legend},
@@ -448,9 +499,10 @@ def build_public_map(
         if sources.tile_bounds
         else None,
     )
-    _use_local_assets(
-        tiles, [("vectorGrid", f"{a}/vectorgrid/Leaflet.VectorGrid.bundled.min.js")], []
-    )
+    scripts = [("vectorGrid", f"{a}/vectorgrid/Leaflet.VectorGrid.bundled.min.js")]
+    if sources.pmtiles:
+        scripts.append(("pmtiles", f"{a}/pmtiles/pmtiles.js"))
+    _use_local_assets(tiles, scripts, [])
     tiles.add_to(m)
 
     GeoJsonByUrl(

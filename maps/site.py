@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from commons_map.publish import export, service
 from commons_map.publish.collections import COLLECTIONS
+from maps.archive import ARCHIVE_NAME, write_pmtiles
 from maps.public import LANGS, VENDOR_DIR, Sources, build_public_map, render
 
 MAP_LAYERS = ("restored_land", "gardens", "tools_and_places")
@@ -78,12 +79,15 @@ def build_static_site(
     max_zoom: int = 16,
     basemap: str | None = "osm",
     progress: Callable[[str, int, int], None] | None = None,
+    archive_max_zoom: int | None = 16,
 ) -> dict[str, int]:
     """Write the public map as a static site in ``out``: pages, GeoJSON per layer, MVT tiles, scripts.
 
     Every URL in the pages is relative, so any web server (or a USB stick behind one) can serve it.
     Tiles are written for the public layers' extent from ``min_zoom`` to ``max_zoom`` (the browser
     over-zooms beyond); an empty tile is an empty file, so no request fails.
+    The map's layers are also written as one PMTiles archive (``public.pmtiles``, zoom 0 to
+    ``archive_max_zoom``; None: none) with pages that read it (``pmtiles.html``, ``pmtiles.en.html``).
     """
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _what, _done, _total: None)
@@ -120,6 +124,27 @@ def build_static_site(
                         say("tiles", tiles_written, total)
     counts["tiles"] = tiles_written
 
+    if archive_max_zoom is not None and bounds is not None:
+        made = write_pmtiles(session, out / ARCHIVE_NAME, layers=MAP_LAYERS, bounds=bounds,
+                             max_zoom=archive_max_zoom, attribution=licence, progress=say)
+        counts[ARCHIVE_NAME] = made["bytes"]
+        counts["archive_tiles"] = made["tiles"]
+        for lang in LANGS:
+            other = "en" if lang == "fr" else "fr"
+            sources = Sources(
+                restored_land_tiles="",
+                pmtiles=ARCHIVE_NAME,
+                gardens_geojson="data/gardens.geojson",
+                tools_and_places_geojson="data/tools_and_places.geojson",
+                assets="vendor",
+                other_lang_href=archive_page_name(other),
+                open_data_href="data/",
+                max_native_zoom=archive_max_zoom,
+            )
+            page = render(build_public_map(sources, lang=lang, bounds=bounds, basemap=basemap), lang=lang)
+            (out / archive_page_name(lang)).write_text(page, encoding="utf-8")
+            counts[archive_page_name(lang)] = len(page)
+
     for lang in LANGS:
         other = "en" if lang == "fr" else "fr"
         sources = Sources(
@@ -152,10 +177,15 @@ def build_static_site(
     (out / "LICENCE.txt").write_text(
         f"Data: {licence}, extracted {today} from commons-map (public layers only).\n"
         "Scripts in vendor/: Leaflet (BSD-2-Clause), Leaflet.markercluster (MIT),"
-        " Leaflet.VectorGrid (Beerware); see each LICENSE file.\n",
+        " Leaflet.VectorGrid (Beerware), pmtiles (BSD-3-Clause); see each LICENSE file.\n",
         encoding="utf-8",
     )
     return counts
+
+
+def archive_page_name(lang: str) -> str:
+    """The page reading the PMTiles archive: pmtiles.html in French, pmtiles.en.html in English."""
+    return "pmtiles.html" if lang == "fr" else f"pmtiles.{lang}.html"
 
 
 def page_name(lang: str) -> str:

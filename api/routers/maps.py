@@ -10,6 +10,8 @@ from fastapi.responses import FileResponse, Response
 from api.deps import SessionDep
 from api.routers.ogc import BadRequest, check_params, guard, respond, single
 from commons_map.errors import NotFound
+from commons_map.publish.parcel import parcel_story
+from maps.parcel_page import parcel_page
 from maps.public import STATIC_DIR, pick_lang
 from maps.site import server_page
 
@@ -34,6 +36,28 @@ def public_map(request: Request, session: SessionDep) -> Response:
         root=str(request.base_url).rstrip("/"),
         basemap=None if basemap == "none" else basemap,
     )
+    return respond(
+        request,
+        page.encode("utf-8"),
+        "text/html; charset=utf-8",
+        headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
+        cache_control="public, max-age=60",
+    )
+
+
+@router.api_route("/parcels/{commons_id}", methods=["GET", "HEAD"], summary="A public parcel's page")
+@guard
+def parcel(commons_id: str, request: Request, session: SessionDep) -> Response:
+    """A public parcel's permalink: its status, soil carbon and harvests by year; ``?lang=fr|en``."""
+    check_params(request, {"lang"})
+    lang = single(request, "lang")
+    if lang is not None and lang not in ("fr", "en"):
+        raise BadRequest(f"lang: {lang!r} is not offered; use fr or en", "lang")
+    if not commons_id.isdigit() or len(commons_id) > 18:
+        raise NotFound(f"commons_id: no public parcel {commons_id!r}", field="commons_id")
+    story = parcel_story(session, commons_id=int(commons_id))
+    lang = pick_lang(lang, request.headers.get("accept-language"))
+    page = parcel_page(story, lang=lang, root=str(request.base_url).rstrip("/"))
     return respond(
         request,
         page.encode("utf-8"),

@@ -146,6 +146,10 @@ class Collection:
     tile_props: tuple[str, ...] = field(default=("id", "name", "kind", "category", "state"))
     # The properties of the static export's tiles, where no server answers a popup's question.
     static_tile_props: tuple[str, ...] = ()
+    # At low zooms (``service.MERGE_MAX_ZOOM`` and below) polygons are merged per value of this
+    # queryable (one of ``tile_props``) and grid cell (``service.merged_tile_sql``); None: every
+    # feature drawn at every zoom.
+    merge_by: str | None = None
 
     def props_of_tiles(self, static: bool = False) -> tuple[str, ...]:
         """The properties a tile carries: served, or in the static export."""
@@ -175,6 +179,7 @@ COLLECTIONS: dict[str, Collection] = {
             "Every commons the cooperatives make public: land, gardens, tools, places.",
             None,
             BASE,
+            merge_by="category",
         ),
         Collection(
             "restored_land",
@@ -187,6 +192,7 @@ COLLECTIONS: dict[str, Collection] = {
             ("land",),
             BASE + FIGURES + HOURS,
             figures=True,
+            merge_by="status",
             # Served tiles carry what draws the map; a popup reads the parcel's figures from its
             # OGC item (1 request on click instead of 14 properties in every tile: tiles 2.4x
             # smaller, z11-z14 a third faster to make). The static export keeps them all.
@@ -218,6 +224,7 @@ COLLECTIONS: dict[str, Collection] = {
             BASE + HOURS,
             figures=True,
             tile_props=("id", "name", "kind", "state", "area_m2", "volunteer_hours"),
+            merge_by="kind",
         ),
         Collection(
             "tools_and_places",

@@ -7,6 +7,7 @@ when it is exact without a COUNT (the whole result fits in the first page).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -28,6 +29,9 @@ MAX_LIMIT = 10_000
 MAX_ZOOM = 24
 TILE_EXTENT = 4096
 TILE_BUFFER = 64
+MERC = 6378137.0
+MERC_HALF = math.pi * MERC
+WORLD_3857 = f"ST_MakeEnvelope({-MERC_HALF!r}, {-MERC_HALF!r}, {MERC_HALF!r}, {MERC_HALF!r})"
 
 
 # --- parameters ---------------------------------------------------------------------------------
@@ -320,16 +324,20 @@ def _tile_rows(collection: Collection, *, row_version: bool = False) -> tuple[st
     margin = TILE_BUFFER / TILE_EXTENT
     return (
         f" FROM ({public_source(collection, row_version=row_version)}) s",
-        f" WHERE s.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326)",
+        # Clipped to the world: at zooms 0-1 the margin crosses the antimeridian, and the
+        # transformed envelope would wrap round to the other side of the Earth.
+        " WHERE s.geom && ST_Transform(ST_ClipByBox2D("
+        f"ST_TileEnvelope(:z, :x, :y, margin => {margin}), {WORLD_3857}), 4326)",
     )
 
 
-def tile_sql(collection: Collection, *, static: bool = False) -> str:
-    """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode.
+MERGE_MAX_ZOOM = 13
+"""Zooms 0-13 draw merged polygons (``merged_tile_sql``), zooms 14 and above one feature per commons."""
+MERGE_GRID = 64
+"""A merged tile is cut into MERGE_GRID x MERGE_GRID cells (64 tile units, ~4-8 screen pixels each)."""
 
-    The commons id is the MVT feature id and also an ``id`` property (Leaflet.VectorGrid's
-    style functions only see properties). ``static``: the static export's properties.
-    """
+
+def _tile_cols(collection: Collection, static: bool) -> list[tuple[str, str]]:
     cols = []
     for name in collection.props_of_tiles(static):
         qy = collection.queryable(name)
@@ -337,7 +345,31 @@ def tile_sql(collection: Collection, *, static: bool = False) -> str:
         value = qy.sql
         if qy.type == "date":
             value = f"to_char({value}, 'YYYY-MM-DD')"
-        cols.append(f"{value} AS {name}")
+        cols.append((name, value))
+    return cols
+
+
+def merges(collection: Collection, z: int) -> bool:
+    """Whether tiles of ``collection`` at zoom ``z`` are merged (the zoom rule, README "Speed")."""
+    return collection.merge_by is not None and z <= MERGE_MAX_ZOOM
+
+
+def merge_params(z: int, x: int, y: int) -> dict[str, float]:
+    """The tile's west and north edges and its cell size, in EPSG:3857 metres."""
+    size = 2 * MERC_HALF / 2**z
+    return {"tx0": -MERC_HALF + x * size, "ty1": MERC_HALF - y * size, "cell": size / MERGE_GRID}
+
+
+def tile_sql(collection: Collection, *, static: bool = False, merged: bool = False) -> str:
+    """SQL of one MVT tile: index filter on the transformed tile envelope, clip, encode.
+
+    The commons id is the MVT feature id and also an ``id`` property (Leaflet.VectorGrid's
+    style functions only see properties). ``static``: the static export's properties.
+    ``merged``: the low-zoom form (``merges``), see ``merged_tile_sql``.
+    """
+    if merged:
+        return merged_tile_sql(collection, static=static)
+    cols = [f"{value} AS {name}" for name, value in _tile_cols(collection, static)]
     source, where = _tile_rows(collection)
     return (
         f"SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
@@ -345,6 +377,57 @@ def tile_sql(collection: Collection, *, static: bool = False) -> str:
         " ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y),"
         f" {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
         f"{source}{figures_join(collection)}{where}"
+        ") t WHERE t.geom IS NOT NULL"
+    )
+
+
+def merged_tile_sql(collection: Collection, *, static: bool = False) -> str:
+    """SQL of a low-zoom tile: polygons merged per ``merge_by`` value and grid cell; points kept.
+
+    Each polygon is counted in exactly one tile per zoom and one cell of it: the one holding the
+    centre of its bounding box (half-open cells, in EPSG:3857). A merged feature is the bounding
+    box of the polygons of one value in one cell (its centre as a point when the box is smaller than
+    a tile unit), with ``count`` (how many commons) and ``area_m2`` (their total area): nothing is
+    dropped, every public commons counts once. It carries no id
+    and no name. Points (places, approximate locations) stay one feature each, as at high zoom.
+    Reads only rows the fingerprint (``tile_fingerprint_sql``) reads: the cache works alike.
+    """
+    key = collection.merge_by
+    qkey = collection.queryable(key or "")
+    assert qkey is not None, key
+    cols = _tile_cols(collection, static)
+    names = [n for n, _ in cols]
+    extra_area = "area_m2" not in names
+    source, where = _tile_rows(collection)
+    fj = figures_join(collection)
+    env = f"ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true"
+    point = "GeometryType(s.geom) IN ('POINT', 'MULTIPOINT')"
+    single = (
+        "SELECT s.id AS fid, " + ", ".join(f"{v} AS {n}" for n, v in cols) + ", NULL::int AS count"
+        + (", NULL::float8 AS area_m2" if extra_area else "")
+        + f", ST_AsMVTGeom(ST_Transform(s.geom, 3857), {env}) AS geom"
+        f"{source}{fj}{where} AND {point}"
+    )
+    area = "round(sum(m.area)::numeric, 1)::float8"  # NULL when no area is known
+    out = ["m.mkey" if n == key else area if n == "area_m2" else "NULL" for n in names]
+    cx = f"floor(({MERC} * radians((ST_XMin(s.geom) + ST_XMax(s.geom)) / 2) - :tx0) / :cell)::int"
+    cy = (
+        f"floor((:ty1 - {MERC} * ln(tan(pi() / 4 + radians((ST_YMin(s.geom) + ST_YMax(s.geom)) / 2) / 2)))"
+        " / :cell)::int"
+    )
+    box = "ST_Transform(ST_SetSRID(ST_Extent(m.geom)::geometry, 4326), 3857)"
+    merged = (
+        "SELECT NULL::bigint, " + ", ".join(out) + ", count(*)::int"
+        + (f", {area}" if extra_area else "")
+        + f", COALESCE(ST_AsMVTGeom({box}, {env}), ST_AsMVTGeom(ST_Centroid({box}), {env}))"
+        f" FROM (SELECT s.geom, s.area_m2 AS area, {qkey.sql} AS mkey, {cx} AS cx, {cy} AS cy"
+        f"{source}{fj}{where} AND NOT {point}) m"
+        f" WHERE m.cx >= 0 AND m.cx < {MERGE_GRID} AND m.cy >= 0 AND m.cy < {MERGE_GRID}"
+        " GROUP BY m.mkey, m.cx, m.cy"
+    )
+    return (
+        f"SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
+        f"{single} UNION ALL {merged}"
         ") t WHERE t.geom IS NOT NULL"
     )
 
@@ -390,9 +473,9 @@ def tile_entry(
         hit = cache.get(key)
         if hit is not None:
             return hit
-    data = session.execute(
-        text(tile_sql(collection, static=static)), {**base, "layer": collection.id, **where}
-    ).scalar()
+    merged = merges(collection, z)
+    values = {**base, "layer": collection.id, **where, **(merge_params(z, x, y) if merged else {})}
+    data = session.execute(text(tile_sql(collection, static=static, merged=merged)), values).scalar()
     entry = tilecache.TileEntry(bytes(data or b""))
     if key is not None:
         cache.put(key, entry)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select, text
 
 from commons_map.people.models import Member
-from commons_map.publish import figures
+from commons_map.publish import figures, service
 from commons_map.publish.collections import COLLECTIONS
 from commons_map.publish.crs import SUPPORTED
 from commons_map.register.models import Commons
@@ -211,10 +211,21 @@ def tile_lonlat(z, x, y, px, py, extent=4096):
     return lon, lat
 
 
-def test_every_tile_at_every_zoom(client, secrets):
+def _public_polygons(db, cid: str) -> int:
+    from commons_map.publish.sql import public_source
+
+    return db.scalar(text(
+        f"SELECT count(*) FROM ({public_source(COLLECTIONS[cid])}) s"
+        " WHERE GeometryType(s.geom) NOT IN ('POINT', 'MULTIPOINT')"
+    ))
+
+
+def test_every_tile_at_every_zoom(client, db, secrets):
     s = secrets
     seen_spring = 0
+    polygons = {cid: _public_polygons(db, cid) for cid in COLLECTIONS}
     for z in range(0, 17):
+        merged = dict.fromkeys(COLLECTIONS, 0)
         for x, y in tiles_covering(s.all_extent, z):
             for cid in COLLECTIONS:
                 r = client.get(
@@ -225,6 +236,11 @@ def test_every_tile_at_every_zoom(client, secrets):
                     continue
                 layer = mapbox_vector_tile.decode(r.content)[cid]
                 for feat in layer["features"]:
+                    if "count" in feat["properties"]:  # a merged low-zoom feature: no id, no name
+                        assert z <= service.MERGE_MAX_ZOOM and set(feat["properties"]) <= {
+                            "count", "area_m2", COLLECTIONS[cid].merge_by}
+                        merged[cid] += feat["properties"]["count"]
+                        continue
                     assert feat["id"] not in s.hidden_ids, (
                         f"tile {cid}/{z}/{x}/{y} leaks commons {feat['id']}"
                     )
@@ -240,6 +256,10 @@ def test_every_tile_at_every_zoom(client, secrets):
                         assert (
                             abs(pt[0] - s.snapped[0]) <= res and abs(pt[1] - s.snapped[1]) <= res
                         ), (z, pt)
+        for cid, c in COLLECTIONS.items():
+            # merged tiles count the public polygons, each once: none of the hidden ones
+            expected = polygons[cid] if service.merges(c, z) else 0
+            assert merged[cid] == expected, (cid, z)
     assert (
         seen_spring >= 17
     )  # the spring is there, snapped, at every zoom (commons and tools_and_places)
@@ -267,6 +287,15 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
                     assert math.dist((geom.x, geom.y), s.snapped) < 1e-7
     for lang in ("fr", "en"):
         s.check_text(f"map {lang}", client.get(f"/maps/public?lang={lang}").text)
+    for hidden in s.hidden_ids:  # a parcel's own page: none for what is not public
+        assert client.get(f"/maps/parcels/{hidden}").status_code == 404
+    land = [f["id"] for f in client.get("/ogc/collections/restored_land/items?limit=10000").json()["features"]]
+    assert land
+    for cid in land:
+        for lang in ("fr", "en"):
+            r = client.get(f"/maps/parcels/{cid}?lang={lang}")
+            assert r.status_code == 200
+            s.check_text(f"parcel page {cid} {lang}", r.text)
     from maps.site import build_static_site
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,7 +303,9 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
         files = [p for p in Path(tmp).rglob("*") if p.is_file() and "vendor" not in p.parts]
         assert any(p.suffix == ".mvt" for p in files)
         for p in files:
-            if p.suffix == ".mvt":
+            if p.suffix == ".pmtiles":
+                check_archive(s, p)
+            elif p.suffix == ".mvt":
                 if p.stat().st_size:
                     for feat in mapbox_vector_tile.decode(p.read_bytes())["restored_land"][
                         "features"
@@ -284,3 +315,25 @@ def test_downloads_map_pages_and_static_export(client, db, secrets, settings):
             else:
                 s.check_text(str(p), p.read_text(encoding="utf-8"))
     assert s.checked > 50  # every body above was looked at
+
+
+def check_archive(s: Secrets, path: Path) -> None:
+    """Every tile of the static export's PMTiles archive, read back with the pmtiles reader."""
+    import gzip
+
+    from pmtiles.reader import MmapSource, Reader, all_tiles
+
+    with path.open("rb") as f:
+        assert Reader(MmapSource(f)).header()["max_zoom"] == 16
+        zooms = set()
+        for (z, x, y), data in all_tiles(MmapSource(f)):
+            zooms.add(z)
+            for cid, layer in mapbox_vector_tile.decode(gzip.decompress(data)).items():
+                for feat in layer["features"]:
+                    where = f"{path.name} {cid}/{z}/{x}/{y}"
+                    s.check_text(where, json.dumps(feat["properties"], ensure_ascii=False))
+                    if "count" in feat["properties"]:
+                        assert z <= service.MERGE_MAX_ZOOM and "id" not in feat["properties"]
+                    else:
+                        assert feat["id"] not in s.hidden_ids, f"{where} leaks commons {feat['id']}"
+        assert zooms == set(range(17))

@@ -206,8 +206,8 @@ def test_cache_never_serves_a_commons_after_it_stops_being_public_here(client, d
 def test_cache_sees_a_kind_leaving_the_collection_and_a_new_commons(client, db):
     tilecache.CACHE.clear()
     lon, lat, cid = centre(db, "demo:land-0")
-    x, y = tile_of(lon, lat, 13)
-    url = f"/tiles/restored_land/13/{x}/{y}.mvt"
+    x, y = tile_of(lon, lat, 14)  # one feature per parcel (13 and below: merged)
+    url = f"/tiles/restored_land/14/{x}/{y}.mvt"
     before = _tile_features(client, url)
     db.execute(
         text(
@@ -289,3 +289,124 @@ def test_tiles_with_the_cache_off_are_the_same(client, db, monkeypatch):
     monkeypatch.setattr(tilecache, "CACHE", tilecache.TileCache(max_bytes=0))
     plain = client.get(url, headers={"Accept-Encoding": "identity"})
     assert plain.content == cached.content and plain.headers["etag"] == cached.headers["etag"]
+
+
+# --- low zooms: merged, small and whole (service.merged_tile_sql) --------------------------------
+
+
+def _add_hidden_parcels(db, count: int) -> None:
+    """Members-only and private parcels among the synthetic ones: they must count nowhere."""
+    db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " SELECT (SELECT id FROM cooperatives ORDER BY id LIMIT 1), 'land', 'cachée ' || i,"
+            " ST_MakeEnvelope(5.0 + (i % 150) * 0.0006 + 0.0001, 44.5 + (i / 150) * 0.0005 + 0.0001,"
+            "                 5.0 + (i % 150) * 0.0006 + 0.0003, 44.5 + (i / 150) * 0.0005 + 0.0002, 4326),"
+            " CASE WHEN i % 2 = 0 THEN 'private' ELSE 'members' END, 'restoring'"
+            " FROM generate_series(1, :n) i"
+        ),
+        {"n": count},
+    )
+
+
+def _public_count(db, cid: str, *, points: bool) -> int:
+    from commons_map.publish.sql import public_source
+
+    kind = "" if points else "NOT "
+    return db.scalar(text(
+        f"SELECT count(*) FROM ({public_source(COLLECTIONS[cid])}) s"
+        f" WHERE {kind}GeometryType(s.geom) IN ('POINT', 'MULTIPOINT')"
+    ))
+
+
+def test_the_zoom_rule():
+    land, tools = COLLECTIONS["restored_land"], COLLECTIONS["tools_and_places"]
+    assert service.merges(land, 0) and service.merges(land, service.MERGE_MAX_ZOOM)
+    assert not service.merges(land, service.MERGE_MAX_ZOOM + 1)
+    assert not service.merges(tools, 6)  # points only: never merged
+
+
+@pytest.mark.parametrize("cid", ["restored_land", "commons", "gardens"])
+def test_merged_tiles_count_every_public_polygon_once_and_nothing_hidden(client, db, cid):
+    """At every merged zoom, the ``count`` of the merged features over all tiles is the number of
+    public polygons of the layer: nothing dropped, nothing counted twice, nothing private."""
+    add_public_parcels(db, 3000)
+    _add_hidden_parcels(db, 400)
+    polygons = _public_count(db, cid, points=False)
+    points = _public_count(db, cid, points=True)
+    extent = db.execute(text(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM commons) q"
+    )).one()
+    for z in (0, 4, 8, 10, 12, service.MERGE_MAX_ZOOM):
+        counted = single = 0
+        x0, y1 = tile_of(extent[0], extent[1], z)
+        x1, y0 = tile_of(extent[2], extent[3], z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                r = client.get(f"/tiles/{cid}/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "identity"})
+                if r.status_code == 204:
+                    continue
+                assert len(r.content) < 500_000
+                for f in decode(r.content)[cid]["features"]:
+                    p = f["properties"]
+                    if "count" in p:
+                        # a box, or its centre when it is smaller than a tile unit (low zooms)
+                        assert f["geometry"]["type"] in ("Polygon", "MultiPolygon", "Point")
+                        assert "name" not in p and "id" not in p and p["count"] >= 1
+                        assert p[COLLECTIONS[cid].merge_by]
+                        counted += p["count"]
+                    else:
+                        assert f["geometry"]["type"] == "Point" and p["id"]
+                        single += 1
+        assert counted == polygons, (cid, z)
+        assert single >= points, (cid, z)  # a point near a tile's edge may be in two tiles
+
+
+def test_merged_tiles_are_bounded_where_single_features_would_not_be(db):
+    """A cell holds at most one feature per status: ~4 parcels a cell at z12 make one feature."""
+    add_public_parcels(db, 3000)
+    land = COLLECTIONS["restored_land"]
+    x, y = tile_of(5.045, 44.51, 12)
+    merged = decode(service.tile(db, collection=land, z=12, x=x, y=y))["restored_land"]["features"]
+    counted = sum(f["properties"]["count"] for f in merged if "count" in f["properties"])
+    assert counted >= 2000 and len(merged) * 3 < counted
+    assert len(merged) <= service.MERGE_GRID**2
+    single = db.execute(text(service.tile_sql(land)), {
+        "nodata_fr": "", "nodata_en": "", "layer": "restored_land", "z": 12, "x": x, "y": y}).scalar()
+    merged_bytes = service.tile(db, collection=land, z=12, x=x, y=y)
+    assert len(merged_bytes) * 3 < len(single)
+
+
+def _merged_count(client, url: str, layer: str = "restored_land") -> int:
+    r = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert r.status_code == 200
+    return sum(f["properties"].get("count", 0) for f in decode(r.content)[layer]["features"])
+
+
+@pytest.mark.parametrize("z", [10, 12, 15])
+def test_a_change_costs_its_own_tiles_and_the_rest_stay_cached(client, db, z):
+    """Editing one parcel makes the tiles holding it fresh at once; a tile elsewhere is still a hit."""
+    add_public_parcels(db, 600)  # around 5.0-5.09 E, 44.50-44.502 N
+    cid = db.scalar(text("SELECT id FROM commons WHERE name = 'synthétique 75'"))
+    lon, lat, _ = db.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)), 0 FROM commons WHERE id = :i"
+    ), {"i": cid}).one()
+    far_lon, far_lat, _ = centre(db, "demo:land-0")
+    mine, far = tile_of(lon, lat, z), tile_of(far_lon, far_lat, z)
+    assert mine != far
+    url, far_url = (f"/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in (mine, far))
+    tilecache.CACHE.clear()
+    merged = service.merges(COLLECTIONS["restored_land"], z)
+    before = _merged_count(client, url) if merged else _tile_features(client, url)
+    far_before = client.get(far_url, headers={"Accept-Encoding": "identity"}).content
+    hits, misses = tilecache.CACHE.hits, tilecache.CACHE.misses
+    if merged:
+        db.execute(text("UPDATE commons SET visibility = 'members' WHERE id = :i"), {"i": cid})
+        assert _merged_count(client, url) == before - 1  # fresh at once, and it no longer counts
+    else:
+        assert before[cid]["properties"]["name"] == "synthétique 75"
+        db.execute(text("UPDATE commons SET name = 'renommée' WHERE id = :i"), {"i": cid})
+        assert _tile_features(client, url)[cid]["properties"]["name"] == "renommée"
+    assert tilecache.CACHE.misses == misses + 1
+    assert client.get(far_url, headers={"Accept-Encoding": "identity"}).content == far_before
+    assert tilecache.CACHE.hits == hits + 1  # the other tile came from the cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 
@@ -103,6 +104,22 @@ def test_static_export_writes_the_data_beside_the_page(db, settings, tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert (tmp_path / "vendor" / "leaflet" / "leaflet.js").exists()
     assert "ODbL" in (tmp_path / "LICENCE.txt").read_text()
+    # The same layers as one PMTiles archive, zoom 0-16, and the pages that read it.
+    archive = tmp_path / "public.pmtiles"
+    assert counts["public.pmtiles"] == archive.stat().st_size > 0
+    for name in ("pmtiles.html", "pmtiles.en.html"):
+        page = (tmp_path / name).read_text()
+        assert '"public.pmtiles"' in page and "vendor/pmtiles/pmtiles.js" in page
+        assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert (tmp_path / "vendor" / "pmtiles" / "LICENSE").exists()
+    from pmtiles.reader import MmapSource, Reader
+
+    with archive.open("rb") as f:
+        reader = Reader(MmapSource(f))
+        assert reader.metadata()["vector_layers"][0]["id"] == "restored_land"
+        for z, x, y in ((0, 0, 0), (16, *tile_of(db, "demo:land-0", 16))):
+            layers = mapbox_vector_tile.decode(gzip.decompress(reader.get(z, x, y)))
+            assert "restored_land" in layers, (z, x, y)
 
 
 def test_cli_builds_the_site(engine, database_url, tmp_path, monkeypatch):
@@ -114,13 +131,24 @@ def test_cli_builds_the_site(engine, database_url, tmp_path, monkeypatch):
     try:
         out = tmp_path / "site"
         r = CliRunner().invoke(
-            app, ["maps", "build", "--out", str(out), "--min-zoom", "14", "--max-zoom", "14"]
+            app, ["maps", "build", "--out", str(out), "--min-zoom", "14", "--max-zoom", "14",
+                  "--archive-max-zoom", "12"]
         )
         assert r.exit_code == 0, r.output
         assert (out / "index.html").exists() and (out / "data" / "gardens.geojson").exists()
+        assert "public.pmtiles" in r.output and (out / "pmtiles.html").exists()
         bad = CliRunner().invoke(
             app, ["maps", "build", "--out", str(out), "--min-zoom", "15", "--max-zoom", "12"]
         )
         assert bad.exit_code == 1
     finally:
         get_settings.cache_clear()
+
+
+def tile_of(db, external_id: str, z: int) -> tuple[int, int]:
+    from tests.api.test_tiles import tile_of as xy
+
+    lon, lat = db.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM commons WHERE external_id = :e"
+    ), {"e": external_id}).one()
+    return xy(lon, lat, z)
