@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     # client is the peer of the connection, whatever headers it sends.
     trusted_proxies: str = ""
     attachments_dir: Path = PROJECT_ROOT / "var" / "attachments"
+    # E-mail (notifications): no host, no e-mail; the inbox works regardless.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = "commons-map <noreply@localhost>"
+    smtp_timeout: float = 30.0
+    # Where members reach the pages: links in e-mails are made absolute with it.
+    public_url: str = "http://localhost:8000"
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
