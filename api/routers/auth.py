@@ -32,8 +32,8 @@ def token(
 ) -> Token:
     """Exchange a username and password for a bearer token (throttled after repeated failures)."""
     address = request.client.host if request.client else "unknown"
-    member = sign_in(session, request.app.state.engine, username=form.username, password=form.password,
-                     remote_addr=address)
+    engine = getattr(request.app.state, "engine", None)
+    member = sign_in(session, engine, username=form.username, password=form.password, remote_addr=address)
     return Token(access_token=issue_token(member, settings), expires_in=settings.token_minutes * 60)
 
 

@@ -52,9 +52,9 @@ def parcel(commons_id: str, request: Request, session: SessionDep) -> Response:
     check_params(request, {"lang"})
     lang = single(request, "lang")
     if lang is not None and lang not in ("fr", "en"):
-        raise BadRequest(f"lang: {lang!r} is not offered; use fr or en", "lang")
+        raise BadRequest("publish.lang_not_offered", field="lang", given=lang)
     if not commons_id.isdigit() or len(commons_id) > 18:
-        raise NotFound(f"commons_id: no public parcel {commons_id!r}", field="commons_id")
+        raise NotFound("publish.no_public_parcel", field="commons_id", commons_id=commons_id[:40])
     story = parcel_story(session, commons_id=int(commons_id))
     lang = pick_lang(lang, request.headers.get("accept-language"))
     page = parcel_page(story, lang=lang, root=str(request.base_url).rstrip("/"))

@@ -102,8 +102,8 @@ def _basic_member(request: Request, session: Any, settings: Any) -> Member:
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise AuthenticationFailed("openrosa.basic_malformed") from exc
     address = request.client.host if request.client else "unknown"
-    return throttle.sign_in(session, request.app.state.engine, username=username, password=password,
-                            remote_addr=address)
+    engine = getattr(request.app.state, "engine", None)
+    return throttle.sign_in(session, engine, username=username, password=password, remote_addr=address)
 
 
 def _member(request: Request, session: Any, settings: Any, token: str | None) -> Member:

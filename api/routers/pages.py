@@ -66,8 +66,8 @@ def signin(page: PageDep, form: Form) -> Response:
     try:
         if not username.strip():
             raise ValidationFailed("form.empty", field="username")
-        member = throttle.sign_in(page.session, page.request.app.state.engine, username=username,
-                                  password=password, remote_addr=address)
+        engine = getattr(page.request.app.state, "engine", None)
+        member = throttle.sign_in(page.session, engine, username=username, password=password, remote_addr=address)
     except (AuthenticationFailed, ValidationFailed, throttle.TooManyAttempts) as exc:
         from api.web import errors_from
 

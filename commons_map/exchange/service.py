@@ -408,6 +408,7 @@ def reply(session: Session, *, actor: Member, post_id: int, minutes: int | None 
             exchange_id=exchange.id, post_id=post.id, changes={"minutes": minutes})
     session.flush()
     session.refresh(exchange)
+    _tell(session, actor, exchange, "proposed")
     return exchange
 
 
@@ -463,7 +464,21 @@ def _move(session: Session, actor: Member | None, exchange: Exchange, state: str
     _record(session, cooperative_id=exchange.cooperative_id, actor=actor, action=state, exchange_id=exchange.id,
             changes={"state": [old, state], **changes})
     session.flush()
+    event = "paid" if "transfer_id" in changes else "recorded" if state == "done" else state
+    _tell(session, actor, exchange, event)
     return exchange
+
+
+def _tell(session: Session, actor: Member | None, exchange: Exchange, event: str, key: str | None = None) -> None:
+    """Notify the parties of an exchange but the one who acted (both when the schedule acted)."""
+    from commons_map.notify.service import notify
+
+    post = session.get(Post, exchange.post_id)
+    others = [i for i in (exchange.provider_id, exchange.receiver_id) if actor is None or i != actor.id]
+    notify(session, recipients=others, kind="exchange", code=f"notify.exchange_{event}",
+           params={"title": post.title if post else "", "minutes": exchange.minutes,
+                   "who": actor.display_name if actor is not None else ""},
+           link=f"/app/exchange/mine#exchange-{exchange.id}", dedupe=key or f"exchange:{exchange.id}:{event}")
 
 
 def cancel(session: Session, *, actor: Member, exchange_id: int) -> Exchange:
@@ -567,6 +582,7 @@ def add_message(session: Session, *, actor: Member, exchange_id: int, body: str)
     session.add(message)
     session.flush()
     session.refresh(message)
+    _tell(session, actor, exchange, "message", key=f"exchange:{exchange.id}:message:{message.id}")
     return message
 
 

@@ -252,7 +252,19 @@ def create_proposal(session: Session, *, actor: Member, data: ProposalIn, now: d
     )
     session.add(p)
     session.flush()
+    _tell(session, p, "opened", [i for i in eligible_ids(session, p) if i != actor.id])
     return p
+
+
+def _tell(session: Session, p: Proposal, event: str, recipients: Any) -> None:
+    """Notify members of a proposal's opening or outcome (who may take part; who took part)."""
+    from commons_map.notify.service import notify
+
+    params: dict[str, Any] = {"title": p.title, "closes_at": p.closes_at}
+    if event == "closed":
+        event = "passed" if (p.outcome or {}).get("passed") else "not_passed"
+    notify(session, recipients=recipients, kind="proposal", code=f"notify.proposal_{event}", params=params,
+           link=f"/app/decisions/{p.id}", dedupe=f"proposal:{p.id}:{event}")
 
 
 def _lock(session: Session, proposal_id: int, *, share: bool = False) -> Proposal:
@@ -410,6 +422,8 @@ def close(session: Session, *, actor: Member | None, proposal_id: int, now: date
     p.closed_at = now
     p.closed_by_id = actor.id if actor is not None else None
     session.flush()
+    took_part = set(session.scalars(select(Position.member_id).where(Position.proposal_id == p.id)))
+    _tell(session, p, "closed", sorted(took_part | {p.author_id}))
     return p
 
 

@@ -21,7 +21,8 @@ the same transaction (``deliveries``) and sent later by ``commons-map notify sen
 
 Kinds wired today: reservations (to approve, approved, refused, waiting-list offer, return
 reminder, overdue), work logs (to approve, approved, refused), hours received, imports and
-backups. Exchanges and governance wire theirs with the same call (add their kinds to KINDS).
+backups, exchanges (proposed, accepted, recorded done, paid, cancelled, disputed, a message) and
+proposals (opened, to who may take part; passed or not, to who took part).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ KINDS: dict[str, str] = {
     "hours_received": "digest",
     "job_finished": "email",
     "job_failed": "email",
+    "exchange": "email",
+    "proposal": "digest",
 }
 """Every kind of notification and its default channel."""
 

@@ -102,15 +102,19 @@ def clear_failures(session: Session, *, username: str, remote_addr: str | None =
     session.execute(stmt)
 
 
-def sign_in(session: Session, engine: Engine, *, username: str, password: str, remote_addr: str):  # noqa: ANN201
-    """The member with these credentials, throttled: every way of signing in goes through here."""
+def sign_in(session: Session, engine: Engine | None, *, username: str, password: str,  # noqa: ANN201
+            remote_addr: str):
+    """The member with these credentials, throttled: every way of signing in goes through here.
+
+    A failure is recorded through ``engine`` (the session's own when None), outside the request's
+    transaction, which the failure rolls back."""
     from commons_map.people.auth import authenticate
 
     check_allowed(session, username=username, remote_addr=remote_addr)
     try:
         member = authenticate(session, username=username, password=password)
     except AuthenticationFailed:
-        record_failure(engine, username=username, remote_addr=remote_addr)
+        record_failure(engine or session.get_bind().engine, username=username, remote_addr=remote_addr)
         raise
     clear_failures(session, username=member.username, remote_addr=remote_addr)
     return member
