@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from commons_map.db import DbId
 from commons_map.reservations.models import WEEKDAYS
@@ -22,7 +23,8 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 def hhmm_to_minutes(value: str) -> int:
     """'08:30' -> 510; '24:00' -> 1440."""
     if not _HHMM.match(value):
-        raise ValueError(f"{value!r} is not a time HH:MM between 00:00 and 24:00")
+        raise PydanticCustomError("reservations.time_hhmm", "{given} is not a time HH:MM between 00:00 and 24:00",
+                                  {"given": str(value)[:20]})
     h, m = value.split(":")
     return int(h) * 60 + int(m)
 
@@ -39,20 +41,25 @@ def parse_opening_hours(raw: dict[str, list[list[str]]] | None) -> dict[str, lis
     out: dict[str, list[list[int]]] = {}
     for day, windows in raw.items():
         if day not in WEEKDAYS:
-            raise ValueError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+            raise PydanticCustomError("reservations.unknown_weekday", "unknown weekday {day}; use {known}",
+                                      {"day": str(day)[:20], "known": ", ".join(WEEKDAYS)})
         spans: list[list[int]] = []
         for window in windows:
             if len(window) != 2:
-                raise ValueError(f"{day}: each window is [opens, closes], e.g. ['08:00', '12:00']")
+                raise PydanticCustomError("reservations.window_shape", "{day}: each window is [opens, closes]",
+                                          {"day": day})
             opens, closes = hhmm_to_minutes(window[0]), hhmm_to_minutes(window[1])
             if closes <= opens:
-                raise ValueError(f"{day}: closes {window[1]} must come after opens {window[0]}")
+                raise PydanticCustomError("reservations.hours_window_order",
+                                          "{day}: closes {closes} must come after opens {opens}",
+                                          {"day": day, "opens": window[0], "closes": window[1]})
             spans.append([opens, closes])
         spans.sort()
         for a, b in zip(spans, spans[1:], strict=False):
             if b[0] < a[1]:
-                raise ValueError(f"{day}: windows {minutes_to_hhmm(a[0])}-{minutes_to_hhmm(a[1])}"
-                                 f" and {minutes_to_hhmm(b[0])}-{minutes_to_hhmm(b[1])} overlap")
+                raise PydanticCustomError("reservations.windows_overlap", "{day}: windows {first} and {second} overlap",
+                                          {"day": day, "first": f"{minutes_to_hhmm(a[0])}-{minutes_to_hhmm(a[1])}",
+                                           "second": f"{minutes_to_hhmm(b[0])}-{minutes_to_hhmm(b[1])}"})
         out[day] = spans
     return out
 

@@ -151,6 +151,8 @@ def test_rules_over_http(client, auth, people, db):
                      json={**body, "opening_hours": {"sat": [["12:00", "09:00"]]}},
                      headers=auth(people.steward))
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "opening_hours"
+    assert bad.json()["errors"][0]["code"] == "reservations.hours_window_order"
+    assert bad.json()["errors"][0]["message"] == "sat : la fermeture à 09:00 doit venir après l'ouverture à 12:00."
     r = client.delete(f"/api/v1/resources/{tool.id}/rules", headers=auth(people.steward))
     assert r.status_code == 200 and r.json()["enabled"] is False
     assert client.get(f"/api/v1/resources/{tool.id}/rules", headers=auth(people.member)).status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ def _codes(root: Path, locale: str) -> dict[str, tuple[str, str]]:
     """code -> (room file, text), read straight from the .po files."""
     out: dict[str, tuple[str, str]] = {}
     for po in sorted((root / locale / "LC_MESSAGES").glob("*.po")):
+        ids = re.findall(r'^msgid "(.+)"$', po.read_text(), re.M)
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        assert not twice, f"{po.name} ({locale}) gives {twice} twice"
         with po.open("rb") as fh:
             for m in read_po(fh, locale=locale):
                 if m.id:
@@ -46,6 +50,7 @@ def test_every_code_has_french_and_english_with_the_same_parameters():
     ('"Refused by %(minutes)s."', '"Refusé."', "demo.refused: English uses"),
     ('"Refused."', '""', "demo.refused has no French text"),
     ('"Refused."', None, "codes without French"),
+    ('"Refused."\nmsgid "demo.refused"\nmsgstr "Again."', '"Refusé."', "gives \\['demo.refused'\\] twice"),
 ])
 def test_the_check_fails_on_a_missing_french_text_or_parameter(tmp_path: Path, en, fr, fails):
     """The check above can fail: a catalogue with a gap is caught."""
