@@ -265,11 +265,7 @@ def errors_from(
         out.add("", i18n.error_text(exc))
         return out
     for p in problems:
-        target = place(p.field)
-        text = i18n.error_text(p)
-        if p.legacy is not None and text == p.legacy:
-            text = i18n.strip_field_prefix(p.message, p.field) if target else p.message
-        out.add(target, text)
+        out.add(place(p.field), i18n.error_text(p))
     return out
 
 

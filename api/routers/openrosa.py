@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api import i18n
 from api.deps import CurrentMember, SessionDep, SettingsDep
 from api.errors import status_for
 from commons_map.db import DbId
@@ -70,14 +69,8 @@ def bilingual(said: DomainError | Message) -> str:
     return en if fr == en else f"{fr} / {en}"
 
 
-def _in(said: DomainError | Message, locale: str, summary: bool = False) -> str:
-    if isinstance(said, Message):
-        return said.text(locale)
-    if said.legacy is None:
-        return said.summary(locale)
-    # a message not yet said with a code: the service's own English words, and French by the patterns
-    english = said.summary() if summary else said.message
-    return english if locale == "en" else i18n.translate_error_in(locale, said.message)
+def _in(said: DomainError | Message, locale: str) -> str:
+    return said.text(locale) if isinstance(said, Message) else said.summary(locale)
 
 
 def error_response(exc: DomainError) -> Response:
@@ -205,7 +198,7 @@ async def _submit(request: Request, session: Any, settings: Any, token: str | No
     except DomainError as exc:
         return error_response(exc)
     if outcome.refusal is not None:  # a rule refused the record: the reason, in French and English
-        reason = {loc: _in(outcome.refusal, loc, summary=True) for loc in ("fr", "en")}
+        reason = {loc: _in(outcome.refusal, loc) for loc in ("fr", "en")}
         said = " / ".join(render("openrosa.refused", {"reason": reason[loc]}, loc) for loc in ("fr", "en"))
         return envelope(outcome.status, said, nature="error")
     return envelope(outcome.status, bilingual(outcome.message), nature="submit_success")

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from api import i18n
 from api.translations import update
+from commons_map.errors import ValidationFailed
 from commons_map.register.models import Commons
 from tests.api.test_pages import sign_in
 
@@ -80,37 +81,22 @@ def test_accept_language_negotiation(header, expected):
 
 
 @pytest.mark.parametrize(
-    "message, french",
+    "code, params, french",
     [
-        (
-            "work_date: 2026-12-01 is in the future (today is 2026-11-27)",
-            "La date ne peut pas être dans le futur.",
-        ),
-        (
-            "the duration must be positive (got -60 minutes)",
-            "La durée doit être supérieure à zéro.",
-        ),
-        (
-            "infiltration: 99999 min is outside the plausible range 0.5-300 min; check for a typo, or confirm it"
-            " with confirm_out_of_range",
-            "99999 min sort de la plage plausible 0.5-300 min : vérifiez la saisie, ou cochez la case pour confirmer.",
-        ),
-        (
-            "resource_id: the slot is taken: a booking from 10:00 to 12:00",
-            "Ce créneau est déjà pris.",
-        ),
-        (
-            "payee: refused, Lucas Bernard's balance would go to -1300 min, 100 min below the limit of -1200 min",
-            "Refusé : le solde passerait 100 minutes sous sa limite.",
-        ),
-        ("something nobody foresaw", "Cette valeur n'est pas acceptée."),
+        ("worklog.date_in_future", {"work_date": date(2026, 12, 1), "today": date(2026, 11, 27)},
+         "Le 1 déc. 2026 est dans le futur (nous sommes le 27 nov. 2026)."),
+        ("ledger.limit_below", {"account": "Lucas Bernard", "balance_after_minutes": -1300, "short_minutes": 100,
+                                "limit_minutes": -1200},
+         "Refusé : le solde de Lucas Bernard passerait à −21 h 40, 1 h 40 sous sa limite de −20 h 00."),
     ],
 )
-def test_service_errors_in_french(message, french):
+def test_service_refusals_reach_the_pages_in_french_from_their_code(code, params, french):
+    """No pattern table any more: a refusal is a code, and the page renders its French text."""
+    assert not hasattr(i18n, "ERROR_PATTERNS") and not hasattr(i18n, "translate_error")
     i18n.use("fr")
-    assert i18n.translate_error(message) == french
+    assert i18n.error_text(ValidationFailed(code, field="x", **params)) == french
     i18n.use("en")
-    assert i18n.translate_error("something nobody foresaw") == "something nobody foresaw"
+    assert i18n.error_text(ValidationFailed(code, field="x", **params)) != french
 
 
 def visible_text(page_html: str) -> str:
