@@ -41,13 +41,15 @@ def test_no_page_for_what_is_not_public(client, db):
     db.execute(text("UPDATE commons SET visibility = 'members' WHERE id = :i"), {"i": land.id})
     r = client.get(f"/maps/parcels/{land.id}")
     assert r.status_code == 404 and land.name not in r.text
+    assert r.json()["detail"] == f"No public parcel {land.id}."  # parcelpage.not_public, in English
     housing = db.scalar(text("SELECT id FROM commons WHERE kind_code = 'housing' LIMIT 1"))
     assert client.get(f"/maps/parcels/{housing}").status_code == 404
     garden = db.scalar(text(
         "SELECT c.id FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
         " WHERE k.category = 'garden' AND c.visibility = 'public' LIMIT 1"))
     assert client.get(f"/maps/parcels/{garden}").status_code == 404  # not restored land
-    assert client.get("/maps/parcels/abc").status_code == 404
+    gone = client.get("/maps/parcels/abc", headers={"Accept-Language": "en"})
+    assert gone.status_code == 404 and gone.json()["detail"] == "No public parcel abc."
     assert client.get("/maps/parcels/999999999").status_code == 404
     bad = client.get(f"/maps/parcels/{_land(db).id}?lang=de")
     assert bad.status_code == 400 and "lang" in bad.text
