@@ -18,6 +18,17 @@ from maps.site import server_page
 router = APIRouter(prefix="/maps", tags=["maps"])
 
 
+def _html(request: Request, page: str, lang: str) -> Response:
+    """A public page in ``lang``, cached a minute by anyone."""
+    return respond(
+        request,
+        page.encode("utf-8"),
+        "text/html; charset=utf-8",
+        headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
+        cache_control="public, max-age=60",
+    )
+
+
 @router.api_route("/public", methods=["GET", "HEAD"], summary="The public map")
 @guard
 def public_map(request: Request, session: SessionDep) -> Response:
@@ -36,13 +47,7 @@ def public_map(request: Request, session: SessionDep) -> Response:
         root=str(request.base_url).rstrip("/"),
         basemap=None if basemap == "none" else basemap,
     )
-    return respond(
-        request,
-        page.encode("utf-8"),
-        "text/html; charset=utf-8",
-        headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
-        cache_control="public, max-age=60",
-    )
+    return _html(request, page, lang)
 
 
 @router.api_route("/parcels/{commons_id}", methods=["GET", "HEAD"], summary="A public parcel's page")
@@ -54,17 +59,11 @@ def parcel(commons_id: str, request: Request, session: SessionDep) -> Response:
     if lang is not None and lang not in ("fr", "en"):
         raise BadRequest("publish.lang_not_offered", field="lang", given=lang)
     if not commons_id.isdigit() or len(commons_id) > 18:
-        raise NotFound("publish.no_public_parcel", field="commons_id", commons_id=commons_id[:40])
+        raise NotFound("parcelpage.not_public", field="commons_id", commons_id=commons_id[:40])
     story = parcel_story(session, commons_id=int(commons_id))
     lang = pick_lang(lang, request.headers.get("accept-language"))
     page = parcel_page(story, lang=lang, root=str(request.base_url).rstrip("/"))
-    return respond(
-        request,
-        page.encode("utf-8"),
-        "text/html; charset=utf-8",
-        headers={"Content-Language": lang, "Vary": "Accept-Language, Accept-Encoding"},
-        cache_control="public, max-age=60",
-    )
+    return _html(request, page, lang)
 
 
 @router.get("/static/{path:path}", include_in_schema=False)

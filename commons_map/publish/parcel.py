@@ -43,7 +43,7 @@ def parcel_story(session: Session, *, commons_id: int) -> ParcelStory:
         {"i": commons_id},
     ).first()
     if row is None:
-        raise NotFound("publish.no_public_parcel", field="commons_id", commons_id=commons_id)
+        raise NotFound("parcelpage.not_public", field="commons_id", commons_id=commons_id)
     summary: Any = None
     coop = session.scalar(text("SELECT cooperative_id FROM commons WHERE id = :i"), {"i": row.id})
     if figs.soil_available():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 
 from sqlalchemy import select, text
 
 from commons_map.register.models import Commons
+from tests.conftest import axe_violations
 
 
 def _land(db, ext: str = "demo:land-0") -> Commons:
@@ -41,33 +41,19 @@ def test_no_page_for_what_is_not_public(client, db):
     db.execute(text("UPDATE commons SET visibility = 'members' WHERE id = :i"), {"i": land.id})
     r = client.get(f"/maps/parcels/{land.id}")
     assert r.status_code == 404 and land.name not in r.text
+    assert r.json()["detail"] == f"No public parcel {land.id}."  # parcelpage.not_public, in English
     housing = db.scalar(text("SELECT id FROM commons WHERE kind_code = 'housing' LIMIT 1"))
     assert client.get(f"/maps/parcels/{housing}").status_code == 404
     garden = db.scalar(text(
         "SELECT c.id FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
         " WHERE k.category = 'garden' AND c.visibility = 'public' LIMIT 1"))
     assert client.get(f"/maps/parcels/{garden}").status_code == 404  # not restored land
-    assert client.get("/maps/parcels/abc").status_code == 404
+    gone = client.get("/maps/parcels/abc", headers={"Accept-Language": "en"})
+    assert gone.status_code == 404 and gone.json()["detail"] == "No public parcel abc."
     assert client.get("/maps/parcels/999999999").status_code == 404
     bad = client.get(f"/maps/parcels/{_land(db).id}?lang=de")
     assert bad.status_code == 400 and "lang" in bad.text
     assert client.get(f"/maps/parcels/{_land(db).id}?zoom=3").status_code == 400
-
-
-# axe-core as main's tests/conftest.py finds it (scripts/ensure-axe.sh); the same helper, kept here
-# until this branch meets main's.
-AXE = Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
-if not AXE.exists():
-    AXE = Path("/work/main/.tools/node_modules/axe-core/axe.min.js")
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def axe_violations(page) -> list[str]:  # noqa: ANN001
-    assert AXE.exists(), f"axe-core is missing at {AXE}"
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
-    assert len(result["passes"]) > 10, "axe-core checked (almost) nothing"
-    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})" for v in result["violations"]]
 
 
 def test_the_page_is_accessible_at_360_px(browser, live_server, db):
