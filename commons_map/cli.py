@@ -30,6 +30,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(soil_app, name="soil")
 app.add_typer(maps_app, name="maps")
 app.add_typer(reservations_app, name="reservations")
+app.add_typer(__import__("commons_map.notify.cli", fromlist=["app"]).app, name="notify")  # notifications
 
 console = Console(stderr=True)
 
