@@ -47,6 +47,9 @@ ROUTERS += [exchange.router, pages_exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
+ROUTERS += [__import__("api.routers.notify", fromlist=["x"]).router,  # notifications: API, one-click unsubscribe
+            __import__("api.routers.notify", fromlist=["x"]).unsubscribe_router,
+            __import__("api.routers.pages_notify", fromlist=["x"]).router]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -28,6 +28,7 @@ import html
 import logging
 import smtplib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -118,8 +119,8 @@ def build_message(session: Session, delivery: Delivery, settings: Settings) -> E
         items = [(text_of(n, locale), _absolute(settings, n.link)) for n in ns]
         subject = render("notify.digest_subject", {"count": len(items)}, locale)
     token = unsubscribe_token(settings.secret_key, delivery_id=delivery.id, member_id=member.id, kind=delivery.kind)
-    unsub = f"{settings.public_url.rstrip('/')}/notifications/unsubscribe/{token}"
-    inbox = f"{settings.public_url.rstrip('/')}/notifications"
+    unsub = f"{settings.public_url.rstrip('/')}/app/notifications/unsubscribe/{token}"
+    inbox = f"{settings.public_url.rstrip('/')}/app/notifications"
     what = render("notify.kind_" + delivery.kind, {}, locale)
     footer = render("notify.footer", {"kind": what}, locale)
     unsub_label = render("notify.unsubscribe", {"kind": what}, locale)
@@ -295,10 +296,13 @@ def retry(session: Session, *, states: tuple[str, ...] = ("failed", "bounced", "
     ).rowcount or 0
 
 
-def run_loop(engine: Engine, settings: Settings, *, interval: float = 10.0) -> None:  # pragma: no cover
-    """The sender service: a pass every ``interval`` seconds, forever."""
+def run_loop(engine: Engine, settings: Settings, *, interval: float = 10.0,
+             before: Callable[[Engine], object] | None = None) -> None:  # pragma: no cover
+    """The sender service: ``before`` (the reminders) then a pass, every ``interval`` seconds, forever."""
     while True:
         try:
+            if before is not None:
+                before(engine)
             report = send_pending(engine, settings)
             if report.claimed or report.digests:
                 log.info("sent %s, retried %s, failed %s, bounced %s, held %s, digests %s", report.sent,

@@ -256,7 +256,7 @@ def unsubscribe(session: Session, *, secret: str, token: str) -> dict[str, Any]:
     else:
         kinds = [data["k"]]
     set_preferences(session, actor=member, channels={k: "inbox" for k in kinds})
-    return {"member_id": member.id, "kinds": kinds}
+    return {"member_id": member.id, "kinds": kinds, "locale": member.locale}
 
 
 def failed_deliveries(session: Session, *, actor: Member, limit: int = 200) -> list[Delivery]:
