@@ -113,9 +113,10 @@ def _resource(session: Session, actor: Member | None, resource_id: int) -> Commo
         raise NotFound("reservations.no_resource", field="resource_id", resource_id=resource_id) from exc
 
 
-def _require_manager(actor: Member | None, commons: Commons, what: str) -> Member:
+def _require_manager(actor: Member | None, commons: Commons, code: str) -> Member:
+    """The actor, when they steward ``commons`` or coordinate; PermissionDenied with ``code`` otherwise."""
     if actor is None or not can_edit(actor, commons):
-        raise PermissionDenied("reservations.managers_only", name=commons.name, action=what)
+        raise PermissionDenied(code, name=commons.name)
     return actor
 
 
@@ -142,7 +143,7 @@ def rules_out(session: Session, rules: ResourceRules) -> dict[str, Any]:
 def set_rules(session: Session, *, actor: Member | None, resource_id: int, data: RulesIn) -> ResourceRules:
     """Make a commons reservable, or change its rules (its stewards and the coordinators)."""
     commons = _resource(session, actor, resource_id)
-    actor = _require_manager(actor, commons, "set its booking rules")
+    actor = _require_manager(actor, commons, "reservations.managers_set_rules")
     if commons.archived_at is not None:
         raise ValidationFailed("reservations.archived", field="resource_id", name=commons.name)
     if data.max_minutes < data.min_minutes:
@@ -174,7 +175,7 @@ def set_rules(session: Session, *, actor: Member | None, resource_id: int, data:
 def disable_rules(session: Session, *, actor: Member | None, resource_id: int) -> ResourceRules:
     """Stop new bookings of a resource (existing ones stay)."""
     commons = _resource(session, actor, resource_id)
-    actor = _require_manager(actor, commons, "change its booking rules")
+    actor = _require_manager(actor, commons, "reservations.managers_change_rules")
     rules = session.get(ResourceRules, commons.id)
     if rules is None:
         raise NotFound("reservations.not_reservable", field="resource_id", name=commons.name)
@@ -587,7 +588,7 @@ def list_resource_reservations(
 ) -> list[Reservation]:
     """Every booking and maintenance period of a resource in a window (its stewards)."""
     commons = _resource(session, actor, resource_id)
-    _require_manager(actor, commons, "see who booked it")
+    _require_manager(actor, commons, "reservations.managers_see_bookers")
     return list(session.scalars(
         select(Reservation).where(
             Reservation.resource_id == commons.id,
@@ -653,7 +654,7 @@ def approve(
 ) -> Reservation:
     """A steward confirms a requested booking (the contribution is debited then)."""
     now = _now(now)
-    r, commons, actor = _decision(session, actor, reservation_id, "approve its bookings", "approved")
+    r, commons, actor = _decision(session, actor, reservation_id, "reservations.managers_approve", "approved")
     if r.starts_at < now:
         raise ValidationFailed("reservations.request_started", field="starts_at", starts_at=r.starts_at)
     with session.begin_nested():
@@ -670,7 +671,7 @@ def refuse(
 ) -> Reservation:
     """A steward refuses a requested booking, saying why."""
     now = _now(now)
-    r, _, actor = _decision(session, actor, reservation_id, "refuse its bookings", "refused")
+    r, _, actor = _decision(session, actor, reservation_id, "reservations.managers_refuse", "refused")
     r.state = "refused"
     r.decided_by, r.decided_at, r.decision_note = actor.id, now, note.strip()
     _event(session, r, actor, "refused", state=["requested", "refused"], note=r.decision_note)
@@ -761,7 +762,7 @@ def mark_no_show(
     r = _booking_for_change(session, actor, reservation_id)
     commons = session.get(Commons, r.resource_id)
     assert commons is not None
-    actor = _require_manager(actor, commons, "mark no-shows")
+    actor = _require_manager(actor, commons, "reservations.managers_no_show")
     if r.state != "confirmed":
         raise _state_error(r, "marked a no-show", ("confirmed",))
     if now < r.starts_at + NO_SHOW_GRACE:
@@ -787,7 +788,7 @@ def declare_maintenance(
     _aware(starts_at, "starts_at")
     _aware(ends_at, "ends_at")
     commons = _resource(session, actor, resource_id)
-    actor = _require_manager(actor, commons, "declare its maintenance")
+    actor = _require_manager(actor, commons, "reservations.managers_declare_maintenance")
     if ends_at is not None and ends_at <= starts_at:
         raise ValidationFailed("reservations.ends_not_after_start", field="ends_at", ends_at=ends_at,
                                starts_at=starts_at)
@@ -812,7 +813,7 @@ def _maintenance(session: Session, actor: Member | None, maintenance_id: int) ->
     if m is None or m.kind != "maintenance":
         raise NotFound("reservations.no_maintenance", field="maintenance_id", maintenance_id=maintenance_id)
     commons = _resource(session, actor, m.resource_id)
-    return m, _require_manager(actor, commons, "change its maintenance")
+    return m, _require_manager(actor, commons, "reservations.managers_change_maintenance")
 
 
 def update_maintenance(
@@ -1224,12 +1225,10 @@ def _calendar(name: str, tz: str):  # type: ignore[no-untyped-def]
     from icalendar import Calendar
 
     cal = Calendar()
-    cal.add("prodid", "-//commons-map//reservations//FR")
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("method", "PUBLISH")
-    cal.add("x-wr-calname", name)
-    cal.add("x-wr-timezone", tz)
+    header = {"prodid": "-//commons-map//reservations//FR", "version": "2.0", "calscale": "GREGORIAN",
+              "method": "PUBLISH", "x-wr-calname": name, "x-wr-timezone": tz}
+    for key, value in header.items():  # iCalendar properties (not messages)
+        cal.add(key, value)
     return cal
 
 
@@ -1243,8 +1242,7 @@ def _vevent(uid: str, start: datetime, end: datetime | None, summary: str, stamp
     if end is not None:
         ev.add("dtend", end.astimezone(UTC))
     ev.add("summary", summary)
-    ev.add("transp", "OPAQUE")
-    for k, v in extra.items():
+    for k, v in {"transp": "OPAQUE", **extra}.items():
         if v:
             ev.add(k, v)
     return ev

@@ -210,12 +210,15 @@ def test_mapping_errors_name_the_columns(db, people):
 def test_unsupported_and_unreadable_files(db, people, tmp_path):
     f = tmp_path / "notes.docx"
     f.write_bytes(b"PK\x03\x04")
-    with pytest.raises(ValidationFailed, match="not a supported format"):
+    with pytest.raises(ValidationFailed, match="not a supported format") as exc:
         import_commons(db, actor=people.coordinator, path=f, options=ImportOptions())
+    assert exc.value.code == "ingest.unsupported_format" and exc.value.params["name"] == "notes.docx"
+    assert exc.value.text("fr").startswith("notes.docx n'est pas dans un format pris en charge")
     g = tmp_path / "broken.gpkg"
     g.write_bytes(b"not a geopackage")
-    with pytest.raises(ValidationFailed, match="GDAL cannot read it"):
+    with pytest.raises(ValidationFailed, match="GDAL cannot read it") as exc:
         import_commons(db, actor=people.coordinator, path=g, options=ImportOptions())
+    assert exc.value.code == "ingest.gdal_unreadable" and exc.value.field == "file"
 
 
 def test_only_coordinators_import(db, people):
@@ -237,15 +240,17 @@ def test_archived_commons_cannot_be_changed_by_import(db, people):
     assert row.action == "rejected" and "archived" in row.reasons[0]
 
 
-@pytest.mark.parametrize("name, words", [
-    ("bomb_ratio.zip", "decompression bomb"),
-    ("bomb_entries.zip", "entries"),
-    ("traversal.zip", "climbs out"),
-    ("absolute.zip", "absolute path"),
+@pytest.mark.parametrize("name, words, code", [
+    ("bomb_ratio.zip", "decompression bomb", "ingest.zip_bomb"),
+    ("bomb_entries.zip", "entries", "ingest.too_many_entries"),
+    ("traversal.zip", "climbs out", "ingest.entry_climbs"),
+    ("absolute.zip", "absolute path", "ingest.entry_absolute"),
 ])
-def test_hostile_archives_refused_before_extraction(db, people, tmp_path, name, words):
-    with pytest.raises(ValidationFailed, match=words):
+def test_hostile_archives_refused_before_extraction(db, people, tmp_path, name, words, code):
+    with pytest.raises(ValidationFailed, match=words) as exc:
         run(db, people, name, mapping=PARCEL_MAP)
+    assert exc.value.code == code and exc.value.field == "file"
+    assert exc.value.text("fr") != exc.value.text("en")
     assert not (Path("/tmp/evil.geojson")).exists()
 
 
