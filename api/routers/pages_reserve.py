@@ -203,7 +203,6 @@ def book(page: PageDep, resource_id: int, form: Form) -> Response:
         taken = (
             exc.detail.get("detected_by") != "waiting_list"
             and exc.code != "reservations.cap_reached"
-            and "max_active_per_member" not in exc.message  # the sentence before reservations spoke in codes
         )
         return _resource_page(
             page,
