@@ -405,11 +405,18 @@ def pay(
     if target.archived_at is not None:
         raise ValidationFailed("ledger.account_closed", field=field_name, account=target.name)
     source = ensure_member_account(session, member=payer)
-    return post(
+    transfer = post(
         session, cooperative_id=payer.cooperative_id, kind="service_payment",
         legs=[Leg(source.id, -minutes), Leg(target.id, minutes)], reason=reason,
         initiated_by=payer, idempotency_key=idempotency_key,
     )
+    if target.member_id is not None:  # the payee hears of it (once, whatever the retries)
+        from commons_map.notify.service import notify
+
+        notify(session, recipients=[target.member_id], kind="hours_received", code="notify.hours_received",
+               params={"minutes": minutes, "payer": payer.display_name}, link="/app/account",
+               dedupe=f"transfer:{transfer.id}:received")
+    return transfer
 
 
 def pay_cooperative(

@@ -19,10 +19,12 @@ Any room notifies with one call, inside the transaction of the event that causes
 Nothing is committed here: a rolled-back event notifies nobody. E-mail deliveries are queued in
 the same transaction (``deliveries``) and sent later by ``commons-map notify send``.
 
-Kinds wired today: reservations (to approve, approved, refused, waiting-list offer, return
-reminder, overdue), work logs (to approve, approved, refused), hours received, imports and
-backups, exchanges (proposed, accepted, recorded done, paid, cancelled, disputed, a message) and
-proposals (opened, to who may take part; passed or not, to who took part).
+Events wired today: reservations (to approve, approved, refused, waiting-list offer), work logs
+(to approve, approved, refused), hours received (payments), exchanges (proposed, accepted, recorded
+done, paid, cancelled, disputed, a message) and proposals (opened, to who may take part; adopted or
+not, to who took part). Return reminders and overdue come from ``commons-map notify remind``
+(notify.remind, untested). Not yet wired: imports and backups finishing, proposals closing within a
+day, agreements due for review.
 """
 
 from __future__ import annotations

@@ -457,6 +457,9 @@ def book(
         if not needs_approval:
             row.decided_at = now
             _collect_contribution(session, row, commons)
+        else:
+            _tell(session, row, commons, "reservation_to_approve", sorted(commons.steward_ids - {actor.id}),
+                  member=actor.display_name)
 
     # One savepoint for the row, its event and the contribution: a refusal of any leaves nothing.
     return _insert_guarded(session, row, then)
@@ -509,6 +512,16 @@ def _refund_contribution(session: Session, r: Reservation, actor: Member) -> Non
 
 
 # --- reading ----------------------------------------------------------------------------------
+
+
+def _tell(session: Session, r: Any, commons: Commons | None, kind: str, recipients: list[int], *,
+          key: str | None = None, **params: Any) -> None:
+    """Notify who a booking or a waiting-list entry concerns, in the event's transaction."""
+    from commons_map.notify.service import notify
+
+    notify(session, recipients=recipients, kind=kind, code=f"notify.{kind}",
+           params={"resource": commons.name if commons else "", "starts_at": r.starts_at, **params},
+           link=f"/app/reserve/{r.resource_id}", dedupe=key or f"reservation:{r.id}:{kind}")
 
 
 def is_overdue(r: Reservation, now: datetime | None = None) -> bool:
@@ -663,6 +676,7 @@ def approve(
         _event(session, r, actor, "approved", state=["requested", "confirmed"], note=r.decision_note)
         _collect_contribution(session, r, commons)
         session.flush()
+        _tell(session, r, commons, "reservation_approved", [r.member_id])
     return r
 
 
@@ -671,11 +685,12 @@ def refuse(
 ) -> Reservation:
     """A steward refuses a requested booking, saying why."""
     now = _now(now)
-    r, _, actor = _decision(session, actor, reservation_id, "reservations.managers_refuse", "refused")
+    r, commons, actor = _decision(session, actor, reservation_id, "reservations.managers_refuse", "refused")
     r.state = "refused"
     r.decided_by, r.decided_at, r.decision_note = actor.id, now, note.strip()
     _event(session, r, actor, "refused", state=["requested", "refused"], note=r.decision_note)
     session.flush()
+    _tell(session, r, commons, "reservation_refused", [r.member_id])
     process_waiting_list(session, resource_id=r.resource_id, now=now)
     return r
 
@@ -1152,6 +1167,8 @@ def process_waiting_list(session: Session, *, resource_id: int | None = None, no
         entry.offer_expires_at = min(now + timedelta(hours=rules.offer_hours), entry.starts_at)
         made += 1
         session.flush()
+        _tell(session, entry, session.get(Commons, entry.resource_id), "waiting_offer", [entry.member_id],
+              expires_at=entry.offer_expires_at, key=f"waiting:{entry.id}:offered:{now.isoformat()}")
     return made
 
 

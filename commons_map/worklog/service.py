@@ -21,7 +21,7 @@ from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationF
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Transfer
-from commons_map.people.models import Cooperative, Member
+from commons_map.people.models import Cooperative, Member, MemberRole
 from commons_map.people.permissions import is_member_of, require_coordinator, require_member
 from commons_map.register.models import Commons, Steward
 from commons_map.register.service import can_see, get_commons, visible_clause
@@ -257,7 +257,30 @@ def log_work(session: Session, *, actor: Member, data: WorkLogIn) -> WorkLog:
         return _resent(again, actor, data)
     _record(session, log, actor, "submitted", {"minutes": (None, log.minutes)})
     session.flush()
+    _tell_deciders(session, log, clean["commons"], actor)
     return log
+
+
+def _tell_deciders(session: Session, log: WorkLog, commons: Commons, worker: Member) -> None:
+    """A new log waits for approval: its commons' stewards are told (the coordinators when it has none)."""
+    from commons_map.notify.service import notify
+
+    deciders = [i for i in commons.steward_ids if i != worker.id]
+    if not deciders:
+        deciders = [i for i in session.scalars(
+            select(MemberRole.member_id).join(Member).where(Member.cooperative_id == log.cooperative_id,
+                                                            MemberRole.role == "coordinator")) if i != worker.id]
+    notify(session, recipients=deciders, kind="worklog_to_approve", code="notify.worklog_to_approve",
+           params={"member": worker.display_name, "minutes": log.minutes, "commons": commons.name},
+           link="/app/approvals", dedupe=f"worklog:{log.id}:submitted")
+
+
+def _tell_worker(session: Session, log: WorkLog, commons: Commons, decision: str) -> None:
+    from commons_map.notify.service import notify
+
+    notify(session, recipients=[log.member_id], kind=f"worklog_{decision}", code=f"notify.worklog_{decision}",
+           params={"minutes": log.minutes, "commons": commons.name}, link="/app/work",
+           dedupe=f"worklog:{log.id}:{decision}")
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -444,6 +467,7 @@ def approve(session: Session, *, actor: Member, work_log_id: int) -> WorkLog:
     log.state, log.decided_by_id, log.decided_at = "approved", actor.id, datetime.now(UTC)
     _record(session, log, actor, "approved", {"state": ("submitted", "approved")})
     session.flush()
+    _tell_worker(session, log, commons, "approved")
     return log
 
 
@@ -460,6 +484,7 @@ def reject(session: Session, *, actor: Member, work_log_id: int, reason: str) ->
     log.state, log.decided_by_id, log.decided_at, log.rejection_reason = "rejected", actor.id, datetime.now(UTC), reason
     _record(session, log, actor, "rejected", {"state": ("submitted", "rejected"), "reason": (None, reason)})
     session.flush()
+    _tell_worker(session, log, commons, "refused")
     return log
 
 

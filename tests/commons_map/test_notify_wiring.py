@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
@@ -50,3 +50,43 @@ def test_a_proposal_tells_who_may_take_part_then_who_took_part(db, people):
     assert new(people.member) == ["notify.proposal_opened", "notify.proposal_passed"]
     assert new(people.coordinator) == ["notify.proposal_passed"]
     assert new(people.steward) == ["notify.proposal_opened"]  # took no part: no outcome message
+
+
+def test_work_logs_and_payments_tell_who_they_concern(db, people):
+    from commons_map.ledger import service as ledger
+    from commons_map.register.models import Commons
+    from commons_map.worklog import service as worklog
+    from commons_map.worklog.schemas import WorkLogIn
+
+    land = next(c for c in db.scalars(select(Commons).where(Commons.external_id.like("demo:land-%"))
+                                      .order_by(Commons.id)) if people.steward.id in c.steward_ids)
+    before = {m.id: len(_codes(db, m)) for m in (people.member, people.steward)}
+    log = worklog.log_work(db, actor=people.member, data=WorkLogIn(
+        commons_id=land.id, work_date=date.today(), minutes=90, activity="weeding"))
+    assert _codes(db, people.steward)[before[people.steward.id]:] == ["notify.worklog_to_approve"]
+    worklog.approve(db, actor=people.steward, work_log_id=log.id)
+    ledger.pay(db, payer=people.steward, payee=people.member.username, minutes=30, reason="Semis",
+               idempotency_key="wiring-pay")
+    ledger.pay(db, payer=people.steward, payee=people.member.username, minutes=30, reason="Semis",
+               idempotency_key="wiring-pay")  # a retry tells nobody twice
+    assert _codes(db, people.member)[before[people.member.id]:] == ["notify.worklog_approved",
+                                                                    "notify.hours_received"]
+    latest = inbox(db, actor=people.member)[0]
+    assert text_of(latest, "fr") == f"Vous avez reçu 30 min de {people.steward.display_name}."
+
+
+def test_a_booking_request_tells_the_stewards_and_its_decision_the_member(db, people):
+    from commons_map.reservations import service as reservations
+    from commons_map.reservations.schemas import RulesIn
+    from tests.commons_map.test_reservations_support import day, new_tool
+
+    tool = new_tool(db, people, rules=RulesIn(booking_mode="approval", min_minutes=60, max_days_ahead=30))
+    before = {m.id: len(_codes(db, m)) for m in (people.member, people.steward)}
+    first = reservations.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 12))
+    second = reservations.book(db, actor=people.member, resource_id=tool.id, starts_at=day(4), ends_at=day(4, 12))
+    assert _codes(db, people.steward)[before[people.steward.id]:] == ["notify.reservation_to_approve"] * 2
+    reservations.approve(db, actor=people.steward, reservation_id=first.id)
+    reservations.refuse(db, actor=people.steward, reservation_id=second.id, note="En réparation")
+    assert _codes(db, people.member)[before[people.member.id]:] == ["notify.reservation_approved",
+                                                                    "notify.reservation_refused"]
+    assert tool.name in text_of(inbox(db, actor=people.member)[0], "fr")
