@@ -63,6 +63,19 @@ def _nodeid_for_schemathesis(request: pytest.FixtureRequest) -> None:
         request.node._nodeid = request.node.nodeid
 
 
+@pytest.fixture(autouse=True)
+def _forget_sign_in_failures(engine):  # noqa: ANN001
+    """The fuzzer fails to sign in many times from one address, and the throttle makes that address wait:
+    forget those failures after it, so that the tests after it sign in at once (failures are committed)."""
+    yield
+    from sqlalchemy import delete
+
+    from commons_map.people.throttle import LoginFailure
+
+    with engine.begin() as conn:
+        conn.execute(delete(LoginFailure))
+
+
 @pytest.fixture(params=ROLES)
 def role(request: pytest.FixtureRequest) -> str:
     """Who calls: anonymous, or one of the personas."""
