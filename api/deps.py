@@ -11,11 +11,20 @@ from sqlalchemy.orm import Session
 
 from api.cookies import CSRF_HEADER, csrf_header_ok, member_from_cookie
 from commons_map.errors import AuthenticationFailed, PermissionDenied
+from commons_map.people import throttle
 from commons_map.people.auth import member_from_token
 from commons_map.people.models import Member
 from commons_map.settings import Settings
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def sign_in(request: Request, session: Session, *, username: str, password: str) -> Member:
+    """The member with these credentials, throttled by (username, the connection's address): the one way in
+    for the API's token, the members' pages and ODK Collect's Basic (commons_map.people.throttle)."""
+    address = request.client.host if request.client else "unknown"
+    engine = getattr(request.app.state, "engine", None)  # None before the lifespan: the session's own
+    return throttle.sign_in(session, engine, username=username, password=password, remote_addr=address)
 
 
 def get_settings_dep(request: Request) -> Settings:

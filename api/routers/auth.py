@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from api.deps import CurrentMember, SessionDep, SettingsDep
+from api.deps import CurrentMember, SessionDep, SettingsDep, sign_in
 from commons_map.people.auth import issue_token, revoke_tokens
-from commons_map.people.throttle import sign_in
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -31,9 +30,7 @@ def token(
     settings: SettingsDep,
 ) -> Token:
     """Exchange a username and password for a bearer token (throttled after repeated failures)."""
-    address = request.client.host if request.client else "unknown"
-    engine = getattr(request.app.state, "engine", None)
-    member = sign_in(session, engine, username=form.username, password=form.password, remote_addr=address)
+    member = sign_in(request, session, username=form.username, password=form.password)
     return Token(access_token=issue_token(member, settings), expires_in=settings.token_minutes * 60)
 
 

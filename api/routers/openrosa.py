@@ -22,13 +22,12 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.deps import CurrentMember, SessionDep, SettingsDep
+from api.deps import CurrentMember, SessionDep, SettingsDep, sign_in
 from api.errors import status_for
 from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
 from commons_map.messages import Message, render
-from commons_map.people import throttle
 from commons_map.people.models import Member
 from commons_map.people.service import get_member
 from ingest import openrosa as receiving
@@ -94,9 +93,7 @@ def _basic_member(request: Request, session: Any, settings: Any) -> Member:
         username, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise AuthenticationFailed("openrosa.basic_malformed") from exc
-    address = request.client.host if request.client else "unknown"
-    engine = getattr(request.app.state, "engine", None)
-    return throttle.sign_in(session, engine, username=username, password=password, remote_addr=address)
+    return sign_in(request, session, username=username, password=password)
 
 
 def _member(request: Request, session: Any, settings: Any, token: str | None) -> Member:

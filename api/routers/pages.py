@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api import i18n
 from api import pagedata as data
+from api.deps import sign_in
 from api.web import (
     PREFIX,
     Form,
@@ -62,12 +63,10 @@ def signin(page: PageDep, form: Form) -> Response:
     username = str(form.get("username") or "")
     password = str(form.get("password") or "")
     next_url = safe_next(str(form.get("next") or ""))
-    address = page.request.client.host if page.request.client else "unknown"
     try:
         if not username.strip():
             raise ValidationFailed("form.empty", field="username")
-        engine = getattr(page.request.app.state, "engine", None)
-        member = throttle.sign_in(page.session, engine, username=username, password=password, remote_addr=address)
+        member = sign_in(page.request, page.session, username=username, password=password)
     except (AuthenticationFailed, ValidationFailed, throttle.TooManyAttempts) as exc:
         from api.web import errors_from
 
