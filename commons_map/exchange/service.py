@@ -42,6 +42,7 @@ from commons_map.exchange.models import (
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Account, Transfer
+from commons_map.notify.service import notify
 from commons_map.people.models import Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of, require_coordinator, require_member
 
@@ -471,8 +472,6 @@ def _move(session: Session, actor: Member | None, exchange: Exchange, state: str
 
 def _tell(session: Session, actor: Member | None, exchange: Exchange, event: str, key: str | None = None) -> None:
     """Notify the parties of an exchange but the one who acted (both when the schedule acted)."""
-    from commons_map.notify.service import notify
-
     post = session.get(Post, exchange.post_id)
     others = [i for i in (exchange.provider_id, exchange.receiver_id) if actor is None or i != actor.id]
     notify(session, recipients=others, kind="exchange", code=f"notify.exchange_{event}",

@@ -32,6 +32,7 @@ from commons_map.governance.models import (
     Trust,
 )
 from commons_map.governance.schemas import CircleIn, PositionIn, ProposalIn, ProposalPatch
+from commons_map.notify.service import notify
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of
 
@@ -258,8 +259,6 @@ def create_proposal(session: Session, *, actor: Member, data: ProposalIn, now: d
 
 def _tell(session: Session, p: Proposal, event: str, recipients: Any) -> None:
     """Notify members of a proposal's opening or outcome (who may take part; who took part)."""
-    from commons_map.notify.service import notify
-
     params: dict[str, Any] = {"title": p.title, "closes_at": p.closes_at}
     if event == "closed":
         event = "passed" if (p.outcome or {}).get("passed") else "not_passed"

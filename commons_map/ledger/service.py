@@ -33,6 +33,7 @@ from commons_map.errors import (
     collector,
 )
 from commons_map.ledger.models import TRANSFER_KINDS, Account, AccountHistory, Posting, Transfer
+from commons_map.notify.service import notify
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, require_coordinator, require_member
 
@@ -411,8 +412,6 @@ def pay(
         initiated_by=payer, idempotency_key=idempotency_key,
     )
     if target.member_id is not None:  # the payee hears of it (once, whatever the retries)
-        from commons_map.notify.service import notify
-
         notify(session, recipients=[target.member_id], kind="hours_received", code="notify.hours_received",
                params={"minutes": minutes, "payer": payer.display_name}, link="/app/account",
                dedupe=f"transfer:{transfer.id}:received")

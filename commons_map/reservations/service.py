@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from commons_map.notify.service import notify
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_member_of, require_member
 from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward
@@ -517,8 +518,6 @@ def _refund_contribution(session: Session, r: Reservation, actor: Member) -> Non
 def _tell(session: Session, r: Any, commons: Commons | None, kind: str, recipients: list[int], *,
           key: str | None = None, **params: Any) -> None:
     """Notify who a booking or a waiting-list entry concerns, in the event's transaction."""
-    from commons_map.notify.service import notify
-
     notify(session, recipients=recipients, kind=kind, code=f"notify.{kind}",
            params={"resource": commons.name if commons else "", "starts_at": r.starts_at, **params},
            link=f"/app/reserve/{r.resource_id}", dedupe=key or f"reservation:{r.id}:{kind}")

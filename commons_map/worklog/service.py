@@ -21,6 +21,7 @@ from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationF
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Transfer
+from commons_map.notify.service import notify
 from commons_map.people.models import Cooperative, Member, MemberRole
 from commons_map.people.permissions import is_member_of, require_coordinator, require_member
 from commons_map.register.models import Commons, Steward
@@ -263,8 +264,6 @@ def log_work(session: Session, *, actor: Member, data: WorkLogIn) -> WorkLog:
 
 def _tell_deciders(session: Session, log: WorkLog, commons: Commons, worker: Member) -> None:
     """A new log waits for approval: its commons' stewards are told (the coordinators when it has none)."""
-    from commons_map.notify.service import notify
-
     deciders = [i for i in commons.steward_ids if i != worker.id]
     if not deciders:
         deciders = [i for i in session.scalars(
@@ -276,8 +275,6 @@ def _tell_deciders(session: Session, log: WorkLog, commons: Commons, worker: Mem
 
 
 def _tell_worker(session: Session, log: WorkLog, commons: Commons, decision: str) -> None:
-    from commons_map.notify.service import notify
-
     notify(session, recipients=[log.member_id], kind=f"worklog_{decision}", code=f"notify.worklog_{decision}",
            params={"minutes": log.minutes, "commons": commons.name}, link="/app/work",
            dedupe=f"worklog:{log.id}:{decision}")
