@@ -113,8 +113,11 @@ def _format(name: str, value: Any, locale: str) -> str:
         return str(value).lower()
     if (name == "minutes" or name.endswith("_minutes")) and isinstance(value, int):
         return duration(value, locale)
-    if isinstance(value, datetime):
-        return dates.format_datetime(value, format="medium", locale=loc)
+    if isinstance(value, datetime):  # to the minute: "19 déc. 2026, 03:00", "Dec 19, 2026, 3:00 AM"
+        return str(loc.datetime_formats["medium"]).format(
+            dates.format_time(value, format="short", locale=loc),
+            dates.format_date(value, format="medium", locale=loc),
+        )
     if isinstance(value, date):
         return dates.format_date(value, format="medium", locale=loc)
     if isinstance(value, float | Decimal):

@@ -8,15 +8,18 @@ kept in test-artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import csv
 import re
 import uuid
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import commons_map.soil as soil_data
 from commons_map.db import session_scope
 from commons_map.demo.load import DEMO_PASSWORD
 from commons_map.people.models import Cooperative, Member
@@ -209,12 +212,28 @@ def test_reserve_a_tool_then_another_member_hits_the_conflict(new_phone, make_me
     p2.locator("#book-form").get_by_role("button", name="Réserver").click()
     alert = p2.locator(".alert")
     alert.wait_for()
-    assert "Ce créneau est déjà pris." in alert.inner_text()
+    refusal = alert.inner_text()  # says what holds the slot, to the minute, in the member's time
+    assert refusal.startswith("Ce créneau est déjà pris : réservé du ")
+    assert f"{a.strftime('%H:%M')} au " in refusal and ":00:00" not in refusal
     assert p2.locator("#f-start_time").input_value() == a.strftime("%H:%M")  # what was typed stays
     shot(p2, "07-reserve-conflict")
     p2.get_by_role("button", name="M'inscrire sur la liste d'attente").click()
     p2.wait_for_url("**/app/reservations**")
     assert "liste d'attente" in p2.locator(".flash").inner_text()
+
+
+def wait_until_queue_empty(page, timeout: float = 20.0) -> None:
+    """Until the phone's offline queue is empty. (``wait_for_function`` does not await a Promise:
+    a predicate returning ``all().then(...)`` is truthy at once, so it cannot be used here.)"""
+    import time as clock
+
+    deadline = clock.monotonic() + timeout
+    while True:
+        left = page.evaluate("window.commonsField ? window.commonsField.all().then(a => a.length) : -1")
+        if left == 0:
+            return
+        assert clock.monotonic() < deadline, f"the queue still holds {left} entries"
+        page.wait_for_timeout(100)
 
 
 def log_work_offline(ctx, page, *, land_id: int, hours: str, activity: str, notes: str) -> None:
@@ -253,9 +272,7 @@ def test_fill_a_field_form_offline_and_see_it_synced_once(new_phone, make_member
     shot(page, "08-offline-queue")
 
     ctx.set_offline(False)
-    page.wait_for_function(
-        "window.commonsField && window.commonsField.all().then(a => a.length === 0)", timeout=20000
-    )
+    wait_until_queue_empty(page)
     page.wait_for_function(
         "document.querySelector('#sync-queue').innerText.includes('Envoyé')", timeout=20000
     )
@@ -292,7 +309,7 @@ def test_a_shared_phone_never_sends_one_members_entry_under_the_next_members_nam
     ctx.clear_cookies()
     sign_in(page, first)
     page.goto("/app/field")
-    page.wait_for_function("window.commonsField.all().then(a => a.length === 0)", timeout=20000)
+    wait_until_queue_empty(page)
     assert logs_with(engine, notes) == 1
     with Session(engine) as s:
         log = s.scalars(select(WorkLog).where(WorkLog.notes == notes)).one()
@@ -315,6 +332,10 @@ def english_vocabulary() -> set[str]:
             en |= words(s)
         for s in m.string if isinstance(m.string, tuple) else (m.string,):
             fr |= words(s)
+    # The soil indicators' French names come from their own table ("Masse de terre fine").
+    with (Path(soil_data.__file__).parent.parent / "data" / "indicators.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            fr |= words(row["label_fr"])
     return en - fr - ALLOWED
 
 

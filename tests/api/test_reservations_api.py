@@ -41,10 +41,10 @@ def test_post_reservation_201_then_409_naming_the_interval(client, auth, people,
                                    "blocked_until": iso(day(2, 12, 30))}
     assert problem["code"] == "reservations.slot_booked_buffer" and problem["errors"][0]["field"] == "resource_id"
     assert problem["params"]["starts_at"] == iso(day(2)) and problem["params"]["ends_at"] == iso(day(2, 12))
-    assert "1 déc. 2026, 10:00:00" in problem["detail"]  # demo members read French
+    assert "du 1 déc. 2026, 10:00 au 1 déc. 2026, 12:00" in problem["detail"]  # demo members read French
     en = client.post("/api/v1/reservations", json=booking(tool.id, day(2, 11), day(2, 13)),
                      headers={**auth(people.other_steward), "Accept-Language": "en"}).json()["detail"]
-    assert en.startswith("This slot is already taken: booked from Dec 1, 2026, 10:00:00")
+    assert en.startswith("This slot is already taken: booked from Dec 1, 2026, 10:00\u202fAM to")
 
 
 def test_offsets_other_than_paris_are_understood(client, auth, people, db):

@@ -92,7 +92,8 @@ def test_overlap_is_refused_naming_the_interval(db, people):
                      ends_at=day(2, 15))
     assert err.value.code == "reservations.slot_booked_buffer"
     assert err.value.params["starts_at"] == day(2) and err.value.params["ends_at"] == day(2, 13)
-    assert "1 déc. 2026, 10:00:00" in err.value.text("fr") and "Dec 1, 2026, 1:00:00" in err.value.text("en")
+    assert "du 1 déc. 2026, 10:00 au 1 déc. 2026, 13:00" in err.value.text("fr")
+    assert "from Dec 1, 2026, 10:00\u202fAM to Dec 1, 2026, 1:00\u202fPM" in err.value.text("en")
     assert err.value.detail["conflict"]["starts_at"] == day(2).isoformat()
     assert "Lucas" not in err.value.message, "a conflict never says who booked"
     assert written(db) == before
