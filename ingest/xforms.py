@@ -104,10 +104,11 @@ def _commons(session: Session, member: Member, spec: FormSpec) -> list[Choice]:
     return [(commons_choice(i), f"{name} ({fr})", f"{name} ({en})", "") for i, name, fr, en in rows]
 
 
-def _activities(session: Session) -> list[Choice]:
+def _activities(session: Session, member: Member) -> list[Choice]:
     from commons_map.worklog.service import list_activities
 
-    return [(a.code, a.label_fr, a.label_en, "") for a in list_activities(session)]
+    return [(a.code, a.label_fr, a.label_en, "")
+            for a in list_activities(session, cooperative_id=member.cooperative_id)]
 
 
 def _crops(session: Session, member: Member) -> list[Choice]:
@@ -144,7 +145,7 @@ def choices_for(session: Session, *, member: Member, spec: FormSpec) -> dict[str
     if "commons" in spec.lists:
         out["commons"] = _commons(session, member, spec)
     if "activities" in spec.lists:
-        out["activities"] = _activities(session)
+        out["activities"] = _activities(session, member)
     if "crops" in spec.lists:
         out["crops"] = _crops(session, member)
     if "indicators" in spec.lists:

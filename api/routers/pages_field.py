@@ -66,7 +66,7 @@ def _form_context(page: Any, kind: str) -> dict[str, Any]:
     }
     if kind == "work":
         wl = data.optional("commons_map.worklog.service")
-        acts = wl.list_activities(page.session) if wl else []
+        acts = wl.list_activities(page.session, cooperative_id=me.cooperative_id) if wl else []
         ctx["activities"] = [
             (a.code, a.label_fr if page.locale == "fr" else a.label_en) for a in acts
         ]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentMember, SessionDep
+from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.db import DbId
 from commons_map.worklog import service
 from commons_map.worklog.schemas import (
@@ -29,23 +29,31 @@ def _one(session: Any, log: Any) -> dict[str, Any]:
     return service.describe(session, [log])[0]
 
 
+def _activity_out(session: Any, activity: Any, cooperative_id: int | None) -> dict[str, Any]:
+    return {"code": activity.code, "label_fr": activity.label_fr, "label_en": activity.label_en,
+            "active": service.activity_active_for(session, activity, cooperative_id=cooperative_id)}
+
+
 @router.get("/activities", response_model=list[ActivityOut], tags=["activities"])
-def activities(session: SessionDep) -> list[Any]:
-    """The activities a work log picks from (labels in French and English)."""
-    return service.list_activities(session)
+def activities(session: SessionDep, member: OptionalMember) -> list[Any]:
+    """The activities a work log picks from (labels in French and English): the member's
+    cooperative's; the shipped ones for anonymous visitors."""
+    return service.list_activities(session, cooperative_id=member.cooperative_id if member else None)
 
 
 @router.post("/activities", status_code=201, response_model=ActivityOut, tags=["activities"])
 def add_activity(body: ActivityIn, session: SessionDep, member: CurrentMember) -> Any:
-    """Add an activity to the catalogue (coordinators)."""
+    """Add an activity to the catalogue of the coordinator's cooperative."""
     return service.add_activity(session, actor=member, data=body)
 
 
 @router.patch("/activities/{code}", response_model=ActivityOut, tags=["activities"])
 def change_activity(code: str, body: ActivityPatch, session: SessionDep, member: CurrentMember) -> Any:
-    """Retire, bring back or relabel an activity (coordinators)."""
-    return service.set_activity(session, actor=member, code=code, active=body.active,
-                                label_fr=body.label_fr, label_en=body.label_en)
+    """Retire, bring back or relabel an activity of the coordinator's cooperative (a shipped one is
+    retired for this cooperative only, and keeps its names)."""
+    activity = service.set_activity(session, actor=member, code=code, active=body.active,
+                                    label_fr=body.label_fr, label_en=body.label_en)
+    return _activity_out(session, activity, member.cooperative_id)
 
 
 @router.post("/work-logs", status_code=201, response_model=WorkLogOut,

@@ -32,15 +32,29 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 class Activity(Base):
-    """A kind of work on the commons. The list is data coordinators extend."""
+    """A kind of work on the commons. The list is data coordinators extend.
+
+    Shipped activities have no cooperative and are offered to every cooperative (each may retire
+    them for itself: ``ActivityRetired``); the ones a cooperative's coordinators add are its own.
+    """
 
     __tablename__ = "work_activities"
 
     code: Mapped[str] = mapped_column(Text, primary_key=True)
+    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"), index=True)
     label_fr: Mapped[str] = mapped_column(Text)
     label_en: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     position: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
+
+
+class ActivityRetired(Base):
+    """A shipped activity one cooperative no longer offers (the others still do)."""
+
+    __tablename__ = "work_activities_retired"
+
+    cooperative_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(ForeignKey("work_activities.code"), primary_key=True)
 
 
 class WorkLog(Timestamped, Base):

@@ -29,6 +29,7 @@ from commons_map.register.service import can_see, get_commons, visible_clause
 from commons_map.worklog.models import (
     MAX_MINUTES,
     Activity,
+    ActivityRetired,
     WorkLog,
     WorkLogCompanion,
     WorkLogHistory,
@@ -45,25 +46,48 @@ MAX_PAGE = 500
 # --- the activities catalogue -----------------------------------------------------------------
 
 
-def list_activities(session: Session, *, include_inactive: bool = False) -> list[Activity]:
-    """The activities members pick from, in the cooperative's order."""
+def _offered(cooperative_id: int | None) -> Any:
+    """Activities a cooperative offers: the shipped ones it has not retired, and its own."""
+    shipped = Activity.cooperative_id.is_(None)
+    if cooperative_id is None:
+        return shipped
+    retired = exists().where(ActivityRetired.cooperative_id == cooperative_id,
+                             ActivityRetired.code == Activity.code)
+    return or_(shipped & ~retired, Activity.cooperative_id == cooperative_id)
+
+
+def list_activities(session: Session, *, cooperative_id: int | None = None,
+                    include_inactive: bool = False) -> list[Activity]:
+    """The activities members of ``cooperative_id`` pick from, in order (the shipped ones alone
+    when no cooperative is given)."""
     stmt = select(Activity).order_by(Activity.position, Activity.code)
-    if not include_inactive:
-        stmt = stmt.where(Activity.active)
+    if include_inactive and cooperative_id is not None:
+        stmt = stmt.where(Activity.cooperative_id.is_(None) | (Activity.cooperative_id == cooperative_id))
+    elif not include_inactive:
+        stmt = stmt.where(Activity.active, _offered(cooperative_id))
+    else:
+        stmt = stmt.where(Activity.cooperative_id.is_(None))
     return list(session.scalars(stmt))
 
 
-def get_activity(session: Session, code: str, *, field: str = "activity") -> Activity:
-    """An active activity by code, or a ValidationFailed listing the known ones."""
-    activity = session.get(Activity, code)
-    if activity is None or not activity.active:
-        known = [a.code for a in list_activities(session)]
+def offered_activity(session: Session, code: str, *, cooperative_id: int) -> Activity | None:
+    """The activity ``code`` if ``cooperative_id`` offers it now, else None."""
+    return session.scalars(
+        select(Activity).where(Activity.code == code, Activity.active, _offered(cooperative_id))
+    ).first()
+
+
+def get_activity(session: Session, code: str, *, cooperative_id: int, field: str = "activity") -> Activity:
+    """An activity the cooperative offers, by code, or a ValidationFailed listing the known ones."""
+    activity = offered_activity(session, code, cooperative_id=cooperative_id)
+    if activity is None:
+        known = [a.code for a in list_activities(session, cooperative_id=cooperative_id)]
         raise ValidationFailed("worklog.unknown_activity", field=field, activity=code, known=known)
     return activity
 
 
 def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activity:
-    """A new activity in the catalogue (coordinators)."""
+    """A new activity in the catalogue of the actor's cooperative (coordinators)."""
     require_coordinator(actor, actor.cooperative_id)
     problems = collector()
     if not CODE_RE.match(data.code):
@@ -74,10 +98,12 @@ def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activi
         problems.add("label_en", "form.empty")
     problems.raise_if_any()
     if session.get(Activity, data.code) is not None:
+        # Codes are unique across cooperatives (work logs and forms name them): another
+        # cooperative's code is taken too, without saying whose it is.
         raise Conflict("worklog.activity_exists", field="code", activity=data.code)
     position = (session.scalar(select(func.max(Activity.position))) or 0) + 10
-    activity = Activity(code=data.code, label_fr=data.label_fr.strip(), label_en=data.label_en.strip(),
-                        position=position)
+    activity = Activity(code=data.code, cooperative_id=actor.cooperative_id, label_fr=data.label_fr.strip(),
+                        label_en=data.label_en.strip(), position=position)
     session.add(activity)
     session.flush()
     return activity
@@ -85,16 +111,29 @@ def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activi
 
 def set_activity(session: Session, *, actor: Member, code: str, active: bool | None = None,
                  label_fr: str | None = None, label_en: str | None = None) -> Activity:
-    """Retire, bring back or relabel an activity (coordinators); logs keep their activity."""
+    """Retire, bring back or relabel an activity of the actor's cooperative (coordinators); logs
+    keep their activity. A shipped activity is retired or brought back for this cooperative only,
+    and its names are the software's (relabelling it is refused)."""
     require_coordinator(actor, actor.cooperative_id)
     activity = session.get(Activity, code)
-    if activity is None:
+    if activity is None or activity.cooperative_id not in (None, actor.cooperative_id):
         raise NotFound("worklog.no_activity", field="code", activity=code)
     problems = collector()
     for name, value in (("label_fr", label_fr), ("label_en", label_en)):
         if value is not None and not value.strip():
             problems.add(name, "form.empty")
+        elif value is not None and activity.cooperative_id is None:
+            problems.add(name, "worklog.activity_shipped", activity=code)
     problems.raise_if_any()
+    if activity.cooperative_id is None:
+        if active is not None:
+            retired = session.get(ActivityRetired, (actor.cooperative_id, code))
+            if not active and retired is None:
+                session.add(ActivityRetired(cooperative_id=actor.cooperative_id, code=code))
+            elif active and retired is not None:
+                session.delete(retired)
+        session.flush()
+        return activity
     if active is not None:
         activity.active = active
     if label_fr is not None:
@@ -103,6 +142,15 @@ def set_activity(session: Session, *, actor: Member, code: str, active: bool | N
         activity.label_en = label_en.strip()
     session.flush()
     return activity
+
+
+def activity_active_for(session: Session, activity: Activity, *, cooperative_id: int | None) -> bool:
+    """Whether ``activity`` is offered by ``cooperative_id`` (its own flag, or not retired there)."""
+    if not activity.active:
+        return False
+    if activity.cooperative_id is not None or cooperative_id is None:
+        return True
+    return session.get(ActivityRetired, (cooperative_id, activity.code)) is None
 
 
 # --- checks on the way in ---------------------------------------------------------------------
@@ -165,9 +213,8 @@ def _clean(
         problems.add(minutes_field, "worklog.duration_too_long", max_hours=MAX_MINUTES // 60,
                      given_minutes=minutes)
 
-    activity = session.get(Activity, data.activity)
-    if activity is None or not activity.active:
-        known = [a.code for a in list_activities(session)]
+    if offered_activity(session, data.activity, cooperative_id=coop.id) is None:
+        known = [a.code for a in list_activities(session, cooperative_id=coop.id)]
         problems.add("activity", "worklog.unknown_activity", activity=data.activity, known=known)
     if len(data.notes) > MAX_NOTES:
         problems.add("notes", "form.too_long", maximum=MAX_NOTES, length=len(data.notes))

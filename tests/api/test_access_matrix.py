@@ -509,8 +509,9 @@ ROWS: list[Row] = [
     Row("GET", "/api/v1/activities", every(200)),
     Row("POST", "/api/v1/activities", coordinators(201, outsider=201),
         body=lambda s, role: {"json": {"code": f"matrice_{role}", "label_fr": "Matrice", "label_en": "Matrix"}}),
+    # a shipped activity: each cooperative's coordinators retire or bring it back for their own
     Row("PATCH", "/api/v1/activities/{code}", coordinators(200, outsider=200), url="/api/v1/activities/weeding",
-        body=js(label_en="Weeding")),
+        body=js(active=True)),
     Row("POST", "/api/v1/work-logs", signed_in(201, outsider=404),
         body=lambda s, role: {"json": {"commons_id": s.public, "work_date": today(), "minutes": 60,
                                        "activity": "weeding"}}),

@@ -231,6 +231,38 @@ def test_activities_over_http(client, auth, people):
     assert r.status_code == 201
 
 
+def test_a_cooperatives_activities_are_its_own(client, auth, people, db):
+    """Issue 18 item 15: another cooperative's coordinator could rename, retire and add Saillans'
+    activities. Now each cooperative's added activities are its own, and a shipped one is retired
+    by each cooperative for itself and keeps the software's names."""
+    ours = client.post("/api/v1/activities", json={"code": "greffage", "label_fr": "Greffage", "label_en": "Grafting"},
+                       headers=auth(people.coordinator))
+    assert ours.status_code == 201
+    outsider = auth(people.outsider)
+    assert "greffage" not in [a["code"] for a in client.get("/api/v1/activities", headers=outsider).json()]
+    assert "greffage" not in [a["code"] for a in client.get("/api/v1/activities").json()]
+    assert "greffage" in [a["code"] for a in client.get("/api/v1/activities", headers=auth(people.member)).json()]
+    for body in ({"active": False}, {"label_fr": "Pris"}):
+        r = client.patch("/api/v1/activities/greffage", json=body, headers=outsider)
+        assert r.status_code == 404, r.text
+    # the code is taken for everyone (logs and forms name activities by code), without saying whose
+    again = client.post("/api/v1/activities", json={"code": "greffage", "label_fr": "G", "label_en": "G"},
+                        headers=outsider)
+    assert again.status_code == 409
+    # a shipped activity: retired by the other cooperative for itself; its names are the software's
+    assert client.patch("/api/v1/activities/weeding", json={"active": False}, headers=outsider).status_code == 200
+    assert "weeding" in [a["code"] for a in client.get("/api/v1/activities", headers=auth(people.member)).json()]
+    relabel = client.patch("/api/v1/activities/weeding", json={"label_en": "Hoeing"}, headers=outsider)
+    assert relabel.status_code == 422 and relabel.json()["errors"][0]["code"] == "worklog.activity_shipped"
+    assert client.get("/api/v1/activities").json()[0]["label_en"] != "Hoeing"
+    # the other cooperative's members cannot log Saillans' own activity; Saillans' members can
+    land = land_of(db, people.steward)
+    mine = client.post("/api/v1/work-logs", headers=auth(people.member), json={
+        "commons_id": land.id, "work_date": str(today()), "minutes": 60, "activity": "greffage"})
+    assert mine.status_code == 201, mine.text
+    assert client.patch("/api/v1/activities/weeding", json={"active": True}, headers=outsider).status_code == 200
+
+
 def test_a_fund_for_a_commons_receives_payments_and_cannot_go_negative(client, auth, people, db):
     garden = db.scalars(select(Commons).where(Commons.external_id == "demo:garden-0")).one()
     assert client.post("/api/v1/ledger/funds", json={"commons_id": garden.id},
@@ -261,7 +293,10 @@ def test_coordinators_retire_an_activity_and_new_logs_cannot_use_it(client, auth
                         headers=auth(people.coordinator)).status_code == 404
     r = client.patch("/api/v1/activities/teaching", json={"active": False}, headers=auth(people.coordinator))
     assert r.status_code == 200 and r.json()["active"] is False
-    assert "teaching" not in [a["code"] for a in client.get("/api/v1/activities").json()]
+    # retired in this cooperative only: another cooperative still offers it
+    assert "teaching" not in [a["code"] for a in
+                              client.get("/api/v1/activities", headers=auth(people.member)).json()]
+    assert "teaching" in [a["code"] for a in client.get("/api/v1/activities", headers=auth(people.outsider)).json()]
     land = land_of(db, people.steward)
     refused = client.post("/api/v1/work-logs", headers=auth(people.member), json={
         "commons_id": land.id, "work_date": str(today()), "minutes": 60, "activity": "teaching"})
