@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.engine import Engine
 
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
 from api import errors, openapi, security
-from api.limits import BodyLimit
+from api.limits import BodyLimit, refuse_nul_characters
 from api.routers import (
     auth,
     commons,
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version=commons_map.__version__,
         description="The register, map and time ledger of a citizens' cooperative's commons.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
     errors.install(app)

@@ -63,7 +63,8 @@ def parse_geojson_geometry(obj: Any, *, field: str = "geometry") -> BaseGeometry
         for i, poly in enumerate(coords):
             _rings(poly, f"[{i}]", field)
     try:
-        geom = shape(obj)
+        # An altitude (a phone's GPS gives one) is accepted and not kept: the register is 2-D.
+        geom = shapely.force_2d(shape(obj))
     except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
         raise ValidationFailed("register.geometry_unreadable", field=field, reason=str(exc)) from exc
     if geom.is_empty:

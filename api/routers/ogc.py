@@ -166,6 +166,9 @@ def check_params(request: Request, allowed: Iterable[str]) -> None:
     unknown = sorted({k for k in request.query_params.keys() if k not in allowed})
     if unknown:
         raise BadRequest("publish.unknown_parameter", field=unknown[0], unknown=unknown, allowed=sorted(allowed))
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise BadRequest("input.nul_character", field=name)
 
 
 def wants_html(request: Request) -> bool:

@@ -433,8 +433,31 @@ def _coords(geom: Any) -> list[tuple[float, float]]:
     return [(float(c[0]), float(c[1])) for c in shapely.get_coordinates(geom)]
 
 
+MAX_NESTING = 16
+"""Parentheses and NOTs nest at most this deep (the parser backtracks on parentheses, and a deeper
+filter is a hostile one: 300 levels used to exhaust Python's recursion)."""
+
+
+def _nesting(tokens: list[Token]) -> int:
+    deepest = depth = 0
+    for t in tokens:
+        if t.kind == "op" and t.value == "(":
+            depth += 1
+        elif t.kind == "op" and t.value == ")":
+            depth -= 1
+        elif t.kind == "ident" and t.value.upper() == "NOT":
+            depth += 1  # NOT nests too (and unwinds with the expression: counted as a bound)
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def compile_filter(text: str, *, collection: Collection, params: Params, crs: Crs = STORAGE) -> str:
     """SQL for a CQL2 text filter on the collection's public source ``s``; ValidationFailed if bad."""
     if len(text) > 20_000:
         raise _bad("publish.cql2_too_long", maximum=20_000)
-    return Parser(text, collection, params, crs).parse()
+    if "\x00" in text:
+        raise _bad("publish.cql2_nul")
+    parser = Parser(text, collection, params, crs)
+    if _nesting(parser.tokens) > MAX_NESTING:
+        raise _bad("publish.cql2_too_deep", maximum=MAX_NESTING)
+    return parser.parse()

@@ -372,8 +372,8 @@ def update_commons(session: Session, *, actor: Member | None, commons_id: int, p
         _check_kept_at(session, coop, kind, kept_at_id)
     for name in PATCHABLE:
         if name in given and getattr(commons, name) != given[name]:
-            if given[name] is None and name in ("name", "state", "tenure", "visibility", "location_precision"):
-                raise ValidationFailed("form.empty", field=name)
+            if given[name] is None and not Commons.__table__.c[name].nullable:
+                raise ValidationFailed("form.empty", field=name)  # `null` for a text always given
             changes[name] = (getattr(commons, name), given[name])
             setattr(commons, name, given[name])
     if "steward_ids" in given and given["steward_ids"] is not None:

@@ -599,6 +599,8 @@ def list_resource_reservations(
     session: Session, *, actor: Member | None, resource_id: int, start: datetime, end: datetime,
 ) -> list[Reservation]:
     """Every booking and maintenance period of a resource in a window (its stewards)."""
+    if end <= start:
+        raise ValidationFailed("reservations.window_order", field="until", until=end, start=start)
     commons = _resource(session, actor, resource_id)
     _require_manager(actor, commons, "reservations.managers_see_bookers")
     return list(session.scalars(
