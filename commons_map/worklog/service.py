@@ -37,6 +37,9 @@ from commons_map.worklog.models import (
 from commons_map.worklog.schemas import ActivityIn, WorkLogIn, WorkLogPatch
 
 DEFAULT_MAX_AGE_DAYS = 365
+DAY_MINUTES = 24 * 60
+"""A member's logs of one day add up to at most this (a cooperative may set less:
+``settings["work_day_max_hours"]``)."""
 MAX_NOTES = 4000
 MAX_SOURCE_REF = 200
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
@@ -160,8 +163,34 @@ def _today(coop: Cooperative) -> date:
     return datetime.now(ZoneInfo(coop.timezone or "Europe/Paris")).date()
 
 
+def day_cap_minutes(coop: Cooperative) -> int:
+    """How many minutes a member's logs of one day may add up to in ``coop``."""
+    raw = (coop.settings or {}).get("work_day_max_hours")
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 < raw < 24:
+        return int(raw * 60)
+    return DAY_MINUTES
+
+
+def _check_day(session: Session, problems: Any, *, coop: Cooperative, worker: Member, work_date: date,
+               minutes: int, field: str, exclude_id: int | None) -> None:
+    """The worker's logs of ``work_date`` (awaiting or approved) plus these minutes stay within the
+    day's cap. The worker's row is locked first, so two logs sent at once are counted one after
+    the other (the second sees the first)."""
+    session.execute(select(Member.id).where(Member.id == worker.id).with_for_update())
+    stmt = select(func.coalesce(func.sum(WorkLog.minutes), 0)).where(
+        WorkLog.member_id == worker.id, WorkLog.work_date == work_date,
+        WorkLog.state.in_(("submitted", "approved")))
+    if exclude_id is not None:
+        stmt = stmt.where(WorkLog.id != exclude_id)
+    logged = int(session.scalar(stmt) or 0)
+    cap = day_cap_minutes(coop)
+    if logged + minutes > cap:
+        problems.add(field, "worklog.day_full", work_date=work_date, cap_minutes=cap,
+                     logged_minutes=logged, given_minutes=minutes, left_minutes=max(cap - logged, 0))
+
+
 def _clean(
-    session: Session, *, worker: Member, viewer: Member, data: WorkLogIn
+    session: Session, *, worker: Member, viewer: Member, data: WorkLogIn, exclude_id: int | None = None
 ) -> dict[str, Any]:
     """Check a log for ``worker`` as ``viewer`` sees the commons; the values to store."""
     coop = session.get(Cooperative, worker.cooperative_id)
@@ -212,6 +241,9 @@ def _clean(
     elif minutes > MAX_MINUTES:
         problems.add(minutes_field, "worklog.duration_too_long", max_hours=MAX_MINUTES // 60,
                      given_minutes=minutes)
+    else:
+        _check_day(session, problems, coop=coop, worker=worker, work_date=data.work_date, minutes=minutes,
+                   field=minutes_field, exclude_id=exclude_id)
 
     if offered_activity(session, data.activity, cooperative_id=coop.id) is None:
         known = [a.code for a in list_activities(session, cooperative_id=coop.id)]
@@ -439,7 +471,7 @@ def update_work_log(session: Session, *, actor: Member, work_log_id: int, patch:
     if given.get("started_at") is not None and "minutes" not in given:
         current["minutes"] = None
     merged = WorkLogIn(**{**current, **given})
-    clean = _clean(session, worker=actor, viewer=actor, data=merged)
+    clean = _clean(session, worker=actor, viewer=actor, data=merged, exclude_id=log.id)
     changes: dict[str, tuple[Any, Any]] = {}
     for attr, value in (("commons_id", clean["commons"].id), ("work_date", clean["work_date"]),
                         ("started_at", clean["started_at"]), ("ended_at", clean["ended_at"]),
@@ -547,7 +579,7 @@ def correct(session: Session, *, actor: Member, work_log_id: int, data: WorkLogI
         raise ValidationFailed("worklog.correction_source_ref", field="source_ref")
     worker = session.get(Member, old.member_id)
     assert worker is not None
-    clean = _clean(session, worker=worker, viewer=actor, data=data)
+    clean = _clean(session, worker=worker, viewer=actor, data=data, exclude_id=old.id)
     new_commons = clean["commons"]
     _may_decide(actor, old, new_commons)
     credit = session.scalars(select(Transfer).where(

@@ -328,3 +328,97 @@ def test_listing_is_scoped_to_what_the_member_may_see(db, people):
         service.get_work_log(db, actor=people.outsider, work_log_id=entry.id)
     mine = service.list_work_logs(db, actor=people.member, member_id=people.member.id, state="submitted")
     assert entry.id in {w.id for w in mine} and all(w.member_id == people.member.id for w in mine)
+
+
+# --- a day holds at most 24 hours (issue 18 item 2) -----------------------------------------------
+
+
+def _logged(db, member, day) -> int:
+    return db.scalar(select(func.coalesce(func.sum(WorkLog.minutes), 0)).where(
+        WorkLog.member_id == member.id, WorkLog.work_date == day, WorkLog.state.in_(("submitted", "approved"))))
+
+
+def test_a_members_logs_of_one_day_add_up_to_at_most_24_hours(db, people):
+    day = today() - timedelta(days=40)
+    assert _logged(db, people.member, day) == 0
+    log(db, people, work_date=day, minutes=15 * 60 + 30)
+    before = counts(db)
+    with pytest.raises(ValidationFailed) as err:
+        log(db, people, work_date=day, minutes=15 * 60 + 30)
+    assert err.value.code == "worklog.day_full" and err.value.field == "minutes"
+    assert err.value.params["left_minutes"] == 8 * 60 + 30 and err.value.params["cap_minutes"] == 24 * 60
+    assert "il en reste 8 h 30" in err.value.text("fr") and "8 h 30 are left" in err.value.text("en")
+    assert counts(db) == before
+    log(db, people, work_date=day, minutes=8 * 60 + 30)  # exactly 24 h
+    with pytest.raises(ValidationFailed):
+        log(db, people, work_date=day, minutes=1)
+    # another day, another member: their own 24 hours
+    log(db, people, work_date=day - timedelta(days=1), minutes=15 * 60)
+    log(db, people, who=people.steward, work_date=day, minutes=15 * 60)
+
+
+def test_a_cooperative_may_set_a_shorter_day_and_an_edit_counts_once(db, people):
+    coop = people.coop
+    coop.settings = {**(coop.settings or {}), "work_day_max_hours": 10}
+    db.flush()
+    day = today() - timedelta(days=41)
+    first = log(db, people, work_date=day, minutes=6 * 60)
+    # editing the log replaces its minutes, it does not add to them
+    service.update_work_log(db, actor=people.member, work_log_id=first.id, patch=WorkLogPatch(minutes=9 * 60))
+    with pytest.raises(ValidationFailed) as err:
+        log(db, people, work_date=day, minutes=61)
+    assert err.value.params["cap_minutes"] == 600 and err.value.params["left_minutes"] == 60
+    log(db, people, work_date=day, minutes=60)
+    # a refused log does not count
+    other = log(db, people, who=people.other_steward, work_date=day, minutes=10 * 60)
+    service.reject(db, actor=people.coordinator, work_log_id=other.id, reason="Pas ce jour-là")
+    log(db, people, who=people.other_steward, work_date=day, minutes=10 * 60)
+
+
+def test_logs_sent_at_once_never_pass_the_day(engine):
+    """Eight phones send 5 hours each for the same member and day at the same moment, each on its
+    own connection: four fit in 24 hours, the others are refused, none is lost or doubled."""
+    import threading
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from commons_map.db import make_sessionmaker, session_scope
+    from commons_map.people.models import Cooperative, Member
+    from commons_map.people.service import create_member
+
+    with session_scope(engine) as s:
+        coop = s.scalars(select(Cooperative).where(Cooperative.slug == "cic-saillans")).one()
+        worker = create_member(s, cooperative=coop, username=f"day-{uuid.uuid4().hex[:8]}",
+                               display_name="Journée pleine", password="un mot de passe long", bootstrap=True)
+        land = s.scalars(select(Commons).where(Commons.external_id == "demo:land-0")).one()
+        worker_id, land_id = worker.id, land.id
+    day = today() - timedelta(days=3)
+    start = threading.Barrier(8)
+    Session = make_sessionmaker(engine)
+
+    def send(i: int) -> str:
+        with Session() as s:
+            me = s.get(Member, worker_id)
+            start.wait()
+            try:
+                service.log_work(s, actor=me, data=WorkLogIn(commons_id=land_id, work_date=day, minutes=300,
+                                                             activity="weeding", notes=f"phone {i}"))
+                s.commit()
+                return "saved"
+            except ValidationFailed as exc:
+                s.rollback()
+                return exc.code
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(send, range(8)))
+        assert sorted(outcomes) == ["saved"] * 4 + ["worklog.day_full"] * 4
+        with Session() as s:
+            assert s.scalar(select(func.sum(WorkLog.minutes)).where(WorkLog.member_id == worker_id)) == 20 * 60
+    finally:
+        with session_scope(engine) as s:
+            ids = list(s.scalars(select(WorkLog.id).where(WorkLog.member_id == worker_id)))
+            s.execute(text("DELETE FROM notifications WHERE dedupe = ANY(:d)"),
+                      {"d": [f"worklog:{i}:submitted" for i in ids]})
+            s.execute(text("DELETE FROM work_log_history WHERE work_log_id = ANY(:i)"), {"i": ids})
+            s.execute(text("DELETE FROM work_logs WHERE id = ANY(:i)"), {"i": ids})
