@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Annotated
 
 from annotated_types import Interval
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import DateTime, MetaData, create_engine, func
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -18,6 +20,16 @@ from commons_map.settings import Settings, get_settings
 # bodies), so an id out of range is a 422 naming the parameter, never a database error.
 MAX_ID = 2**31 - 1
 DbId = Annotated[int, Interval(ge=1, le=MAX_ID)]
+
+
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):  # pydantic's lax mode reads true as 1: one minute paid by mistake
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+Minutes = Annotated[int, BeforeValidator(_not_a_bool)]
+"""Minutes coming in (time currency, durations): an integer; ``true`` / ``false`` are refused."""
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

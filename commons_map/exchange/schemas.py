@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commons_map.db import DbId
+from commons_map.db import DbId, Minutes
 
 
 class PostIn(BaseModel):
@@ -19,7 +19,7 @@ class PostIn(BaseModel):
     title: str
     description: str = ""
     category: str
-    minutes: int = Field(description="an estimate, 1 to 1440 minutes")
+    minutes: Minutes = Field(description="an estimate, 1 to 1440 minutes")
     when: str = Field(default="", description="free text: 'samedi matin', 'en semaine'")
     starts_on: date | None = None
     ends_on: date | None = None
@@ -37,7 +37,7 @@ class PostPatch(BaseModel):
     title: str | None = None
     description: str | None = None
     category: str | None = None
-    minutes: int | None = None
+    minutes: Minutes | None = None
     when: str | None = None
     starts_on: date | None = None
     ends_on: date | None = None
@@ -53,7 +53,7 @@ class ReplyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    minutes: int | None = None
+    minutes: Minutes | None = None
     message: str = ""
 
 
@@ -70,7 +70,7 @@ class GiftIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    minutes: int
+    minutes: Minutes
     from_cooperative: bool = False
     idempotency_key: str
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commons_map.db import DbId
+from commons_map.db import DbId, Minutes
 
 
 class PaymentIn(BaseModel):
@@ -16,7 +16,7 @@ class PaymentIn(BaseModel):
 
     payee: str | int | None = Field(default=None, description="the payee's username or member id")
     to_account_id: DbId | None = Field(default=None, description="or an account id (a commons fund)")
-    minutes: int
+    minutes: Minutes
     reason: str = ""
     idempotency_key: str | None = Field(
         default=None, description="a unique key per payment (or the Idempotency-Key header)"
@@ -39,7 +39,7 @@ class AdjustmentIn(BaseModel):
 
     member: str | None = None
     account_id: DbId | None = None
-    minutes: int
+    minutes: Minutes
     reason: str = ""
     idempotency_key: str | None = None
 
@@ -57,8 +57,8 @@ class LimitsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min_minutes: int | None = None
-    max_minutes: int | None = None
+    min_minutes: Minutes | None = None
+    max_minutes: Minutes | None = None
 
 
 class PostingOut(BaseModel):

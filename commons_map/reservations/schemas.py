@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from commons_map.db import DbId
+from commons_map.db import DbId, Minutes
 from commons_map.reservations.models import WEEKDAYS
 
 BookingMode = Literal["members", "approval"]
@@ -79,17 +79,17 @@ class RulesIn(BaseModel):
     booking_mode: BookingMode = Field(
         default="members", description="members: book directly; approval: a steward confirms"
     )
-    min_minutes: int = Field(default=30, ge=1, le=366 * 24 * 60)
-    max_minutes: int = Field(default=3 * 24 * 60, ge=1, le=366 * 24 * 60)
+    min_minutes: Minutes = Field(default=30, ge=1, le=366 * 24 * 60)
+    max_minutes: Minutes = Field(default=3 * 24 * 60, ge=1, le=366 * 24 * 60)
     max_days_ahead: int = Field(default=60, ge=0, le=730, description="how far ahead one may book")
-    buffer_minutes: int = Field(default=0, ge=0, le=14 * 24 * 60, description="kept free after each booking")
+    buffer_minutes: Minutes = Field(default=0, ge=0, le=14 * 24 * 60, description="kept free after each booking")
     max_active_per_member: int = Field(default=2, ge=1, le=100)
     opening_hours: dict[str, list[list[str]]] | None = Field(
         default=None,
         description="per weekday (mon..sun), windows ['HH:MM', 'HH:MM'] in the cooperative's time zone;"
         " a weekday left out is closed; null: always open",
     )
-    contribution_minutes: int = Field(default=0, ge=0, le=100 * 60, description="debited in time currency")
+    contribution_minutes: Minutes = Field(default=0, ge=0, le=100 * 60, description="debited in time currency")
     offer_hours: int = Field(default=24, ge=1, le=24 * 14, description="how long a waiting-list offer holds")
 
     @field_validator("opening_hours")

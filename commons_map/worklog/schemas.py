@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commons_map.db import DbId
+from commons_map.db import DbId, Minutes
 
 
 class WorkLogIn(BaseModel):
@@ -24,7 +24,7 @@ class WorkLogIn(BaseModel):
     work_date: date
     started_at: datetime | None = Field(default=None, description="timezone-aware start")
     ended_at: datetime | None = Field(default=None, description="timezone-aware end")
-    minutes: int | None = Field(default=None, description="duration, when no start and end are given")
+    minutes: Minutes | None = Field(default=None, description="duration, when no start and end are given")
     activity: str = Field(description="an activity code from /api/v1/activities")
     notes: str = ""
     location: dict[str, Any] | None = Field(default=None, description="GeoJSON Point (lon, lat)")
@@ -41,7 +41,7 @@ class WorkLogPatch(BaseModel):
     work_date: date | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    minutes: int | None = None
+    minutes: Minutes | None = None
     activity: str | None = None
     notes: str | None = None
     location: dict[str, Any] | None = None

@@ -25,7 +25,7 @@ from commons_map.notify.service import notify
 from commons_map.people.models import Cooperative, Member, MemberRole
 from commons_map.people.permissions import is_member_of, require_coordinator, require_member
 from commons_map.register.models import Commons, Steward
-from commons_map.register.service import can_see, get_commons, visible_clause
+from commons_map.register.service import can_see, get_commons
 from commons_map.worklog.models import (
     MAX_MINUTES,
     Activity,
@@ -363,14 +363,22 @@ def _tell_worker(session: Session, log: WorkLog, commons: Commons, decision: str
 
 
 def _visible_logs(actor: Member) -> Any:
-    return select(WorkLog).join(Commons, Commons.id == WorkLog.commons_id).where(
-        WorkLog.cooperative_id == actor.cooperative_id,
-        or_(WorkLog.member_id == actor.id, visible_clause(actor, Commons)),
-    )
+    """The logs the actor may read: their own, those they worked on as a companion, and those they
+    may approve (on a commons they steward; every log of the cooperative for its coordinators).
+    A member does not read the others' logs and notes otherwise."""
+    stmt = select(WorkLog).join(Commons, Commons.id == WorkLog.commons_id).where(
+        WorkLog.cooperative_id == actor.cooperative_id)
+    if actor.is_coordinator:
+        return stmt
+    return stmt.where(or_(
+        WorkLog.member_id == actor.id,
+        exists().where(WorkLogCompanion.work_log_id == WorkLog.id, WorkLogCompanion.member_id == actor.id),
+        exists().where(Steward.commons_id == WorkLog.commons_id, Steward.member_id == actor.id),
+    ))
 
 
 def get_work_log(session: Session, *, actor: Member, work_log_id: int, lock: bool = False) -> WorkLog:
-    """A work log the actor may see (their own, or on a commons they see in their cooperative)."""
+    """A work log the actor may read (``_visible_logs``), else 404."""
     require_member(actor, actor.cooperative_id)
     stmt = _visible_logs(actor).where(WorkLog.id == work_log_id)
     if lock:

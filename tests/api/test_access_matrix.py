@@ -67,6 +67,10 @@ def signed_in(ok: int | set[int], anonymous: int = 401, **others: int | set[int]
 # The subjects' visibility, and who may see/manage them (the steward persona stewards the public
 # land, the private home and the members-only tool; nobody among the personas stewards the bed).
 SEE_PUBLIC = every(200)
+# A work log is read by its worker, its commons' stewards and the coordinators: 404 to the others.
+NOT_READ = {"other_steward": 404, "outsider": 404}
+DECIDE_LOG = signed_in(403, steward=200, coordinator=200, **NOT_READ)
+DECIDE_LOG_PAGE = rule(403, anonymous=303, steward=303, coordinator=303, **NOT_READ)
 SEE_MEMBERS = rule(200, anonymous=404, outsider=404)
 SEE_PRIVATE = rule(404, steward=200, coordinator=200)
 
@@ -515,19 +519,20 @@ ROWS: list[Row] = [
     Row("POST", "/api/v1/work-logs", signed_in(201, outsider=404),
         body=lambda s, role: {"json": {"commons_id": s.public, "work_date": today(), "minutes": 60,
                                        "activity": "weeding"}}),
+    # a member reads their own logs and those they may approve: not the other stewards
     Row("GET", "/api/v1/work-logs", signed_in(200), url="/api/v1/work-logs?_={work_log}",
-        hidden={"MATRIX-WORK": OURS}, shown=True),
+        hidden={"MATRIX-WORK": [M, S, C]}, shown=True),
     Row("GET", "/api/v1/work-logs/pending", signed_in(200), url="/api/v1/work-logs/pending?_={work_log}",
         hidden={"MATRIX-WORK": [S, C]}, shown=True),
-    Row("GET", "/api/v1/work-logs/{work_log_id}", signed_in(200, outsider=404), url="/api/v1/work-logs/{work_log}",
-        hidden={"MATRIX-WORK": OURS}, shown=True),
-    Row("PATCH", "/api/v1/work-logs/{work_log_id}", signed_in(403, member=200, outsider=404),
+    Row("GET", "/api/v1/work-logs/{work_log_id}", signed_in(200, other_steward=404, outsider=404),
+        url="/api/v1/work-logs/{work_log}", hidden={"MATRIX-WORK": [M, S, C]}, shown=True),
+    Row("PATCH", "/api/v1/work-logs/{work_log_id}", signed_in(403, member=200, other_steward=404, outsider=404),
         url="/api/v1/work-logs/{work_log}", body=js(notes="MATRIX-WORK corrigé")),
-    Row("POST", "/api/v1/work-logs/{work_log_id}/approve", signed_in(403, steward=200, coordinator=200, outsider=404),
+    Row("POST", "/api/v1/work-logs/{work_log_id}/approve", DECIDE_LOG,
         url="/api/v1/work-logs/{work_log}/approve"),
-    Row("POST", "/api/v1/work-logs/{work_log_id}/reject", signed_in(403, steward=200, coordinator=200, outsider=404),
+    Row("POST", "/api/v1/work-logs/{work_log_id}/reject", DECIDE_LOG,
         url="/api/v1/work-logs/{work_log}/reject", body=js(reason="matrice")),
-    Row("POST", "/api/v1/work-logs/{work_log_id}/correct", signed_in(403, steward=201, coordinator=201, outsider=404),
+    Row("POST", "/api/v1/work-logs/{work_log_id}/correct", signed_in(403, steward=201, coordinator=201, **NOT_READ),
         url="/api/v1/work-logs/{approved_log}/correct",
         body=lambda s, role: {"json": {"reason": "matrice", "log": {
             "commons_id": s.public, "work_date": today(), "minutes": 60, "activity": "weeding"}}}),
@@ -645,9 +650,9 @@ ROWS: list[Row] = [
         body=_form(payee="chloe", hours="0,5", reason="matrice")),
     Row("GET", "/app/approvals", READ_PAGE, page=True, url="/app/approvals?_={work_log}",
         hidden={"MATRIX-WORK": [S, C]}, shown=True),
-    Row("POST", "/app/work/{work_log_id}/approve", rule(403, anonymous=303, steward=303, coordinator=303, outsider=404),
+    Row("POST", "/app/work/{work_log_id}/approve", DECIDE_LOG_PAGE,
         url="/app/work/{work_log}/approve", page=True),
-    Row("POST", "/app/work/{work_log_id}/reject", rule(403, anonymous=303, steward=303, coordinator=303, outsider=404),
+    Row("POST", "/app/work/{work_log_id}/reject", DECIDE_LOG_PAGE,
         url="/app/work/{work_log}/reject", page=True, body=_form(reason="matrice")),
     Row("GET", "/app/work", READ_PAGE, page=True),
     Row("GET", "/app/reserve", READ_PAGE, page=True, hidden={"resource": OURS}, shown=True),

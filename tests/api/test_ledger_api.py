@@ -301,3 +301,19 @@ def test_coordinators_retire_an_activity_and_new_logs_cannot_use_it(client, auth
     refused = client.post("/api/v1/work-logs", headers=auth(people.member), json={
         "commons_id": land.id, "work_date": str(today()), "minutes": 60, "activity": "teaching"})
     assert refused.status_code == 422 and fields(refused) == ["activity"]
+
+
+@pytest.mark.parametrize("minutes", [True, False])
+def test_a_boolean_is_never_read_as_minutes(client, auth, people, db, minutes):
+    """Issue 18 item 23: `minutes: true` paid one minute (pydantic's lax mode reads true as 1)."""
+    before = db.scalar(select(func.count()).select_from(Transfer))
+    r = client.post("/api/v1/ledger/payments", headers=auth(people.member), json={
+        "payee": people.steward.username, "minutes": minutes, "reason": "Merci",
+        "idempotency_key": f"bool-{minutes}"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "minutes" and r.json()["errors"][0]["code"] == "input.int_type"
+    land = land_of(db, people.steward)
+    w = client.post("/api/v1/work-logs", headers=auth(people.member), json={
+        "commons_id": land.id, "work_date": str(today()), "minutes": minutes, "activity": "weeding"})
+    assert w.status_code == 422 and w.json()["errors"][0]["field"] == "minutes", w.text
+    assert db.scalar(select(func.count()).select_from(Transfer)) == before

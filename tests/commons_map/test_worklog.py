@@ -139,8 +139,10 @@ def test_the_worker_edits_until_approval_then_only_a_correction(db, people):
     service.update_work_log(db, actor=people.member, work_log_id=entry.id,
                             patch=WorkLogPatch(minutes=120, notes="Paillage et arrosage"))
     assert entry.minutes == 120 and entry.notes == "Paillage et arrosage"
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):  # another member does not even read it
         service.update_work_log(db, actor=people.other_steward, work_log_id=entry.id, patch=WorkLogPatch(minutes=10))
+    with pytest.raises(PermissionDenied):  # its steward reads it, and approves it, but does not edit it
+        service.update_work_log(db, actor=people.steward, work_log_id=entry.id, patch=WorkLogPatch(minutes=10))
     with pytest.raises(ValidationFailed) as err:
         service.update_work_log(db, actor=people.member, work_log_id=entry.id, patch=WorkLogPatch(minutes=2000))
     assert err.value.field == "minutes"
@@ -202,12 +204,13 @@ def test_the_database_refuses_self_approval_whatever_the_code(db, people):
 
 
 def test_only_stewards_of_that_commons_or_coordinators_approve(db, people):
-    entry = log(db, people)
+    entry = log(db, people, with_member_ids=[people.other_steward.id])
+    # a companion reads the log they worked on, but is not its commons' steward
     with pytest.raises(PermissionDenied) as err:
         service.approve(db, actor=people.other_steward, work_log_id=entry.id)
-    assert err.value.field == "approver"
+    assert err.value.field == "approver" and err.value.code == "worklog.not_a_steward"
     lucas_logs_elsewhere = log(db, people, who=people.other_steward)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):  # not theirs, not theirs to approve: not even read
         service.approve(db, actor=people.member, work_log_id=lucas_logs_elsewhere.id)
     with pytest.raises(NotFound):
         service.approve(db, actor=people.outsider, work_log_id=entry.id)
@@ -320,7 +323,12 @@ def test_activities_catalogue_is_data_coordinators_extend(db, people):
 
 def test_listing_is_scoped_to_what_the_member_may_see(db, people):
     entry = log(db, people)
-    assert entry.id in {w.id for w in service.list_work_logs(db, actor=people.other_steward)}
+    # issue 18 item 23: members read their own logs and those they may approve, not everyone's notes
+    assert entry.id not in {w.id for w in service.list_work_logs(db, actor=people.other_steward)}
+    with pytest.raises(NotFound):
+        service.get_work_log(db, actor=people.other_steward, work_log_id=entry.id)
+    assert entry.id in {w.id for w in service.list_work_logs(db, actor=people.steward)}
+    assert entry.id in {w.id for w in service.list_work_logs(db, actor=people.coordinator)}
     assert all(w.cooperative_id == people.coop.id for w in service.list_work_logs(db, actor=people.member))
     assert service.list_work_logs(db, actor=people.outsider) == [] or all(
         w.cooperative_id == people.other_coop.id for w in service.list_work_logs(db, actor=people.outsider))
