@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from commons_map.people.auth import web_session_open
 from commons_map.people.models import Member
 from commons_map.settings import Settings
 
@@ -131,6 +132,8 @@ def member_from_cookie(request: Request, session: Session, settings: Settings) -
     member = session.get(Member, ws.member_id)
     if member is None or not member.is_active or member.token_version != ws.version:
         return None
+    if not web_session_open(session, sid=ws.sid, member_id=member.id):
+        return None  # signed out (this cookie, or a copy of it, was ended on the server)
     return member
 
 

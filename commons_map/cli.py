@@ -184,6 +184,29 @@ def members_add(
         engine.dispose()
 
 
+@members_app.command("retire")
+def members_retire(
+    username: str,
+    by: Annotated[str, typer.Option("--by", help="the coordinator who retires them (username)")],
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Retire a member: they can no longer sign in; what they did stays. A coordinator does it."""
+    from commons_map.people.service import default_cooperative, get_cooperative, get_member, retire_member
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+            actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
+            member = get_member(session, cooperative_id=coop.id, username_or_id=username)
+            retire_member(session, actor=actor, member=member)
+            typer.echo(f"retired {member.username} from {coop.slug}")
+    except DomainError as exc:
+        raise fail(exc.summary(terminal_locale())) from exc
+    finally:
+        engine.dispose()
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",

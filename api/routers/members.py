@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import CurrentMember, SessionDep
+from commons_map.db import DbId
 from commons_map.people import service
 from commons_map.people.models import Member
 
@@ -72,3 +73,28 @@ def add_member(body: MemberIn, member: CurrentMember, session: SessionDep) -> Me
         actor=member,
     )
     return _out(created)
+
+
+class PasswordChange(BaseModel):
+    """My current password, and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str
+    new_password: str
+
+
+@router.post("/me/password", status_code=204)
+def change_password(body: PasswordChange, member: CurrentMember, session: SessionDep) -> Response:
+    """Change my password: every token and browser session I had ends (sign in again)."""
+    service.change_password(session, actor=session.merge(member), current_password=body.current_password,
+                            new_password=body.new_password)
+    return Response(status_code=204)
+
+
+@router.post("/{member_id}/retire", response_model=MemberOut)
+def retire(member_id: DbId, member: CurrentMember, session: SessionDep) -> MemberOut:
+    """Retire a member of my cooperative (coordinators): they can no longer sign in, their tokens
+    and sessions end, and everything they did stays."""
+    target = service.get_member(session, cooperative_id=member.cooperative_id, username_or_id=member_id)
+    return _out(service.retire_member(session, actor=member, member=target))

@@ -25,6 +25,7 @@ from api.web import (
 from commons_map.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from commons_map.people import service as people
 from commons_map.people import throttle
+from commons_map.people.auth import close_web_session, open_web_session
 from commons_map.people.models import Member
 from commons_map.register import service as register
 from commons_map.register.models import Commons
@@ -79,12 +80,15 @@ def signin(page: PageDep, form: Form) -> Response:
         return page.render("signin.html", status_code=status, errors=errors, values={"username": username},
                            next=next_url)
     page.ws.sign_in(member)
+    open_web_session(page.session, member=member, sid=page.ws.sid)
     return page.redirect(next_url)
 
 
 @router.post(PREFIX + "/signout")
 def signout(page: PageDep, form: Form) -> Response:
-    """End this browser's session (API tokens stay valid)."""
+    """End this browser's session, on the server too: a copy of the cookie signs nobody in (API
+    tokens stay valid)."""
+    close_web_session(page.session, sid=page.ws.sid)
     page.ws.sign_out()
     return page.redirect(PREFIX + "/signin", done="signed_out")
 
@@ -136,6 +140,27 @@ def profile_save(page: PageDep, form: Form) -> Response:
     page.ws.locale = me.locale
     page.ws.dirty = True
     return page.redirect(PREFIX + "/profile", done="saved")
+
+
+@router.post(PREFIX + "/profile/password")
+def profile_password(page: PageDep, form: Form) -> Response:
+    """Change my password (the current one first); my other sessions and tokens end."""
+    me = page.require()
+    new = str(form.get("new_password") or "")
+
+    def change() -> None:
+        if new != str(form.get("confirm_password") or ""):
+            raise ValidationFailed("people.passwords_differ", field="confirm_password")
+        people.change_password(page.session, actor=me, current_password=str(form.get("current_password") or ""),
+                               new_password=new, keep_sid=page.ws.sid)
+
+    _, errors = try_action(page.session, change, fields={"current_password", "new_password", "confirm_password"})
+    values = {"display_name": me.display_name, "email": me.email or "", "locale": me.locale}
+    if errors:
+        return page.render("profile.html", status_code=422, errors=errors, values=values)
+    page.ws.version = me.token_version  # this browser stays signed in, with the new version
+    page.ws.dirty = True
+    return page.redirect(PREFIX + "/profile", done="password_changed")
 
 
 # --- home -------------------------------------------------------------------------------------
@@ -339,6 +364,20 @@ def members_add(page: PageDep, form: Form) -> Response:
             "members.html", status_code=422, members=rows, values=values, errors=errors
         )
     return page.redirect(PREFIX + "/members", done="member_added")
+
+
+@router.post(PREFIX + "/members/{member_id}/retire")
+def members_retire(page: PageDep, member_id: int, form: Form) -> Response:
+    """A coordinator retires a member (they can no longer sign in; what they did stays)."""
+    me = page.require()
+    target = people.get_member(page.session, cooperative_id=me.cooperative_id, username_or_id=member_id)
+    _, errors = try_action(page.session, lambda: people.retire_member(page.session, actor=me, member=target),
+                           fields=set())
+    if errors:
+        rows = list(page.session.scalars(
+            select(Member).where(Member.cooperative_id == me.cooperative_id).order_by(Member.display_name)))
+        return page.render("members.html", status_code=409, members=rows, values={}, errors=errors)
+    return page.redirect(PREFIX + "/members", done="member_retired")
 
 
 @router.post(PREFIX + "/members/{member_id}/roles")

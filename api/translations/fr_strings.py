@@ -480,4 +480,12 @@ FR.update({
     "a new agreement": "un nouvel accord",
     "a revised agreement": "un accord révisé",
     "roles granted only by decision": "rôles attribués seulement par décision",
+    "Change my password": "Changer mon mot de passe",
+    "Current password": "Mot de passe actuel",
+    "New password": "Nouveau mot de passe",
+    "New password, again": "Nouveau mot de passe, encore",
+    "At least 8 characters. Your other sessions and tokens end.": "Au moins 8 caractères. Vos autres sessions et jetons prennent fin.",
+    "Your password is changed. Your other sessions and tokens have ended.": "Votre mot de passe est changé. Vos autres sessions et jetons ont pris fin.",
+    "The member is retired: they can no longer sign in. What they did stays.": "Le membre est retiré·e : iel ne peut plus se connecter. Ce qu'iel a fait reste.",
+    "Retire": "Retirer",
 })

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import AuthenticationFailed
-from commons_map.people.models import Member
+from commons_map.people.models import Member, WebSessionRow
 from commons_map.settings import Settings
 
 _hasher = PasswordHasher()
@@ -75,5 +76,44 @@ def member_from_token(session: Session, token: str, settings: Settings) -> Membe
 
 
 def revoke_tokens(member: Member) -> None:
-    """Invalidate every token issued to the member so far."""
+    """Invalidate every token issued to the member so far (their browser sessions too: a cookie
+    carries the version it was opened with)."""
     member.token_version += 1
+
+
+# --- browser sessions, kept on the server ----------------------------------------------------------
+
+WEB_SESSION_DAYS = 30
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def open_web_session(session: Session, *, member: Member, sid: str) -> None:
+    """Record a browser session just signed in (and forget the member's sessions past their age)."""
+    session.execute(delete(WebSessionRow).where(
+        WebSessionRow.member_id == member.id,
+        WebSessionRow.created_at < datetime.now(UTC) - timedelta(days=WEB_SESSION_DAYS)))
+    session.add(WebSessionRow(sid_hash=_sid_hash(sid), member_id=member.id))
+    session.flush()
+
+
+def close_web_session(session: Session, *, sid: str) -> None:
+    """End a browser session: its cookie, or any copy of it, signs nobody in any more."""
+    session.execute(delete(WebSessionRow).where(WebSessionRow.sid_hash == _sid_hash(sid)))
+
+
+def web_session_open(session: Session, *, sid: str, member_id: int) -> bool:
+    """Whether the browser session ``sid`` is still open for this member."""
+    return session.scalar(select(WebSessionRow.member_id).where(
+        WebSessionRow.sid_hash == _sid_hash(sid),
+        WebSessionRow.created_at >= datetime.now(UTC) - timedelta(days=WEB_SESSION_DAYS))) == member_id
+
+
+def end_web_sessions(session: Session, *, member: Member, keep_sid: str | None = None) -> None:
+    """End every browser session of the member (but ``keep_sid``, the one acting now)."""
+    stmt = delete(WebSessionRow).where(WebSessionRow.member_id == member.id)
+    if keep_sid is not None:
+        stmt = stmt.where(WebSessionRow.sid_hash != _sid_hash(keep_sid))
+    session.execute(stmt)

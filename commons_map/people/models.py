@@ -91,3 +91,14 @@ class MemberRole(Base):
     granted_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class WebSessionRow(Base):
+    """A signed-in browser session, by the SHA-256 of its id (the id itself lives in the signed
+    cookie). Signing out deletes the row, so a copy of the cookie is worth nothing afterwards."""
+
+    __tablename__ = "member_web_sessions"
+
+    sid_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
-from commons_map.people.auth import hash_password
+from commons_map.people.auth import end_web_sessions, hash_password, revoke_tokens, verify_password
 from commons_map.people.models import ROLES, Cooperative, Member, MemberRole
 from commons_map.people.permissions import require_coordinator
 
@@ -102,27 +102,27 @@ def grant_role(session: Session, *, actor: Member, member: Member, role: str) ->
         session.flush()
 
 
+def _keep_a_coordinator(session: Session, member: Member, *, field: str) -> None:
+    """Refuse to take ``member``'s coordination away when no other active coordinator remains.
+
+    One coordinator change at a time per cooperative (its row is locked): two coordinators revoking
+    each other at the same moment would each count the other and leave none. The second waits,
+    then counts."""
+    session.execute(select(Cooperative.id).where(Cooperative.id == member.cooperative_id).with_for_update())
+    others = session.scalar(
+        select(func.count()).select_from(MemberRole).join(Member).where(
+            Member.cooperative_id == member.cooperative_id, MemberRole.role == "coordinator",
+            Member.id != member.id, Member.is_active))
+    if not others:
+        raise Conflict("people.last_coordinator", field=field)
+
+
 def revoke_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
     """Take a role back, never leaving the cooperative without a coordinator."""
     require_coordinator(actor, member.cooperative_id)
     refuse_direct_role_change(session, member.cooperative_id)
     if role == "coordinator" and member.is_coordinator:
-        # One coordinator change at a time per cooperative: two coordinators revoking each other at
-        # the same moment would each count the other and leave none. The second waits, then counts.
-        session.execute(select(Cooperative.id).where(Cooperative.id == member.cooperative_id).with_for_update())
-        others = session.scalar(
-            select(func.count())
-            .select_from(MemberRole)
-            .join(Member)
-            .where(
-                Member.cooperative_id == member.cooperative_id,
-                MemberRole.role == "coordinator",
-                Member.id != member.id,
-                Member.is_active,
-            )
-        )
-        if not others:
-            raise Conflict("people.last_coordinator", field="role")
+        _keep_a_coordinator(session, member, field="role")
     member.role_rows = [r for r in member.role_rows if r.role != role]
     session.flush()
 
@@ -137,4 +137,43 @@ def get_member(session: Session, *, cooperative_id: int, username_or_id: str | i
     member = session.scalar(stmt)
     if member is None:
         raise NotFound("people.no_member", field="member", member=str(username_or_id))
+    return member
+
+
+def _check_new_password(password: str, *, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed("people.password_short", field=field, minimum=MIN_PASSWORD)
+
+
+def change_password(session: Session, *, actor: Member, current_password: str, new_password: str,
+                    keep_sid: str | None = None) -> None:
+    """A member changes their own password, giving the current one. Every token and every other
+    browser session ends (the one acting now, ``keep_sid``, stays signed in with a new token
+    version)."""
+    if not verify_password(actor.password_hash, current_password):
+        raise ValidationFailed("people.current_password_wrong", field="current_password")
+    _check_new_password(new_password, field="new_password")
+    if new_password == current_password:
+        raise ValidationFailed("people.password_unchanged", field="new_password")
+    actor.password_hash = hash_password(new_password)
+    revoke_tokens(actor)
+    end_web_sessions(session, member=actor, keep_sid=keep_sid)
+    session.flush()
+
+
+def retire_member(session: Session, *, actor: Member, member: Member) -> Member:
+    """A coordinator retires a member: they can no longer sign in, their tokens and sessions end;
+    everything they did stays (their logs, their hours, their name in the history). Never the
+    cooperative's last coordinator, nor oneself (another coordinator does it)."""
+    require_coordinator(actor, member.cooperative_id)
+    if member.id == actor.id:
+        raise PermissionDenied("people.retire_self", field="member")
+    if not member.is_active:
+        raise Conflict("people.already_retired", field="member", member=member.username)
+    if member.is_coordinator:
+        _keep_a_coordinator(session, member, field="member")
+    member.is_active = False
+    revoke_tokens(member)
+    end_web_sessions(session, member=member)
+    session.flush()
     return member

@@ -415,6 +415,10 @@ ROWS: list[Row] = [
     Row("POST", "/api/v1/members", coordinators(201, outsider=201),  # the outsider adds to *their* cooperative
         body=lambda s, role: {"json": {"username": f"matrice_{role}", "display_name": "Nouvelle Membre",
                                        "password": "assez-long-123"}}),
+    Row("POST", "/api/v1/members/me/password", signed_in(204),  # each changes their own
+        body=js(current_password=DEMO_PASSWORD, new_password="matrice-nouveau-secret")),
+    Row("POST", "/api/v1/members/{member_id}/retire", signed_in(403, coordinator=200, outsider=404),
+        url="/api/v1/members/{member_id}/retire"),
     # --- the register
     Row("GET", "/api/v1/kinds", every(200)),
     Row("GET", "/api/v1/commons", every(200), url="/api/v1/commons?limit=1000",
@@ -624,6 +628,10 @@ ROWS: list[Row] = [
                                        "password": "assez-long-123", "locale": "fr"}}),
     Row("POST", "/app/members/{member_id}/roles", rule(403, anonymous=303, coordinator=303, outsider=404),
         url="/app/members/{member_id}/roles", page=True, body=_form(action="grant")),
+    Row("POST", "/app/members/{member_id}/retire", rule(403, anonymous=303, coordinator=303, outsider=404),
+        url="/app/members/{member_id}/retire", page=True),
+    Row("POST", "/app/profile/password", page(303), page=True,
+        body=_form(current_password=DEMO_PASSWORD, new_password="matrice-nouveau", confirm_password="matrice-nouveau")),
     Row("GET", "/app/work/new", READ_PAGE, page=True),
     Row("POST", "/app/work/new", rule(303, anonymous=303, outsider=422), page=True, body=_work_form),
     Row("GET", "/app/harvest/new", READ_PAGE, page=True),
