@@ -28,6 +28,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pg_bin(name: str) -> Path | None:
+    """A PostgreSQL server program (the newest installed major version), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return found[-1] if found else None
+
+
+def run_pg(name: str, *args: str) -> None:
+    """Run a PostgreSQL program, as the postgres user when we are root (the server refuses root)."""
+    program = pg_bin(name)
+    assert program is not None, name
+    cmd = [str(program), *args]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+
 @dataclass
 class Cluster:
     """A private PostgreSQL cluster (started by the project's own set-up script)."""
@@ -37,11 +53,7 @@ class Cluster:
     url: str
 
     def _ctl(self, *args: str) -> None:
-        pg_ctl = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
-        cmd = [str(pg_ctl), "-D", str(self.pgdata), *args]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        run_pg("pg_ctl", "-D", str(self.pgdata), *args)
 
     def stop(self) -> None:
         self._ctl("-m", "immediate", "-w", "stop")
@@ -77,6 +89,29 @@ def cluster() -> Iterator[Cluster]:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def replica(cluster: Cluster) -> Iterator[Cluster]:
+    """A hot standby of ``cluster`` made with ``pg_basebackup -R``, streaming on its own port."""
+    if pg_bin("pg_basebackup") is None:
+        pytest.skip("no pg_basebackup on this machine")
+    pgdata = cluster.pgdata.parent / "replica"
+    pgdata.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(pgdata, "postgres", "postgres")
+    run_pg("pg_basebackup", "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast",
+           "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres")
+    port = free_port()
+    r = Cluster(pgdata=pgdata, port=port, url=cluster.url.replace(f":{cluster.port}/", f":{port}/"))
+    r.start()
+    try:
+        yield r
+    finally:
+        try:
+            r._ctl("-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
 
 
 @dataclass
