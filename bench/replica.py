@@ -16,7 +16,8 @@ on another port. Then, for each of two servers (``commons-map serve --workers 2`
   reads+writes   the same, while ``--writers`` threads pay between the bench members through
                  ``ledger.pay`` on the primary (one transaction per payment), as the members do.
 
-It prints per server and phase: public reads per second, p50/p95 latency, payments per second, and
+Each server is warmed up first (the figures computed, then half a phase of the same reads, not
+measured). It prints per server and phase: public reads per second, p50/p95 latency, payments per second, and
 the CPU seconds spent per 1,000 reads by the app's processes, the primary's PostgreSQL processes
 and the replica's (from /proc), so what moves off the primary is measured, not guessed. On one
 machine a replica takes CPU from the same cores: the requests per second it adds there are not
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select, text  # noqa: E402
 
 from commons_map.db import make_engine, make_sessionmaker  # noqa: E402
-from tests.faults.conftest import BIN, Cluster, free_port, run_pg  # noqa: E402
+from tests.faults.conftest import BIN, free_port, start_cluster, start_replica, stop_quietly  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 # The synthetic grid (commons_map/demo/synth.py) starts at 5.02, 44.60 with ~40 m cells.
@@ -165,29 +166,6 @@ def run_phase(
     return out
 
 
-def make_cluster(data: Path) -> Cluster:
-    port = free_port()
-    env = dict(os.environ, COMMONS_PROBE_PORT="1", COMMONS_PRIVATE_PORT=str(port),
-               COMMONS_PGDATA=str(data / "pg"), COMMONS_ENV_FILE=str(data / "env"))
-    env.pop("COMMONS_DATABASE_URL", None)
-    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-postgis.sh")], env=env, check=True,
-                   capture_output=True, timeout=300)
-    url = (data / "env").read_text().strip().split("=", 1)[1]
-    return Cluster(pgdata=data / "pg", port=port, url=url)
-
-
-def make_replica(primary: Cluster, pgdata: Path) -> Cluster:
-    pgdata.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(pgdata, "postgres", "postgres")
-    run_pg("pg_basebackup", "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast",
-           "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres")
-    port = free_port()
-    r = Cluster(pgdata=pgdata, port=port, url=primary.url.replace(f":{primary.port}/", f":{port}/"))
-    r.start()
-    return r
-
-
 def load(url: str, parcels: int, members: int) -> list[int]:
     """The demo, the synthetic parcels, and a bench cooperative's members with accounts; their ids."""
     from shapely.geometry import MultiPolygon, Polygon
@@ -248,12 +226,12 @@ def main() -> None:
     primary = replica = None
     server: subprocess.Popen | None = None
     try:
-        primary = make_cluster(data)
+        primary = start_cluster(data)
         t0 = time.perf_counter()
         member_ids = load(primary.url, args.parcels, args.members)
         print(f"loaded the demo, {args.parcels} parcels and {args.members} members in {time.perf_counter() - t0:.0f} s",
               flush=True)
-        replica = make_replica(primary, data / "replica")
+        replica = start_replica(primary, data / "replica")
         wengine = make_engine(url=primary.url, pool_size=args.writers + 1)
         Session = make_sessionmaker(wengine)
 
@@ -293,10 +271,12 @@ def main() -> None:
                 if time.time() > deadline or server.poll() is not None:
                     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
                 time.sleep(0.3)
-            # Warm up: the figures of every parcel, the first tiles (not measured).
+            # Warm up, not measured: the figures of every parcel (computed once per server process),
+            # then the same load as measured for half a phase (the tile cache, the pools).
             with httpx.Client(base_url=base, timeout=300) as http:
                 for u in urls[:20]:
                     http.get(u)
+            run_phase(base, urls, clients=args.clients, seconds=args.seconds / 2, pay=no_pay, writers=0, measure={})
             measure = {
                 "app": lambda s=server: group_pids(s.pid),
                 "primary db": lambda: postgres_pids(primary.pgdata),
@@ -334,10 +314,7 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGKILL)
         for c in (replica, primary):
             if c is not None:
-                try:
-                    c._ctl("-m", "immediate", "stop")
-                except subprocess.CalledProcessError:
-                    pass
+                stop_quietly(c)
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it answers something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
 
 
 def pg_bin(name: str) -> Path | None:
@@ -64,13 +76,8 @@ class Cluster:
                   "start")
 
 
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    """A private cluster on a free port, with the project migrated in database commons_map."""
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        pytest.skip("no PostgreSQL server binaries on this machine")
-    data = Path(tempfile.mkdtemp(prefix="cm-fault-", dir="/var/tmp"))
-    os.chmod(data, 0o755)
+def start_cluster(data: Path) -> Cluster:
+    """A private cluster in ``data``/pg on a free port, made by the project's own set-up script."""
     port = free_port()
     env = dict(os.environ, COMMONS_PROBE_PORT="1", COMMONS_PRIVATE_PORT=str(port),
                COMMONS_PGDATA=str(data / "pg"), COMMONS_ENV_FILE=str(data / "env"))
@@ -78,16 +85,43 @@ def cluster() -> Iterator[Cluster]:
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure-postgis.sh")], env=env, check=True,
                    capture_output=True, timeout=300)
     url = (data / "env").read_text().strip().split("=", 1)[1]
-    c = Cluster(pgdata=data / "pg", port=port, url=url)
-    subprocess.run([str(BIN / "commons-map"), "db", "upgrade"], env=dict(os.environ, COMMONS_DATABASE_URL=url),
+    return Cluster(pgdata=data / "pg", port=port, url=url)
+
+
+def start_replica(primary: Cluster, pgdata: Path) -> Cluster:
+    """A hot standby of ``primary`` in ``pgdata``, made with ``pg_basebackup -R``, started on a free port."""
+    pgdata.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(pgdata, "postgres", "postgres")
+    run_pg("pg_basebackup", "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast",
+           "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres")
+    port = free_port()
+    r = Cluster(pgdata=pgdata, port=port, url=primary.url.replace(f":{primary.port}/", f":{port}/"))
+    r.start()
+    return r
+
+
+def stop_quietly(c: Cluster) -> None:
+    try:
+        c._ctl("-m", "immediate", "stop")
+    except subprocess.CalledProcessError:
+        pass
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A private cluster on a free port, with the project migrated in database commons_map."""
+    if pg_bin("initdb") is None:
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    data = Path(tempfile.mkdtemp(prefix="cm-fault-", dir="/var/tmp"))
+    os.chmod(data, 0o755)
+    c = start_cluster(data)
+    subprocess.run([str(BIN / "commons-map"), "db", "upgrade"], env=dict(os.environ, COMMONS_DATABASE_URL=c.url),
                    check=True, capture_output=True, timeout=300)
     try:
         yield c
     finally:
-        try:
-            c._ctl("-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
+        stop_quietly(c)
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -96,22 +130,11 @@ def replica(cluster: Cluster) -> Iterator[Cluster]:
     """A hot standby of ``cluster`` made with ``pg_basebackup -R``, streaming on its own port."""
     if pg_bin("pg_basebackup") is None:
         pytest.skip("no pg_basebackup on this machine")
-    pgdata = cluster.pgdata.parent / "replica"
-    pgdata.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(pgdata, "postgres", "postgres")
-    run_pg("pg_basebackup", "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast",
-           "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres")
-    port = free_port()
-    r = Cluster(pgdata=pgdata, port=port, url=cluster.url.replace(f":{cluster.port}/", f":{port}/"))
-    r.start()
+    r = start_replica(cluster, cluster.pgdata.parent / "replica")
     try:
         yield r
     finally:
-        try:
-            r._ctl("-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
+        stop_quietly(r)
 
 
 @dataclass

@@ -12,8 +12,6 @@ import os
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -21,22 +19,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from commons_map.db import make_engine
-from tests.faults.conftest import BIN, SERVER_SECRET
+from tests.faults.conftest import BIN, SERVER_SECRET, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
 MAX_LAG = 4.0  # seconds; the servers check the replica every CHECK seconds
 CHECK = 0.3
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
 
 
 def add_public_parcel(primary, name: str) -> int:  # noqa: ANN001
@@ -97,9 +85,17 @@ def test_public_reads_go_to_the_replica_and_back_to_the_primary_when_it_lags_or_
             conn.execute(text("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()"))
 
     try:
-        assert wait_for("the replica in use", lambda: replica_state() == "replica")
+        assert wait_for("the replica in use", lambda: replica_state() == "replica", timeout=60, interval=0.1)
         caught_up = add_public_parcel(primary, "avant la pause")
-        wait_for("the replica to replay it", lambda: public(caught_up) == 200)
+        wait_for("the replica to replay it", lambda: public(caught_up) == 200, timeout=60, interval=0.1)
+        # The figures table the public queries join is written on the primary (asked by the reads on
+        # the read-only replica), and reaches the replica by replication.
+        def digests(engine) -> int:  # noqa: ANN001
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM publish_figures_digests")).scalar_one()
+
+        wait_for("the figures written on the primary", lambda: digests(primary) > 0, timeout=60, interval=0.1)
+        wait_for("the figures replicated", lambda: digests(standby) == digests(primary), timeout=60, interval=0.1)
 
         # (1) Replay paused, a parcel written on the primary: the public read does not see it,
         # so the replica served it (it is behind by less than the limit).
@@ -121,20 +117,20 @@ def test_public_reads_go_to_the_replica_and_back_to_the_primary_when_it_lags_or_
         assert time.monotonic() - written_at < MAX_LAG, "the machine was too slow for the check above"
 
         # (3) Behind by more than the limit: the primary serves the public reads, which see it.
-        wait_for("the replica seen lagging", lambda: replica_state() == "lagging", timeout=MAX_LAG * 10)
+        wait_for("the replica seen lagging", lambda: replica_state() == "lagging", timeout=MAX_LAG * 10, interval=0.1)
         assert public(first) == 200
         health = http.get("/health").json()["replica"]
         assert health["public_reads"] == "primary" and health["lag_seconds"] >= MAX_LAG
 
         # (4) Replay resumed: back to the replica. Shown by pausing again: a new parcel is missing.
         replay(paused=False)
-        wait_for("the replica in use again", lambda: replica_state() == "replica")
+        wait_for("the replica in use again", lambda: replica_state() == "replica", timeout=60, interval=0.1)
         assert public(first) == 200  # the replica replayed it
         replay(paused=True)
         second = add_public_parcel(primary, "seconde pause")
         assert public(second) == 404
         replay(paused=False)
-        wait_for("the replica to replay the second", lambda: public(second) == 200)
+        wait_for("the replica to replay the second", lambda: public(second) == 200, timeout=60, interval=0.1)
 
         # (2) The replica stopped: every public read still answers, from the primary.
         replica.stop()
@@ -151,8 +147,8 @@ def test_public_reads_go_to_the_replica_and_back_to_the_primary_when_it_lags_or_
         # And back when it returns: it catches up from the primary's WAL, then serves again (shown
         # as above: replay paused, a new parcel is missing from the public read).
         replica.start()
-        wait_for("the replica in use after its restart", lambda: replica_state() == "replica")
-        wait_for("the replica to replay the third", lambda: public(third) == 200)
+        wait_for("the replica in use after its restart", lambda: replica_state() == "replica", timeout=60, interval=0.1)
+        wait_for("the replica to replay the third", lambda: public(third) == 200, timeout=60, interval=0.1)
         replay(paused=True)
         fourth = add_public_parcel(primary, "après le retour")
         assert public(fourth) == 404
