@@ -137,8 +137,10 @@ def run_phase(
         with httpx.Client(base_url=base, timeout=60) as http:
             while not stop.is_set():
                 t0 = time.perf_counter()
-                r = http.get(rng.choice(urls), headers={"Accept-Encoding": "gzip"})
-                if r.status_code not in (200, 204):
+                try:
+                    r = http.get(rng.choice(urls), headers={"Accept-Encoding": "gzip"})
+                    errs += r.status_code not in (200, 204)
+                except httpx.HTTPError:  # a worker restarted under us: counted, not fatal
                     errs += 1
                 mine.append(time.perf_counter() - t0)
         with lock:
