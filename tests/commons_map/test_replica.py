@@ -92,3 +92,36 @@ def test_replica_settings_from_the_environment(monkeypatch):
     with pytest.raises(ValidationError) as err:
         Settings(_env_file=None)
     assert "replica_max_lag_seconds" in str(err.value)
+
+
+PUBLIC_PREFIXES = ("/ogc", "/tiles", "/maps", "/opendata")
+
+
+def _calls(dependant) -> set:  # noqa: ANN001
+    out = {dependant.call}
+    for d in dependant.dependencies:
+        out |= _calls(d)
+    return out
+
+
+def test_only_public_routes_may_read_the_replica_and_they_never_write_or_know_a_member(settings):
+    """Every route that takes the replica's session is a public GET/HEAD under the public prefixes,
+    and none of them asks who the member is (members' pages and the API take the primary)."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from api.deps import get_public_read_session, optional_member
+    from api.main import create_app
+
+    app = create_app(settings)
+    on_replica_routes = []
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.route
+        if isinstance(route, APIRoute) and get_public_read_session in _calls(route.dependant):
+            on_replica_routes.append(ctx.path)
+            assert ctx.path.startswith(PUBLIC_PREFIXES), ctx.path
+            assert set(ctx.methods or ()) <= {"GET", "HEAD"}, (ctx.path, ctx.methods)
+            assert optional_member not in _calls(route.dependant), ctx.path
+    assert {p.split("/")[1] for p in on_replica_routes} == {p.strip("/") for p in PUBLIC_PREFIXES}
+    assert "/ogc/collections/{collection_id}/items" in on_replica_routes
+    assert "/tiles/{collection_id}/{z}/{x}/{y}.mvt" in on_replica_routes
+    assert "/opendata/{name}" in on_replica_routes and "/maps/public" in on_replica_routes
