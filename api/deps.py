@@ -45,9 +45,31 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
+def get_public_read_session(
+    request: Request, primary: Annotated[Session, Depends(get_session, scope="function")]
+) -> Iterator[Session]:
+    """A session for a public read (OGC API, tiles, public map, open data): on the streaming replica
+    while it is healthy and close enough behind, else the request's session on the primary
+    (``commons_map.replica``; an unused session never takes a connection). Never for members'
+    pages or writes: those take ``SessionDep``."""
+    session = request.app.state.reads.replica_session()
+    if session is None:
+        yield primary
+        return
+    try:
+        yield session
+        session.commit()  # read-only: ends the transaction
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # scope="function": the commit happens before the response is sent, so a failed commit is an error.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+PublicReadSession = Annotated[Session, Depends(get_public_read_session, scope="function")]
 
 
 def optional_member(

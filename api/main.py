@@ -36,7 +36,8 @@ from api.routers import (
     worklog,
 )
 from api.routers import ingest as ingest_routes
-from commons_map.db import make_engine, make_sessionmaker
+from commons_map.db import make_engine, make_replica_engine, make_sessionmaker
+from commons_map.replica import ReadRouter
 from commons_map.settings import Settings, get_settings
 
 ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
@@ -61,9 +62,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         own = engine is None
         app.state.engine = engine or make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        # The public reads: on the replica when one is configured and healthy (commons_map.replica).
+        app.state.reads = ReadRouter(
+            primary=app.state.engine,
+            replica=make_replica_engine(settings.replica_sync_url) if settings.replica_sync_url else None,
+            max_lag_seconds=settings.replica_max_lag_seconds,
+            check_seconds=settings.replica_check_seconds,
+        )
         try:
             yield
         finally:
+            app.state.reads.dispose()
             if own:
                 app.state.engine.dispose()
 

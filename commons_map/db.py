@@ -63,6 +63,13 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None, **k
     return create_engine(url or settings.sync_url, **kw)
 
 
+def make_replica_engine(url: str, **kw) -> Engine:
+    """An engine for a streaming replica: a short connect timeout, so a replica that is away costs
+    at most one short wait per health check (``commons_map.replica``), never every request."""
+    kw.setdefault("connect_args", {"connect_timeout": 2})
+    return make_engine(url=url, **kw)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep objects usable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)

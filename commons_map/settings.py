@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/commons_map"
+    # A streaming replica (hot standby) for the public reads: OGC API, tiles, the public map, open
+    # data (commons_map.replica). None: everything reads the primary.
+    database_replica_url: str | None = None
+    # Public reads go back to the primary while the replica is further behind than this.
+    replica_max_lag_seconds: float = Field(default=30.0, ge=0)
+    # How often the replica's health and lag are checked (at most once per period, in a request).
+    replica_check_seconds: float = Field(default=2.0, gt=0)
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     secret_key: str = DEFAULT_SECRET
     token_minutes: int = 60 * 24 * 7
@@ -61,11 +68,20 @@ class Settings(BaseSettings):
     @property
     def sync_url(self) -> str:
         """The database URL with the psycopg 3 driver named, whatever the user wrote."""
-        url = self.database_url
-        for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
-        return url
+        return psycopg_url(self.database_url)
+
+    @property
+    def replica_sync_url(self) -> str | None:
+        """The replica's URL with the psycopg 3 driver named, or None."""
+        return psycopg_url(self.database_replica_url) if self.database_replica_url else None
+
+
+def psycopg_url(url: str) -> str:
+    """``url`` with the psycopg 3 driver named, whatever the user wrote."""
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 @lru_cache

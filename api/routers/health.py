@@ -1,4 +1,4 @@
-"""GET /health: is the database there, with PostGIS."""
+"""GET /health: is the database there, with PostGIS; where the public reads go when a replica is set."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def health(request: Request) -> JSONResponse:
              "error": type(exc).__name__},
             status_code=503,
         )
-    return JSONResponse(
-        {"status": "ok", "version": commons_map.__version__, "database": db, "postgis": postgis}
-    )
+    body = {"status": "ok", "version": commons_map.__version__, "database": db, "postgis": postgis}
+    reads = getattr(request.app.state, "reads", None)
+    if reads is not None and reads.replica is not None:
+        # Where the public reads go; a replica away or behind is not a failure (the primary serves).
+        body["replica"] = reads.status().as_dict()
+    return JSONResponse(body)

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from api.deps import SessionDep
+from api.deps import PublicReadSession
 from api.routers.ogc import BadRequest, check_params, guard, respond, single
 from commons_map.errors import NotFound
 from commons_map.publish.parcel import parcel_story
@@ -31,7 +31,7 @@ def _html(request: Request, page: str, lang: str) -> Response:
 
 @router.api_route("/public", methods=["GET", "HEAD"], summary="The public map")
 @guard
-def public_map(request: Request, session: SessionDep) -> Response:
+def public_map(request: Request, session: PublicReadSession) -> Response:
     """Restored land by soil status, gardens, tools and places; ``?lang=fr|en``, ``?basemap=osm|none``."""
     check_params(request, {"lang", "basemap"})
     lang = single(request, "lang")
@@ -52,7 +52,7 @@ def public_map(request: Request, session: SessionDep) -> Response:
 
 @router.api_route("/parcels/{commons_id}", methods=["GET", "HEAD"], summary="A public parcel's page")
 @guard
-def parcel(commons_id: str, request: Request, session: SessionDep) -> Response:
+def parcel(commons_id: str, request: Request, session: PublicReadSession) -> Response:
     """A public parcel's permalink: its status, soil carbon and harvests by year; ``?lang=fr|en``."""
     check_params(request, {"lang"})
     lang = single(request, "lang")

@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import PublicReadSession, SettingsDep
 from api.errors import problem, request_locale
 from commons_map.errors import NotFound, ValidationFailed
 from commons_map.publish import service
@@ -416,7 +416,7 @@ def conformance(request: Request) -> Response:
 
 @router.api_route("/collections", methods=["GET", "HEAD"], summary="Collections")
 @guard
-def collections(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def collections(request: Request, session: PublicReadSession, settings: SettingsDep) -> Response:
     """The public collections."""
     check_params(request, COMMON_PARAMS)
     root = base_url(request)
@@ -459,7 +459,7 @@ def collections(request: Request, session: SessionDep, settings: SettingsDep) ->
 @router.api_route("/collections/{collection_id}", methods=["GET", "HEAD"], summary="One collection")
 @guard
 def collection(
-    collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
+    collection_id: str, request: Request, session: PublicReadSession, settings: SettingsDep
 ) -> Response:
     """One public collection: its extent, CRSs and links."""
     c = get_collection(collection_id)
@@ -579,7 +579,7 @@ def _features_links(
 
 @router.api_route("/collections/{collection_id}/items", methods=["GET", "HEAD"], summary="Features")
 @guard
-def items(collection_id: str, request: Request, session: SessionDep) -> Response:
+def items(collection_id: str, request: Request, session: PublicReadSession) -> Response:
     """A page of public features: limit, bbox, datetime, crs, CQL2 filter; keyset paging."""
     c = get_collection(collection_id)
     query = parse_items_query(request, c)
@@ -643,7 +643,7 @@ def _items_html(c: Collection, page: service.Page, links: list[dict]) -> bytes:
     summary="One feature",
 )
 @guard
-def feature(collection_id: str, feature_id: str, request: Request, session: SessionDep) -> Response:
+def feature(collection_id: str, feature_id: str, request: Request, session: PublicReadSession) -> Response:
     """One public feature."""
     c = get_collection(collection_id)
     check_params(request, {"f", "crs"})

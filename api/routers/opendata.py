@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import PublicReadSession, SettingsDep
 from api.routers.ogc import (
     base_url,
     check_params,
@@ -71,7 +71,7 @@ def index(request: Request, settings: SettingsDep) -> Response:
 
 @router.api_route("/{name}", methods=["GET", "HEAD"], summary="Download one public layer")
 @guard
-def download(name: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def download(name: str, request: Request, session: PublicReadSession, settings: SettingsDep) -> Response:
     """One layer as GeoJSON, GeoPackage or CSV; licence in a Link header and in the file."""
     check_params(request, set())
     stem, _, fmt = name.rpartition(".")

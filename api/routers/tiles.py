@@ -7,7 +7,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import PublicReadSession, SettingsDep
 from api.routers.ogc import (
     base_url,
     check_params,
@@ -40,7 +40,7 @@ def _int(raw: str, name: str) -> int:
 )
 @guard
 def tile(
-    collection_id: str, z: str, x: str, y: str, request: Request, session: SessionDep
+    collection_id: str, z: str, x: str, y: str, request: Request, session: PublicReadSession
 ) -> Response:
     """One Mapbox Vector Tile (WebMercatorQuad); 204 when nothing public is in it."""
     c = get_collection(collection_id)
@@ -73,7 +73,7 @@ def tile(
 @router.api_route("/{collection_id}/tilejson.json", methods=["GET", "HEAD"], summary="TileJSON")
 @guard
 def tilejson(
-    collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
+    collection_id: str, request: Request, session: PublicReadSession, settings: SettingsDep
 ) -> Response:
     """The TileJSON 3.0.0 document of a collection's tiles."""
     c = get_collection(collection_id)

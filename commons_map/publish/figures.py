@@ -21,9 +21,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from commons_map.publish.models import FIGURE_COLUMNS
+from commons_map.replica import DB_KEY, PRIMARY_ENGINE, on_replica
 
 CACHE_SECONDS = 300.0
 log = logging.getLogger("commons_map.publish")
@@ -194,7 +196,14 @@ def compute(session: Session, *, cooperative_id: int) -> dict[str, dict[str, Any
 
 
 def db_key(session: Session) -> str:
-    """Which database a session reads (caches are kept per database: tests run several)."""
+    """Which database a session reads (caches are kept per database: tests run several).
+
+    A streaming replica's sessions name their primary (``commons_map.replica``): a physical replica
+    holds the very same rows, down to their ``xmin`` and ``ctid``, so the caches keyed by the rows
+    (the tile cache's fingerprints, the figures' digests) are shared by both, and a key read on a
+    lagging replica names the older rows it was made from, never the newer ones."""
+    if DB_KEY in session.info:
+        return str(session.info[DB_KEY])
     bind = session.get_bind()
     engine = getattr(bind, "engine", bind)
     return str(engine.url)
@@ -263,8 +272,13 @@ def sync(session: Session) -> tuple:
     it (another worker) is not waited for: the table may lag, as the figures may. The stamp,
     (database, (cooperative, digest held)...), changes whenever the table's content does, so
     caches keyed by it (the tile cache) never mix figures.
+
+    On a streaming replica (read-only) the stamp is what the replica's table holds, which is what
+    its queries join; a table behind the figures is brought up to date by a thread on the primary,
+    and reaches the replica by replication.
     """
     key_db = db_key(session)
+    replica = on_replica(session)
     held = {
         row.cooperative_id: row
         for row in session.execute(
@@ -277,10 +291,36 @@ def sync(session: Session) -> tuple:
         have = held.get(coop_id)
         digest = have.digest if have is not None else None
         if digest != fresh.digest and (have is None or have.computed_at < fresh.wall):
-            if _write(session, coop_id, fresh):
+            if replica:
+                _sync_on_primary_later(session.info[PRIMARY_ENGINE], key_db)
+            elif _write(session, coop_id, fresh):
                 digest = fresh.digest
         stamp.append((coop_id, digest))
     return tuple(stamp)
+
+
+_syncing: set[str] = set()
+
+
+def _sync_on_primary_later(primary: Engine, key_db: str) -> None:
+    """Bring the primary's figures table up to date in a thread (one at a time per database)."""
+    with _lock:
+        if key_db in _syncing:
+            return
+        _syncing.add(key_db)
+
+    def run() -> None:
+        try:
+            with Session(bind=primary) as own:
+                sync(own)
+                own.commit()
+        except Exception as exc:  # noqa: BLE001 - the next public read tries again
+            log.warning("figures table not updated on the primary: %s: %.300s", type(exc).__name__, exc)
+        finally:
+            with _lock:
+                _syncing.discard(key_db)
+
+    threading.Thread(target=run, name="publish-figures-primary", daemon=True).start()
 
 
 def _write(session: Session, cooperative_id: int, fresh: Computed) -> bool:

@@ -17,10 +17,10 @@ FIGURE_COLUMNS = (
 
 
 class PublicFigures(Base):
-    """One public parcel's figures, as the map and the OGC API show them (UNLOGGED, migration 0008)."""
+    """One public parcel's figures, as the map and the OGC API show them (migration 0008; logged
+    since 0012, so that a streaming replica holds them too)."""
 
     __tablename__ = "publish_figures"
-    __table_args__ = {"prefixes": ["UNLOGGED"]}
 
     commons_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     cooperative_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -40,7 +40,6 @@ class PublicFiguresDigest(Base):
     """Which version of a cooperative's figures the table holds, and when it was computed."""
 
     __tablename__ = "publish_figures_digests"
-    __table_args__ = {"prefixes": ["UNLOGGED"]}
 
     cooperative_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(Text)

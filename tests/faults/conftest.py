@@ -10,9 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it answers something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+
+
+def pg_bin(name: str) -> Path | None:
+    """A PostgreSQL server program (the newest installed major version), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return found[-1] if found else None
+
+
+def run_pg(name: str, *args: str) -> None:
+    """Run a PostgreSQL program, as the postgres user when we are root (the server refuses root)."""
+    program = pg_bin(name)
+    assert program is not None, name
+    cmd = [str(program), *args]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+
 @dataclass
 class Cluster:
     """A private PostgreSQL cluster (started by the project's own set-up script)."""
@@ -37,11 +65,7 @@ class Cluster:
     url: str
 
     def _ctl(self, *args: str) -> None:
-        pg_ctl = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
-        cmd = [str(pg_ctl), "-D", str(self.pgdata), *args]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        run_pg("pg_ctl", "-D", str(self.pgdata), *args)
 
     def stop(self) -> None:
         self._ctl("-m", "immediate", "-w", "stop")
@@ -52,13 +76,8 @@ class Cluster:
                   "start")
 
 
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    """A private cluster on a free port, with the project migrated in database commons_map."""
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        pytest.skip("no PostgreSQL server binaries on this machine")
-    data = Path(tempfile.mkdtemp(prefix="cm-fault-", dir="/var/tmp"))
-    os.chmod(data, 0o755)
+def start_cluster(data: Path) -> Cluster:
+    """A private cluster in ``data``/pg on a free port, made by the project's own set-up script."""
     port = free_port()
     env = dict(os.environ, COMMONS_PROBE_PORT="1", COMMONS_PRIVATE_PORT=str(port),
                COMMONS_PGDATA=str(data / "pg"), COMMONS_ENV_FILE=str(data / "env"))
@@ -66,17 +85,56 @@ def cluster() -> Iterator[Cluster]:
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure-postgis.sh")], env=env, check=True,
                    capture_output=True, timeout=300)
     url = (data / "env").read_text().strip().split("=", 1)[1]
-    c = Cluster(pgdata=data / "pg", port=port, url=url)
-    subprocess.run([str(BIN / "commons-map"), "db", "upgrade"], env=dict(os.environ, COMMONS_DATABASE_URL=url),
+    return Cluster(pgdata=data / "pg", port=port, url=url)
+
+
+def start_replica(primary: Cluster, pgdata: Path) -> Cluster:
+    """A hot standby of ``primary`` in ``pgdata``, made with ``pg_basebackup -R``, started on a free port."""
+    pgdata.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        shutil.chown(pgdata, "postgres", "postgres")
+    run_pg("pg_basebackup", "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast",
+           "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres")
+    port = free_port()
+    r = Cluster(pgdata=pgdata, port=port, url=primary.url.replace(f":{primary.port}/", f":{port}/"))
+    r.start()
+    return r
+
+
+def stop_quietly(c: Cluster) -> None:
+    try:
+        c._ctl("-m", "immediate", "stop")
+    except subprocess.CalledProcessError:
+        pass
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A private cluster on a free port, with the project migrated in database commons_map."""
+    if pg_bin("initdb") is None:
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    data = Path(tempfile.mkdtemp(prefix="cm-fault-", dir="/var/tmp"))
+    os.chmod(data, 0o755)
+    c = start_cluster(data)
+    subprocess.run([str(BIN / "commons-map"), "db", "upgrade"], env=dict(os.environ, COMMONS_DATABASE_URL=c.url),
                    check=True, capture_output=True, timeout=300)
     try:
         yield c
     finally:
-        try:
-            c._ctl("-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
+        stop_quietly(c)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def replica(cluster: Cluster) -> Iterator[Cluster]:
+    """A hot standby of ``cluster`` made with ``pg_basebackup -R``, streaming on its own port."""
+    if pg_bin("pg_basebackup") is None:
+        pytest.skip("no pg_basebackup on this machine")
+    r = start_replica(cluster, cluster.pgdata.parent / "replica")
+    try:
+        yield r
+    finally:
+        stop_quietly(r)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from commons_map.db import make_engine, session_scope
 from commons_map.people.auth import issue_token
 from commons_map.settings import Settings
-from tests.faults.conftest import BIN, SERVER_SECRET
+from tests.faults.conftest import BIN, SERVER_SECRET, wait_for
 from tests.ingest.conftest import xml
 
 pytestmark = pytest.mark.timeout(420)
@@ -41,19 +41,6 @@ SUBMISSIONS = 240  # field forms in the batch
 PAYMENTS = 300  # payments in the burst
 THREADS = 8
 KILL_AFTER = 40  # successes seen before the kill
-
-
-def wait_for(
-    what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.02
-) -> Any:
-    """Poll ``predicate`` until it answers something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
 
 
 def with_app_name(url: str, name: str) -> str:
