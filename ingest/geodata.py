@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.notify import jobs
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of
 from commons_map.register.models import STATES
@@ -192,12 +193,31 @@ def import_commons(
         raise PermissionDenied("ingest.coordinators_only")
     say = progress or (lambda stage, done, total: None)
     name = filename or path.name
-    table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns, limits=limits)
-    mapping = resolve_mapping(table.columns, options)
-    say("read", len(table), len(table))
-    report = _run(session, cooperative=cooperative, actor=actor, table=table, mapping=mapping,
-                  options=options, source=f"import:{name}", say=say)
+    # The coordinator who ran a real import (not a dry run) hears how it ended (notify.jobs).
+    teller = actor.id if actor is not None and not options.dry_run else None
+    run = jobs.run_id()
+    try:
+        table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns,
+                            limits=limits)
+        mapping = resolve_mapping(table.columns, options)
+        say("read", len(table), len(table))
+        report = _run(session, cooperative=cooperative, actor=actor, table=table, mapping=mapping,
+                      options=options, source=f"import:{name}", say=say)
+    except Exception as exc:
+        if teller is not None:  # this transaction is lost: the notice is written in one of its own
+            jobs.tell_apart(session, member_id=teller, code="notify.import_failed",
+                            params={"file": name, "reason": jobs.reason(exc)}, link=None, run=run)
+        raise
     report.file = name
+    if teller is not None:
+        c = report.counts
+        if report.written:
+            jobs.tell(session, member_id=teller, failed=False, code="notify.import_finished", link="/app/commons",
+                      params={"file": name, "created": c["create"], "updated": c["update"],
+                              "unchanged": c["unchanged"], "rejected": c["rejected"]}, run=run)
+        else:
+            jobs.tell(session, member_id=teller, failed=True, code="notify.import_rejected", link=None,
+                      params={"file": name, "rejected": c["rejected"]}, run=run)
     return report
 
 

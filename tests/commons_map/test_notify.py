@@ -104,8 +104,8 @@ def test_each_member_gets_one_message_in_their_language(clean, smtp):
         assert 'href="https://commons.example/reservations/7"' in html
         assert msg["List-Unsubscribe"][1:-1] in plain
     fr, en = got["amelie@example.org"], got["john@example.org"]
-    assert fr["Subject"] == "Votre réservation de Broyeur à partir du 3 déc. 2026, 09:30:00 est acceptée."
-    assert en["Subject"] == "Your reservation of Broyeur from Dec 3, 2026, 9:30:00\u202fAM is approved."
+    assert fr["Subject"] == "Votre réservation de Broyeur à partir du 3 déc. 2026, 09:30 est acceptée."
+    assert en["Subject"] == "Your reservation of Broyeur from Dec 3, 2026, 9:30\u202fAM is approved."
     assert "Bonjour Amélie Durand," in fr.get_body(("plain",)).get_content()
     assert "Hello John Smith," in en.get_body(("plain",)).get_content()
     assert 'lang="fr"' in fr.get_body(("html",)).get_content()
