@@ -21,8 +21,10 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from commons_map.db import ensure_database
+from commons_map.db import ensure_database, session_scope
 from commons_map.errors import Conflict, ValidationFailed
+from commons_map.messages import Message
+from commons_map.notify import jobs
 
 
 def libpq_url(url: str) -> str:
@@ -70,9 +72,46 @@ class BackupReport:
     attachments: int
 
 
-def backup(url: str, attachments_dir: Path, out: Path) -> BackupReport:
-    """Write a backup of the database at ``url`` and of ``attachments_dir`` to ``out`` (.tar)."""
-    out = Path(out)
+class DumpFailed(RuntimeError):
+    """pg_dump refused or failed; ``detail`` is what it said."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"pg_dump failed: {detail}")
+        self.detail = detail
+
+
+def backup(url: str, attachments_dir: Path, out: Path, *, tell: int | None = None) -> BackupReport:
+    """Write a backup of the database at ``url`` and of ``attachments_dir`` to ``out`` (.tar).
+
+    ``tell``: the id of the coordinator who runs it, notified (in the database backed up) when it
+    finished or failed; the notice of a success is written after the dump, so it is not in it.
+    """
+    run = jobs.run_id()
+    try:
+        report = _backup(url, Path(attachments_dir), Path(out))
+    except Exception as exc:
+        if tell is not None:
+            why = Message("backup.dump_failed", {"detail": exc.detail}) if isinstance(exc, DumpFailed) \
+                else jobs.reason(exc)
+            _tell(url, tell, "notify.backup_failed", {"path": str(out), "reason": why}, run)
+        raise
+    if tell is not None:
+        _tell(url, tell, "notify.backup_finished", {"path": str(report.path), "tables": report.tables,
+                                                     "rows": report.rows, "attachments": report.attachments}, run)
+    return report
+
+
+def _tell(url: str, member_id: int, code: str, params: dict, run: str) -> None:
+    engine = create_engine(url)
+    try:
+        with session_scope(engine) as session:
+            jobs.tell(session, member_id=member_id, failed=code.endswith("_failed"), code=code, params=params,
+                      link=None, run=run)
+    finally:
+        engine.dispose()
+
+
+def _backup(url: str, attachments_dir: Path, out: Path) -> BackupReport:
     with tempfile.TemporaryDirectory(prefix="cm-backup-") as tmp:
         dump = Path(tmp) / "database.dump"
         proc = subprocess.run(
@@ -81,7 +120,7 @@ def backup(url: str, attachments_dir: Path, out: Path) -> BackupReport:
             capture_output=True, text=True,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"pg_dump failed: {proc.stderr.strip()}")
+            raise DumpFailed(proc.stderr.strip())
         fingerprints = table_fingerprints(url)
         files = _files(Path(attachments_dir))
         manifest = {

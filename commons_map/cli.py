@@ -68,6 +68,8 @@ def db_upgrade() -> None:
 @db_app.command("backup")
 def db_backup(
     out: Annotated[str, typer.Argument(help="the backup file to write (.tar)")],
+    as_user: Annotated[str | None, typer.Option("--as", help="the coordinator who runs it: told in their "
+                                                "notifications when it finished or failed")] = None,
 ) -> None:
     """Back up the database (pg_dump custom format) and the attachments into one file."""
     from pathlib import Path
@@ -75,10 +77,39 @@ def db_backup(
     from commons_map.backup import backup
 
     settings = get_settings()
-    with console.status("backing up…"):
-        report = backup(settings.sync_url, settings.attachments_dir, Path(out))
+    tell = None
+    if as_user:
+        try:
+            tell = _coordinator_id(as_user)
+        except DomainError as exc:
+            raise fail(exc.summary(terminal_locale())) from exc
+    try:
+        with console.status("backing up…"):
+            report = backup(settings.sync_url, settings.attachments_dir, Path(out), tell=tell)
+    except (RuntimeError, OSError) as exc:
+        raise fail(str(exc)) from exc
     console.print(f"wrote {report.path}: {report.tables} tables, {report.rows} rows, "
                   f"{report.attachments} attachments")
+
+
+def _coordinator_id(username: str) -> int:
+    """The id of the coordinator named ``username`` (told how a job ended), or the refusal."""
+    from sqlalchemy import select
+
+    from commons_map.errors import NotFound, PermissionDenied
+    from commons_map.people.models import Member
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            member = session.scalar(select(Member).where(Member.username == username.strip().lower()))
+            if member is None:
+                raise NotFound("people.no_member", field="as", member=username)
+            if not member.is_coordinator:
+                raise PermissionDenied("backup.coordinators_only", field="as", member=username)
+            return member.id
+    finally:
+        engine.dispose()
 
 
 @db_app.command("restore")

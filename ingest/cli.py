@@ -114,8 +114,9 @@ def _print_report(result) -> None:
     c = result.counts
     t.add_row(*(str(c[k]) for k in ("create", "update", "unchanged", "rejected", "repaired")))
     console.print(t)
+    locale = terminal_locale()
     for r in result.rejected[:50]:
-        console.print(f"[red]rejected[/] {'; '.join(r.reasons)}")
+        console.print(f"[red]rejected[/] {'; '.join(r.reasons_in(locale))}")
     if len(result.rejected) > 50:
         console.print(f"… and {len(result.rejected) - 50} more rejected rows (see --report)")
     for r in [r for r in result.rows if r.repaired][:50]:
@@ -125,15 +126,16 @@ def _print_report(result) -> None:
 
 
 def _write_report(result, path: Path) -> None:
+    locale = terminal_locale()
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        path.write_text(json.dumps(result.as_dict(locale), ensure_ascii=False, indent=1), encoding="utf-8")
         return
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow([result.row_label, "external_id", "action", "repaired", "commons_id", "reasons"])
         for r in result.rows:
             w.writerow([r.row, r.external_id or "", r.action, "yes" if r.repaired else "", r.commons_id or "",
-                        " | ".join(r.reasons)])
+                        " | ".join(r.reasons_in(locale))])
 
 
 @app.command("submissions")

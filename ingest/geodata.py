@@ -22,11 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.messages import Message
+from commons_map.notify import jobs
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of
 from commons_map.register.models import STATES
 from commons_map.settings import get_settings
-from ingest.readers import SourceTable, read_source
+from ingest.readers import SourceTable, problem, read_problem, read_source
 from ingest.safety import LIMITS, Limits
 
 Progress = Callable[[str, int, int], None]
@@ -72,9 +74,18 @@ class RowReport:
     row: int
     external_id: str | None
     action: str
-    reasons: list[str]
+    problems: list[Message]  # why it is rejected: codes with parameters, rendered per language
     repaired: bool = False
     commons_id: int | None = None
+
+    def reasons_in(self, locale: str) -> list[str]:
+        """Why the row is rejected, in ``locale``."""
+        return [p.text(locale) for p in self.problems]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the row is rejected, in English (logs)."""
+        return self.reasons_in("en")
 
 
 @dataclass
@@ -99,13 +110,14 @@ class ImportReport:
     def rejected(self) -> list[RowReport]:
         return [r for r in self.rows if r.action == "rejected"]
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready report."""
+    def as_dict(self, locale: str = "en") -> dict[str, Any]:
+        """A JSON-ready report, its reasons in ``locale`` (and as codes with parameters: ``problems``)."""
         return {
             "file": self.file, "format": self.format, "crs": self.crs, "mapping": self.mapping,
             "dry_run": self.dry_run, "written": self.written, "counts": self.counts,
             "rows": [
-                {"row": r.row, "external_id": r.external_id, "action": r.action, "reasons": r.reasons,
+                {"row": r.row, "external_id": r.external_id, "action": r.action, "reasons": r.reasons_in(locale),
+                 "problems": [_problem_out(p) for p in r.problems],
                  "repaired": r.repaired, "commons_id": r.commons_id}
                 for r in self.rows
             ],
@@ -192,12 +204,31 @@ def import_commons(
         raise PermissionDenied("ingest.coordinators_only")
     say = progress or (lambda stage, done, total: None)
     name = filename or path.name
-    table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns, limits=limits)
-    mapping = resolve_mapping(table.columns, options)
-    say("read", len(table), len(table))
-    report = _run(session, cooperative=cooperative, actor=actor, table=table, mapping=mapping,
-                  options=options, source=f"import:{name}", say=say)
+    # The coordinator who ran a real import (not a dry run) hears how it ended (notify.jobs).
+    teller = actor.id if actor is not None and not options.dry_run else None
+    run = jobs.run_id()
+    try:
+        table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns,
+                            limits=limits)
+        mapping = resolve_mapping(table.columns, options)
+        say("read", len(table), len(table))
+        report = _run(session, cooperative=cooperative, actor=actor, table=table, mapping=mapping,
+                      options=options, source=f"import:{name}", say=say)
+    except Exception as exc:
+        if teller is not None:  # this transaction is lost: the notice is written in one of its own
+            jobs.tell_apart(session, member_id=teller, code="notify.import_failed",
+                            params={"file": name, "reason": jobs.reason(exc)}, link=None, run=run)
+        raise
     report.file = name
+    if teller is not None:
+        c = report.counts
+        if report.written:
+            jobs.tell(session, member_id=teller, failed=False, code="notify.import_finished", link="/app/commons",
+                      params={"file": name, "created": c["create"], "updated": c["update"],
+                              "unchanged": c["unchanged"], "rejected": c["rejected"]}, run=run)
+        else:
+            jobs.tell(session, member_id=teller, failed=True, code="notify.import_rejected", link=None,
+                      params={"file": name, "rejected": c["rejected"]}, run=run)
     return report
 
 
@@ -215,8 +246,7 @@ def _nul_problems(cols: dict[str, list[str | None]]) -> dict[int, list[str]]:
         for i, v in enumerate(values):
             if v is not None and "\x00" in v:
                 values[i] = v.replace("\x00", "")
-                found.setdefault(i, []).append(
-                    f"{target}: holds a NUL character (\\0), which no text can store; remove it in the source file")
+                found.setdefault(i, []).append(problem(target, "ingest.row_nul"))
     return found
 
 
@@ -301,40 +331,43 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                f.geom, (g.g0 IS NOT NULL AND NOT d.valid AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
                         AND CAST(:make_valid AS boolean)) AS repaired,
                coalesce(r.problems, '{{}}') || array_remove(ARRAY[
-                 CASE WHEN r.external_id IS NULL THEN 'external_id: missing' END,
+                 CASE WHEN r.external_id IS NULL THEN {_p('external_id', 'ingest.row_missing')} END,
                  CASE WHEN first_value(r.rn) OVER w <> r.rn
-                      THEN format('external_id: %L repeats the row %s', r.external_id, first_value(r.rn) OVER w) END,
-                 CASE WHEN nullif(btrim(r.name), '') IS NULL THEN 'name: missing'
-                      WHEN length(btrim(r.name)) > 200 THEN 'name: longer than 200 characters' END,
-                 CASE WHEN r.kind IS NULL THEN 'kind: missing'
+                      THEN {_p('external_id', 'ingest.row_repeats', value='r.external_id',
+                               row='first_value(r.rn) OVER w')} END,
+                 CASE WHEN nullif(btrim(r.name), '') IS NULL THEN {_p('name', 'ingest.row_missing')}
+                      WHEN length(btrim(r.name)) > 200 THEN {_p('name', 'ingest.row_too_long', maximum='200')} END,
+                 CASE WHEN r.kind IS NULL THEN {_p('kind', 'ingest.row_missing')}
                       WHEN k.code IS NULL
-                      THEN format('kind: unknown kind %L; known kinds: %s', r.kind, CAST(:known AS text)) END,
+                      THEN {_p('kind', 'ingest.row_unknown_kind', value='r.kind', known='CAST(:known AS text)')} END,
                  CASE WHEN r.visibility_bad IS NOT NULL
-                      THEN format('visibility: %L is not one of public, members, private', r.visibility_bad) END,
+                      THEN {_p('visibility', 'ingest.row_not_one_of', value='r.visibility_bad',
+                               allowed="'public, members, private'")} END,
                  CASE WHEN r.state_bad IS NOT NULL
-                      THEN format('state: %L is not one of {", ".join(STATES)}', r.state_bad) END,
+                      THEN {_p('state', 'ingest.row_not_one_of', value='r.state_bad',
+                               allowed="'" + ", ".join(STATES) + "'")} END,
                  CASE WHEN g.g0 IS NOT NULL AND NOT d.valid AND NOT CAST(:make_valid AS boolean)
-                      THEN format('geometry: invalid (%s); repair it with --make-valid or in your GIS', d.reason)
+                      THEN {_p('geometry', 'ingest.row_invalid', reason='d.reason')}
                       WHEN g.g0 IS NOT NULL AND NOT d.valid AND (f.geom IS NULL OR ST_IsEmpty(f.geom))
-                      THEN format('geometry: invalid (%s) and nothing usable is left after repair', d.reason) END,
+                      THEN {_p('geometry', 'ingest.row_unrepairable', reason='d.reason')} END,
                  CASE WHEN k.geometry = 'area' AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
                            AND GeometryType(f.geom) NOT IN ('POLYGON', 'MULTIPOLYGON')
-                      THEN format('geometry: a %s needs a Polygon or MultiPolygon, not a %s', k.code,
-                                  replace(ST_GeometryType(f.geom), 'ST_', ''))
+                      THEN {_p('geometry', 'ingest.row_needs_area', kind='k.code',
+                               type="replace(ST_GeometryType(f.geom), 'ST_', '')")}
                       WHEN k.geometry = 'point' AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
                            AND GeometryType(f.geom) <> 'POINT'
-                      THEN format('geometry: a %s needs a Point, not a %s', k.code,
-                                  replace(ST_GeometryType(f.geom), 'ST_', '')) END,
+                      THEN {_p('geometry', 'ingest.row_needs_point', kind='k.code',
+                               type="replace(ST_GeometryType(f.geom), 'ST_', '')")} END,
                  CASE WHEN f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom) AND (d.valid OR CAST(:make_valid AS boolean))
                            AND NOT (
                         CASE WHEN ST_Intersects(t.territory, f.geom) THEN true
                              ELSE ST_DWithin(t.territory::geography, f.geom::geography, CAST(:margin AS float8)) END)
-                      THEN format('geometry: lies more than %s km outside the territory of %s.%s',
-                                  CAST(:margin_km AS text),
-                                  CAST(:coop_name AS text),
-                                  CASE WHEN ST_DWithin(t.territory::geography, ST_FlipCoordinates(f.geom)::geography,
-                                                       CAST(:margin AS float8))
-                                       THEN ' Longitude and latitude look swapped.' ELSE '' END) END
+                      THEN CASE WHEN ST_DWithin(t.territory::geography, ST_FlipCoordinates(f.geom)::geography,
+                                                CAST(:margin AS float8))
+                                THEN {_p('geometry', 'ingest.row_outside_swapped', km='CAST(:margin_km AS text)',
+                                         cooperative='CAST(:coop_name AS text)')}
+                                ELSE {_p('geometry', 'ingest.row_outside', km='CAST(:margin_km AS text)',
+                                         cooperative='CAST(:coop_name AS text)')} END END
                ], NULL) AS reasons
         FROM {raw_t} r
         CROSS JOIN t
@@ -389,25 +422,22 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     # one, every parent_ext is NULL and these joins would only build hash tables of the whole file).
     parent_checks = parent_joins = ""
     if "parent" in mapping:
-        parent_checks = """,
+        parent_checks = f""",
                    CASE WHEN i.parent_ext IS NOT NULL AND pf.rn IS NULL AND pd.id IS NULL
-                        THEN format('parent: no commons with external id %L in this cooperative or this file',
-                                    i.parent_ext)
+                        THEN {_p('parent', 'ingest.row_parent_unknown', value='i.parent_ext')}
                         WHEN pf.rn IS NOT NULL AND cardinality(pf.reasons) > 0
-                        THEN format('parent: its parent (row %s) is rejected', pf.rn) END,
+                        THEN {_p('parent', 'ingest.row_parent_rejected', row='pf.rn')} END,
                    CASE WHEN i.parent_ext IS NOT NULL AND cardinality(i.parent_kinds) > 0
                              AND coalesce(pf.kind_code, pd.kind_code) IS NOT NULL
                              AND NOT coalesce(pf.kind_code, pd.kind_code) = ANY(i.parent_kinds)
-                        THEN format('parent: a %s must sit inside a %s; %L is a %s', i.kind_code,
-                                    array_to_string(i.parent_kinds, ' or '), i.parent_ext,
-                                    coalesce(pf.kind_code, pd.kind_code)) END,
+                        THEN {_p('parent', 'ingest.row_parent_kind', kind='i.kind_code', kinds='i.parent_kinds',
+                                 value='i.parent_ext', parent_kind='coalesce(pf.kind_code, pd.kind_code)')} END,
                    CASE WHEN i.parent_ext IS NOT NULL AND GeometryType(i.geom) IN ('POLYGON', 'MULTIPOLYGON')
                              AND coalesce(pf.geom, pd.geom) IS NOT NULL AND ST_Area(i.geom) > 0
                              AND ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom))) / ST_Area(i.geom) < 0.9
-                        THEN format('geometry: must lie inside its parent %L (only %s%% does)',
-                                    coalesce(pf.name, pd.name),
-                                    round(100 * ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom)))
-                                          / ST_Area(i.geom))) END"""
+                        THEN {_p('geometry', 'ingest.row_parent_outside', parent='coalesce(pf.name, pd.name)',
+                                 percent='round(100 * ST_Area(ST_Intersection(i.geom, coalesce(pf.geom, pd.geom)))'
+                                         ' / ST_Area(i.geom))')} END"""
         parent_joins = f"""
           LEFT JOIN {imp_t} pf ON pf.external_id = i.parent_ext AND pf.rn = pf.first_rn
           LEFT JOIN commons pd ON pf.rn IS NULL AND pd.cooperative_id = :coop AND pd.external_id = i.parent_ext
@@ -424,11 +454,10 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                  CASE WHEN c.id IS NOT NULL THEN ({' || '.join(changes)}) END AS changes,
                  i.reasons || array_remove(ARRAY[
                    CASE WHEN c.archived_at IS NOT NULL
-                        THEN format('external_id: commons %s with this external id is archived;'
-                                    ' it can no longer change', c.id) END,
+                        THEN {_p('external_id', 'ingest.row_archived', commons='c.id')} END,
                    CASE WHEN i.parent_ext IS NULL AND i.requires_parent
-                        THEN format('parent: a %s must sit inside a %s; give its parent''s external id', i.kind_code,
-                                    array_to_string(i.parent_kinds, ' or ')) END{parent_checks}
+                        THEN {_p('parent', 'ingest.row_parent_required', kind='i.kind_code',
+                                 kinds='i.parent_kinds')} END{parent_checks}
                  ], NULL) AS all_reasons
           FROM {rows_source} i
           LEFT JOIN commons c ON c.cooperative_id = :coop AND c.external_id = i.external_id
@@ -454,7 +483,7 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
             f"SELECT rn, external_id, action, CASE WHEN cardinality(all_reasons) > 0 THEN all_reasons END,"
             f" coalesce(repaired, false) AND action <> 'rejected', commons_id FROM {cls_t} ORDER BY rn")
         report_rows = [
-            RowReport(rn, ext, action, [_name_column(m, columns, label, rn) for m in reasons] if reasons else [],
+            RowReport(rn, ext, action, [_row_problem(m, columns, label, rn) for m in reasons] if reasons else [],
                       repaired, commons_id)
             for rn, ext, action, reasons, repaired, commons_id in cur.fetchall()
         ]
@@ -483,12 +512,26 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _name_column(message: str, columns: dict[str, str], label: str, rn: int) -> str:
-    """'kind: unknown…' as 'line 12, kind (column TYPE): unknown…'."""
-    head, sep, rest = message.partition(": ")
-    if sep and head in columns and columns[head] != head:
-        head = f"{head} (column {columns[head]!r})"
-    return f"{label} {rn}, {head}{sep}{rest}"
+def _p(field_name: str, code: str, **params: str) -> str:
+    """SQL writing a row's problem as ``readers.problem`` does; ``params`` are SQL expressions."""
+    values = ", ".join(f"'{k}', {v}" for k, v in params.items())
+    return f"concat_ws(chr(31), '{field_name}', '{code}', jsonb_build_object({values})::text)"
+
+
+def _problem_out(p: Message) -> dict[str, Any]:
+    """A row's problem for JSON: its field (the target or the file's column) and its reason's code and parameters."""
+    where = p.params["field"]
+    return {"field": where if isinstance(where, str) else where.params["field"]} | p.params["reason"].as_dict()
+
+
+def _row_problem(stored: str, columns: dict[str, str], label: str, rn: int) -> Message:
+    """A stored problem as 'line 12, kind (column 'TYPE'): unknown…', to render in any language."""
+    target, reason = read_problem(stored)
+    where: Any = target
+    if target in columns and columns[target] != target:
+        where = Message("ingest.row_field_column", {"field": target, "column": columns[target]})
+    return Message("ingest.row_problem", {"label": Message(f"ingest.row_label_{label}"), "row": rn, "field": where,
+                                          "reason": reason})
 
 
 # What a 'created' history row holds (as create_commons records: every given field as [null, value],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 import tempfile
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from commons_map.errors import ValidationFailed
+from commons_map.messages import Message, plain
 from ingest.safety import LIMITS, Limits, remove_tree, safe_extract
 
 VECTOR_SUFFIXES = {".gpkg": "GeoPackage", ".geojson": "GeoJSON", ".json": "GeoJSON",
@@ -40,6 +43,24 @@ LAT_NAMES = ("lat", "latitude", "y", "lat_wgs84")
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "lon_wgs84")
 WKT_NAMES = ("wkt", "geom", "geometry", "the_geom", "wkt_geom", "geometrie")
 
+
+
+PROBLEM_SEP = "\x1f"
+"""Between the parts of a row's problem as the import carries it (``field``, code, JSON parameters):
+one text, so the readers' problems and the SQL checks' travel in the same ``text[]`` column."""
+
+
+def problem(field_name: str, code: str, **params: Any) -> str:
+    """A row's problem: the field (a target such as ``kind``, or a column of the file), a message code
+    and its parameters; rendered per language when reported (``read_problem``)."""
+    return PROBLEM_SEP.join((field_name, code, json.dumps({k: plain(v) for k, v in params.items()},
+                                                          ensure_ascii=False)))
+
+
+def read_problem(stored: str) -> tuple[str, Message]:
+    """``(field, message)`` of a problem written by :func:`problem` (or by the SQL checks, the same way)."""
+    field_name, code, params = stored.split(PROBLEM_SEP, 2)
+    return field_name, Message(code, json.loads(params))
 
 @dataclass
 class SourceTable:
@@ -168,7 +189,7 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
     n = len(geoms)
     present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     for i in np.flatnonzero(~present):
-        problems.setdefault(int(i), []).append("geometry: missing or empty")
+        problems.setdefault(int(i), []).append(problem("geometry", "ingest.row_geometry_missing"))
     geoms = np.where(present, geoms, None)
     has_m = getattr(shapely, "has_m", None)
     if shapely.has_z(geoms).any() or (has_m is not None and has_m(geoms).any()):
@@ -186,11 +207,10 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
                     & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
     for i in np.flatnonzero(present & ~in_range):
         if not finite[i]:
-            msg = f"geometry: cannot be reprojected from {crs_name(source_crs)} (are the coordinates in that CRS?)"
+            msg = problem("geometry", "ingest.row_not_reprojectable", crs=crs_name(source_crs))
         else:
-            lon, lat = bounds[i, 0], bounds[i, 1]
-            msg = (f"geometry: longitude/latitude out of range after reprojection from {crs_name(source_crs)}"
-                   f" ({lon:.6g}, {lat:.6g}); is the CRS right?")
+            msg = problem("geometry", "ingest.row_out_of_range", crs=crs_name(source_crs),
+                          lon=f"{bounds[i, 0]:.6g}", lat=f"{bounds[i, 1]:.6g}")
         problems.setdefault(int(i), []).append(msg)
     ok = present & in_range
     wkb: list[bytes | None] = shapely.to_wkb(np.where(ok, geoms, None)).tolist()  # None where not ok
@@ -288,14 +308,14 @@ def read_csv(path: Path, *, crs: str | None, columns: dict[str, str]) -> SourceT
                 geoms.append(shapely.from_wkt(raw) if raw else None)
             except shapely.errors.GEOSException as exc:
                 geoms.append(None)
-                problems.setdefault(i, []).append(f"{wkt_col}: not readable WKT ({exc})")
+                problems.setdefault(i, []).append(problem(wkt_col, "ingest.row_wkt", error=str(exc)))
                 continue
         else:
             lat, lon = _number(row.get(lat_col)), _number(row.get(lon_col))
             bad = False
             for col, val in ((lat_col, lat), (lon_col, lon)):
                 if val is None:
-                    problems.setdefault(i, []).append(f"{col}: {row.get(col)!r} is not a number")
+                    problems.setdefault(i, []).append(problem(col, "ingest.row_not_a_number", value=repr(row.get(col))))
                     bad = True
             geoms.append(None if bad else shapely.Point(lon, lat))
     if use_wkt:

@@ -15,6 +15,7 @@ from api.deps import CurrentMember, SessionDep
 from api.errors import problem, request_locale
 from api.routers.openrosa import PayloadTooLarge, read_multipart
 from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.messages import render
 from commons_map.people.permissions import is_coordinator_of
 from ingest.geodata import ImportOptions, import_commons
 from ingest.safety import LIMITS, check_basename
@@ -102,11 +103,11 @@ async def _upload(request: Request, session: Any, member: Any) -> JSONResponse:
                                              filename=path.name)
     finally:
         await form.close()
-    body = report.as_dict()
+    locale = request_locale(request)
+    body = report.as_dict(locale)
     if report.counts["rejected"] and not report.written and not report.dry_run:
-        errors = [{"field": f"row {r.row}", "message": "; ".join(r.reasons)} for r in report.rejected[:200]]
-        return problem(422, f"{report.counts['rejected']} row(s) rejected; nothing was written "
-                            "(fix them, or send skip_rejected=true)", errors=errors, code="validation_failed",
-                       report=body)
+        errors = [{"field": f"row {r.row}", "message": "; ".join(r.reasons_in(locale))} for r in report.rejected[:200]]
+        return problem(422, render("ingest.rows_rejected", {"count": report.counts["rejected"]}, locale),
+                       errors=errors, code="validation_failed", report=body)
     changed = report.counts["create"] + report.counts["update"]
     return JSONResponse(body, status_code=201 if report.written and changed else 200)

@@ -108,6 +108,8 @@ def duration(minutes: int, locale: str = DEFAULT_LOCALE) -> str:
 
 
 def _format(name: str, value: Any, locale: str) -> str:
+    if isinstance(value, Message):  # a message within a message (a row's reason), in the same language
+        return value.text(locale)
     loc = Locale.parse(locale)
     if isinstance(value, bool):
         return str(value).lower()
@@ -149,6 +151,8 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, Message):
+        return value.as_dict()
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in value]
     if isinstance(value, str | int | float | bool) or value is None:

@@ -1,4 +1,4 @@
-"""`commons-map notify`: send the outbox (once or as a service), remind, retry, list what failed."""
+"""`commons-map notify`: send the outbox (once or as a service), periodic reminders, retry, list what failed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from sqlalchemy import select
 from commons_map.db import make_engine, session_scope
 from commons_map.notify import sender
 from commons_map.notify.models import Delivery
-from commons_map.notify.remind import remind as remind_bookings
+from commons_map.notify.remind import Reminded
+from commons_map.notify.remind import remind as remind_all
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="Notifications: the e-mail sender, reminders, failed deliveries.", no_args_is_help=True)
@@ -46,17 +47,20 @@ def send(
         engine.dispose()
 
 
-def _remind_pass(engine) -> int:  # type: ignore[no-untyped-def]
+def _remind_pass(engine) -> Reminded:  # type: ignore[no-untyped-def]
     with session_scope(engine) as session:
-        return remind_bookings(session)
+        return remind_all(session)
 
 
 @app.command("remind")
 def remind() -> None:
-    """Return reminders (a day ahead) and overdue returns, once per booking (run from cron, or the loop)."""
+    """Periodic notifications, each told once (run from cron, or the sender's loop does it): return
+    reminders a day ahead, overdue returns, proposals closing within a day, agreements due for review."""
     engine = make_engine(get_settings())
     try:
-        typer.echo(f"{_remind_pass(engine)} notification(s)")
+        done = _remind_pass(engine)
+        typer.echo(f"{done.total} notification(s): {done.returns} return reminder(s), {done.overdue} overdue, "
+                   f"{done.closing} proposal(s) closing, {done.reviews} agreement review(s)")
     finally:
         engine.dispose()
 

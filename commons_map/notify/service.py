@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from commons_map.errors import NotFound, PermissionDenied, ValidationFailed
-from commons_map.messages import Message
+from commons_map.messages import Message, plain
 from commons_map.notify.models import CHANNELS, Delivery, Notification, NotifySettings, Preference
 from commons_map.people.models import Cooperative, Member
 
@@ -58,6 +58,8 @@ KINDS: dict[str, str] = {
     "job_failed": "email",
     "exchange": "email",
     "proposal": "digest",
+    "proposal_closing": "email",
+    "agreement_review": "digest",
 }
 """Every kind of notification and its default channel."""
 
@@ -98,7 +100,7 @@ def notify(
     if not ids:
         return []
     members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(ids)))}
-    safe = Message(code, params or {}).as_dict()["params"]
+    safe = {k: v.as_dict() if isinstance(v, Message) else plain(v) for k, v in (params or {}).items()}
     rows = [
         {"cooperative_id": members[i].cooperative_id, "member_id": i, "kind": kind, "code": code,
          "params": safe, "link": link, "dedupe": dedupe}
@@ -159,14 +161,17 @@ def mark_read(session: Session, *, actor: Member, notification_id: int | None = 
 
 def text_of(notification: Notification, locale: str) -> str:
     """A notification's sentence in ``locale``."""
-    return Message(notification.code, _revive(notification.params)).text(locale)
+    return Message(notification.code, _revive(notification.params, locale)).text(locale)
 
 
-def _revive(params: dict[str, Any]) -> dict[str, Any]:
-    """JSON parameters back to Python: ISO moments become datetimes (rendered per locale)."""
+def _revive(params: dict[str, Any], locale: str) -> dict[str, Any]:
+    """JSON parameters back to Python: ISO moments become datetimes (rendered per locale), a nested
+    message ``{"code", "params"}`` becomes its text in ``locale``."""
     out: dict[str, Any] = {}
     for k, v in params.items():
-        if isinstance(v, str) and (k.endswith("_at") or k.endswith("_on")):
+        if isinstance(v, dict) and isinstance(v.get("code"), str):
+            v = Message(v["code"], _revive(v.get("params") or {}, locale)).text(locale)
+        elif isinstance(v, str) and (k.endswith("_at") or k.endswith("_on")):
             try:
                 v = datetime.fromisoformat(v)
                 if k.endswith("_on"):

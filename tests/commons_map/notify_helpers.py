@@ -26,6 +26,7 @@ class Inbox:
     """What an SMTP server received: one entry per message, with its envelope recipients."""
 
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each message as it came over the wire
     lock: threading.Lock = field(default_factory=threading.Lock)
     reject: set[str] = field(default_factory=set)
 
@@ -36,9 +37,11 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        data = envelope.original_content or envelope.content
+        msg = message_from_bytes(data, policy=policy.default)
         with self.lock:
             self.messages.append((list(envelope.rcpt_tos), msg))
+            self.raw.append(data)
         return "250 Message accepted for delivery"
 
 

@@ -41,6 +41,14 @@ def test_upload_with_rejected_rows_is_422_and_writes_nothing(orclient, db, peopl
     body = resp.json()
     assert body["report"]["counts"]["rejected"] == 3 and not body["report"]["written"]
     assert body["errors"][0]["field"] == "row 1" and "Self-intersection" in body["errors"][0]["message"]
+    # said in the reader's language (French here), with the codes in the report
+    assert body["detail"] == "3 ligne(s) refusée(s) ; rien n'est écrit (corrigez-les, ou envoyez skip_rejected=true)"
+    assert body["errors"][0]["message"].startswith("entité 1, geometry : invalide (Self-intersection")
+    assert body["report"]["rows"][0]["problems"][0]["code"] == "ingest.row_invalid"
+    english = upload(orclient, auth(people.coordinator) | {"Accept-Language": "en"}, "invalides.geojson", name="nom",
+                     external_id="uuid", kind="land").json()
+    assert english["detail"].startswith("3 row(s) rejected; nothing was written")
+    assert english["errors"][1]["message"] == "feature 2, geometry: a land needs a Polygon or MultiPolygon, not a Point"
     assert db.scalar(select(func.count()).select_from(Commons).where(Commons.external_id.like("bad-%"))) == 0
     resp = upload(orclient, auth(people.coordinator), "invalides.geojson", name="nom", external_id="uuid",
                   kind="land", make_valid="true", skip_rejected="true")

@@ -349,3 +349,35 @@ def test_a_nul_character_in_a_text_is_named_per_row_not_a_server_error(db, peopl
         "line 2, name (column 'nom'): holds a NUL character (\\0), which no text can store;"
         " remove it in the source file"]
     assert not report.written and count(db, "nul-") == 0
+
+
+def test_rejections_are_codes_said_in_each_language(db, people, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("id;nom;genre;etat;lat;lon\n"
+                 "a;Parcelle A;jardinet;actif;44,70;5,19\n"
+                 "b;Parcelle B;water_point;cassé;44,70;5,19\n"
+                 "b;Parcelle B bis;water_point;actif;44,70;5,19\n"
+                 "c;;water_point;actif;x;5,19\n", encoding="utf-8")
+    report = import_commons(db, actor=people.coordinator, path=f, options=ImportOptions(
+        mapping={"external_id": "id", "kind": "genre"}))
+    fr = {r.row: r.reasons_in("fr") for r in report.rows}
+    assert fr[2][0].startswith("ligne 2, kind (colonne « genre ») : type inconnu « jardinet » ; types connus :")
+    assert fr[3] == ["ligne 3, state (colonne « etat ») : « cassé » n'est pas parmi "
+                     "active, restoring, fallow, needs_repair, out_of_service, lost"]
+    assert fr[4] == ["ligne 4, external_id (colonne « id ») : « b » répète la ligne 3"]
+    assert fr[5] == ["ligne 5, lat : 'x' n'est pas un nombre", "ligne 5, name (colonne « nom ») : manquant"]
+    rows = {r["row"]: r for r in report.as_dict("fr")["rows"]}
+    assert rows[4]["reasons"] == fr[4]
+    assert rows[4]["problems"] == [{"field": "external_id", "code": "ingest.row_repeats",
+                                    "params": {"value": "b", "row": 3}}]
+    assert [p["code"] for p in rows[5]["problems"]] == ["ingest.row_not_a_number", "ingest.row_missing"]
+    assert report.as_dict()["rows"][2]["reasons"] == [  # English by default (logs)
+        "line 4, external_id (column 'id'): 'b' repeats the row 3"]
+    geo = import_commons(db, actor=people.coordinator, path=FIX / "invalides.geojson", options=ImportOptions(
+        mapping={"external_id": "uuid", "name": "nom"}, kind="land"))
+    by_id = {r.external_id: r for r in geo.rows}
+    assert by_id["bad-2"].reasons_in("fr") == [
+        "entité 2, geometry : un land demande un Polygon ou un MultiPolygon, pas un Point"]
+    assert by_id["bad-1"].reasons_in("fr")[0].startswith("entité 1, geometry : invalide (Self-intersection")
+    assert "réparez-la avec --make-valid" in by_id["bad-1"].reasons_in("fr")[0]
+    assert "hors du territoire de" in by_id["bad-3"].reasons_in("fr")[0]
