@@ -421,7 +421,8 @@ def book(
             Reservation.resource_id == commons.id,
             Reservation.member_id == actor.id,
             Reservation.state.in_(BOOKING_ACTIVE),
-            Reservation.ends_at > now,
+            # not yet ended, or not yet brought back (an overdue item still counts)
+            or_(Reservation.ends_at > now, Reservation.state == "checked_out"),
         )
     ) or 0
     if active >= rules.max_active_per_member:
@@ -737,6 +738,9 @@ def check_in(
     session.flush()
     if damaged:
         _open_damage_maintenance(session, r, actor, now)
+    else:
+        # Brought back before its end: the rest of its slot is free, for whoever waits for it.
+        process_waiting_list(session, resource_id=r.resource_id, now=now)
     return r
 
 
@@ -1176,7 +1180,10 @@ def process_waiting_list(session: Session, *, resource_id: int | None = None, no
 def list_my_waits(session: Session, *, actor: Member, now: datetime | None = None) -> list[dict[str, Any]]:
     """My places on waiting lists, with my position (1 = first in line)."""
     now = _now(now)
-    process_waiting_list(session, now=now)
+    # Lapsed offers pass on first, on the resources I wait for only (never another cooperative's).
+    for resource_id in sorted(set(session.scalars(select(WaitingEntry.resource_id).where(
+            WaitingEntry.member_id == actor.id, WaitingEntry.state.in_(("waiting", "offered")))))):
+        process_waiting_list(session, resource_id=resource_id, now=now)
     entries = list(session.scalars(
         select(WaitingEntry).where(WaitingEntry.member_id == actor.id).order_by(WaitingEntry.starts_at)
     ))

@@ -634,3 +634,46 @@ def test_demo_has_reservable_things_and_bookings(db, people):
     assert db.scalar(select(WaitingEntry.id).limit(1)) is not None
     assert service.get_rules(db, actor=people.member, resource_id=demo(db, "guest-room").id).booking_mode == "approval"
     assert shed(db) is not None
+
+
+def test_an_overdue_item_still_counts_toward_the_cap(db, people):
+    """Docs review: a checked-out item past its end stopped counting, so a member holding an
+    overdue tool could book it twice more."""
+    tool = new_tool(db, people)
+    r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2), ends_at=day(2, 12),
+                     now=day(1))
+    service.check_out(db, actor=people.steward, reservation_id=r.id, now=day(2, 10))
+    late = day(2, 15)
+    assert service.is_overdue(r, late)
+    service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(4), ends_at=day(4, 12), now=late)
+    with pytest.raises(Conflict) as err:
+        service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(5), ends_at=day(5, 12), now=late)
+    assert err.value.code == "reservations.cap_reached" and err.value.params["active"] == 2
+
+
+def test_bringing_it_back_early_offers_the_rest_of_the_slot_to_who_waits(db, people):
+    tool = new_tool(db, people, rules=RulesIn(min_minutes=60, max_minutes=3 * 24 * 60, max_days_ahead=30,
+                                              offer_hours=24))
+    r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(2, 9), ends_at=day(2, 18),
+                     now=day(1))
+    waiting = service.wait(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(2, 14),
+                           ends_at=day(2, 17), now=day(1))
+    service.check_out(db, actor=people.steward, reservation_id=r.id, now=day(2, 9))
+    service.check_in(db, actor=people.steward, reservation_id=r.id, now=day(2, 12))
+    assert waiting.state == "offered"
+
+
+def test_reading_my_waits_touches_no_other_cooperatives_list(db, people):
+    """Docs review: listing my waits processed every cooperative's waiting lists (a GET that wrote
+    across cooperatives)."""
+    tool = new_tool(db, people, rules=RulesIn(min_minutes=60, max_days_ahead=30, offer_hours=2))
+    r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(5), ends_at=day(5, 12))
+    first = service.wait(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(5), ends_at=day(5, 12))
+    now = datetime.now(UTC)
+    service.cancel(db, actor=people.member, reservation_id=r.id, now=now)
+    assert first.state == "offered"
+    later = now + timedelta(hours=3)  # the offer lapsed
+    service.list_my_waits(db, actor=people.outsider, now=later)  # another cooperative's member reads theirs
+    assert first.state == "offered", "another cooperative's read must not process this list"
+    mine = service.list_my_waits(db, actor=people.other_steward, now=later)
+    assert [w["state"] for w in mine if w["id"] == first.id] == ["expired"]
