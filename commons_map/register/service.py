@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from commons_map.geo import check_geometry_class, parse_geojson_geometry, to_ewkt
+from commons_map.people.cooperatives import not_archived
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of
 from commons_map.people.service import refuse_direct_role_change
@@ -32,7 +33,7 @@ MAX_PAGE = 1000
 
 def visible_clause(actor: Member | None, table: Any = Commons) -> ColumnElement[bool]:
     """SQL predicate: the commons rows of ``table`` that ``actor`` may see (archived aside)."""
-    public = table.visibility == "public"
+    public = and_(table.visibility == "public", not_archived(table.cooperative_id))
     if actor is None or not actor.is_active:
         return public
     own = table.cooperative_id == actor.cooperative_id
