@@ -80,7 +80,10 @@ def get_commons(session: Session, *, actor: Member | None, commons_id: int) -> C
     commons = session.get(Commons, commons_id)
     if commons is None or not can_see(session, actor, commons):
         raise NotFound("register.no_commons", field="commons_id", commons_id=commons_id)
-    if commons.archived_at is not None and not is_member_of(actor, commons.cooperative_id):
+    if not is_member_of(actor, commons.cooperative_id) and (
+        commons.archived_at is not None
+        or session.scalar(select(Cooperative.archived_at).where(Cooperative.id == commons.cooperative_id))
+    ):  # an archived commons, or one of an archived cooperative, is gone for outsiders
         raise NotFound("register.no_commons", field="commons_id", commons_id=commons_id)
     return commons
 

@@ -58,11 +58,14 @@ def test_an_archived_cooperative_is_gone_from_the_public_api_and_sign_in(client,
     assert saillans_items() > 0
     public = client.get("/api/v1/commons?limit=500").json()["features"]
     assert public
+    one = public[0]["id"]
+    assert client.get(f"/api/v1/commons/{one}").status_code == 200
     ok = client.post("/api/v1/auth/token", data={"username": "camille", "password": "demo-commons"})
     assert ok.status_code == 200
     archive_cooperative(db, slug="cic-saillans")
     assert saillans_items() == 0
     assert client.get("/api/v1/commons?limit=500").json()["features"] == []
+    assert client.get(f"/api/v1/commons/{one}").status_code == 404
     refused = client.post("/api/v1/auth/token", data={"username": "camille", "password": "demo-commons"})
     assert refused.status_code == 401 and refused.json()["code"] == "cooperatives.archived_sign_in"
     stale = client.get("/api/v1/ledger/me", headers={"Authorization": f"Bearer {ok.json()['access_token']}"})
