@@ -12,8 +12,13 @@ a coordinator of one proposes the line, a coordinator of the other accepts it (f
 cooperatives). Lowering a limit is either side's right (never below what is owed); raising it
 is proposed by one side and accepted by the other.
 
-Locks, always in this order: the line row, then every account of the payment in id order; so
-crossing payments on one line are serialised, and payments on different lines never deadlock.
+Locks, always in this order: the line row, then the payer's side's accounts (id order), then the
+payee's side's (id order). Crossing payments on one line are thus in single file. Payments on
+three or more lines sharing members could in theory wait on each other in a ring; PostgreSQL
+detects it and one of them fails whole (nothing written), to be retried.
+
+Under row-level security the acting cooperative is the payer's: every write into the payee's
+ledger is in :func:`_post_in_other_ledger`, every read there in the two readers beside it.
 """
 
 from __future__ import annotations
@@ -253,11 +258,25 @@ class Crossing:
     replayed: bool
 
 
+def _payee_in_other_cooperative(session: Session, *, cooperative_id: int, username: str) -> Member | None:
+    """READS ACROSS COOPERATIVES: the payee, a member of ``cooperative_id`` (not the acting member's)."""
+    return session.scalar(select(Member).where(Member.cooperative_id == cooperative_id, Member.username == username))
+
+
+def _payee_of_mirror(session: Session, *, transfer_id: int) -> tuple[Transfer, int | None]:
+    """READS ACROSS COOPERATIVES: a mirror transfer in the other ledger and the member it credited."""
+    transfer = session.get(Transfer, transfer_id)
+    assert transfer is not None  # clearing_payments.payee_transfer_id is a foreign key
+    member_id = session.scalar(select(Account.member_id).join(Posting, Posting.account_id == Account.id)
+                               .where(Posting.transfer_id == transfer_id, Posting.amount > 0))
+    return transfer, member_id
+
+
 def _post_in_other_ledger(
     session: Session,
     *,
     cooperative_id: int,
-    clearing_account_id: int,
+    partner_cooperative_id: int,
     payee: Member,
     minutes: int,
     reason: str,
@@ -266,14 +285,16 @@ def _post_in_other_ledger(
 ) -> Transfer:
     """The mirror posting: THIS CROSSES COOPERATIVES. It writes into ``cooperative_id``'s ledger
     (the payee's cooperative, not the acting member's): the payee's account is opened if needed,
-    the clearing account for the payer's cooperative is debited, the payee credited, and the
-    payee is notified. Every write a crossing payment makes in the other cooperative is here
-    and nowhere else, so that the database's row-level security can let this one function
-    through (the lead wraps it at merge)."""
+    its clearing account for ``partner_cooperative_id`` (the payer's) is debited, the payee
+    credited (both locked by :func:`ledger.service.post`), and the payee is notified. Every write a
+    crossing payment makes in the other cooperative is here and nowhere else, so that the
+    database's row-level security can let this one function through (the lead wraps it at merge;
+    the two small readers above, ``_payee_in_other_cooperative`` and ``_payee_of_mirror``, read there)."""
+    theirs = clearing_account(session, cooperative_id=cooperative_id, partner_cooperative_id=partner_cooperative_id)
     target = ledger.ensure_member_account(session, member=payee)
     transfer = ledger.post(
         session, cooperative_id=cooperative_id, kind="service_payment",
-        legs=[ledger.Leg(clearing_account_id, -minutes), ledger.Leg(target.id, minutes)], reason=reason,
+        legs=[ledger.Leg(theirs.id, -minutes), ledger.Leg(target.id, minutes)], reason=reason,
         initiated_by=None, idempotency_key=idempotency_key, limit_field="payee",
     )
     notify(session, recipients=[payee.id], kind="hours_received", code="notify.hours_received",
@@ -285,10 +306,7 @@ def _post_in_other_ledger(
 def _existing(session: Session, payer_transfer: Transfer, payee: Member) -> Crossing:
     payment = session.scalars(
         select(ClearingPayment).where(ClearingPayment.payer_transfer_id == payer_transfer.id)).one()
-    payee_transfer = session.get(Transfer, payment.payee_transfer_id)
-    assert payee_transfer is not None
-    to = session.scalar(select(Account.member_id).join(Posting, Posting.account_id == Account.id)
-                        .where(Posting.transfer_id == payee_transfer.id, Posting.amount > 0))
+    payee_transfer, to = _payee_of_mirror(session, transfer_id=payment.payee_transfer_id)
     if to != payee.id:  # the same key again, for another payee in the same cooperative
         raise Conflict("ledger.key_reused", field="idempotency_key", key=payer_transfer.idempotency_key,
                        transfer_id=payer_transfer.id)
@@ -311,7 +329,7 @@ def pay_across(
     other = _partner(session, slug, field="payee")
     if other.id == payer.cooperative_id:
         raise ValidationFailed("clearing.payee_here", field="payee", payee=str(payee))
-    to = session.scalar(select(Member).where(Member.cooperative_id == other.id, Member.username == username))
+    to = _payee_in_other_cooperative(session, cooperative_id=other.id, username=username)
     if to is None:
         raise ValidationFailed("ledger.no_payee", field="payee", payee=str(payee))
     if not to.is_active:
@@ -330,9 +348,9 @@ def pay_across(
         raise Conflict("clearing.line_not_accepted", field="payee", line_id=line.id, cooperative=other.name)
     source = ledger.ensure_member_account(session, member=payer)
     ours = clearing_account(session, cooperative_id=payer.cooperative_id, partner_cooperative_id=other.id)
-    theirs = clearing_account(session, cooperative_id=other.id, partner_cooperative_id=payer.cooperative_id)
-    target_id = session.scalar(select(Account.id).where(Account.member_id == to.id))
-    ids = sorted({source.id, ours.id, theirs.id} | ({target_id} if target_id else set()))
+    # Our side's accounts, in id order; the other side's are locked by the mirror posting. Crossing
+    # payments on one line are already in single file behind the line's lock.
+    ids = sorted({source.id, ours.id})
     locked = {a.id: a for a in session.scalars(
         select(Account).where(Account.id.in_(ids)).order_by(Account.id).with_for_update()
         .execution_options(populate_existing=True))}
@@ -356,7 +374,7 @@ def pay_across(
             initiated_by=payer, idempotency_key=key,
         )
         back = _post_in_other_ledger(
-            session, cooperative_id=other.id, clearing_account_id=theirs.id, payee=to, minutes=minutes,
+            session, cooperative_id=other.id, partner_cooperative_id=payer.cooperative_id, payee=to, minutes=minutes,
             reason=(reason or "").strip(), payer=payer, idempotency_key=f"crossing:{out.id}",
         )
         payment = ClearingPayment(line_id=line.id, cooperative_id=payer.cooperative_id,

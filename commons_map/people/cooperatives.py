@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from commons_map.errors import Conflict, NotFound, ValidationFailed, collector
@@ -63,7 +63,8 @@ def as_territory(geom: BaseGeometry | None) -> MultiPolygon | None:
 
 def not_archived(cooperative_id: Any) -> ColumnElement[bool]:
     """SQL predicate: the row's cooperative is not archived (public reads hide archived ones)."""
-    return ~exists().where(Cooperative.id == cooperative_id, Cooperative.archived_at.is_not(None))
+    co = aliased(Cooperative)  # its own alias, never correlated away by a query that joins cooperatives
+    return ~select(co.id).where(co.id == cooperative_id, co.archived_at.is_not(None)).correlate_except(co).exists()
 
 
 def get_by_slug(session: Session, slug: str, *, field: str = "cooperative", active: bool = True) -> Cooperative:
