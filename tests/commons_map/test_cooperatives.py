@@ -115,7 +115,12 @@ def test_archiving_hides_a_cooperative_everywhere_and_deletes_nothing(db, people
                                                                      visible_clause(people.outsider))
     commons_before = db.scalar(select(func.count()).select_from(Commons))
     members_before = sizes(db)
+    from commons_map.exchange.service import search_posts
+
+    assert search_posts(db, actor=None)["numberMatched"] > 0, "the demo's public offers and needs"
     archived = archive_cooperative(db, slug="cic-saillans")
+    assert search_posts(db, actor=None)["numberMatched"] == 0
+    assert search_posts(db, actor=people.outsider)["numberMatched"] == 0
     assert archived.archived_at is not None
     with pytest.raises(AuthenticationFailed) as err:
         authenticate(db, username="camille", password="demo-commons")
