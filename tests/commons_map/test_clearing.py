@@ -240,3 +240,13 @@ def test_the_network_check_finds_a_clearing_account_moved_outside_a_crossing(db,
     report = clearing.check_network(db)
     assert not report.ok
     assert any("must mirror" in b for b in report.breaches), report.breaches
+
+
+def test_loading_the_demo_again_changes_nothing_and_the_network_still_holds(db, people):
+    from commons_map.demo.load import load_demo
+
+    before = counts(db), db.scalar(select(func.count()).select_from(Cooperative))
+    again = load_demo(db)
+    assert not again.created
+    assert (counts(db), db.scalar(select(func.count()).select_from(Cooperative))) == before
+    assert clearing.check_network(db).ok

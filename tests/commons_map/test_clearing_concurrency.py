@@ -138,3 +138,91 @@ def test_crossing_payments_race_both_ways_and_the_network_holds(fresh_database):
     bad = subprocess.run([*CLI, "ledger", "check", "--network"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 1
     assert "must mirror" in bad.stderr and "breach" in bad.stderr
+
+
+def test_both_sides_propose_at_once_and_limits_are_lowered_while_payments_race(fresh_database):
+    import threading
+
+    from commons_map.clearing.models import ClearingLine
+
+    url = fresh_database()
+    engine = make_engine(url=url, pool_size=THREADS + 2)
+    Session = make_sessionmaker(engine)
+    with Session() as s:
+        a, a_people, a_coord = _coop(s, "amont", 5.3)
+        b, b_people, b_coord = _coop(s, "aval", 5.0)
+        s.commit()
+        names = {"a_coord": a_coord.username, "b_coord": b_coord.username}
+        a_names = [p.username for p in a_people]
+        b_names = [p.username for p in b_people]
+
+    barrier = threading.Barrier(2)
+
+    def propose(who: str, partner: str):
+        with Session() as s:
+            actor = s.scalars(select(Member).where(Member.username == names[who])).one()
+            barrier.wait()
+            try:
+                line = clearing.propose_line(s, actor=actor, partner=partner, limit_minutes=LIMIT)
+                s.commit()
+                return line.id
+            except Conflict as exc:
+                s.rollback()
+                return exc.code
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(propose, ["a_coord", "b_coord"], ["aval", "amont"]))
+    assert sorted(map(str, results)).count("clearing.line_exists") == 1, results
+    line_id = next(r for r in results if isinstance(r, int))
+    with Session() as s:
+        assert s.scalar(select(func.count()).select_from(ClearingLine)) == 1
+        line = s.get(ClearingLine, line_id)
+        acceptor = names["b_coord"] if line.cooperative_id == a.id else names["a_coord"]
+        clearing.accept_line(s, actor=s.scalars(select(Member).where(Member.username == acceptor)).one(),
+                             line_id=line_id)
+        s.commit()
+
+    rng = random.Random(29)
+    jobs: list[tuple] = [("pay", f"p{i}", rng.choice(a_names), f"{rng.choice(b_names)}@aval", rng.randint(10, 40))
+                         for i in range(60)]
+    jobs += [("lower", f"l{i}", names[rng.choice(["a_coord", "b_coord"])], None, LIMIT - 40 * (i + 1))
+             for i in range(6)]
+    rng.shuffle(jobs)
+
+    def run(job):
+        what, key, who, payee, minutes = job
+        with Session() as s:
+            actor = s.scalars(select(Member).where(Member.username == who)).one()
+            try:
+                if what == "pay":
+                    clearing.pay_across(s, payer=actor, payee=payee, minutes=minutes, reason="Course",
+                                        idempotency_key=key)
+                else:
+                    clearing.change_limit(s, actor=actor, line_id=line_id, limit_minutes=minutes)
+                s.commit()
+                return what, "ok"
+            except Conflict as exc:
+                s.rollback()
+                return what, exc.code
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        outcomes = Counter(pool.map(run, jobs))
+    assert set(outcomes) <= {("pay", "ok"), ("pay", "clearing.limit_exceeded"), ("lower", "ok"),
+                             ("lower", "clearing.limit_below_owed")}, outcomes
+    assert outcomes[("pay", "ok")] > 0
+    with Session() as s:
+        report = clearing.check_network(s)
+        assert report.ok, report.breaches
+        line = s.get(ClearingLine, line_id)
+        owed_now = clearing.clearing_balance(s, cooperative_id=a.id, partner_cooperative_id=b.id)
+        assert 0 < owed_now <= line.limit_minutes, "never owed past the limit in force"
+        from commons_map.clearing.models import ClearingLineHistory
+
+        changes = s.execute(select(ClearingLineHistory.action, ClearingLineHistory.changes)
+                            .where(ClearingLineHistory.action.in_(("limit_lowered", "limit_raise_proposed")))
+                            .order_by(ClearingLineHistory.id)).all()
+        # A value above the limit in force (lowered meanwhile) is a proposed raise, the other side's to accept.
+        assert len(changes) == outcomes[("lower", "ok")], "each accepted change has its history row"
+        lowered = [c for action, c in changes if action == "limit_lowered"]
+        assert not lowered or lowered[-1]["limit_minutes"][1] == line.limit_minutes
+    engine.dispose()
