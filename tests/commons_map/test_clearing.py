@@ -250,3 +250,29 @@ def test_loading_the_demo_again_changes_nothing_and_the_network_still_holds(db, 
     assert not again.created
     assert (counts(db), db.scalar(select(func.count()).select_from(Cooperative))) == before
     assert clearing.check_network(db).ok
+
+
+def test_a_line_with_an_archived_side_cannot_be_accepted(db, people):
+    pending = db.scalars(select(ClearingLine).where(ClearingLine.state == "proposed")).first()  # Crest -> Diois
+    archive_cooperative(db, slug=CREST_SLUG)
+    with pytest.raises(Conflict) as err:
+        clearing.accept_line(db, actor=people.outsider, line_id=pending.id)
+    assert err.value.code == "cooperatives.archived"
+    assert db.get(ClearingLine, pending.id).state == "proposed"
+
+
+def test_a_key_used_for_a_local_payment_is_not_reused_across(db, people):
+    ledger.pay(db, payer=people.member, payee="oksana", minutes=5, reason="Café", idempotency_key="shared-key")
+    n = counts(db)
+    with pytest.raises(Conflict) as err:
+        ledger.pay(db, payer=people.member, payee="maelle@cic-diois", minutes=5, reason="Café",
+                   idempotency_key="shared-key")
+    assert err.value.code == "ledger.key_reused"
+    assert counts(db) == n
+
+
+def test_a_limit_beyond_reason_is_refused(db, people):
+    line = line_between(db, people.coop, people.other_coop)
+    with pytest.raises(ValidationFailed) as err:
+        clearing.change_limit(db, actor=people.coordinator, line_id=line.id, limit_minutes=clearing.MAX_LIMIT + 1)
+    assert err.value.code == "clearing.limit_range"

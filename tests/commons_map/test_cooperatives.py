@@ -182,6 +182,8 @@ def test_the_cli_adds_lists_and_archives_cooperatives(fresh_database):
     dup = run(["cooperatives", "add", "nyons", "--name", "Encore", "--bbox", "5,44,5.1,44.1",
                "--coordinator", "u1", "--coordinator", "u2"], url, stdin=f"{PW}\n{PW}\n")
     assert dup.returncode == 1 and "nyons" in dup.stderr
+    both = run(["ledger", "check", "--network", "--cooperative", "nyons"], url)
+    assert both.returncode == 1 and "--network" in both.stderr
     archived = run(["cooperatives", "archive", "nyons"], url)
     assert archived.returncode == 0, archived.stderr
     again = run(["cooperatives", "archive", "nyons"], url)
