@@ -51,6 +51,7 @@ ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
 ROUTERS += [__import__("api.routers.notify", fromlist=["x"]).router,  # notifications: API, one-click unsubscribe
             __import__("api.routers.notify", fromlist=["x"]).unsubscribe_router,
             __import__("api.routers.pages_notify", fromlist=["x"]).router]
+ROUTERS += [__import__("api.routers.clearing", fromlist=["x"]).router]  # clearing lines between cooperatives
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

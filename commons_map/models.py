@@ -1,5 +1,6 @@
 """Every ORM model, imported once so that the metadata and the mappers are complete."""
 
+from commons_map.clearing.models import ClearingLine, ClearingLineHistory, ClearingPayment  # noqa: F401
 from commons_map.exchange.models import (  # noqa: F401
     Category,
     Exchange,

@@ -281,6 +281,9 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
     from commons_map.demo import exchange as demo_exchange  # noqa: I001 - offers, needs, exchanges, solidarity
     demo_exchange.load(session, DemoResult(coop, members, commons, created=True))
 
+    from commons_map.demo import network as demo_network  # noqa: I001 - the Diois, Crest, hours that cross
+    demo_network.load(session, saillans=coop, diois=other, members=members, password=DEMO_PASSWORD)
+
     session.flush()
     return DemoResult(coop, members, commons, created=True)
 

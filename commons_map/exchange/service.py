@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, case, cast, false, func, literal, or_, select
+from sqlalchemy import Text, and_, case, cast, false, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Account, Transfer
 from commons_map.notify.service import notify
+from commons_map.people.cooperatives import not_archived
 from commons_map.people.models import Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of, require_coordinator, require_member
 
@@ -240,7 +241,7 @@ class Near:
 
 
 def _visible_posts(actor: Member | None) -> ColumnElement[bool]:
-    public = Post.visibility == "public"
+    public = and_(Post.visibility == "public", not_archived(Post.cooperative_id))
     if actor is None or not actor.is_active:
         return public
     return or_(public, Post.cooperative_id == actor.cooperative_id)

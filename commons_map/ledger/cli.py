@@ -48,16 +48,25 @@ def _coop(session: Any, cooperative: str | None) -> Any:
 @ledger_app.command("check")
 def check(
     cooperative: Annotated[str | None, typer.Option(help="slug; every cooperative by default")] = None,
+    network: Annotated[bool, typer.Option(
+        "--network", help="every ledger, and each pair of clearing accounts mirror each other")] = False,
 ) -> None:
     """Verify that balances sum to zero and each equals its postings; exit 1 on any breach."""
     from commons_map.ledger import service
     from commons_map.people.service import get_cooperative
 
+    if network and cooperative:
+        raise _fail("--network checks every cooperative: leave out --cooperative")
     engine = make_engine(get_settings())
     try:
         with session_scope(engine) as session:
-            coop_id = get_cooperative(session, cooperative).id if cooperative else None
-            report = service.check(session, cooperative_id=coop_id)
+            if network:
+                from commons_map.clearing.service import check_network
+
+                report = check_network(session)
+            else:
+                coop_id = get_cooperative(session, cooperative).id if cooperative else None
+                report = service.check(session, cooperative_id=coop_id)
     except DomainError as exc:
         raise _fail(exc.summary(terminal_locale())) from exc
     finally:
@@ -70,7 +79,8 @@ def check(
         for breach in report.breaches:
             console.print(f"[bold red]breach:[/] {breach}")
         raise typer.Exit(1)
-    typer.echo("ledger OK: balances sum to zero and every balance equals the sum of its postings")
+    typer.echo("ledger OK: balances sum to zero and every balance equals the sum of its postings"
+               + ("; every pair of clearing accounts mirror each other" if network else ""))
 
 
 @ledger_app.command("statement")

@@ -44,6 +44,15 @@ class Account(Timestamped, Base):
         CheckConstraint(
             "min_minutes IS NULL OR max_minutes IS NULL OR min_minutes <= max_minutes", name="limits"
         ),
+        # A clearing account is another cooperative's account in this ledger (commons_map.clearing).
+        CheckConstraint("(kind = 'clearing') = (partner_cooperative_id IS NOT NULL)", name="clearing_partner"),
+        Index(
+            "uq_ledger_accounts_clearing",
+            "cooperative_id",
+            "partner_cooperative_id",
+            unique=True,
+            postgresql_where=text("kind = 'clearing'"),
+        ),
         # One cooperative account per cooperative.
         Index(
             "uq_ledger_accounts_cooperative",
@@ -59,6 +68,7 @@ class Account(Timestamped, Base):
     name: Mapped[str] = mapped_column(Text)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), unique=True)
     commons_id: Mapped[int | None] = mapped_column(ForeignKey("commons.id"), unique=True)
+    partner_cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"))
     # Own limits; NULL means the cooperative's default (members) or no limit (the cooperative).
     min_minutes: Mapped[int | None] = mapped_column(Integer)
     max_minutes: Mapped[int | None] = mapped_column(Integer)

@@ -381,8 +381,26 @@ def pay(
     payee: str | int | None = None,
     to_account_id: int | None = None,
 ) -> Transfer:
-    """A member pays another member (username or id) or an account for a service."""
+    """A member pays another member (username or id) or an account for a service.
+
+    A payee written ``username@cooperative-slug`` in another cooperative is paid across the
+    clearing line between the two (``commons_map.clearing``); the payer's transfer is returned.
+    """
     require_member(payer, payer.cooperative_id)
+    if isinstance(payee, str) and "@" in payee:
+        from commons_map.clearing import service as clearing
+
+        username, slug = clearing.split_payee(payee) or ("", "")
+        own = session.scalar(select(Cooperative.slug).where(Cooperative.id == payer.cooperative_id))
+        if slug != own or to_account_id is not None:
+            if to_account_id is not None:
+                raise ValidationFailed("ledger.payee_or_account", field="payee")
+            crossing = clearing.pay_across(session, payer=payer, payee=payee, minutes=minutes, reason=reason,
+                                           idempotency_key=idempotency_key)
+            if crossing.replayed:
+                crossing.payer_transfer._replayed = True  # type: ignore[attr-defined]
+            return crossing.payer_transfer
+        payee = username  # our own cooperative, named in full
     problems = collector()
     _clean_minutes(problems, minutes)
     if (payee is None) == (to_account_id is None):
@@ -499,6 +517,10 @@ def post_reversal(
     session: Session, *, actor: Member | None, transfer: Transfer, reason: str, idempotency_key: str
 ) -> Transfer:
     """The reversal of a transfer (permissions checked by the caller): every posting negated."""
+    from commons_map.clearing.service import is_crossing
+
+    if is_crossing(session, transfer.id):  # one side alone would break the mirror of the two ledgers
+        raise Conflict("clearing.reverse_crossing", field="transfer_id", transfer_id=transfer.id)
     existing = _by_key(session, transfer.cooperative_id, (idempotency_key or "").strip())
     if transfer.kind == "reversal":
         raise ValidationFailed("ledger.reverse_reversal", field="transfer_id", transfer_id=transfer.id)

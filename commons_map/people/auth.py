@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import AuthenticationFailed
-from commons_map.people.models import Member, WebSessionRow
+from commons_map.people.models import Cooperative, Member, WebSessionRow
 from commons_map.settings import Settings
 
 _hasher = PasswordHasher()
@@ -44,6 +44,8 @@ def authenticate(session: Session, *, username: str, password: str) -> Member:
         raise AuthenticationFailed("people.bad_credentials")
     if not verify_password(member.password_hash, password) or not member.is_active:
         raise AuthenticationFailed("people.bad_credentials")
+    if _archived(session, member):
+        raise AuthenticationFailed("cooperatives.archived_sign_in")
     if _hasher.check_needs_rehash(member.password_hash):
         member.password_hash = hash_password(password)
     return member
@@ -70,9 +72,14 @@ def member_from_token(session: Session, token: str, settings: Settings) -> Membe
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise AuthenticationFailed("people.token_expired") from exc
     member = session.get(Member, member_id)
-    if member is None or not member.is_active or member.token_version != version:
+    if member is None or not member.is_active or member.token_version != version or _archived(session, member):
         raise AuthenticationFailed("people.token_revoked")
     return member
+
+
+def _archived(session: Session, member: Member) -> bool:
+    """True when the member's cooperative is archived: its members sign in no more."""
+    return session.scalar(select(Cooperative.archived_at).where(Cooperative.id == member.cooperative_id)) is not None
 
 
 def revoke_tokens(member: Member) -> None:

@@ -37,6 +37,8 @@ class Cooperative(Timestamped, Base):
     )
     timezone: Mapped[str] = mapped_column(Text, default="Europe/Paris", server_default="Europe/Paris")
     settings: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    # Archived: hidden everywhere (no sign-in, no public data, not listed); nothing is deleted.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     members: Mapped[list[Member]] = relationship(back_populates="cooperative")
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from commons_map.publish.collections import Collection
 from commons_map.register.service import APPROXIMATE_GRID_DEG
 
-PUBLIC_ROW = "c.visibility = 'public' AND c.archived_at IS NULL"
+# (``co`` is the row's cooperative: an archived cooperative publishes nothing.)
+PUBLIC_ROW = "c.visibility = 'public' AND c.archived_at IS NULL AND co.archived_at IS NULL"
 
 
 def snapped(geom_sql: str) -> str:

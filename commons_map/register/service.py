@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from commons_map.geo import check_geometry_class, parse_geojson_geometry, to_ewkt
+from commons_map.people.cooperatives import not_archived
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of
 from commons_map.people.service import refuse_direct_role_change
@@ -32,7 +33,7 @@ MAX_PAGE = 1000
 
 def visible_clause(actor: Member | None, table: Any = Commons) -> ColumnElement[bool]:
     """SQL predicate: the commons rows of ``table`` that ``actor`` may see (archived aside)."""
-    public = table.visibility == "public"
+    public = and_(table.visibility == "public", not_archived(table.cooperative_id))
     if actor is None or not actor.is_active:
         return public
     own = table.cooperative_id == actor.cooperative_id
@@ -79,7 +80,10 @@ def get_commons(session: Session, *, actor: Member | None, commons_id: int) -> C
     commons = session.get(Commons, commons_id)
     if commons is None or not can_see(session, actor, commons):
         raise NotFound("register.no_commons", field="commons_id", commons_id=commons_id)
-    if commons.archived_at is not None and not is_member_of(actor, commons.cooperative_id):
+    if not is_member_of(actor, commons.cooperative_id) and (
+        commons.archived_at is not None
+        or session.scalar(select(Cooperative.archived_at).where(Cooperative.id == commons.cooperative_id))
+    ):  # an archived commons, or one of an archived cooperative, is gone for outsiders
         raise NotFound("register.no_commons", field="commons_id", commons_id=commons_id)
     return commons
 

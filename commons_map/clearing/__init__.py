@@ -1,0 +1,1 @@
+"""Hours that cross between cooperatives: clearing lines and crossing payments."""
