@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
-from api import errors, openapi, security
+from api import errors, openapi, partners_scheduler, security
 from api.limits import BodyLimit
 from api.routers import (
     auth,
@@ -47,6 +47,8 @@ ROUTERS += [exchange.router, pages_exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
+ROUTERS += [__import__("api.routers.partners", fromlist=["x"]).router,  # partner maps
+            __import__("api.routers.partners", fromlist=["x"]).public_router]
 ROUTERS += [__import__("api.routers.notify", fromlist=["x"]).router,  # notifications: API, one-click unsubscribe
             __import__("api.routers.notify", fromlist=["x"]).unsubscribe_router,
             __import__("api.routers.pages_notify", fromlist=["x"]).router]
@@ -61,9 +63,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         own = engine is None
         app.state.engine = engine or make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        refresher = partners_scheduler.start(app.state.engine, settings)
         try:
             yield
         finally:
+            await partners_scheduler.stop(refresher)
             if own:
                 app.state.engine.dispose()
 
