@@ -9,6 +9,7 @@ are served from our own copy (``maps/static/vendor``) so the page works offline 
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -649,7 +650,8 @@ def build_public_map(
 
     for i, p in enumerate(sources.partners):
         for layer in p.layers:
-            PartnerGeoJson(layer, f"{p.name} — {layer.title}", colour=partner_colour(i),
+            # Leaflet's layer control shows names as HTML, and these come from the partner: escaped
+            PartnerGeoJson(layer, html.escape(f"{p.name} — {layer.title}"), colour=partner_colour(i),
                            attribution=_attribution(p, layer),
                            source={"name": p.name, "licence": layer.licence}).add_to(m)
 

@@ -87,9 +87,11 @@ def add_partner(
         snap = read(url, limits=limits)
     except FetchFailed as exc:
         raise ValidationFailed(exc.code, field="url", **exc.params) from exc
-    licence = licence or snap.licence or next((x.licence for x in snap.layers if x.licence), None)
-    if licence is None:
+    # Every layer is shown under a licence: its own, else the partner's (given here, or its landing page's).
+    licence = licence or snap.licence
+    if licence is None and any(x.licence is None for x in snap.layers):
         raise ValidationFailed("partners.licence_missing", field="licence", url=url)
+    licence = licence or snap.layers[0].licence
     partner = Partner(cooperative_id=cooperative.id, url=url, name=name or snap.title or check_url(url)[1],
                       licence=licence, link=snap.link, added_by_id=actor.id if actor else None)
     session.add(partner)

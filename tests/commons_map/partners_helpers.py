@@ -93,8 +93,9 @@ def _handler(stub: Stub):  # noqa: ANN202
                     return self.js({"collections": [{"id": "points"}]})
                 start = int(query.get("start", ["0"])[0])
                 feats = [feature(start + i, {"type": "Point", "coordinates": [5.3, 44.7]}) for i in range(30)]
+                nxt = f"{base}/collections/points/items?start={start + 30}"
                 return self.js({"type": "FeatureCollection", "features": feats,
-                                "links": [{"rel": "next", "href": f"{base}/collections/points/items?start={start + 30}"}]})
+                                "links": [{"rel": "next", "href": nxt}]})
             if path.rstrip("/") in ("/good", "/nolicence", "/evilitems", "/evilnext"):
                 return self.js(landing(base, None if top == "/nolicence" else "CC-BY-4.0"))
             if path.endswith("/conformance"):
