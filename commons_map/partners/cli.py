@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
@@ -28,9 +31,18 @@ def _coop(session, slug: str | None):  # type: ignore[no-untyped-def]  # noqa: A
     return get_cooperative(session, slug) if slug else default_cooperative(session)
 
 
-def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
-    return typer.Exit(1)
+@contextmanager
+def _unit_of_work() -> Iterator[Session]:
+    """A session committed at the end; a refusal is printed in the terminal's language (exit 1)."""
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            yield session
+    except DomainError as exc:
+        console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
 
 
 def _line(p: dict) -> str:
@@ -43,16 +55,10 @@ def _line(p: dict) -> str:
 def list_cmd(cooperative: CoopOpt = None,
              as_json: Annotated[bool, typer.Option("--json", help="one JSON object per partner")] = False) -> None:
     """The partners of a cooperative and how their last reading went."""
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            for p in service.list_partners(session, actor=None, cooperative=_coop(session, cooperative)):
-                d = service.as_dict(p, terminal_locale())
-                typer.echo(json.dumps(d, default=str, ensure_ascii=False) if as_json else _line(d))
-    except DomainError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
+    with _unit_of_work() as session:
+        for p in service.list_partners(session, actor=None, cooperative=_coop(session, cooperative)):
+            d = service.as_dict(p, terminal_locale())
+            typer.echo(json.dumps(d, default=str, ensure_ascii=False) if as_json else _line(d))
 
 
 @app.command("add")
@@ -61,32 +67,18 @@ def add(url: Annotated[str, typer.Argument(help="the OGC API - Features landing 
         name: Annotated[str | None, typer.Option(help="shown on the map (default: the partner's title)")] = None,
         licence: Annotated[str | None, typer.Option(help="when the partner declares none")] = None) -> None:
     """List a partner: it is read now, and refused with the reason when it is not a usable OGC API."""
-    settings = get_settings()
-    engine = make_engine(settings)
-    try:
-        with session_scope(engine) as session:
-            p = service.add_partner(session, actor=None, cooperative=_coop(session, cooperative), url=url,
-                                    name=name, licence=licence, limits=service.limits_from(settings))
-            typer.echo(_line(service.as_dict(p, terminal_locale())))
-    except DomainError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
+    with _unit_of_work() as session:
+        p = service.add_partner(session, actor=None, cooperative=_coop(session, cooperative), url=url,
+                                name=name, licence=licence, limits=service.limits_from(get_settings()))
+        typer.echo(_line(service.as_dict(p, terminal_locale())))
 
 
 @app.command("remove")
 def remove(partner_id: int, cooperative: CoopOpt = None) -> None:
     """Stop showing a partner (its cached layers are deleted)."""
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            service.remove_partner(session, actor=None, cooperative=_coop(session, cooperative),
-                                   partner_id=partner_id)
-        typer.echo(f"removed partner {partner_id}")
-    except DomainError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
+    with _unit_of_work() as session:
+        service.remove_partner(session, actor=None, cooperative=_coop(session, cooperative), partner_id=partner_id)
+    typer.echo(f"removed partner {partner_id}")
 
 
 @app.command("refresh")
