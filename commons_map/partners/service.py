@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from commons_map.db import session_scope
@@ -94,8 +95,12 @@ def add_partner(
     licence = licence or snap.layers[0].licence
     partner = Partner(cooperative_id=cooperative.id, url=url, name=name or snap.title or check_url(url)[1],
                       licence=licence, link=snap.link, added_by_id=actor.id if actor else None)
-    session.add(partner)
-    session.flush()
+    try:
+        with session.begin_nested():  # two coordinators adding it at once: one wins, the other is told
+            session.add(partner)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("partners.already_listed", field="url", url=url) from exc
     record(session, partner=partner, snapshot=snap, now=now)
     return partner
 

@@ -161,3 +161,35 @@ def test_parallel_refreshers_read_each_partner_exactly_once(fresh_database, part
         # a second pass finds nothing due
         assert service.refresh_due(eng, max_age=timedelta(minutes=5)).ok == []
     eng.dispose()
+
+
+def test_two_coordinators_adding_the_same_partner_at_once_make_one(fresh_database, partner_stub):
+    from commons_map.errors import Conflict
+
+    url = fresh_database()
+    _coop(url, "cic-test")
+    eng = create_engine(url, pool_size=4)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def add() -> None:
+        with session_scope(eng) as session:
+            coop = session.scalars(select(Cooperative)).one()
+            barrier.wait()  # both have read the cooperative and checked for a duplicate before either writes
+            try:
+                service.add_partner(session, actor=None, cooperative=coop, url=partner_stub.url("/good/"),
+                                    limits=TEST_LIMITS)
+                outcomes.append("added")
+            except Conflict as exc:
+                outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=add) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(outcomes) == ["added", "partners.already_listed"]
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM partners")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM partner_layers")).scalar() == 2
+    eng.dispose()
