@@ -36,6 +36,7 @@ REL_CONFORMANCE = ("conformance", "http://www.opengis.net/def/rel/ogc/1.0/confor
 GEOJSON_TYPES = ("application/geo+json", "application/json", "application/vnd.geo+json")
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
                   "GeometryCollection"}
+LAYER_ERRORS = ("partners.http_status", "partners.bad_json", "partners.bad_geojson")
 USER_AGENT = "commons-map partner reader (+https://github.com/commons-map)"
 
 
@@ -285,6 +286,7 @@ def read_partner(url: str, *, limits: Limits | None = None, resolver: Resolver =
         if not isinstance(cols, dict) or not isinstance(cols.get("collections"), list):
             raise FetchFailed("partners.not_ogc_api", url=url[:200])
         snap = Snapshot(title=_text(doc.get("title")), licence=licence_of(doc), link=url)
+        first_error: FetchFailed | None = None
         for c in cols["collections"][: limits.max_layers]:
             if not isinstance(c, dict) or not _text(c.get("id")) or c.get("itemType", "feature") != "feature":
                 continue
@@ -293,10 +295,18 @@ def read_partner(url: str, *, limits: Limits | None = None, resolver: Resolver =
             items_url = urljoin(answered, items) if items else urljoin(
                 answered.split("?")[0].rstrip("/") + "/", f"{cid}/items")
             layer = Layer(cid, _text(c.get("title")) or cid, licence_of(c), [])
-            _read_items(reader, items_url, layer)
+            try:
+                _read_items(reader, items_url, layer)
+            except FetchFailed as exc:
+                # A collection that is not features after all (pygeoapi lists coverages and records
+                # beside them) is left out; a bound, an address or a loop fails the whole partner.
+                if exc.code not in LAYER_ERRORS:
+                    raise
+                first_error = first_error or exc
+                continue
             snap.layers.append(layer)
         if not snap.layers:
-            raise FetchFailed("partners.no_layers", url=url[:200])
+            raise first_error or FetchFailed("partners.no_layers", url=url[:200])
         return snap
     finally:
         reader.close()

@@ -96,7 +96,9 @@ def _handler(stub: Stub):  # noqa: ANN202
                 nxt = f"{base}/collections/points/items?start={start + 30}"
                 return self.js({"type": "FeatureCollection", "features": feats,
                                 "links": [{"rel": "next", "href": nxt}]})
-            if path.rstrip("/") in ("/good", "/nolicence", "/evilitems", "/evilnext"):
+            if path == "/nofeatures/collections":
+                return self.js({"collections": [{"id": "relief"}]})
+            if path.rstrip("/") in ("/good", "/nolicence", "/evilitems", "/evilnext", "/nofeatures"):
                 return self.js(landing(base, None if top == "/nolicence" else "CC-BY-4.0"))
             if path.endswith("/conformance"):
                 return self.js({"conformsTo": ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"]})
@@ -106,7 +108,9 @@ def _handler(stub: Stub):  # noqa: ANN202
                                     "href": (f"{other}/items" if top == "/evilitems"
                                              else f"{base}/collections/vergers/items")}]},
                         {"id": "haies", "title": "Haies plantées",
-                         "links": [{"rel": "license", "title": "ODbL-1.0", "href": "https://example.org/odbl"}]}]
+                         "links": [{"rel": "license", "title": "ODbL-1.0", "href": "https://example.org/odbl"}]},
+                        {"id": "relief", "title": "Relief (a coverage: its items answer 404)"},
+                        {"id": "notes", "title": "Notes", "itemType": "record"}]
                 return self.js({"collections": cols, "links": []})
             if path.endswith("/collections/vergers/items"):
                 page = int(query.get("page", ["1"])[0])
@@ -124,6 +128,8 @@ def _handler(stub: Stub):  # noqa: ANN202
             if path.endswith("/collections/haies/items"):
                 line = {"type": "LineString", "coordinates": [[5.30, 44.75], [5.32, 44.77]]}
                 return self.js({"type": "FeatureCollection", "features": [feature(10, line)]})
+            if "/collections/" in path:  # any other collection: not features (a coverage, say)
+                return self.send(404, b"{}")
             if path == "/garbage/":
                 return self.send(200, b'{"title": "half a docu', "application/json")
             if path == "/notogc/":

@@ -39,7 +39,10 @@ def test_which_addresses_are_public(address, public):
 def test_a_good_partner_is_read_whole_with_its_licences_and_only_valid_features(partner_stub):
     snap = read(partner_stub.url("/good/"))
     assert snap.title == "Vergers du Crestois" and snap.licence == "CC-BY-4.0"
+    # a coverage whose items answer 404 is left out, and records are not even asked for
     assert [x.collection_id for x in snap.layers] == ["vergers", "haies"]
+    assert partner_stub.hits["/good/collections/relief/items"] > 0
+    assert partner_stub.hits["/good/collections/notes/items"] == 0
     vergers, haies = snap.layers
     # page 1 (gzip) and page 2 (by its next link); the bow-tie and the point at longitude 500 refused
     assert [f["id"] for f in vergers.features] == [1, 2, 3, 6]
@@ -156,3 +159,8 @@ def test_a_server_that_is_down_is_unreachable():
     from tests.conftest import free_port
 
     refused(f"http://127.0.0.1:{free_port()}/ogc", "partners.unreachable")
+
+
+def test_a_partner_whose_every_collection_fails_is_refused_with_the_first_reason(partner_stub):
+    e = refused(partner_stub.url("/nofeatures/"), "partners.http_status")
+    assert e.params["status"] == 404 and "/nofeatures/collections/relief/items" in e.params["url"]
