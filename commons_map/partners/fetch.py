@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -129,7 +130,8 @@ def check_url(url: str) -> tuple[str, str, int]:
 class Reader:
     """Requests to one partner, allowed where its listed URL resolved and on the public internet."""
 
-    def __init__(self, listed_url: str, limits: Limits, *, resolver: Resolver = resolve) -> None:
+    def __init__(self, listed_url: str, limits: Limits, *, resolver: Resolver = resolve,
+                 verify: ssl.SSLContext | bool = True) -> None:
         _, host, port = check_url(listed_url)
         self.limits = limits
         self.resolver = resolver
@@ -137,7 +139,7 @@ class Reader:
         self.read_bytes = 0
         self.started = time.monotonic()
         self.client = httpx.Client(
-            trust_env=False, follow_redirects=False, verify=True,
+            trust_env=False, follow_redirects=False, verify=verify,
             timeout=httpx.Timeout(limits.read_seconds, connect=limits.connect_seconds),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
         )

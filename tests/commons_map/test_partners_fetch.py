@@ -164,3 +164,66 @@ def test_a_server_that_is_down_is_unreachable():
 def test_a_partner_whose_every_collection_fails_is_refused_with_the_first_reason(partner_stub):
     e = refused(partner_stub.url("/nofeatures/"), "partners.http_status")
     assert e.params["status"] == 404 and "/nofeatures/collections/relief/items" in e.params["url"]
+
+
+def test_over_tls_the_connection_goes_to_the_checked_address_and_the_certificate_is_still_checked(tmp_path):
+    """The reader connects to the address it checked, but TLS still names (SNI) and verifies the host."""
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from commons_map.partners.fetch import Reader
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+            "-subj", "/CN=partner.test")
+    (tmp_path / "ext").write_text("subjectAltName=DNS:partner.test\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "leaf.pem", "-days", "2", "-extfile", "ext")
+    seen_hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen_hosts.append(self.headers["Host"])
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+
+    def resolver(host: str, p: int) -> list[str]:
+        return ["127.0.0.1"] if host in ("partner.test", "other.test") else []
+
+    reader = Reader(f"https://partner.test:{port}/", TEST_LIMITS, resolver=resolver, verify=trust)
+    try:
+        doc, _ = reader.get_json(f"https://partner.test:{port}/ogc")
+        assert doc == {"ok": True} and seen_hosts == [f"partner.test:{port}"]
+    finally:
+        reader.close()
+    # the same address under a name the certificate does not hold: refused by TLS, not trusted by address
+    reader = Reader(f"https://other.test:{port}/", TEST_LIMITS, resolver=resolver, verify=trust)
+    try:
+        with pytest.raises(FetchFailed) as info:
+            reader.get_json(f"https://other.test:{port}/ogc")
+        assert info.value.code == "partners.unreachable" and len(seen_hosts) == 1
+    finally:
+        reader.close()
+        server.shutdown()
+        server.server_close()
