@@ -101,7 +101,8 @@ TEXT = {
 GARDEN_COLOUR = "#7b3294"
 TOOL_COLOUR = "#2c7bb6"
 PLACE_COLOUR = "#e66101"
-PARTNER_COLOURS = ("#1b7837", "#b2182b", "#5e3c99", "#8c510a", "#01665e", "#c51b7d")
+# Apart from the soil statuses (greens, orange, red, grey) and our gardens, tools and places.
+PARTNER_COLOURS = ("#01665e", "#c51b7d", "#8c510a", "#4d4d4d", "#1f78b4", "#762a83")
 
 
 @dataclass(frozen=True)
@@ -541,11 +542,12 @@ def _partners_html(t: dict[str, str], partners: tuple[PartnerSource, ...]) -> st
             copy = f', {t["partner_copy_of"]} {p.copy_of}' if p.copy_of else ""
             state = f' <span class="lg-unavailable">({html.escape(t["partner_unavailable"] + copy)})</span>'
         cut = any(x.truncated for x in p.layers)
+        licences = ", ".join(dict.fromkeys(x.licence for x in p.layers)) or p.licence
         rows.append(
             f'<div class="lg-row lg-partner" data-available="{str(p.available).lower()}">'
             f'<span class="lg-swatch" style="background:{partner_colour(i)}"></span>'
             f'<a href="{html.escape(p.link)}" rel="external noopener">{html.escape(p.name)}</a>{state}'
-            f'<div class="lg-expl">{html.escape(t["licence"] + t["colon"] + p.licence)}'
+            f'<div class="lg-expl">{html.escape(t["licence"] + t["colon"] + licences)}'
             + (f' — {html.escape(t["partner_cut"])}' if cut else "") + "</div></div>"
         )
     return (f'<hr style="margin:6px 0"><h3>{html.escape(t["partners"])}</h3>'
