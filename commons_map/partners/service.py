@@ -121,10 +121,10 @@ def record(session: Session, *, partner: Partner, snapshot: Snapshot | None = No
     partner.checked_at = now
     partner.lease_until = None
     if snapshot is None:
+        assert failure is not None, "a read gives a snapshot or a failure"
         partner.status = "unavailable"
-        partner.error_code = failure.code if failure else "partners.unreachable"
-        partner.error_params = {k: v for k, v in (failure.params if failure else {}).items()
-                                if isinstance(v, str | int | float)}
+        partner.error_code = failure.code
+        partner.error_params = {k: v for k, v in failure.params.items() if isinstance(v, str | int | float)}
         session.flush()
         return partner
     session.execute(delete(PartnerLayer).where(PartnerLayer.partner_id == partner.id))

@@ -193,3 +193,50 @@ def test_two_coordinators_adding_the_same_partner_at_once_make_one(fresh_databas
         assert conn.execute(text("SELECT count(*) FROM partners")).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM partner_layers")).scalar() == 2
     eng.dispose()
+
+
+def test_a_partner_removed_while_it_is_being_read_is_not_written_back(fresh_database, partner_stub):
+    url = fresh_database()
+    _coop(url, "cic-test")
+    eng = create_engine(url, pool_size=4)
+    with session_scope(eng) as session:
+        coop = session.scalars(select(Cooperative)).one()
+        u = partner_stub.url("/good/")
+        session.add(Partner(cooperative_id=coop.id, url=u, name="P", licence="CC0-1.0", link=u))
+
+    def read_then_removed(address: str, *, limits=None):  # noqa: ANN001, ANN202
+        snap = service.read_partner(address, limits=TEST_LIMITS)
+        with eng.begin() as conn:  # a coordinator removes it meanwhile, on another connection
+            conn.execute(text("DELETE FROM partners"))
+        return snap
+
+    report = service.refresh_due(eng, max_age=timedelta(minutes=5), read=read_then_removed)
+    assert report.ok == [] and report.unavailable == []
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM partner_layers")).scalar() == 0
+    eng.dispose()
+
+
+def test_the_apps_refresher_survives_a_failing_pass(caplog):
+    """A pass that fails (here: no such database) is logged, and the next pass comes all the same."""
+    import asyncio
+
+    from api import partners_scheduler
+    from commons_map.settings import Settings
+
+    settings = Settings(database_url="postgresql+psycopg://postgres@127.0.0.1:5432/cm_no_such_database_x",
+                        partners_refresh_seconds=0.05)
+    eng = create_engine(settings.sync_url)
+
+    async def run() -> None:
+        task = partners_scheduler.start(eng, settings)
+        assert task is not None
+        await asyncio.sleep(1.0)
+        await partners_scheduler.stop(task)
+        assert task.cancelled()
+        assert partners_scheduler.start(eng, Settings(partners_refresh_seconds=0)) is None
+
+    with caplog.at_level("ERROR", logger="commons_map.partners"):
+        asyncio.run(run())
+    eng.dispose()
+    assert len([r for r in caplog.records if "partners refresh failed" in r.message]) >= 2
