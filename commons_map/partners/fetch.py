@@ -186,7 +186,8 @@ class Reader:
         literal = f"[{address}]" if ":" in address else address
         target = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
         default = (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
-        headers = {"Host": host if default else f"{host}:{port}", "Accept": accept}
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets in Host
+        headers = {"Host": name if default else f"{name}:{port}", "Accept": accept}
         started = time.monotonic()
         try:
             with self.client.stream("GET", target, headers=headers,

@@ -227,3 +227,42 @@ def test_over_tls_the_connection_goes_to_the_checked_address_and_the_certificate
         reader.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_partner_listed_by_an_ipv6_literal_is_read_there():
+    """Listed as http://[::1]:PORT/ (the cooperative's own choice), the reader connects there with a valid Host."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    hosts: list[str] = []
+
+    class V6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    try:
+        server = V6(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("the loopback has no IPv6 address here")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        refused(f"http://[::1]:{port}/", "partners.not_ogc_api")  # called, and its answer judged
+        assert hosts and hosts[0] == f"[::1]:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
