@@ -13,6 +13,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import Engine
 
 from commons_map.db import session_scope
 from commons_map.partners import service
@@ -43,6 +44,18 @@ def add_garden(url: str, name: str, visibility: str = "public", dx: float = 0.0)
             " ST_MakeEnvelope(5.02 + :dx, 44.75, 5.0204 + :dx, 44.7503, 4326), :vis, 'active')"),
             {"name": name, "vis": visibility, "dx": dx})
     eng.dispose()
+
+
+def listed(fresh_database, urls: list[str]) -> Engine:  # noqa: ANN001
+    """A committed database with one cooperative and partners at ``urls``, never read yet; its engine."""
+    url = fresh_database()
+    _coop(url, "cic-test")
+    eng = create_engine(url, pool_size=8)
+    with session_scope(eng) as session:
+        coop = session.scalars(select(Cooperative)).one()
+        for i, u in enumerate(urls):
+            session.add(Partner(cooperative_id=coop.id, url=u, name=f"P{i}", licence="CC0-1.0", link=u))
+    return eng
 
 
 def start(database_url: str, **env: str) -> Server:
@@ -126,14 +139,7 @@ def test_our_server_refreshes_the_copy_in_the_background_and_survives_the_partne
 
 
 def test_parallel_refreshers_read_each_partner_exactly_once(fresh_database, partner_stub):
-    url = fresh_database()
-    _coop(url, "cic-test")
-    eng = create_engine(url, pool_size=8)
-    with session_scope(eng) as session:
-        coop = session.scalars(select(Cooperative)).one()
-        for i in range(6):
-            u = partner_stub.url(f"/good/?copy={i}")
-            session.add(Partner(cooperative_id=coop.id, url=u, name=f"P{i}", licence="CC0-1.0", link=u))
+    eng = listed(fresh_database, [partner_stub.url(f"/good/?copy={i}") for i in range(6)])
     before = partner_stub.hits["/good/"]
     reports, errors = [], []
     barrier = threading.Barrier(4)
@@ -196,13 +202,7 @@ def test_two_coordinators_adding_the_same_partner_at_once_make_one(fresh_databas
 
 
 def test_a_partner_removed_while_it_is_being_read_is_not_written_back(fresh_database, partner_stub):
-    url = fresh_database()
-    _coop(url, "cic-test")
-    eng = create_engine(url, pool_size=4)
-    with session_scope(eng) as session:
-        coop = session.scalars(select(Cooperative)).one()
-        u = partner_stub.url("/good/")
-        session.add(Partner(cooperative_id=coop.id, url=u, name="P", licence="CC0-1.0", link=u))
+    eng = listed(fresh_database, [partner_stub.url("/good/")])
 
     def read_then_removed(address: str, *, limits=None):  # noqa: ANN001, ANN202
         snap = service.read_partner(address, limits=TEST_LIMITS)
