@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
-from api import errors, openapi, security
+from api import errors, openapi, partners_scheduler, security
 from api.limits import BodyLimit, refuse_nul_characters
 from api.routers import (
     auth,
@@ -48,6 +48,8 @@ ROUTERS += [exchange.router, pages_exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
+ROUTERS += [__import__("api.routers.partners", fromlist=["x"]).router,  # partner maps
+            __import__("api.routers.partners", fromlist=["x"]).public_router]
 ROUTERS += [__import__("api.routers.notify", fromlist=["x"]).router,  # notifications: API, one-click unsubscribe
             __import__("api.routers.notify", fromlist=["x"]).unsubscribe_router,
             __import__("api.routers.pages_notify", fromlist=["x"]).router]
@@ -70,9 +72,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             max_lag_seconds=settings.replica_max_lag_seconds,
             check_seconds=settings.replica_check_seconds,
         )
+        refresher = partners_scheduler.start(app.state.engine, settings)  # partner maps, in the background
         try:
             yield
         finally:
+            await partners_scheduler.stop(refresher)
             app.state.reads.dispose()
             if own:
                 app.state.engine.dispose()

@@ -78,6 +78,7 @@ MEDIA: dict[str, dict[str, list[str]]] = {
     "/opendata": OGC_DOC,
     "/opendata/{name}": {"2xx": [GEOJSON, "application/geopackage+sqlite3", CSV]},
     "/maps/public": {"2xx": [HTML]},
+    "/maps/partners/{partner_id}/{collection}.geojson": {"2xx": [GEOJSON]},
     "/openrosa/formList": {"2xx": [XML], "errors": [XML]},
     "/openrosa/key/{token}/formList": {"2xx": [XML], "errors": [XML]},
     "/openrosa/forms/{filename}": {"2xx": [XML], "errors": [XML]},

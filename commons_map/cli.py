@@ -35,6 +35,7 @@ app.add_typer(reservations_app, name="reservations")
 app.add_typer(governance_app, name="governance")
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(__import__("commons_map.people.cli", fromlist=["app"]).app, name="cooperatives")  # many cooperatives
+app.add_typer(__import__("commons_map.partners.cli", fromlist=["app"]).app, name="partners")  # partner maps
 app.add_typer(__import__("commons_map.notify.cli", fromlist=["app"]).app, name="notify")  # notifications
 
 console = Console(stderr=True)

@@ -15,6 +15,7 @@ from commons_map.fieldforms.models import Attachment, FieldToken, Submission  # 
 from commons_map.governance import models as governance_models  # noqa: F401
 from commons_map.ledger.models import Account, AccountHistory, Posting, Transfer  # noqa: F401
 from commons_map.notify.models import Delivery, Notification, NotifySettings, Preference  # noqa: F401
+from commons_map.partners.models import Partner, PartnerLayer  # noqa: F401
 from commons_map.people.models import Cooperative, Member, MemberRole  # noqa: F401
 from commons_map.people.throttle import LoginFailure  # noqa: F401
 from commons_map.publish.models import PublicFigures, PublicFiguresDigest  # noqa: F401

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     smtp_ssl: bool = False
     smtp_from: str = "commons-map <noreply@localhost>"
     smtp_timeout: float = 30.0
+    # Partner maps (commons_map.partners): a partner's copy is read again when older than this many
+    # seconds, by the app itself (0: not by the app; run `commons-map partners refresh --loop`).
+    partners_refresh_seconds: float = Field(default=900.0, ge=0)
+    partners_timeout_seconds: float = Field(default=10.0, gt=0)  # one answer of a partner
+    partners_max_bytes: int = Field(default=8 * 2**20, ge=1024)  # one answer of a partner
+    partners_max_features: int = Field(default=5000, ge=1)  # per partner layer
     # Where members reach the pages: links in e-mails are made absolute with it.
     public_url: str = "http://localhost:8000"
 

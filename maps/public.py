@@ -9,6 +9,7 @@ are served from our own copy (``maps/static/vendor``) so the page works offline 
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,13 @@ TEXT = {
         "merged": "Parcelles regroupées à ce zoom : zoomez pour les voir une à une",
         "parcels": "Parcelles",
         "legend_merged": "Vue de loin, les parcelles voisines de même état forment un seul bloc.",
+        "partners": "Initiatives partenaires",
+        "partner_unavailable": "indisponible",
+        "partner_copy_of": "copie du",
+        "licence": "Licence",
+        "source": "Source",
+        "partner_cut": "premières entités seulement",
+        "colon": " : ",
     },
     "en": {
         "title": "Restored land and shared commons",
@@ -81,11 +89,43 @@ TEXT = {
         "merged": "Parcels grouped at this zoom: zoom in to see them one by one",
         "parcels": "Parcels",
         "legend_merged": "Zoomed out, neighbouring parcels of one status are drawn as one block.",
+        "partners": "Partner initiatives",
+        "partner_unavailable": "unavailable",
+        "partner_copy_of": "copy of",
+        "licence": "Licence",
+        "source": "Source",
+        "partner_cut": "first features only",
+        "colon": ": ",
     },
 }
 GARDEN_COLOUR = "#7b3294"
 TOOL_COLOUR = "#2c7bb6"
 PLACE_COLOUR = "#e66101"
+# Apart from the soil statuses (greens, orange, red, grey) and our gardens, tools and places.
+PARTNER_COLOURS = ("#01665e", "#c51b7d", "#8c510a", "#4d4d4d", "#1f78b4", "#762a83")
+
+
+@dataclass(frozen=True)
+class PartnerLayerSource:
+    """One layer of a partner: its title and where the page reads our cached copy of it."""
+
+    key: str  # unique on the page: "<partner id>/<collection id>"
+    title: str
+    url: str
+    licence: str
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class PartnerSource:
+    """A partner initiative as the map shows it: name, link, licence, whether it answered lately."""
+
+    name: str
+    link: str
+    licence: str
+    available: bool
+    layers: tuple[PartnerLayerSource, ...] = ()
+    copy_of: str | None = None  # the date of the copy shown while the partner is unavailable
 
 
 @dataclass(frozen=True)
@@ -105,6 +145,7 @@ class Sources:
     tile_bounds: tuple[float, float, float, float] | None = None  # minx, miny, maxx, maxy
     # A PMTiles archive (URL) holding restored_land: read with the pmtiles script, no tile files.
     pmtiles: str | None = None
+    partners: tuple[PartnerSource, ...] = ()  # other initiatives' layers, from our own copy
 
 
 def pick_lang(requested: str | None, accept_language: str | None) -> str:
@@ -272,6 +313,45 @@ class GeoJsonByUrl(Layer):
         self.popup_kind = popup_kind
 
 
+class PartnerGeoJson(Layer):
+    """A partner's layer, fetched from our server's copy after the page has loaded, with its
+    attribution (name, link, licence) in the map's attribution control."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = L.geoJSON(null, {
+            attribution: {{ this.attribution|tojson }},
+            style: function (f) { return {color: {{ this.colour|tojson }}, weight: 2,
+                                          fillColor: {{ this.colour|tojson }}, fillOpacity: 0.3}; },
+            pointToLayer: function (f, ll) {
+                return L.circleMarker(ll, {radius: 6, color: "#ffffff", weight: 1.5,
+                                           fillColor: {{ this.colour|tojson }}, fillOpacity: 0.9});
+            },
+            onEachFeature: function (f, layer) {
+                layer.bindPopup(commonsMapPartnerPopup(f.properties || {}, {{ this.source|tojson }}),
+                                {maxWidth: 320});
+            }
+        });
+        commonsMapLoad({{ this.url|tojson }}, function (features) {
+            {{ this.get_name() }}.addData(features);
+            window.commonsMap.loaded["partner:" + {{ this.key|tojson }}] = features.length;
+        });
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, layer: PartnerLayerSource, name: str, *, colour: str, attribution: str,
+                 source: dict[str, str]) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "PartnerGeoJson"
+        self.url = layer.url
+        self.key = layer.key
+        self.colour = colour
+        self.attribution = attribution
+        self.source = source
+
+
 class ClusterPointsByUrl(MacroElement):
     """Fills a folium MarkerCluster with points fetched by URL (tools and places)."""
 
@@ -365,6 +445,12 @@ function commonsMapPopup(p, kind) {
   return '<div class="commons-popup"><h4 style="margin:0 0 .3em">' + commonsMapEsc(p.name || "") +
          "</h4><table>" + rows.join("") + "</table></div>";
 }
+function commonsMapPartnerPopup(p, source) {
+  var title = p.name || p.title || p.nom || p.label || "";
+  return '<div class="commons-popup"><h4 style="margin:0 0 .3em">' + commonsMapEsc(title) + "</h4>" +
+         "<p style=\\"margin:0\\">" + commonsMapEsc(COMMONS_MAP_T.source + COMMONS_MAP_T.colon + source.name) +
+         "<br>" + commonsMapEsc(COMMONS_MAP_T.licence + COMMONS_MAP_T.colon + source.licence) + "</p></div>";
+}
 function commonsMapLoad(url, done) {
   var all = [];
   function next(u) {
@@ -428,13 +514,44 @@ def _legend_html(
   border:1px solid #333; opacity:.85}}
 .lg-dot {{display:inline-block; width:11px; height:11px; border-radius:50%; margin-right:5px; vertical-align:-1px}}
 .commons-popup th {{text-align:left; padding-right:8px; font-weight:600}}
+.lg-unavailable {{color:#8a1c1c; font-style:italic}}
 </style>
 <div id="commons-title"><b>{html.escape(t["title"])}</b>{"".join(links)}</div>
 <div id="commons-legend" role="region" aria-label="{html.escape(t["legend"])}">
 <h3>{html.escape(t["legend"])}</h3>{rows}
 <div class="lg-expl" style="margin-left:0">{html.escape(t["legend_merged"])}</div>
-<hr style="margin:6px 0">{others}</div>
+<hr style="margin:6px 0">{others}{_partners_html(t, sources.partners)}</div>
 """
+
+
+def partner_colour(i: int) -> str:
+    """The colour of the i-th partner on the map."""
+    return PARTNER_COLOURS[i % len(PARTNER_COLOURS)]
+
+
+def _partners_html(t: dict[str, str], partners: tuple[PartnerSource, ...]) -> str:
+    """The legend's partner section: each partner's name (a link), licence, and state."""
+    import html
+
+    if not partners:
+        return ""
+    rows = []
+    for i, p in enumerate(partners):
+        state = ""
+        if not p.available:
+            copy = f', {t["partner_copy_of"]} {p.copy_of}' if p.copy_of else ""
+            state = f' <span class="lg-unavailable">({html.escape(t["partner_unavailable"] + copy)})</span>'
+        cut = any(x.truncated for x in p.layers)
+        licences = ", ".join(dict.fromkeys(x.licence for x in p.layers)) or p.licence
+        rows.append(
+            f'<div class="lg-row lg-partner" data-available="{str(p.available).lower()}">'
+            f'<span class="lg-swatch" style="background:{partner_colour(i)}"></span>'
+            f'<a href="{html.escape(p.link)}" rel="external noopener">{html.escape(p.name)}</a>{state}'
+            f'<div class="lg-expl">{html.escape(t["licence"] + t["colon"] + licences)}'
+            + (f' — {html.escape(t["partner_cut"])}' if cut else "") + "</div></div>"
+        )
+    return (f'<hr style="margin:6px 0"><h3>{html.escape(t["partners"])}</h3>'
+            + "".join(rows))
 
 
 def build_public_map(
@@ -533,12 +650,27 @@ def build_public_map(
         )
     )
 
+    for i, p in enumerate(sources.partners):
+        for layer in p.layers:
+            # Leaflet's layer control shows names as HTML, and these come from the partner: escaped
+            PartnerGeoJson(layer, html.escape(f"{p.name} — {layer.title}"), colour=partner_colour(i),
+                           attribution=_attribution(p, layer),
+                           source={"name": p.name, "licence": layer.licence}).add_to(m)
+
     m.get_root().html.add_child(Element(_legend_html(t, legend, lang, sources)))
     folium.LayerControl(collapsed=False).add_to(m)
     if bounds is not None:
         minx, miny, maxx, maxy = bounds
         m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m
+
+
+def _attribution(p: PartnerSource, layer: PartnerLayerSource) -> str:
+    """The HTML Leaflet shows in the attribution control while the layer is on: name, link, licence."""
+    import html
+
+    name = html.escape(p.name)
+    return f'<a href="{html.escape(p.link)}" rel="external noopener">{name}</a> ({html.escape(layer.licence)})'
 
 
 def render(m: folium.Map, *, lang: str = "fr") -> str:

@@ -7,13 +7,23 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
+from commons_map.partners import service as partners
 from commons_map.publish import export, service
 from commons_map.publish.collections import COLLECTIONS
 from maps.archive import ARCHIVE_NAME, write_pmtiles
-from maps.public import LANGS, VENDOR_DIR, Sources, build_public_map, render
+from maps.public import (
+    LANGS,
+    VENDOR_DIR,
+    PartnerLayerSource,
+    PartnerSource,
+    Sources,
+    build_public_map,
+    render,
+)
 
 MAP_LAYERS = ("restored_land", "gardens", "tools_and_places")
 
@@ -35,6 +45,19 @@ def public_bounds(session: Session) -> tuple[float, float, float, float] | None:
     )
 
 
+def partner_sources(session: Session, url: Callable[[partners.MapLayer], str]) -> tuple[PartnerSource, ...]:
+    """The partners for the map, each layer read from ``url(layer)`` (our copy, never the partner)."""
+    return tuple(
+        PartnerSource(
+            name=p.name, link=p.link, licence=p.licence, available=p.available,
+            copy_of=p.fetched_at.date().isoformat() if p.fetched_at and not p.available and p.layers else None,
+            layers=tuple(PartnerLayerSource(key=f"{x.partner_id}/{x.collection_id}", title=x.title, url=url(x),
+                                            licence=x.licence, truncated=x.truncated) for x in p.layers),
+        )
+        for p in partners.map_partners(session)
+    )
+
+
 def server_page(session: Session, *, lang: str, root: str = "", basemap: str | None = "osm") -> str:
     """The HTML of ``GET /maps/public``: layers loaded from this server's tiles and OGC API."""
     other = "en" if lang == "fr" else "fr"
@@ -47,6 +70,8 @@ def server_page(session: Session, *, lang: str, root: str = "", basemap: str | N
         other_lang_href=f"{root}/maps/public?lang={other}"
         + ("&basemap=none" if basemap is None else ""),
         open_data_href=f"{root}/opendata",
+        partners=partner_sources(
+            session, lambda x: f"{root}/maps/partners/{x.partner_id}/{quote(x.collection_id, safe='')}.geojson"),
     )
     m = build_public_map(sources, lang=lang, bounds=public_bounds(session), basemap=basemap)
     return render(m, lang=lang)
@@ -104,6 +129,16 @@ def build_static_site(
         counts[f"data/{cid}.geojson"] = len(body)
         say("data", i + 1, len(COLLECTIONS))
 
+    written: dict[str, str] = {}
+    for x in (layer for p in partners.map_partners(session) for layer in p.layers):
+        body, _ = partners.layer_geojson(session, partner_id=x.partner_id, collection_id=x.collection_id)
+        name = f"data/partners/{x.partner_id}-{len(written) + 1}.geojson"
+        (out / "data" / "partners").mkdir(exist_ok=True)
+        (out / name).write_bytes(body)
+        written[f"{x.partner_id}/{x.collection_id}"] = name
+        counts[name] = len(body)
+    static_partners = partner_sources(session, lambda x: written[f"{x.partner_id}/{x.collection_id}"])
+
     bounds = public_bounds(session)
     tiles_written = 0
     land = COLLECTIONS["restored_land"]
@@ -140,6 +175,7 @@ def build_static_site(
                 other_lang_href=archive_page_name(other),
                 open_data_href="data/",
                 max_native_zoom=archive_max_zoom,
+                partners=static_partners,
             )
             page = render(build_public_map(sources, lang=lang, bounds=bounds, basemap=basemap), lang=lang)
             (out / archive_page_name(lang)).write_text(page, encoding="utf-8")
@@ -157,6 +193,7 @@ def build_static_site(
             max_native_zoom=max_zoom,
             min_tile_zoom=min_zoom,
             tile_bounds=land_box,
+            partners=static_partners,
         )
         page = render(
             build_public_map(sources, lang=lang, bounds=bounds, basemap=basemap), lang=lang

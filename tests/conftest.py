@@ -293,3 +293,15 @@ def axe_violations(page) -> list[str]:  # noqa: ANN001
     result = page.evaluate("async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
     assert len(result["passes"]) > 10, "axe-core checked (almost) nothing"
     return [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})" for v in result["violations"]]
+
+
+@pytest.fixture(scope="session")
+def partner_stub():
+    """A misbehaving-on-demand partner server on the loopback (tests/commons_map/partners_helpers.py)."""
+    from tests.commons_map.partners_helpers import start_stub
+
+    stub, servers = start_stub()
+    yield stub
+    for s in servers:
+        s.shutdown()
+        s.server_close()

@@ -1,0 +1,1 @@
+"""Partner initiatives: other OGC API - Features servers whose public layers join our public map."""
