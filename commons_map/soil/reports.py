@@ -386,7 +386,9 @@ def chart_series(session: Session, *, actor: Member | None, cooperative_id: int)
         beds[g].add(cid)
     yields = {}
     for g, by_year in kg.items():
-        area = sum(parcels[b].area_m2 or 0.0 for b in beds[g])
+        # Harvests noted on the garden itself come from anywhere in it: its whole area (its beds lie
+        # inside it, so adding theirs would count them twice); else the beds harvested.
+        area = (parcels[g].area_m2 or 0.0) if g in beds[g] else sum(parcels[b].area_m2 or 0.0 for b in beds[g])
         if area:
             yields[parcels[g].name] = {y: v / area for y, v in sorted(by_year.items())}
     return {"soc": soc, "yields": yields}

@@ -220,3 +220,22 @@ def test_concurrent_resends_of_one_harvest_make_one_row(fresh_database):
         assert ids == [only] * 4
     finally:
         engine.dispose()
+
+
+def test_a_gardens_yield_counts_its_area_once(db, people):
+    """Docs review: with harvests noted on a garden and on its beds, the yield chart divided by the
+    garden's area plus its beds' areas (the beds lie inside the garden: counted twice)."""
+    parcels = {p.id: p for p in service.parcels_of(db, cooperative_id=people.coop.id, actor=people.coordinator,
+                                                   visible_only=True)}
+    garden = next(p for p in parcels.values() if p.kind_code == "garden"
+                  and any(b.parent_id == p.id for b in parcels.values()))
+    bed = next(b for b in parcels.values() if b.parent_id == garden.id)
+    on = date.today()
+    for where in (garden.id, bed.id):
+        service.record_harvest(db, actor=people.coordinator, data=HarvestIn(
+            commons_id=where, crop="courge", harvested_on=on, weight_kg=12.5, destination="members"))
+    ids = [garden.id] + [b.id for b in parcels.values() if b.parent_id == garden.id]
+    total = db.scalar(select(func.sum(Harvest.weight_kg)).where(
+        Harvest.commons_id.in_(ids), func.extract("year", Harvest.harvested_on) == on.year))
+    series = reports.chart_series(db, actor=people.coordinator, cooperative_id=people.coop.id)["yields"]
+    assert series[garden.name][on.year] == pytest.approx(float(total) / garden.area_m2)
