@@ -255,8 +255,10 @@ def list_maintenance(resource_id: DbId, session: SessionDep, member: CurrentMemb
 @router.patch("/maintenance/{maintenance_id}", response_model=ReservationOut)
 def update_maintenance(maintenance_id: DbId, body: MaintenancePatch, session: SessionDep,
                        member: CurrentMember) -> dict[str, Any]:
-    """Move the end of a maintenance period."""
-    m = service.update_maintenance(session, actor=member, maintenance_id=maintenance_id, ends_at=body.ends_at,
+    """Move the end of a maintenance period (`ends_at: null`: until a steward clears it; left out:
+    unchanged) or change its reason."""
+    ends_at = body.ends_at if "ends_at" in body.model_fields_set else service.KEEP
+    m = service.update_maintenance(session, actor=member, maintenance_id=maintenance_id, ends_at=ends_at,
                                    reason=body.reason)
     return _done(session, m)
 

@@ -836,14 +836,21 @@ def _maintenance(session: Session, actor: Member | None, maintenance_id: int) ->
     return m, _require_manager(actor, commons, "reservations.managers_change_maintenance")
 
 
+KEEP: Any = object()
+"""``update_maintenance(ends_at=KEEP)``: the end stays as it is (only the reason changes)."""
+
+
 def update_maintenance(
-    session: Session, *, actor: Member | None, maintenance_id: int, ends_at: datetime | None,
+    session: Session, *, actor: Member | None, maintenance_id: int, ends_at: datetime | None = KEEP,
     reason: str | None = None, now: datetime | None = None,
 ) -> Reservation:
-    """Move the end of a maintenance period (no end: until cleared); the constraint still holds."""
+    """Move the end of a maintenance period (``None``: until cleared; ``KEEP``: as it is) or change
+    its reason; the constraint still holds."""
     now = _now(now)
-    _aware(ends_at, "ends_at")
     m, actor = _maintenance(session, actor, maintenance_id)
+    if ends_at is KEEP:
+        ends_at = m.ends_at
+    _aware(ends_at, "ends_at")
     if m.state != "maintenance":
         raise Conflict("reservations.maintenance_state", field="state", maintenance_id=m.id, state=m.state)
     if ends_at is not None and ends_at <= max(m.starts_at, now):

@@ -230,6 +230,12 @@ def test_maintenance_over_http(client, auth, people, db):
     r = client.post("/api/v1/reservations", json=booking(tool.id, day(2, 17), day(2, 19)), headers=auth(people.member))
     assert r.status_code == 409 and r.json()["code"] == "reservations.slot_maintenance"
     assert "en maintenance du" in r.json()["detail"]
+    # a new reason alone keeps the end (it used to clear it: maintenance until cleared)
+    r = client.patch(f"/api/v1/maintenance/{mid}", json={"reason": "Lame à affûter"}, headers=hs)
+    assert r.status_code == 200 and r.json()["purpose"] == "Lame à affûter"
+    assert datetime.fromisoformat(r.json()["ends_at"]) == day(2, 18)
+    r = client.patch(f"/api/v1/maintenance/{mid}", json={"ends_at": None}, headers=hs)  # null: until cleared
+    assert r.status_code == 200 and r.json()["ends_at"] is None
 
 
 def test_availability_and_free_resources_over_http(client, auth, people, db):
