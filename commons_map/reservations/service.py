@@ -53,6 +53,9 @@ EARLY_CHECKOUT = timedelta(hours=1)
 # A confirmed booking not collected this long after its start may be marked a no-show.
 NO_SHOW_GRACE = timedelta(minutes=30)
 MAX_WINDOW = timedelta(days=92)
+NOW_GRACE = timedelta(minutes=5)
+"""A start this close behind the clock is "now": a form gives the time to the minute, and a phone's
+clock or the trip to the server puts "now" a little behind the server's."""
 UNREASONABLE_STATES = ("out_of_service", "lost")
 # A lock namespace for pg_advisory_xact_lock(namespace, member_id): one member's bookings
 # are counted against the cap one at a time.
@@ -256,7 +259,7 @@ def _check_interval(
     if ends_at < starts_at:
         raise ValidationFailed("reservations.ends_before_start", field="ends_at", ends_at=ends_at,
                                starts_at=starts_at)
-    if starts_at < now:
+    if starts_at < now - NOW_GRACE:
         raise ValidationFailed("reservations.starts_in_past", field="starts_at", starts_at=starts_at)
     minutes = (ends_at - starts_at).total_seconds() / 60
     if minutes < rules.min_minutes:
@@ -1054,6 +1057,19 @@ def find_free(
         )
         .exists()
     )
+    # Offered to someone on the waiting list (and not yet lapsed): held for them, as book() says.
+    offered = (
+        select(literal(1))
+        .where(
+            WaitingEntry.resource_id == Commons.id,
+            WaitingEntry.state == "offered",
+            WaitingEntry.offer_expires_at > literal(now, DateTime(timezone=True)),
+            WaitingEntry.member_id != (actor.id if actor is not None else -1),
+            WaitingEntry.starts_at < blocked_end,
+            WaitingEntry.ends_at > t1,
+        )
+        .exists()
+    )
     # Opening hours, in the cooperative's zone: minutes from the local start day's midnight.
     local_start = func.timezone(Cooperative.timezone, t1)
     local_end = func.timezone(Cooperative.timezone, t2)
@@ -1076,10 +1092,11 @@ def find_free(
         rules.enabled.is_(True),
         minutes >= rules.min_minutes,
         minutes <= rules.max_minutes,
-        t1 >= literal(now, DateTime(timezone=True)),
+        t1 >= literal(now - NOW_GRACE, DateTime(timezone=True)),  # "free now" is asked a moment late
         t1 <= literal(now, DateTime(timezone=True)) + func.make_interval(0, 0, 0, rules.max_days_ahead),
         fits_hours,
         ~taken,
+        ~offered,
     ]
     if kind:
         get_kind(session, kind)  # an unknown kind is refused naming `kind`, as the register does

@@ -677,3 +677,42 @@ def test_reading_my_waits_touches_no_other_cooperatives_list(db, people):
     assert first.state == "offered", "another cooperative's read must not process this list"
     mine = service.list_my_waits(db, actor=people.other_steward, now=later)
     assert [w["state"] for w in mine if w["id"] == first.id] == ["expired"]
+
+
+def test_free_now_and_book_now_are_found_and_taken_a_moment_late(db, people):
+    """Docs review: "free now" found nothing (a start a second behind the server's clock was in the
+    past), and a form's start to the minute was refused the same way."""
+    tool = new_tool(db, people, rules=RulesIn(min_minutes=30, max_minutes=8 * 60, max_days_ahead=30))
+    now = datetime.now(UTC)
+    asked = now - timedelta(seconds=50)  # "now", to the minute, sent a moment ago
+    found = service.find_free(db, actor=people.member, kind="tool", starts_at=asked,
+                              ends_at=asked + timedelta(hours=1), now=now)
+    assert tool.id in {f["id"] for f in found}
+    r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=asked,
+                     ends_at=asked + timedelta(hours=1), now=now)
+    assert r.state == "confirmed"
+    with pytest.raises(ValidationFailed) as err:
+        service.book(db, actor=people.member, resource_id=tool.id, starts_at=now - timedelta(minutes=20),
+                     ends_at=now + timedelta(hours=3), now=now)
+    assert err.value.code == "reservations.starts_in_past"
+    assert tool.id not in {f["id"] for f in service.find_free(
+        db, actor=people.member, kind="tool", starts_at=now - timedelta(minutes=20),
+        ends_at=now + timedelta(hours=1), now=now)}
+
+
+def test_a_slot_offered_to_who_waits_is_not_shown_free_to_others(db, people):
+    """Docs review: the search showed a slot held for the first in line as free; booking it was then
+    refused."""
+    tool = new_tool(db, people, rules=RulesIn(min_minutes=60, max_days_ahead=30, offer_hours=24))
+    r = service.book(db, actor=people.member, resource_id=tool.id, starts_at=day(5), ends_at=day(5, 12))
+    first = service.wait(db, actor=people.other_steward, resource_id=tool.id, starts_at=day(5), ends_at=day(5, 12))
+    now = datetime.now(UTC)
+    service.cancel(db, actor=people.member, reservation_id=r.id, now=now)
+    assert first.state == "offered"
+
+    def free_for(member) -> bool:
+        return tool.id in {f["id"] for f in service.find_free(
+            db, actor=member, kind="tool", starts_at=day(5), ends_at=day(5, 12), now=now)}
+
+    assert not free_for(people.coordinator)
+    assert free_for(people.other_steward)  # the one it is offered to sees it free
