@@ -6,6 +6,7 @@ out, in the computations (``stocks.py``), never over the stored value.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,6 +31,8 @@ from commons_map.soil import stocks
 from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample
 from commons_map.soil.schemas import HarvestIn, IndicatorIn, MeasurementIn, PracticeIn, SampleIn
 from commons_map.soil.status import STATUSES, Status, Trend, regeneration_status
+
+log = logging.getLogger(__name__)
 
 PARCEL_CATEGORIES = ("land", "garden", "bed")
 # One harvest entry implying more than this many kg per m2 of its bed is refused unless confirmed
@@ -143,6 +146,26 @@ def _check_member(problems: Any, session: Session, cooperative_id: int, name: st
         problems.add(name, "soil.no_member", member_id=member_id)
 
 
+# What no soil can hold, in the indicator's canonical unit: (low, low allowed, high, high allowed).
+# Confirming lets an unusual value through (``confirm_out_of_range``), never one of these.
+PHYSICAL_LIMITS: dict[str, tuple[float, bool, float, bool]] = {
+    "soc": (0, True, 100, True), "som": (0, True, 100, True),
+    "bulk_density": (0, False, 2.65, True),  # above mineral particle density (quartz 2.65 g/cm3)
+    "coarse_fragments": (0, True, 100, False), "fine_earth_mass": (0, False, math.inf, False),
+    "core_volume": (0, False, math.inf, False), "ph": (0, True, 14, True),
+    "aggregate_stability_wsa": (0, True, 100, True), "sand": (0, True, 100, True),
+    "silt": (0, True, 100, True), "clay": (0, True, 100, True),
+    "infiltration": (0, False, math.inf, False),
+}
+"""Counts, indices and concentrations not listed are at least 0."""
+
+
+def _physically_possible(code: str, canonical: float) -> tuple[bool, float, float]:
+    low, low_in, high, high_in = PHYSICAL_LIMITS.get(code, (0, True, math.inf, False))
+    ok = (canonical >= low if low_in else canonical > low) and (canonical <= high if high_in else canonical < high)
+    return ok, low, high
+
+
 def check_measurement(
     problems: Any, indicators: dict[str, Indicator], i: int, m: MeasurementIn
 ) -> None:
@@ -172,6 +195,18 @@ def check_measurement(
             problems.add(f"{where}.depth_bottom_cm", "soil.depth_too_deep", indicator=code, bottom=bottom)
     elif ind.depth_required:
         problems.add(f"{where}.depth_top_cm", "soil.depth_needed", indicator=code)
+    if m.unit in ind.units:
+        canonical = to_canonical(ind, m.value, m.unit)
+        possible, low, high = _physically_possible(code, canonical)
+        if not possible:
+            factor = float(ind.units[m.unit])
+            if math.isfinite(high):
+                problems.add(f"{where}.value", "soil.physically_impossible", indicator=code, value=m.value,
+                             unit=m.unit, low=float(_fmt(low / factor)), high=float(_fmt(high / factor)))
+            else:
+                problems.add(f"{where}.value", "soil.physically_impossible_low", indicator=code, value=m.value,
+                             unit=m.unit)
+            return
     if m.unit in ind.units and not m.confirm_out_of_range:
         canonical = to_canonical(ind, m.value, m.unit)
         if not ind.range_min <= canonical <= ind.range_max:
@@ -818,11 +853,18 @@ def parcel_summaries(
         return own_kg.get(cid, 0.0) + sum(kg(c) for c in children.get(cid, []))
 
     factor = get_settings().som_to_soc_factor
-    return {
-        p.id: summarise(p.id, p.name, p.kind_code, p.area_m2, by_parcel.get(p.id, []),
-                        som_factor=factor, harvest_kg=kg(p.id))
-        for p in parcels
-    }
+
+    def one(p: Any) -> ParcelSummary:
+        try:
+            return summarise(p.id, p.name, p.kind_code, p.area_m2, by_parcel.get(p.id, []),
+                             som_factor=factor, harvest_kg=kg(p.id))
+        except (ValueError, ArithmeticError):
+            # Data no soil can hold (stored before it was refused at the door): this parcel shows
+            # no soil figures, and every other parcel keeps its own.
+            log.warning("soil figures of commons %s cannot be computed from its samples", p.id, exc_info=True)
+            return summarise(p.id, p.name, p.kind_code, p.area_m2, [], som_factor=factor, harvest_kg=kg(p.id))
+
+    return {p.id: one(p) for p in parcels}
 
 
 def parcel_summary(session: Session, *, actor: Member | None, commons_id: int) -> ParcelSummary:

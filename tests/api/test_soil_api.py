@@ -215,3 +215,54 @@ def test_who_sampled_and_harvested_is_for_the_cooperatives_members(client, auth,
         assert named == [] and harvesters == []
         one = client.get(f"/api/v1/soil/samples/{samples[0]['id']}", headers=h).json()
         assert one["sampled_by_id"] is None and one["sampler_name"] == ""
+
+
+@pytest.mark.parametrize(
+    ("index", "indicator", "value", "unit", "code"),
+    [
+        (2, "bulk_density", -1.2, "g/cm3", "soil.physically_impossible"),
+        (2, "bulk_density", 3.1, "g/cm3", "soil.physically_impossible"),
+        (0, "soc", -0.5, "%", "soil.physically_impossible"),
+        (0, "coarse_fragments", 150, "% vol", "soil.physically_impossible"),
+        (0, "ph", 15, "pH", "soil.physically_impossible"),
+        (0, "cec", -3, "cmol+/kg", "soil.physically_impossible_low"),
+    ],
+)
+def test_confirming_never_lets_an_impossible_value_through(client, auth, people, db, index, indicator, value,
+                                                           unit, code):
+    """Issue 18 item 1: a confirmed bulk density of -1.2 g/cm3 was stored, and then every soil
+    figure of the cooperative answered 500."""
+    from commons_map.soil.models import Indicator
+
+    units = db.get(Indicator, indicator).units
+    unit = unit if unit in units else next(iter(units))
+    body = lab_report(db)
+    body["measurements"][index] = {"indicator": indicator, "value": value, "unit": unit,
+                                   "confirm_out_of_range": True, "depth_top_cm": 0, "depth_bottom_cm": 10}
+    before = written(db)
+    r = client.post("/api/v1/soil/samples", json=body, headers=auth(people.member))
+    assert r.status_code == 422, r.text
+    err = r.json()["errors"][0]
+    assert err["field"] == f"measurements.{index}.value" and err["code"] == code
+    assert "physiquement impossible" in err["message"]
+    assert written(db) == before
+
+
+def test_one_parcels_impossible_data_leaves_the_others_figures_standing(client, auth, people, db):
+    """Values stored before they were refused at the door: that parcel shows no soil figures, the
+    others keep theirs, and nothing answers 500."""
+    from sqlalchemy import text
+
+    r = client.post("/api/v1/soil/samples", json=lab_report(db), headers=auth(people.member))
+    assert r.status_code == 201
+    broken = r.json()["id"]
+    db.execute(text("UPDATE soil_measurements SET value = -1.2 WHERE sample_id = :s AND indicator_code = "
+                    "'bulk_density'"), {"s": broken})
+    parcels = client.get("/api/v1/soil/parcels", headers=auth(people.member))
+    assert parcels.status_code == 200, parcels.text
+    figures = [p for p in parcels.json() if p.get("soc_stock_t_ha") is not None]
+    assert len(figures) >= 5
+    land = parcel(db, "land-5")
+    assert client.get(f"/api/v1/soil/parcels/{land.id}", headers=auth(people.member)).status_code == 200
+    assert client.get("/api/v1/soil/report", headers=auth(people.member)).status_code == 200
+    assert client.get("/ogc/collections/restored_land/items?limit=100").status_code == 200
