@@ -411,6 +411,11 @@ function commonsMapEsc(v) {
 function commonsMapNum(v, digits) {
   return Number(v).toLocaleString(COMMONS_MAP_LOCALE, {maximumFractionDigits: digits});
 }
+function commonsMapDate(iso) {  // "2026-10-20" as people read it, whatever the browser's zone
+  var d = new Date(String(iso).slice(0, 10) + "T00:00:00Z");
+  return isNaN(d) ? String(iso) : d.toLocaleDateString(COMMONS_MAP_LOCALE, {timeZone: "UTC", day: "numeric",
+                                                                             month: "short", year: "numeric"});
+}
 function commonsMapPopup(p, kind) {
   var T = COMMONS_MAP_T, rows = [];
   function row(label, value) { rows.push("<tr><th>" + commonsMapEsc(label) + "</th><td>" + value + "</td></tr>"); }
@@ -435,11 +440,11 @@ function commonsMapPopup(p, kind) {
     if (p.co2e_t_per_year !== undefined && p.co2e_t_per_year !== null && p.co2e_t_per_year !== "")
       row(T.co2e, commonsMapNum(p.co2e_t_per_year, 2) + " t" + T.per_year);
     row(T.harvests, commonsMapNum(p.harvest_kg_total || 0, 1) + " kg");
-    if (p.last_sampled) row(T.last_sampled, commonsMapEsc(p.last_sampled));
+    if (p.last_sampled) row(T.last_sampled, commonsMapEsc(commonsMapDate(p.last_sampled)));
   }
   if (p.volunteer_hours !== undefined && p.volunteer_hours !== null && p.volunteer_hours !== "")
     row(T.hours, commonsMapNum(p.volunteer_hours, 1) + " h");
-  if (kind === "point") row(T.kind, commonsMapEsc(p.kind || ""));
+  if (kind === "point") row(T.kind, commonsMapEsc(p["kind_label_" + COMMONS_MAP_LOCALE] || p.kind || ""));
   if (p.location_precision === "approximate") row("", "<em>" + commonsMapEsc(T.approximate) + "</em>");
   if (kind === "merged") row("", "<em>" + commonsMapEsc(T.merged) + "</em>");
   return '<div class="commons-popup"><h4 style="margin:0 0 .3em">' + commonsMapEsc(p.name || "") +

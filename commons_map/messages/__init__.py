@@ -129,6 +129,11 @@ def _format(name: str, value: Any, locale: str) -> str:
     return "" if value is None else str(value)
 
 
+def format_value(value: Any, locale: str = DEFAULT_LOCALE) -> str:
+    """One value as a message would say it in ``locale`` (a date: « 20 oct. 2026 »)."""
+    return _format("value", value, locale if locale in LOCALES else DEFAULT_LOCALE)
+
+
 def render(code: str, params: Mapping[str, Any] | None = None, locale: str = DEFAULT_LOCALE) -> str:
     """The text of a code in ``locale`` (French when the locale is not ours), parameters filled in."""
     locale = locale if locale in LOCALES else DEFAULT_LOCALE

@@ -37,6 +37,9 @@ BASE = (
     Queryable("id", "integer", "s.id", "Identifiant", "Identifier"),
     Queryable("name", "string", "s.name", "Nom", "Name"),
     Queryable("kind", "string", "s.kind", "Type de commun", "Kind of commons"),
+    Queryable("kind_label_fr", "string", "s.kind_label_fr", "Type de commun (nom)", "Kind of commons (French name)"),
+    Queryable("kind_label_en", "string", "s.kind_label_en", "Type de commun (nom anglais)",
+              "Kind of commons (English name)"),
     Queryable(
         "category",
         "string",

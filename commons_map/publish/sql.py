@@ -34,8 +34,8 @@ def _categories(collection: Collection) -> str:
 
 
 COLUMNS = (
-    "c.id, co.slug AS cooperative, c.kind_code AS kind, k.category, c.name, c.description, c.state,"
-    " c.area_m2, c.location_precision, c.updated_at"
+    "c.id, co.slug AS cooperative, c.kind_code AS kind, k.label_fr AS kind_label_fr, k.label_en AS kind_label_en,"
+    " k.category, c.name, c.description, c.state, c.area_m2, c.location_precision, c.updated_at"
 )
 
 

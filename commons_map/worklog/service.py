@@ -17,6 +17,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from commons_map import messages
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.ledger import service as ledger
@@ -535,7 +536,8 @@ def _credit(session: Session, *, actor: Member, log: WorkLog, commons: Commons) 
     return ledger.post(
         session, cooperative_id=log.cooperative_id, kind="work_credit",
         legs=[ledger.Leg(coop_account.id, -log.minutes), ledger.Leg(worker_account.id, log.minutes)],
-        reason=f"Travail approuvé : {label}, {commons.name}, le {log.work_date.isoformat()}",
+        # The ledger keeps its reasons as written (in the cooperative's French); the date as people read it.
+        reason=f"Travail approuvé : {label}, {commons.name}, le {messages.format_value(log.work_date, 'fr')}",
         initiated_by=actor, idempotency_key=f"work-credit:{log.id}", work_log_id=log.id,
     )
 

@@ -507,3 +507,12 @@ def test_items_bbox_and_paging_use_the_indexes(db):
     assert "Seq Scan on commons c\n" not in plan
     page = service.items(db, query=q)
     assert 0 < len(page.features) <= 100
+
+
+def test_items_name_their_kind_in_both_languages(client):
+    """Popups showed raw kind codes ("water_point"): items carry the kind's names."""
+    feats = client.get("/ogc/collections/tools_and_places/items?limit=100").json()["features"]
+    assert feats
+    for f in feats:
+        p = f["properties"]
+        assert p["kind_label_fr"] and p["kind_label_en"] and p["kind_label_fr"] != p["kind"]

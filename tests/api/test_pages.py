@@ -336,3 +336,34 @@ def test_the_field_forms_install_as_an_app(client):
     for path in ("/app/work/new", "/app/harvest/new", "/app/soil/new", "/app/static/field.js"):
         assert f'"{path}"' in sw.text
         assert client.get(path).status_code == 200
+
+
+ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
+
+
+def _visible(page_html: str) -> str:
+    import html as html_lib
+
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page_html, flags=re.S)
+    text = re.sub(r"<input[^>]*>", " ", text)  # a date field's value is ISO by HTML's rule
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", text))
+
+
+def test_members_pages_show_dates_as_people_read_them(client, people, db):
+    """Issue 18 item 23: French pages showed ISO dates ("le 2026-10-20"): the statement's lines
+    for approved work among them."""
+    sign_in(client, people.coordinator.username)
+    land = db.scalars(select(Commons).where(Commons.external_id == "demo:land-1")).one()
+    tool = db.scalars(select(Commons).where(Commons.external_id == "demo:tool-12")).one()
+    paths = ["/app/", "/app/account", "/app/agreements", "/app/approvals", "/app/commons", f"/app/commons/{land.id}",
+             "/app/decisions", "/app/field", "/app/members", "/app/notifications", "/app/profile",
+             "/app/reservations", "/app/reserve", f"/app/reserve/{tool.id}", "/app/work", "/app/exchange",
+             "/app/exchange/mine"]
+    found = {}
+    for path in paths:
+        r = client.get(path)
+        assert r.status_code == 200, path
+        hits = ISO_DATE.findall(_visible(r.text))
+        if hits:
+            found[path] = hits[:3]
+    assert found == {}
