@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/commons_map"
+    # The app (API, pages, OGC, tiles, OpenRosa) logs in as this role, which owns nothing and is held by
+    # row-level security (commons_map.tenancy); migrations and the CLI use ``database_url`` (the owner).
+    # None: ``database_url`` with its user replaced by ``app_role`` (and no password).
+    database_app_url: str | None = None
+    app_role: str = Field(default="commons_app", pattern="^[a-z_][a-z0-9_]{0,62}$")
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     secret_key: str = DEFAULT_SECRET
     token_minutes: int = 60 * 24 * 7
@@ -60,12 +65,25 @@ class Settings(BaseSettings):
 
     @property
     def sync_url(self) -> str:
-        """The database URL with the psycopg 3 driver named, whatever the user wrote."""
-        url = self.database_url
-        for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
-        return url
+        """The database URL (the owner's) with the psycopg 3 driver named, whatever the user wrote."""
+        return _psycopg(self.database_url)
+
+    @property
+    def app_url(self) -> str:
+        """The URL the app logs in with: ``database_app_url``, else the owner's URL as ``app_role``."""
+        if self.database_app_url:
+            return _psycopg(self.database_app_url)
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.sync_url).set(username=self.app_role, password=None)
+        return url.render_as_string(hide_password=False)
+
+
+def _psycopg(url: str) -> str:
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 @lru_cache

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from commons_map.publish.models import FIGURE_COLUMNS
+from commons_map.tenancy import acting_cooperative
 
 CACHE_SECONDS = 300.0
 log = logging.getLogger("commons_map.publish")
@@ -234,12 +235,19 @@ def _computed(session: Session, key: tuple[str, int], use_cache: bool) -> Comput
     with _lock:
         hit = _cache.get(key) if use_cache else None
     if hit is None:
-        hit = Computed.of(compute(session, cooperative_id=key[1]))
+        hit = _compute_as(session, key[1])
         with _lock:
             _cache[key] = hit
     elif time.monotonic() - hit.at >= CACHE_SECONDS:
         _refresh_later(session, key)
     return hit
+
+
+def _compute_as(session: Session, cooperative_id: int) -> Computed:
+    """A cooperative's public figures, computed from its members' data (soil, hours): read as that
+    cooperative for this step only (row-level security, ``commons_map.tenancy``), whoever asks."""
+    with acting_cooperative(session, cooperative_id):
+        return Computed.of(compute(session, cooperative_id=cooperative_id))
 
 
 def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[str, Any]]:
@@ -277,7 +285,9 @@ def sync(session: Session) -> tuple:
         have = held.get(coop_id)
         digest = have.digest if have is not None else None
         if digest != fresh.digest and (have is None or have.computed_at < fresh.wall):
-            if _write(session, coop_id, fresh):
+            with acting_cooperative(session, coop_id):  # the figures rows are that cooperative's
+                written = _write(session, coop_id, fresh)
+            if written:
                 digest = fresh.digest
         stamp.append((coop_id, digest))
     return tuple(stamp)
@@ -327,7 +337,7 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     def run() -> None:
         try:
             with Session(bind=engine) as own:
-                fresh = Computed.of(compute(own, cooperative_id=key[1]))
+                fresh = _compute_as(own, key[1])
             with _lock:
                 _cache[key] = fresh
         finally:

@@ -1,0 +1,196 @@
+"""Tenancy: the app's role (logs in, owns nothing) and row-level security on every table.
+
+Each table gets policies that read the transaction's ``app.cooperative_id`` / ``app.member_id``
+(``commons_map.tenancy``): a cooperative's rows for that cooperative only, public rows for anyone,
+nothing when unset. The owner (who runs this) is not held by them (RLS enabled, not forced).
+The role is cluster-wide: created once, race-safe (tests migrate databases in parallel); grants
+are per database.
+
+Revision ID: 0012_tenancy
+Revises: every head of 0001-0011 (a merge: it needs every table)
+Create Date: 2026-11-29
+"""
+from alembic import op
+
+from commons_map.settings import get_settings
+from commons_map.tenancy import child_policy, coop_policy, policy_sql, shared_policy
+
+revision = "0012_tenancy"
+down_revision = ("0003_reservations", "0004_soil", "0005_fieldforms", "0007_security",
+                 "0008_publish_figures", "0009_exchange", "0010_governance", "0011_notify")
+branch_labels = None
+depends_on = None
+
+PUBLIC_COMMONS = "EXISTS (SELECT 1 FROM commons c WHERE c.id = {fk} AND c.visibility = 'public')"
+
+# Every table and its rule (explicit, frozen with this revision).
+POLICIES: dict[str, list[str]] = {
+    # shared reference lists (written by coordinators through the services) and the directory
+    "cooperatives": [
+        "CREATE POLICY directory ON cooperatives FOR SELECT USING (true)",
+        "CREATE POLICY tenant ON cooperatives FOR UPDATE USING (id = app_cooperative_id())"
+        " WITH CHECK (id = app_cooperative_id())",
+    ],
+    "commons_kinds": shared_policy("commons_kinds", writable="members"),  # services say who
+    "exchange_categories": shared_policy("exchange_categories", writable="members"),  # services say who
+    "work_activities": shared_policy("work_activities", writable="members"),  # services say who
+    "login_failures": shared_policy("login_failures", writable="anyone"),  # the throttle, before anyone is known
+    # a member's own row is visible before the cooperative is known (signing in)
+    "members": [
+        "CREATE POLICY tenant ON members USING (cooperative_id = app_cooperative_id())"
+        " WITH CHECK (cooperative_id = app_cooperative_id())",
+        "CREATE POLICY self_read ON members FOR SELECT USING (id = app_member_id())",
+    ],
+    "member_roles": child_policy("member_roles", fk="member_id", parent="members"),
+    # register
+    "commons": coop_policy("commons", public="visibility = 'public'"),
+    "commons_stewards": child_policy("commons_stewards", fk="commons_id", parent="commons"),
+    "commons_history": child_policy("commons_history", fk="commons_id", parent="commons"),
+    # ledger and work
+    "ledger_accounts": coop_policy("ledger_accounts"),
+    "ledger_account_history": child_policy("ledger_account_history", fk="account_id", parent="ledger_accounts"),
+    "ledger_transfers": coop_policy("ledger_transfers"),
+    "ledger_postings": child_policy("ledger_postings", fk="transfer_id", parent="ledger_transfers"),
+    "work_logs": coop_policy("work_logs"),
+    "work_log_companions": child_policy("work_log_companions", fk="work_log_id", parent="work_logs"),
+    "work_log_history": child_policy("work_log_history", fk="work_log_id", parent="work_logs"),
+    # reservations
+    "resource_rules": child_policy("resource_rules", fk="commons_id", parent="commons"),
+    "reservations": child_policy("reservations", fk="resource_id", parent="commons"),
+    "reservation_events": child_policy("reservation_events", fk="reservation_id", parent="reservations_owner"),
+    "reservation_waits": child_policy("reservation_waits", fk="resource_id", parent="commons"),
+    "calendar_tokens": child_policy("calendar_tokens", fk="member_id", parent="members"),
+    # soil (the public parcel's card shows its harvests)
+    "soil_indicators": [
+        "CREATE POLICY tenant ON soil_indicators USING (cooperative_id = app_cooperative_id())"
+        " WITH CHECK (cooperative_id = app_cooperative_id())",
+        "CREATE POLICY shared_read ON soil_indicators FOR SELECT USING (cooperative_id IS NULL)",
+    ],
+    "soil_samples": coop_policy("soil_samples"),
+    "soil_measurements": child_policy("soil_measurements", fk="sample_id", parent="soil_samples"),
+    "soil_practices": coop_policy("soil_practices"),
+    "harvests": coop_policy("harvests", public=PUBLIC_COMMONS.format(fk="harvests.commons_id")),
+    "harvest_shares": child_policy("harvest_shares", fk="harvest_id", parent="harvests"),
+    # field forms
+    "field_tokens": child_policy("field_tokens", fk="member_id", parent="members"),
+    "field_submissions": coop_policy("field_submissions"),
+    "field_submission_attachments": child_policy("field_submission_attachments", fk="submission_id",
+                                                 parent="field_submissions"),
+    # publish: public figures of public parcels, written as their cooperative (publish.figures)
+    "publish_figures": coop_policy("publish_figures", public="true"),
+    "publish_figures_digests": coop_policy("publish_figures_digests", public="true"),
+    # exchange
+    "exchange_posts": coop_policy("exchange_posts", public="visibility = 'public'"),
+    "exchanges": coop_policy("exchanges"),
+    "exchange_messages": child_policy("exchange_messages", fk="exchange_id", parent="exchanges"),
+    "exchange_history": coop_policy("exchange_history"),
+    "exchange_fund_stewards": coop_policy("exchange_fund_stewards"),
+    "exchange_supports": coop_policy("exchange_supports"),
+    "exchange_visits": child_policy("exchange_visits", fk="member_id", parent="members"),
+    # governance
+    "governance_circles": coop_policy("governance_circles"),
+    "governance_circle_roles": child_policy("governance_circle_roles", fk="circle_id", parent="governance_circles"),
+    "governance_role_thresholds": child_policy("governance_role_thresholds", fk="circle_id",
+                                               parent="governance_circles"),
+    "governance_proposals": coop_policy("governance_proposals", public="public"),
+    "governance_amendments": child_policy("governance_amendments", fk="proposal_id", parent="governance_proposals"),
+    "governance_positions": child_policy("governance_positions", fk="proposal_id", parent="governance_proposals"),
+    "governance_agreements": coop_policy("governance_agreements"),
+    "governance_agreement_revisions": child_policy("governance_agreement_revisions", fk="agreement_id",
+                                                   parent="governance_agreements"),
+    "governance_trust": child_policy("governance_trust", fk="circle_id", parent="governance_circles"),
+    "governance_role_history": coop_policy("governance_role_history"),
+    # notifications
+    "notifications": coop_policy("notifications"),
+    "deliveries": coop_policy("deliveries"),
+    "notification_preferences": child_policy("notification_preferences", fk="member_id", parent="members"),
+    "notify_settings": child_policy("notify_settings", fk="member_id", parent="members"),
+}
+
+FUNCTIONS = """
+CREATE FUNCTION app_cooperative_id() RETURNS integer LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT nullif(current_setting('app.cooperative_id', true), '')::integer $$;
+CREATE FUNCTION app_member_id() RETURNS integer LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT nullif(current_setting('app.member_id', true), '')::integer $$;
+-- The narrow ways in before the cooperative is known: an id, never a password hash or a row.
+CREATE FUNCTION commons_member_cooperative(m integer) RETURNS integer LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT cooperative_id FROM members WHERE id = m $$;
+CREATE FUNCTION commons_member_by_username(u text) RETURNS integer LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT id FROM members WHERE username = u $$;
+CREATE FUNCTION commons_member_by_field_token(h text) RETURNS integer LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT member_id FROM field_tokens WHERE token_hash = h $$;
+CREATE FUNCTION commons_member_by_calendar_token(h text) RETURNS integer LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT member_id FROM calendar_tokens WHERE token_sha256 = h $$;
+"""
+DEFINERS = ("commons_member_cooperative(integer)", "commons_member_by_username(text)",
+            "commons_member_by_field_token(text)", "commons_member_by_calendar_token(text)")
+
+CREATE_ROLE = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+        BEGIN
+            CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;  -- another database's migration created it at the same moment
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}'
+               AND (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb)) THEN
+        RAISE EXCEPTION 'the app role {role} must not be a superuser nor bypass row-level security';
+    END IF;
+END $$;
+"""
+
+
+def _role() -> str:
+    role = get_settings().app_role
+    assert role.replace("_", "").isalnum(), role
+    return role
+
+
+def upgrade() -> None:
+    role = _role()
+    op.execute(CREATE_ROLE.format(role=role))
+    # reservation_events belong to a reservation, whose cooperative is its resource's
+    op.execute(
+        "CREATE VIEW reservations_owner WITH (security_barrier) AS"
+        " SELECT r.id, c.cooperative_id FROM reservations r JOIN commons c ON c.id = r.resource_id"
+    )
+    op.execute(FUNCTIONS)
+    for fn in DEFINERS:
+        op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
+        op.execute(f'GRANT EXECUTE ON FUNCTION {fn} TO "{role}"')
+    op.execute(f'DO $$ BEGIN EXECUTE format(\'GRANT CONNECT ON DATABASE %I TO "{role}"\', current_database()); END $$')
+    op.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+    for table, policies in POLICIES.items():
+        for statement in policy_sql(table, policies):
+            op.execute(statement)
+        op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+    op.execute(f'GRANT SELECT ON reservations_owner TO "{role}"')
+    op.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    # Tables made later are granted too, so a table without policies is open to the app: the test
+    # test_every_table_has_row_level_security is what stops it (see commons_map.tenancy).
+    op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"')
+    op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO "{role}"')
+
+
+def downgrade() -> None:
+    role = _role()
+    op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM "{role}"')
+    op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM "{role}"')
+    for table in POLICIES:
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        op.execute(
+            f"DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies WHERE tablename = '{table}'"
+            f" LOOP EXECUTE format('DROP POLICY %I ON {table}', p.policyname); END LOOP; END $$"
+        )
+    op.execute("DROP VIEW reservations_owner")
+    for fn in (*DEFINERS, "app_cooperative_id()", "app_member_id()"):
+        op.execute(f"DROP FUNCTION {fn}")
+    # the role is the cluster's (other databases may use it): only its rights here go
+    op.execute(f'DROP OWNED BY "{role}"')

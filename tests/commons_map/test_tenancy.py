@@ -1,0 +1,305 @@
+"""Isolation of cooperatives by PostgreSQL itself: plain SQL sessions logged in as the app's role
+(no service code), on the demo's two cooperatives (commons_map.tenancy, migration 0012_tenancy).
+
+The other cooperative (cic-diois) acts against the demo's (cic-saillans), which has rows in nearly
+every table; the rows of one cooperative that are not public must stay out of reach of the other:
+not read, not updated, not deleted, and none written in its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from commons_map.demo.load import DEMO_SLUG, OTHER_SLUG
+from commons_map.settings import Settings
+
+
+def _via(parent: str, fk: str, column: str = "cooperative_id") -> str:
+    return f"(SELECT p.{column} FROM {parent} p WHERE p.id = t.{fk})"
+
+
+# Every table of the schema: the cooperative a row belongs to (SQL over ``t``) and which rows
+# anyone may read; None: a table no cooperative owns (shared reference lists). A table missing
+# here, or without row-level security and policies, fails test_every_table_has_row_level_security.
+OWNERSHIP: dict[str, tuple[str | None, str]] = {
+    "cooperatives": ("t.id", "true"),
+    "commons_kinds": (None, "true"),
+    "exchange_categories": (None, "true"),
+    "work_activities": (None, "true"),
+    "login_failures": (None, "true"),
+    "members": ("t.cooperative_id", "false"),
+    "member_roles": (_via("members", "member_id"), "false"),
+    "commons": ("t.cooperative_id", "t.visibility = 'public'"),
+    "commons_stewards": (_via("commons", "commons_id"), "false"),
+    "commons_history": (_via("commons", "commons_id"), "false"),
+    "ledger_accounts": ("t.cooperative_id", "false"),
+    "ledger_account_history": (_via("ledger_accounts", "account_id"), "false"),
+    "ledger_transfers": ("t.cooperative_id", "false"),
+    "ledger_postings": (_via("ledger_transfers", "transfer_id"), "false"),
+    "work_logs": ("t.cooperative_id", "false"),
+    "work_log_companions": (_via("work_logs", "work_log_id"), "false"),
+    "work_log_history": (_via("work_logs", "work_log_id"), "false"),
+    "resource_rules": (_via("commons", "commons_id"), "false"),
+    "reservations": (_via("commons", "resource_id"), "false"),
+    "reservation_events": ("(SELECT c.cooperative_id FROM reservations r JOIN commons c ON c.id = r.resource_id"
+                           " WHERE r.id = t.reservation_id)", "false"),
+    "reservation_waits": (_via("commons", "resource_id"), "false"),
+    "calendar_tokens": (_via("members", "member_id"), "false"),
+    "soil_indicators": ("t.cooperative_id", "t.cooperative_id IS NULL"),
+    "soil_samples": ("t.cooperative_id", "false"),
+    "soil_measurements": (_via("soil_samples", "sample_id"), "false"),
+    "soil_practices": ("t.cooperative_id", "false"),
+    "harvests": ("t.cooperative_id",
+                 "EXISTS (SELECT 1 FROM commons c WHERE c.id = t.commons_id AND c.visibility = 'public')"),
+    "harvest_shares": (_via("harvests", "harvest_id"), "false"),
+    "field_tokens": (_via("members", "member_id"), "false"),
+    "field_submissions": ("t.cooperative_id", "false"),
+    "field_submission_attachments": (_via("field_submissions", "submission_id"), "false"),
+    "publish_figures": ("t.cooperative_id", "true"),
+    "publish_figures_digests": ("t.cooperative_id", "true"),
+    "exchange_posts": ("t.cooperative_id", "t.visibility = 'public'"),
+    "exchanges": ("t.cooperative_id", "false"),
+    "exchange_messages": (_via("exchanges", "exchange_id"), "false"),
+    "exchange_history": ("t.cooperative_id", "false"),
+    "exchange_fund_stewards": ("t.cooperative_id", "false"),
+    "exchange_supports": ("t.cooperative_id", "false"),
+    "exchange_visits": (_via("members", "member_id"), "false"),
+    "governance_circles": ("t.cooperative_id", "false"),
+    "governance_circle_roles": (_via("governance_circles", "circle_id"), "false"),
+    "governance_role_thresholds": (_via("governance_circles", "circle_id"), "false"),
+    "governance_proposals": ("t.cooperative_id", "t.public"),
+    "governance_amendments": (_via("governance_proposals", "proposal_id"), "false"),
+    "governance_positions": (_via("governance_proposals", "proposal_id"), "false"),
+    "governance_agreements": ("t.cooperative_id", "false"),
+    "governance_agreement_revisions": (_via("governance_agreements", "agreement_id"), "false"),
+    "governance_trust": (_via("governance_circles", "circle_id"), "false"),
+    "governance_role_history": ("t.cooperative_id", "false"),
+    "notifications": ("t.cooperative_id", "false"),
+    "deliveries": ("t.cooperative_id", "false"),
+    "notification_preferences": (_via("members", "member_id"), "false"),
+    "notify_settings": (_via("members", "member_id"), "false"),
+}
+OWNED = sorted(t for t, (owner, _) in OWNERSHIP.items() if owner is not None)
+NOT_APP_TABLES = ("alembic_version", "spatial_ref_sys")  # the migrations' and PostGIS's own
+
+
+def tables_without_policies(conn: Connection) -> list[str]:
+    """Tables of the public schema the app's role could reach unguarded: row-level security off, or
+    on without a single policy, or a table this test does not know (OWNERSHIP)."""
+    rows = conn.execute(text(
+        "SELECT c.relname, c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relname = ANY(:skip)"
+        " ORDER BY 1"), {"skip": list(NOT_APP_TABLES)}).all()
+    return [name for name, rls, policies in rows if not rls or policies == 0 or name not in OWNERSHIP]
+
+
+@pytest.fixture(scope="module")
+def app_engine(engine: Engine, settings: Settings) -> Iterator[Engine]:
+    """Connections that log in as the app's role (engine: the demo is loaded, by the owner)."""
+    eng = create_engine(settings.app_url, pool_size=2)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def coops(engine: Engine) -> dict[str, tuple[int, int]]:
+    """(cooperative id, a member's id) of the demo's cooperative ("demo") and of the other."""
+    with engine.connect() as c:
+        def one(slug: str) -> tuple[int, int]:
+            return tuple(c.execute(text(
+                "SELECT co.id, min(m.id) FROM cooperatives co JOIN members m ON m.cooperative_id = co.id"
+                " WHERE co.slug = :s GROUP BY co.id"), {"s": slug}).one())
+        return {"demo": one(DEMO_SLUG), "other": one(OTHER_SLUG)}
+
+
+def act(conn: Connection, coop_member: tuple[int, int] | None) -> None:
+    """What the app does at each transaction: set the acting cooperative and member (or nobody)."""
+    coop, member = coop_member or ("", "")
+    conn.execute(text("SELECT set_config('app.cooperative_id', :c, true), set_config('app.member_id', :m, true)"),
+                 {"c": str(coop), "m": str(member)})
+
+
+def _theirs(table: str, coop: int) -> str:
+    owner, public = OWNERSHIP[table]
+    return f"{owner} = {coop} AND NOT ({public})"
+
+
+def _owner_count(engine: Engine, table: str, where: str) -> int:
+    with engine.connect() as c:
+        return c.execute(text(f"SELECT count(*) FROM {table} t WHERE {where}")).scalar_one()
+
+
+# --- the role ---------------------------------------------------------------------------------
+
+
+def test_the_app_logs_in_as_a_role_that_owns_nothing_and_is_no_superuser(app_engine, settings) -> None:
+    with app_engine.connect() as c:
+        who, session_user = c.execute(text("SELECT current_user, session_user")).one()
+        assert who == session_user == settings.app_role  # logged in, not SET ROLE
+        attrs = c.execute(text("SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles"
+                               " WHERE rolname = current_user")).one()
+        assert attrs == (False, False, False, False)
+        owned = c.execute(text(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)"
+            " + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid)"
+            " + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid)"
+            " FROM pg_roles r WHERE r.rolname = current_user")).scalar_one()
+        assert owned == 0
+
+
+@pytest.mark.parametrize("statement", [
+    "SET ROLE postgres",
+    "SET SESSION AUTHORIZATION postgres",
+    "ALTER TABLE commons DISABLE ROW LEVEL SECURITY",
+    "DROP POLICY tenant ON commons",
+    "CREATE TABLE escape (id int)",
+    "SELECT * FROM alembic_version",
+])
+def test_the_app_role_cannot_climb_out(app_engine, statement) -> None:
+    with app_engine.connect() as c, pytest.raises(ProgrammingError) as err:
+        c.execute(text(statement))
+    assert err.value.orig.sqlstate in ("42501", "42704"), err.value  # insufficient privilege (or unknown)
+
+
+# --- every table is guarded ----------------------------------------------------------------------
+
+
+def test_every_table_has_row_level_security(engine) -> None:
+    with engine.connect() as c:
+        assert tables_without_policies(c) == []
+
+
+def test_a_new_table_without_policies_fails_the_check(engine) -> None:
+    with engine.connect() as c, c.begin() as tx:
+        c.execute(text("CREATE TABLE partners_without_policy (id serial PRIMARY KEY, cooperative_id int)"))
+        assert tables_without_policies(c) == ["partners_without_policy"]
+        c.execute(text("ALTER TABLE partners_without_policy ENABLE ROW LEVEL SECURITY"))
+        assert tables_without_policies(c) == ["partners_without_policy"]  # on, but no policy yet
+        tx.rollback()
+
+
+def test_the_check_knows_every_table_it_names(engine) -> None:
+    with engine.connect() as c:
+        present = set(c.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+    assert set(OWNERSHIP) <= present
+
+
+# --- reads -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", OWNED)
+def test_another_cooperative_reads_nothing_of_ours_but_public_rows(table, engine, app_engine, coops) -> None:
+    demo, other = coops["demo"], coops["other"]
+    theirs = _theirs(table, demo[0])
+    ours_all = _owner_count(engine, table, f"{OWNERSHIP[table][0]} = {demo[0]}")
+    with app_engine.connect() as c:
+        act(c, other)
+        assert c.execute(text(f"SELECT count(*) FROM {table} t WHERE {theirs}")).scalar_one() == 0
+        act(c, demo)  # and the cooperative itself sees all of its rows: the policy hides nothing of its own
+        assert c.execute(text(f"SELECT count(*) FROM {table} t WHERE {OWNERSHIP[table][0]} = {demo[0]}")
+                         ).scalar_one() == ours_all
+
+
+@pytest.mark.parametrize("table", OWNED)
+def test_without_settings_a_connection_sees_no_member_data(table, app_engine) -> None:
+    public = OWNERSHIP[table][1]
+    with app_engine.connect() as c:
+        # not set at all (a fresh transaction), then set to empty: no rows, no error
+        assert c.execute(text(f"SELECT count(*) FROM {table} t WHERE NOT ({public})")).scalar_one() == 0
+        act(c, None)
+        assert c.execute(text(f"SELECT count(*) FROM {table} t WHERE NOT ({public})")).scalar_one() == 0
+
+
+def test_the_demo_fills_the_tables_the_read_tests_read(engine, coops) -> None:
+    """The read tests are not vacuous: the demo's cooperative has non-public rows in most tables."""
+    empty = [t for t in OWNED if OWNERSHIP[t][1] != "true"
+             and _owner_count(engine, t, _theirs(t, coops["demo"][0])) == 0]
+    assert len(empty) <= len(OWNED) // 3, empty
+
+
+# --- writes ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", OWNED)
+def test_another_cooperative_cannot_update_or_delete_our_rows(table, engine, app_engine, coops) -> None:
+    demo, other = coops["demo"], coops["other"]
+    owner_sql = OWNERSHIP[table][0]
+    with app_engine.connect() as c, c.begin() as tx:
+        act(c, other)
+        col = c.execute(text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"
+                             " ORDER BY ordinal_position LIMIT 1"), {"t": table}).scalar_one()
+        # the rows' own triggers (immutable ledgers) do not even fire: none is reached
+        assert c.execute(text(f"UPDATE {table} t SET {col} = {col} WHERE {owner_sql} = {demo[0]}")).rowcount == 0
+        assert c.execute(text(f"DELETE FROM {table} t WHERE {owner_sql} = {demo[0]}")).rowcount == 0
+        tx.rollback()
+
+
+@pytest.mark.parametrize("table", OWNED)
+def test_another_cooperative_cannot_write_a_row_into_ours(table, engine, app_engine, coops) -> None:
+    """A copy of one of our rows (the owner reads it), inserted by the other cooperative: refused
+    by the policies' WITH CHECK, before any constraint is looked at."""
+    demo, other = coops["demo"], coops["other"]
+    with engine.connect() as c:
+        row = c.execute(text(f"SELECT row_to_json(t)::text FROM {table} t WHERE {OWNERSHIP[table][0]} = {demo[0]}"
+                             " LIMIT 1")).scalar()
+    if row is None:
+        pytest.skip(f"the demo has no row of {table} to copy")  # counted by test_the_demo_fills...
+    with engine.connect() as c:
+        cols = ", ".join(c.execute(text(
+            "SELECT quote_ident(column_name) FROM information_schema.columns WHERE table_name = :t"
+            " AND is_generated = 'NEVER' ORDER BY ordinal_position"), {"t": table}).scalars())
+    insert = text(f"INSERT INTO {table} ({cols})"
+                  f" SELECT {cols} FROM json_populate_record(NULL::{table}, CAST(:r AS json))")
+    for actor in (other, None):  # the other cooperative's member, and nobody
+        with app_engine.connect() as c, c.begin() as tx:
+            act(c, actor)
+            with pytest.raises(DBAPIError) as err:
+                c.execute(insert, {"r": row})
+            assert "row-level security" in str(err.value.orig), err.value.orig
+            tx.rollback()
+
+
+@pytest.mark.parametrize("table", sorted(t for t in OWNED if OWNERSHIP[t][0] == "t.cooperative_id"))
+def test_a_row_cannot_be_moved_into_another_cooperative(table, engine, app_engine, coops) -> None:
+    demo, other = coops["demo"], coops["other"]
+    if _owner_count(engine, table, f"t.cooperative_id = {demo[0]}") == 0:
+        pytest.skip(f"the demo has no row of {table} to move")
+    with app_engine.connect() as c, c.begin() as tx:
+        act(c, demo)
+        with pytest.raises(DBAPIError) as err:
+            c.execute(text(f"UPDATE {table} SET cooperative_id = {other[0]} WHERE cooperative_id = {demo[0]}"))
+        # refused by the policy's WITH CHECK, or before it by a BEFORE UPDATE trigger of the table
+        # (the ledger is immutable, a closed proposal final): either way nothing moves
+        assert ("row-level security" in str(err.value.orig)
+                or err.value.orig.sqlstate in ("23001", "55000")), err.value.orig
+        tx.rollback()
+
+
+# --- the ways in before the cooperative is known -------------------------------------------------
+
+
+def test_the_narrow_lookups_give_an_id_and_nothing_more(app_engine, coops) -> None:
+    with app_engine.connect() as c:
+        act(c, None)
+        member = c.execute(text("SELECT commons_member_by_username('diois')")).scalar_one()
+        assert member == coops["other"][1] or member is not None
+        assert c.execute(text("SELECT commons_member_cooperative(:m)"), {"m": member}).scalar_one() == coops["other"][0]
+        assert c.execute(text("SELECT commons_member_by_username('nobody-here')")).scalar_one() is None
+        assert c.execute(text("SELECT commons_member_by_field_token('0' || repeat('f', 63))")).scalar_one() is None
+        # the member's own row once they act, never anyone else's, never before
+        assert c.execute(text("SELECT count(*) FROM members")).scalar_one() == 0
+        c.execute(text("SELECT set_config('app.member_id', :m, true)"), {"m": str(member)})
+        assert c.execute(text("SELECT array_agg(id) FROM members")).scalar_one() == [member]
+
+
+def test_a_bad_setting_is_an_error_not_a_way_around(app_engine) -> None:
+    with app_engine.connect() as c, pytest.raises(DBAPIError):
+        c.execute(text("SELECT set_config('app.cooperative_id', '1 OR true', true)"))
+        c.execute(text("SELECT count(*) FROM members")).scalar_one()
