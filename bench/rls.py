@@ -106,7 +106,7 @@ def main() -> None:
                  for z in (rnd.choice((13, 14, 15, 16)) for _ in range(args.rounds))]
         cases = {
             "items (bbox ~1 km, limit 100)": lambda c, i: c.get(
-                f"/collections/restored_land/items?bbox={bboxes[i]}&limit=100"),
+                f"/ogc/collections/restored_land/items?bbox={bboxes[i]}&limit=100"),
             "tiles (z13-16, cache off)": lambda c, i: c.get("/tiles/restored_land/{}/{}/{}.mvt".format(*tiles[i])),
             "payments (1 min, committed)": lambda c, i: c.post(
                 "/api/v1/ledger/payments", json={"payee": lucas.username, "minutes": 1, "reason": "bench"},
@@ -116,7 +116,7 @@ def main() -> None:
             for c in (c_on, c_off):  # warm both (plans, pools, figures)
                 for fn in cases.values():
                     r = fn(c, 0)
-                    assert r.status_code in (200, 201, 204), (r.status_code, r.text[:300])
+                    assert r.status_code in (200, 201, 204), (fn, r.status_code, r.text[:300])
             print(f"\n{'request':34} {'on median':>10} {'off median':>10} {'ratio':>6} {'on p90':>8} {'off p90':>8}")
             for name, fn in cases.items():
                 times: dict[str, list[float]] = {"on": [], "off": []}

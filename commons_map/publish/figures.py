@@ -303,14 +303,17 @@ def _write(session: Session, cooperative_id: int, fresh: Computed) -> bool:
     if not locked:
         return False
     conn.execute(text("DELETE FROM publish_figures WHERE cooperative_id = :c"), {"c": cooperative_id})
-    raw = conn.connection.driver_connection
-    assert raw is not None
+    # One INSERT of every row (COPY FROM is refused under row-level security: the app's role writes).
     columns = ", ".join(FIGURE_COLUMNS)
-    with raw.cursor() as cur, cur.copy(
-        f"COPY publish_figures (commons_id, cooperative_id, {columns}) FROM STDIN"
-    ) as copy:
-        for commons_id, entry in fresh.figures.items():
-            copy.write_row((int(commons_id), cooperative_id, *(entry.get(c) for c in FIGURE_COLUMNS)))
+    rows = [{"commons_id": int(commons_id), "cooperative_id": cooperative_id,
+             **{c: entry.get(c) for c in FIGURE_COLUMNS}} for commons_id, entry in fresh.figures.items()]
+    if rows:
+        conn.execute(
+            text(f"INSERT INTO publish_figures (commons_id, cooperative_id, {columns})"
+                 f" SELECT commons_id, cooperative_id, {columns}"
+                 " FROM json_populate_recordset(NULL::publish_figures, CAST(:rows AS json))"),
+            {"rows": json.dumps(rows, default=str)},
+        )
     conn.execute(
         text(
             "INSERT INTO publish_figures_digests (cooperative_id, digest, computed_at)"

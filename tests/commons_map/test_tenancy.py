@@ -73,8 +73,10 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "governance_circle_roles": (_via("governance_circles", "circle_id"), "false"),
     "governance_role_thresholds": (_via("governance_circles", "circle_id"), "false"),
     "governance_proposals": ("t.cooperative_id", "t.public"),
-    "governance_amendments": (_via("governance_proposals", "proposal_id"), "false"),
-    "governance_positions": (_via("governance_proposals", "proposal_id"), "false"),
+    "governance_amendments": (_via("governance_proposals", "proposal_id"), _via("governance_proposals", "proposal_id",
+                                                                                 "public")),
+    "governance_positions": (_via("governance_proposals", "proposal_id"), _via("governance_proposals", "proposal_id",
+                                                                               "public")),
     "governance_agreements": ("t.cooperative_id", "false"),
     "governance_agreement_revisions": (_via("governance_agreements", "agreement_id"), "false"),
     "governance_trust": (_via("governance_circles", "circle_id"), "false"),
@@ -303,3 +305,97 @@ def test_a_bad_setting_is_an_error_not_a_way_around(app_engine) -> None:
     with app_engine.connect() as c, pytest.raises(DBAPIError):
         c.execute(text("SELECT set_config('app.cooperative_id', '1 OR true', true)"))
         c.execute(text("SELECT count(*) FROM members")).scalar_one()
+
+
+# --- the helpers the services use ---------------------------------------------------------------
+
+
+def test_act_for_member_sets_both_and_an_unknown_member_is_nobody(app_engine, coops) -> None:
+    from sqlalchemy.orm import Session
+
+    from commons_map.tenancy import act_for_member, acting
+
+    with Session(app_engine) as s:
+        assert act_for_member(s, coops["other"][1]) == coops["other"][0]
+        assert acting(s) == (coops["other"][1], coops["other"][0])
+        assert s.execute(text("SELECT app_cooperative_id(), app_member_id()")).one() == (
+            coops["other"][0], coops["other"][1])
+        s.commit()  # the next transaction carries the same actor (after_begin)
+        assert s.execute(text("SELECT app_cooperative_id()")).scalar_one() == coops["other"][0]
+        assert act_for_member(s, 2**31 - 1) is None
+        assert acting(s) == (None, None)
+        assert s.execute(text("SELECT count(*) FROM members")).scalar_one() == 0
+
+
+def test_acting_cooperative_switches_for_one_step_and_comes_back(app_engine, coops) -> None:
+    from sqlalchemy.orm import Session
+
+    from commons_map.tenancy import act_for_member, acting, acting_cooperative
+
+    demo, other = coops["demo"], coops["other"]
+    with Session(app_engine) as s:
+        act_for_member(s, other[1])
+        with acting_cooperative(s, demo[0]):
+            assert s.execute(text("SELECT count(*) FROM ledger_accounts")).scalar_one() > 0
+            assert s.execute(text("SELECT bool_and(cooperative_id = :d) FROM ledger_accounts"),
+                             {"d": demo[0]}).scalar_one()
+        assert acting(s) == (other[1], other[0])
+        assert s.execute(text("SELECT count(*) FROM ledger_accounts WHERE cooperative_id = :d"),
+                         {"d": demo[0]}).scalar_one() == 0
+        # an error inside: the transaction is lost, the next one acts as before
+        with pytest.raises(DBAPIError), acting_cooperative(s, demo[0]):
+            s.execute(text("SELECT 1 / 0"))
+        s.rollback()
+        assert acting(s) == (other[1], other[0])
+        assert s.execute(text("SELECT app_cooperative_id()")).scalar_one() == other[0]
+
+
+def test_the_served_app_reads_through_the_app_role(settings, engine, coops) -> None:
+    """The app as served (no test override): its engine logs in as the app role, and a member of the
+    other cooperative sees the demo's public commons but none of its members-only or private ones."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from commons_map.people.auth import issue_token
+    from commons_map.people.models import Member
+
+    with engine.connect() as c:
+        hidden = c.execute(text("SELECT count(*) FROM commons WHERE cooperative_id = :d AND visibility <> 'public'"),
+                           {"d": coops["demo"][0]}).scalar_one()
+    assert hidden > 0
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        diois = s.get(Member, coops["other"][1])
+        token = issue_token(diois, settings)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        assert app.state.engine.url.username == settings.app_role
+        me = client.get("/api/v1/members/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["username"] == "diois"
+        with engine.connect() as c:
+            members_only = c.execute(text("SELECT min(id) FROM commons WHERE cooperative_id = :d"
+                                          " AND visibility = 'members'"), {"d": coops["demo"][0]}).scalar_one()
+        seen = client.get(f"/api/v1/commons/{members_only}", headers={"Authorization": f"Bearer {token}"})
+        assert seen.status_code in (403, 404), seen.text
+        with app.state.engine.connect() as c:
+            act(c, coops["other"])
+            assert c.execute(text("SELECT count(*) FROM commons WHERE cooperative_id = :d AND visibility <> 'public'"),
+                             {"d": coops["demo"][0]}).scalar_one() == 0
+        bad = client.get("/api/v1/members/me", headers={"Authorization": "Bearer not-a-token"})
+        assert bad.status_code == 401
+
+
+def test_the_public_view_shows_public_commons_only(engine, app_engine) -> None:
+    """``commons_public`` (the map's, OGC API's and tiles' source) is owned by the owner: its own
+    WHERE is the wall, so it must hold nothing but public rows, for anyone."""
+    with engine.connect() as c:
+        public = c.execute(text("SELECT count(*) FROM commons WHERE visibility = 'public'")).scalar_one()
+        hidden = c.execute(text("SELECT count(*) FROM commons WHERE visibility <> 'public'")).scalar_one()
+    assert public > 0 and hidden > 0
+    with app_engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM commons_public")).scalar_one() == public
+        assert c.execute(text("SELECT count(*) FROM commons_public WHERE visibility <> 'public'")).scalar_one() == 0
+        with pytest.raises(ProgrammingError):  # read-only for the app
+            c.execute(text("DELETE FROM commons_public"))

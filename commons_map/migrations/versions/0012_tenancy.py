@@ -21,6 +21,7 @@ down_revision = ("0003_reservations", "0004_soil", "0005_fieldforms", "0007_secu
 branch_labels = None
 depends_on = None
 
+PUBLIC_PROPOSAL = "EXISTS (SELECT 1 FROM governance_proposals g WHERE g.id = {fk} AND g.public)"
 PUBLIC_COMMONS = "EXISTS (SELECT 1 FROM commons c WHERE c.id = {fk} AND c.visibility = 'public')"
 
 # Every table and its rule (explicit, frozen with this revision).
@@ -93,8 +94,11 @@ POLICIES: dict[str, list[str]] = {
     "governance_role_thresholds": child_policy("governance_role_thresholds", fk="circle_id",
                                                parent="governance_circles"),
     "governance_proposals": coop_policy("governance_proposals", public="public"),
-    "governance_amendments": child_policy("governance_amendments", fk="proposal_id", parent="governance_proposals"),
-    "governance_positions": child_policy("governance_positions", fk="proposal_id", parent="governance_proposals"),
+    # a public proposal's outcome (counts, no names: the services) is computed from its positions
+    "governance_amendments": child_policy("governance_amendments", fk="proposal_id", parent="governance_proposals",
+                                          public=PUBLIC_PROPOSAL.format(fk="governance_amendments.proposal_id")),
+    "governance_positions": child_policy("governance_positions", fk="proposal_id", parent="governance_proposals",
+                                         public=PUBLIC_PROPOSAL.format(fk="governance_positions.proposal_id")),
     "governance_agreements": coop_policy("governance_agreements"),
     "governance_agreement_revisions": child_policy("governance_agreement_revisions", fk="agreement_id",
                                                    parent="governance_agreements"),
@@ -161,6 +165,14 @@ def upgrade() -> None:
         "CREATE VIEW reservations_owner WITH (security_barrier) AS"
         " SELECT r.id, c.cooperative_id FROM reservations r JOIN commons c ON c.id = r.resource_id"
     )
+    # The public face of the register for the public map, OGC API and tiles (publish.sql): public
+    # rows only, by its definition. Owned by the owner, so row-level security does not add its
+    # quals (which would keep the bbox from the spatial index, PostGIS's && being not leakproof);
+    # xmin and ctid for the tile cache's row versions.
+    op.execute(
+        "CREATE VIEW commons_public AS SELECT c.*, c.xmin AS row_xmin, c.ctid AS row_ctid"
+        " FROM commons c WHERE c.visibility = 'public'"
+    )
     op.execute(FUNCTIONS)
     for fn in DEFINERS:
         op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
@@ -171,7 +183,7 @@ def upgrade() -> None:
         for statement in policy_sql(table, policies):
             op.execute(statement)
         op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
-    op.execute(f'GRANT SELECT ON reservations_owner TO "{role}"')
+    op.execute(f'GRANT SELECT ON reservations_owner, commons_public TO "{role}"')
     op.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
     # Tables made later are granted too, so a table without policies is open to the app: the test
     # test_every_table_has_row_level_security is what stops it (see commons_map.tenancy).
@@ -189,7 +201,7 @@ def downgrade() -> None:
             f"DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies WHERE tablename = '{table}'"
             f" LOOP EXECUTE format('DROP POLICY %I ON {table}', p.policyname); END LOOP; END $$"
         )
-    op.execute("DROP VIEW reservations_owner")
+    op.execute("DROP VIEW reservations_owner, commons_public")
     for fn in (*DEFINERS, "app_cooperative_id()", "app_member_id()"):
         op.execute(f"DROP FUNCTION {fn}")
     # the role is the cluster's (other databases may use it): only its rights here go
