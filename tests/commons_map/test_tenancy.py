@@ -399,3 +399,20 @@ def test_the_public_view_shows_public_commons_only(engine, app_engine) -> None:
         assert c.execute(text("SELECT count(*) FROM commons_public WHERE visibility <> 'public'")).scalar_one() == 0
         with pytest.raises(ProgrammingError):  # read-only for the app
             c.execute(text("DELETE FROM commons_public"))
+
+
+@pytest.mark.parametrize("table", OWNED)
+def test_every_write_policy_of_a_cooperative_table_checks_the_acting_cooperative(table, engine) -> None:
+    """What the row copies above show on the demo's rows, for every table even where the demo has
+    none: each policy that lets the app write (ALL, INSERT, UPDATE) checks the acting cooperative."""
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT policyname, cmd, qual, with_check FROM pg_policies WHERE tablename = :t"),
+                         {"t": table}).all()
+    writers = [r for r in rows if r.cmd in ("ALL", "INSERT", "UPDATE", "DELETE")]
+    assert writers, f"{table}: no policy lets the app write it"
+    for r in writers:
+        for expr in (r.qual, r.with_check if r.cmd != "DELETE" else r.qual):
+            assert expr is not None and "app_cooperative_id()" in expr, (table, r)
+    readers = [r for r in rows if r.cmd == "SELECT"]
+    for r in readers:  # extra read policies: only what OWNERSHIP says is public, or the member's own row
+        assert r.policyname in ("public_read", "directory", "self_read", "shared_read"), (table, r)

@@ -116,22 +116,20 @@ CREATE FUNCTION app_cooperative_id() RETURNS integer LANGUAGE sql STABLE PARALLE
     AS $$ SELECT nullif(current_setting('app.cooperative_id', true), '')::integer $$;
 CREATE FUNCTION app_member_id() RETURNS integer LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('app.member_id', true), '')::integer $$;
--- The narrow ways in before the cooperative is known: an id, never a password hash or a row.
-CREATE FUNCTION commons_member_cooperative(m integer) RETURNS integer LANGUAGE sql STABLE
-    SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$ SELECT cooperative_id FROM members WHERE id = m $$;
-CREATE FUNCTION commons_member_by_username(u text) RETURNS integer LANGUAGE sql STABLE
-    SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$ SELECT id FROM members WHERE username = u $$;
-CREATE FUNCTION commons_member_by_field_token(h text) RETURNS integer LANGUAGE sql STABLE
-    SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$ SELECT member_id FROM field_tokens WHERE token_hash = h $$;
-CREATE FUNCTION commons_member_by_calendar_token(h text) RETURNS integer LANGUAGE sql STABLE
-    SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$ SELECT member_id FROM calendar_tokens WHERE token_sha256 = h $$;
 """
-DEFINERS = ("commons_member_cooperative(integer)", "commons_member_by_username(text)",
-            "commons_member_by_field_token(text)", "commons_member_by_calendar_token(text)")
+# The narrow ways in before the cooperative is known (SECURITY DEFINER, the owner's): an id from a
+# key, never a password hash nor a row. (name, key type, the id read, table, key column)
+LOOKUPS = (
+    ("commons_member_cooperative", "integer", "cooperative_id", "members", "id"),
+    ("commons_member_by_username", "text", "id", "members", "username"),
+    ("commons_member_by_field_token", "text", "member_id", "field_tokens", "token_hash"),
+    ("commons_member_by_calendar_token", "text", "member_id", "calendar_tokens", "token_sha256"),
+)
+LOOKUP_SQL = (
+    "CREATE FUNCTION {0}(v {1}) RETURNS integer LANGUAGE sql STABLE SECURITY DEFINER"
+    " SET search_path = public, pg_temp AS $$ SELECT {2} FROM {3} WHERE {4} = v $$"
+)
+DEFINERS = tuple(f"{name}({kind})" for name, kind, *_ in LOOKUPS)
 
 CREATE_ROLE = """
 DO $$
@@ -174,6 +172,8 @@ def upgrade() -> None:
         " FROM commons c WHERE c.visibility = 'public'"
     )
     op.execute(FUNCTIONS)
+    for lookup in LOOKUPS:
+        op.execute(LOOKUP_SQL.format(*lookup))
     for fn in DEFINERS:
         op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
         op.execute(f'GRANT EXECUTE ON FUNCTION {fn} TO "{role}"')
