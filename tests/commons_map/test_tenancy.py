@@ -23,6 +23,10 @@ def _via(parent: str, fk: str, column: str = "cooperative_id") -> str:
     return f"(SELECT p.{column} FROM {parent} p WHERE p.id = t.{fk})"
 
 
+def _public_commons(fk: str) -> str:
+    return f"EXISTS (SELECT 1 FROM commons c WHERE c.id = t.{fk} AND c.visibility = 'public')"
+
+
 # Every table of the schema: the cooperative a row belongs to (SQL over ``t``) and which rows
 # anyone may read; None: a table no cooperative owns (shared reference lists). A table missing
 # here, or without row-level security and policies, fails test_every_table_has_row_level_security.
@@ -36,7 +40,7 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "member_roles": (_via("members", "member_id"), "false"),
     "commons": ("t.cooperative_id", "t.visibility = 'public'"),
     "commons_stewards": (_via("commons", "commons_id"), "false"),
-    "commons_history": (_via("commons", "commons_id"), "false"),
+    "commons_history": (_via("commons", "commons_id"), _public_commons("commons_id")),
     "ledger_accounts": ("t.cooperative_id", "false"),
     "ledger_account_history": (_via("ledger_accounts", "account_id"), "false"),
     "ledger_transfers": ("t.cooperative_id", "false"),
@@ -44,19 +48,20 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "work_logs": ("t.cooperative_id", "false"),
     "work_log_companions": (_via("work_logs", "work_log_id"), "false"),
     "work_log_history": (_via("work_logs", "work_log_id"), "false"),
-    "resource_rules": (_via("commons", "commons_id"), "false"),
-    "reservations": (_via("commons", "resource_id"), "false"),
+    "resource_rules": (_via("commons", "commons_id"), _public_commons("commons_id")),
+    "reservations": (_via("commons", "resource_id"), _public_commons("resource_id")),
     "reservation_events": ("(SELECT c.cooperative_id FROM reservations r JOIN commons c ON c.id = r.resource_id"
                            " WHERE r.id = t.reservation_id)", "false"),
     "reservation_waits": (_via("commons", "resource_id"), "false"),
     "calendar_tokens": (_via("members", "member_id"), "false"),
-    "soil_indicators": ("t.cooperative_id", "t.cooperative_id IS NULL"),
-    "soil_samples": ("t.cooperative_id", "false"),
-    "soil_measurements": (_via("soil_samples", "sample_id"), "false"),
-    "soil_practices": ("t.cooperative_id", "false"),
-    "harvests": ("t.cooperative_id",
-                 "EXISTS (SELECT 1 FROM commons c WHERE c.id = t.commons_id AND c.visibility = 'public')"),
-    "harvest_shares": (_via("harvests", "harvest_id"), "false"),
+    "soil_indicators": ("t.cooperative_id", "true"),
+    "soil_samples": ("t.cooperative_id", _public_commons("commons_id")),
+    "soil_measurements": (_via("soil_samples", "sample_id"), "EXISTS (SELECT 1 FROM soil_samples s JOIN commons c"
+                          " ON c.id = s.commons_id WHERE s.id = t.sample_id AND c.visibility = 'public')"),
+    "soil_practices": ("t.cooperative_id", _public_commons("commons_id")),
+    "harvests": ("t.cooperative_id", _public_commons("commons_id")),
+    "harvest_shares": (_via("harvests", "harvest_id"), "EXISTS (SELECT 1 FROM harvests h JOIN commons c"
+                       " ON c.id = h.commons_id WHERE h.id = t.harvest_id AND c.visibility = 'public')"),
     "field_tokens": (_via("members", "member_id"), "false"),
     "field_submissions": ("t.cooperative_id", "false"),
     "field_submission_attachments": (_via("field_submissions", "submission_id"), "false"),

@@ -21,6 +21,8 @@ down_revision = ("0003_reservations", "0004_soil", "0005_fieldforms", "0007_secu
 branch_labels = None
 depends_on = None
 
+# a child row anyone reads when its parent row is readable (the parent's own policies decide)
+VISIBLE = "EXISTS (SELECT 1 FROM {parent} v WHERE v.id = {fk})"
 PUBLIC_PROPOSAL = "EXISTS (SELECT 1 FROM governance_proposals g WHERE g.id = {fk} AND g.public)"
 PUBLIC_COMMONS = "EXISTS (SELECT 1 FROM commons c WHERE c.id = {fk} AND c.visibility = 'public')"
 
@@ -46,7 +48,9 @@ POLICIES: dict[str, list[str]] = {
     # register
     "commons": coop_policy("commons", public="visibility = 'public'"),
     "commons_stewards": child_policy("commons_stewards", fk="commons_id", parent="commons"),
-    "commons_history": child_policy("commons_history", fk="commons_id", parent="commons"),
+    # a public commons' history: the services filter each entry by what it showed then
+    "commons_history": child_policy("commons_history", fk="commons_id", parent="commons",
+                                    public=PUBLIC_COMMONS.format(fk="commons_history.commons_id")),
     # ledger and work
     "ledger_accounts": coop_policy("ledger_accounts"),
     "ledger_account_history": child_policy("ledger_account_history", fk="account_id", parent="ledger_accounts"),
@@ -56,22 +60,28 @@ POLICIES: dict[str, list[str]] = {
     "work_log_companions": child_policy("work_log_companions", fk="work_log_id", parent="work_logs"),
     "work_log_history": child_policy("work_log_history", fk="work_log_id", parent="work_logs"),
     # reservations
-    "resource_rules": child_policy("resource_rules", fk="commons_id", parent="commons"),
-    "reservations": child_policy("reservations", fk="resource_id", parent="commons"),
+    # a public resource's rules and calendar (busy times; the services leave out who and why)
+    "resource_rules": child_policy("resource_rules", fk="commons_id", parent="commons",
+                                   public=PUBLIC_COMMONS.format(fk="resource_rules.commons_id")),
+    "reservations": child_policy("reservations", fk="resource_id", parent="commons",
+                                 public=PUBLIC_COMMONS.format(fk="reservations.resource_id")),
     "reservation_events": child_policy("reservation_events", fk="reservation_id", parent="reservations_owner"),
     "reservation_waits": child_policy("reservation_waits", fk="resource_id", parent="commons"),
     "calendar_tokens": child_policy("calendar_tokens", fk="member_id", parent="members"),
-    # soil (the public parcel's card shows its harvests)
+    # soil: what is measured, done and harvested on a public parcel is public (the services leave
+    # out who); the indicators' definitions are a catalogue anyone reads
     "soil_indicators": [
         "CREATE POLICY tenant ON soil_indicators USING (cooperative_id = app_cooperative_id())"
         " WITH CHECK (cooperative_id = app_cooperative_id())",
-        "CREATE POLICY shared_read ON soil_indicators FOR SELECT USING (cooperative_id IS NULL)",
+        "CREATE POLICY shared_read ON soil_indicators FOR SELECT USING (true)",
     ],
-    "soil_samples": coop_policy("soil_samples"),
-    "soil_measurements": child_policy("soil_measurements", fk="sample_id", parent="soil_samples"),
-    "soil_practices": coop_policy("soil_practices"),
+    "soil_samples": coop_policy("soil_samples", public=PUBLIC_COMMONS.format(fk="soil_samples.commons_id")),
+    "soil_measurements": child_policy("soil_measurements", fk="sample_id", parent="soil_samples",
+                                      public=VISIBLE.format(parent="soil_samples", fk="soil_measurements.sample_id")),
+    "soil_practices": coop_policy("soil_practices", public=PUBLIC_COMMONS.format(fk="soil_practices.commons_id")),
     "harvests": coop_policy("harvests", public=PUBLIC_COMMONS.format(fk="harvests.commons_id")),
-    "harvest_shares": child_policy("harvest_shares", fk="harvest_id", parent="harvests"),
+    "harvest_shares": child_policy("harvest_shares", fk="harvest_id", parent="harvests",
+                                   public=VISIBLE.format(parent="harvests", fk="harvest_shares.harvest_id")),
     # field forms
     "field_tokens": child_policy("field_tokens", fk="member_id", parent="members"),
     "field_submissions": coop_policy("field_submissions"),
