@@ -82,6 +82,26 @@ def policy_sql(table: str, policies: list[str]) -> list[str]:
     return [f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY", *policies]
 
 
+def sync_app_password(settings: Any) -> bool:
+    """Give the app's role the password that ``COMMONS_DATABASE_APP_URL`` carries (run as the owner
+    by ``commons-map db upgrade``, at every start); False when that URL has none (trust, peer...)."""
+    from sqlalchemy.engine import make_url
+
+    from commons_map.db import make_engine
+
+    app = make_url(settings.app_url)
+    if not settings.database_app_url or not app.password or app.username != settings.app_role:
+        return False
+    literal = "'" + str(app.password).replace("'", "''") + "'"
+    engine = make_engine(settings, pool_size=1, max_overflow=0)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'ALTER ROLE "{settings.app_role}" PASSWORD {literal}')
+    finally:
+        engine.dispose()
+    return True
+
+
 # --- the acting member and cooperative of a session --------------------------------------------
 
 

@@ -421,3 +421,22 @@ def test_every_write_policy_of_a_cooperative_table_checks_the_acting_cooperative
     readers = [r for r in rows if r.cmd == "SELECT"]
     for r in readers:  # extra read policies: only what OWNERSHIP says is public, or the member's own row
         assert r.policyname in ("public_read", "directory", "self_read", "shared_read"), (table, r)
+
+
+def test_db_upgrade_gives_the_app_role_the_password_of_its_url(settings, engine) -> None:
+    from sqlalchemy.engine import make_url
+
+    from commons_map.tenancy import sync_app_password
+
+    assert sync_app_password(settings) is False  # no COMMONS_DATABASE_APP_URL: nothing to set
+    with_pw = make_url(settings.app_url).set(password="it's-a-secret").render_as_string(hide_password=False)
+    other_user = make_url(settings.app_url).set(username="someone", password="x").render_as_string(hide_password=False)
+    assert sync_app_password(settings.model_copy(update={"database_app_url": other_user})) is False
+    try:
+        assert sync_app_password(settings.model_copy(update={"database_app_url": with_pw})) is True
+        with engine.connect() as c:
+            assert c.execute(text("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = :r"),
+                             {"r": settings.app_role}).scalar_one()
+    finally:  # trust authentication here: the password is not asked; leave the role as it was
+        with engine.begin() as c:
+            c.exec_driver_sql(f'ALTER ROLE "{settings.app_role}" PASSWORD NULL')
