@@ -21,6 +21,7 @@ from starlette.responses import Response
 from commons_map.people.auth import web_session_open
 from commons_map.people.models import Member
 from commons_map.settings import Settings
+from commons_map.tenancy import act_for_member
 
 COOKIE = "cm_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -129,6 +130,7 @@ def member_from_cookie(request: Request, session: Session, settings: Settings) -
     ws = read_session(request, settings)
     if ws is None or ws.member_id is None:
         return None
+    act_for_member(session, ws.member_id)  # the cookie is signed: its member acts (tenancy)
     member = session.get(Member, ws.member_id)
     if member is None or not member.is_active or member.token_version != ws.version:
         return None

@@ -15,6 +15,7 @@ from commons_map.people import throttle
 from commons_map.people.auth import member_from_token
 from commons_map.people.models import Member
 from commons_map.settings import Settings
+from commons_map.tenancy import act_as
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -35,6 +36,7 @@ def get_settings_dep(request: Request) -> Settings:
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: committed when the handler returns, else rolled back."""
     session = request.app.state.sessionmaker()
+    act_as(session, member_id=None, cooperative_id=None)  # anonymous until a member signs in (tenancy)
     try:
         yield session
         session.commit()

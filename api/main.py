@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or make_engine(settings)
+        # The app logs in as the role row-level security holds (commons_map.tenancy), never the owner.
+        app.state.engine = engine or make_engine(settings, url=settings.app_url)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         # The public reads: on the replica when one is configured and healthy (commons_map.replica).
         app.state.reads = ReadRouter(

@@ -64,6 +64,10 @@ def db_upgrade() -> None:
     if ensure_database(url):
         console.print(f"created database {make_url(url).database}")
     upgrade(url)
+    from commons_map.tenancy import sync_app_password
+
+    if sync_app_password(get_settings()):
+        console.print(f"the app role {get_settings().app_role} has the password of COMMONS_DATABASE_APP_URL")
     console.print("database is up to date")
 
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     replica_max_lag_seconds: float = Field(default=30.0, ge=0)
     # How often the replica's health and lag are checked (at most once per period, in a request).
     replica_check_seconds: float = Field(default=2.0, gt=0)
+    # The app (API, pages, OGC, tiles, OpenRosa) logs in as this role, which owns nothing and is held by
+    # row-level security (commons_map.tenancy); migrations and the CLI use ``database_url`` (the owner).
+    # None: ``database_url`` with its user replaced by ``app_role`` (and no password).
+    database_app_url: str | None = None
+    app_role: str = Field(default="commons_app", pattern="^[a-z_][a-z0-9_]{0,62}$")
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     secret_key: str = DEFAULT_SECRET
     token_minutes: int = 60 * 24 * 7
@@ -73,13 +78,23 @@ class Settings(BaseSettings):
 
     @property
     def sync_url(self) -> str:
-        """The database URL with the psycopg 3 driver named, whatever the user wrote."""
+        """The database URL (the owner's) with the psycopg 3 driver named, whatever the user wrote."""
         return psycopg_url(self.database_url)
 
     @property
     def replica_sync_url(self) -> str | None:
         """The replica's URL with the psycopg 3 driver named, or None."""
         return psycopg_url(self.database_replica_url) if self.database_replica_url else None
+
+    @property
+    def app_url(self) -> str:
+        """The URL the app logs in with: ``database_app_url``, else the owner's URL as ``app_role``."""
+        if self.database_app_url:
+            return psycopg_url(self.database_app_url)
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.sync_url).set(username=self.app_role, password=None)
+        return url.render_as_string(hide_password=False)
 
 
 def psycopg_url(url: str) -> str:

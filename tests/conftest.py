@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,11 +142,35 @@ def app(settings: Settings, engine: Engine, db: Session):
     application = create_app(settings, engine=engine)
 
     def _session() -> Iterator[Session]:
-        yield db
-        db.flush()
+        # Each request runs as the app's role, held by row-level security like the served app
+        # (which logs in as it: the live server does): inside the test's transaction, only a
+        # SET LOCAL ROLE can, and the test's own queries after it run as the owner again.
+        with as_app_role(db, settings):
+            yield db
+            db.flush()
 
     application.dependency_overrides[get_session] = _session
     return application
+
+
+@contextmanager
+def as_app_role(session: Session, settings: Settings) -> Iterator[Session]:
+    """The session's statements run as the app's role (row-level security holds), anonymous until
+    a member signs in; back to the owner after, unless the transaction failed (then rolled back)."""
+    from sqlalchemy import text
+
+    from commons_map.tenancy import act_as
+
+    act_as(session, member_id=None, cooperative_id=None)
+    session.execute(text(f'SET LOCAL ROLE "{settings.app_role}"'))
+    try:
+        yield session
+    finally:
+        if session.in_transaction() and session.get_transaction().is_active:
+            try:
+                session.execute(text("RESET ROLE"))
+            except Exception:  # noqa: BLE001 - an aborted transaction: the rollback resets the role
+                session.rollback()
 
 
 @pytest.fixture

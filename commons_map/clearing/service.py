@@ -38,6 +38,7 @@ from commons_map.notify.service import notify
 from commons_map.people.cooperatives import get_by_slug
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import require_coordinator, require_member
+from commons_map.tenancy import acting_cooperative
 
 MAX_LIMIT = 1_000_000  # minutes: beyond anything two cooperatives would agree to
 
@@ -259,16 +260,21 @@ class Crossing:
 
 
 def _payee_in_other_cooperative(session: Session, *, cooperative_id: int, username: str) -> Member | None:
-    """READS ACROSS COOPERATIVES: the payee, a member of ``cooperative_id`` (not the acting member's)."""
-    return session.scalar(select(Member).where(Member.cooperative_id == cooperative_id, Member.username == username))
+    """READS ACROSS COOPERATIVES: the payee, a member of ``cooperative_id`` (not the acting member's),
+    read as that cooperative (row-level security, commons_map.tenancy)."""
+    with acting_cooperative(session, cooperative_id):
+        return session.scalar(select(Member).where(Member.cooperative_id == cooperative_id,
+                                                   Member.username == username))
 
 
-def _payee_of_mirror(session: Session, *, transfer_id: int) -> tuple[Transfer, int | None]:
-    """READS ACROSS COOPERATIVES: a mirror transfer in the other ledger and the member it credited."""
-    transfer = session.get(Transfer, transfer_id)
-    assert transfer is not None  # clearing_payments.payee_transfer_id is a foreign key
-    member_id = session.scalar(select(Account.member_id).join(Posting, Posting.account_id == Account.id)
-                               .where(Posting.transfer_id == transfer_id, Posting.amount > 0))
+def _payee_of_mirror(session: Session, *, cooperative_id: int, transfer_id: int) -> tuple[Transfer, int | None]:
+    """READS ACROSS COOPERATIVES: a mirror transfer in ``cooperative_id``'s ledger and the member it
+    credited, read as that cooperative."""
+    with acting_cooperative(session, cooperative_id):
+        transfer = session.get(Transfer, transfer_id)
+        assert transfer is not None  # clearing_payments.payee_transfer_id is a foreign key
+        member_id = session.scalar(select(Account.member_id).join(Posting, Posting.account_id == Account.id)
+                                   .where(Posting.transfer_id == transfer_id, Posting.amount > 0))
     return transfer, member_id
 
 
@@ -290,23 +296,30 @@ def _post_in_other_ledger(
     crossing payment makes in the other cooperative is here and nowhere else, so that the
     database's row-level security can let this one function through (the lead wraps it at merge;
     the two small readers above, ``_payee_in_other_cooperative`` and ``_payee_of_mirror``, read there)."""
-    theirs = clearing_account(session, cooperative_id=cooperative_id, partner_cooperative_id=partner_cooperative_id)
-    target = ledger.ensure_member_account(session, member=payee)
-    transfer = ledger.post(
-        session, cooperative_id=cooperative_id, kind="service_payment",
-        legs=[ledger.Leg(theirs.id, -minutes), ledger.Leg(target.id, minutes)], reason=reason,
-        initiated_by=None, idempotency_key=idempotency_key, limit_field="payee",
-    )
-    notify(session, recipients=[payee.id], kind="hours_received", code="notify.hours_received",
-           params={"minutes": minutes, "payer": f"{payer.display_name} ({_name(session, payer.cooperative_id)})"},
-           link="/app/account", dedupe=f"transfer:{transfer.id}:received")
+    payer_name = f"{payer.display_name} ({_name(session, payer.cooperative_id)})"
+    # Row-level security lets the app write only the acting cooperative's rows: this one step acts
+    # as the payee's cooperative, then the transaction acts as the payer's again.
+    with acting_cooperative(session, cooperative_id):
+        theirs = clearing_account(session, cooperative_id=cooperative_id,
+                                  partner_cooperative_id=partner_cooperative_id)
+        target = ledger.ensure_member_account(session, member=payee)
+        transfer = ledger.post(
+            session, cooperative_id=cooperative_id, kind="service_payment",
+            legs=[ledger.Leg(theirs.id, -minutes), ledger.Leg(target.id, minutes)], reason=reason,
+            initiated_by=None, idempotency_key=idempotency_key, limit_field="payee",
+        )
+        notify(session, recipients=[payee.id], kind="hours_received", code="notify.hours_received",
+               params={"minutes": minutes, "payer": payer_name}, link="/app/account",
+               dedupe=f"transfer:{transfer.id}:received")
+        session.flush()
     return transfer
 
 
 def _existing(session: Session, payer_transfer: Transfer, payee: Member) -> Crossing:
     payment = session.scalars(
         select(ClearingPayment).where(ClearingPayment.payer_transfer_id == payer_transfer.id)).one()
-    payee_transfer, to = _payee_of_mirror(session, transfer_id=payment.payee_transfer_id)
+    payee_transfer, to = _payee_of_mirror(session, cooperative_id=payment.partner_cooperative_id,
+                                          transfer_id=payment.payee_transfer_id)
     if to != payee.id:  # the same key again, for another payee in the same cooperative
         raise Conflict("ledger.key_reused", field="idempotency_key", key=payer_transfer.idempotency_key,
                        transfer_id=payer_transfer.id)

@@ -328,7 +328,8 @@ def search_posts(
                _case(member_of, Member.display_name, literal(None)).label("author_name"),
                func.count().over().label("matched"))
         .join(Category, Category.code == Post.category_code)
-        .join(Member, Member.id == Post.author_id)
+        # outer: another cooperative's member is out of reach of the reader (row-level security)
+        .outerjoin(Member, Member.id == Post.author_id)
         .where(*conditions).order_by(*order).limit(limit).offset(offset)
     )
     rows = session.execute(stmt).all()

@@ -21,6 +21,7 @@ from commons_map.errors import AuthenticationFailed, Conflict, NotFound, Permiss
 from commons_map.fieldforms.models import Attachment, FieldToken, Submission
 from commons_map.people.models import Member
 from commons_map.people.permissions import is_coordinator_of
+from commons_map.tenancy import act_for_member, member_id_by
 
 TOKEN_BYTES = 32
 
@@ -74,6 +75,7 @@ def member_from_token(session: Session, secret: str) -> Member:
     """The active member whose unrevoked token this is, or AuthenticationFailed."""
     if not secret or len(secret) > 200:
         raise AuthenticationFailed("fieldforms.unknown_token")
+    act_for_member(session, member_id_by(session, "field_token", token_hash(secret)))  # tenancy
     row = session.scalar(select(FieldToken).where(FieldToken.token_hash == token_hash(secret)))
     if row is None or row.revoked_at is not None:
         raise AuthenticationFailed("fieldforms.unknown_token")

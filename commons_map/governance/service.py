@@ -35,6 +35,7 @@ from commons_map.governance.schemas import CircleIn, PositionIn, ProposalIn, Pro
 from commons_map.notify.service import notify
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of
+from commons_map.tenancy import acting_cooperative
 
 MAX_DURATION = timedelta(days=366)
 PAST_TOLERANCE = timedelta(minutes=5)
@@ -277,7 +278,9 @@ def get_proposal(session: Session, *, actor: Member | None, proposal_id: int, no
     now = _now(now)
     p, _ = _visible(session, actor, proposal_id)
     if p.state == "open" and p.closes_at <= now:
-        p = close(session, actor=None, proposal_id=p.id, now=now)
+        # the system closes it, whoever reads it (anonymous too): as its cooperative (tenancy)
+        with acting_cooperative(session, p.cooperative_id):
+            p = close(session, actor=None, proposal_id=p.id, now=now)
     return p
 
 
@@ -430,14 +433,16 @@ def close_due(session: Session, *, now: datetime | None = None, where: list | No
               limit: int = 500) -> list[int]:
     """Close every open proposal whose closing time has passed (oldest first); the ids closed here."""
     now = _now(now)
-    due = select(Proposal.id).where(Proposal.state == "open", Proposal.closes_at <= now, *(where or []))
-    ids = list(session.scalars(due.order_by(Proposal.closes_at, Proposal.id).limit(limit)))
+    due = select(Proposal.id, Proposal.cooperative_id).where(
+        Proposal.state == "open", Proposal.closes_at <= now, *(where or []))
+    rows = session.execute(due.order_by(Proposal.closes_at, Proposal.id).limit(limit)).all()
     closed = []
-    for pid in ids:
-        p = _lock(session, pid)
-        if p.state == "open":
-            close(session, actor=None, proposal_id=pid, now=now)
-            closed.append(pid)
+    for pid, coop in rows:
+        with acting_cooperative(session, coop):  # the system closes it, as its cooperative (tenancy)
+            p = _lock(session, pid)
+            if p.state == "open":
+                close(session, actor=None, proposal_id=pid, now=now)
+                closed.append(pid)
     return closed
 
 

@@ -42,6 +42,7 @@ from commons_map.errors import NotFound, PermissionDenied, ValidationFailed
 from commons_map.messages import Message, plain
 from commons_map.notify.models import CHANNELS, Delivery, Notification, NotifySettings, Preference
 from commons_map.people.models import Cooperative, Member
+from commons_map.tenancy import act_for_member
 
 KINDS: dict[str, str] = {
     "reservation_to_approve": "email",
@@ -250,6 +251,7 @@ def read_unsubscribe_token(secret: str, token: str) -> dict[str, Any]:
 def unsubscribe(session: Session, *, secret: str, token: str) -> dict[str, Any]:
     """Turn e-mail off for the token's kind (digest deliveries: every digest kind); once per token."""
     data = read_unsubscribe_token(secret, token)
+    act_for_member(session, int(data["m"]))  # the token is signed: its member acts (tenancy)
     delivery = session.get(Delivery, int(data["d"]), with_for_update=True)
     if delivery is None or delivery.member_id != data["m"]:
         raise PermissionDenied("notify.unsubscribe_invalid", field="token")

@@ -26,6 +26,7 @@ from commons_map.partners.fetch import FetchFailed, Limits, Snapshot, check_url,
 from commons_map.partners.models import Partner, PartnerLayer
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import require_coordinator, require_member
+from commons_map.tenancy import acting_cooperative
 
 Reader = Callable[..., Snapshot]
 MAX_URL = 2000
@@ -180,17 +181,22 @@ def refresh_due(engine: Engine, *, max_age: timedelta, limits: Limits | None = N
     Safe to run from several processes at once (each partner is leased to one of them)."""
     limits = limits or Limits()
     report = RefreshReport()
+    # The app's role writes a cooperative's rows only as that cooperative (row-level security,
+    # commons_map.tenancy): each cooperative's partners are claimed, then recorded, as their own.
+    claimed: list[tuple[int, str, int]] = []
     with session_scope(engine) as session:
-        claimed = claim_due(session, max_age=max_age, now=now,
-                            lease=timedelta(seconds=limits.partner_seconds * 2 + 30))
-    for partner_id, url in claimed:
+        for cooperative_id in list(session.scalars(select(Partner.cooperative_id).distinct())):
+            with acting_cooperative(session, cooperative_id):
+                claimed += [(pid, url, cooperative_id) for pid, url in claim_due(
+                    session, max_age=max_age, now=now, lease=timedelta(seconds=limits.partner_seconds * 2 + 30))]
+    for partner_id, url, cooperative_id in claimed:
         snapshot: Snapshot | None = None
         failure: FetchFailed | None = None
         try:
             snapshot = read(url, limits=limits)
         except FetchFailed as exc:
             failure = exc
-        with session_scope(engine) as session:
+        with session_scope(engine) as session, acting_cooperative(session, cooperative_id):
             partner = session.get(Partner, partner_id)
             if partner is None:  # removed meanwhile
                 continue

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from commons_map.errors import AuthenticationFailed
 from commons_map.people.models import Cooperative, Member, WebSessionRow
 from commons_map.settings import Settings
+from commons_map.tenancy import act_for_member, member_id_by
 
 _hasher = PasswordHasher()
 # A hash to verify against when the username is unknown, so timing does not tell.
@@ -37,8 +38,12 @@ def verify_password(password_hash: str, password: str) -> bool:
 def authenticate(session: Session, *, username: str, password: str) -> Member:
     """The active member with these credentials, or AuthenticationFailed."""
     # No username holds a NUL character (PostgreSQL text cannot), so none is looked up.
-    member = None if "\x00" in username else session.scalar(
-        select(Member).where(Member.username == username.strip().lower()))
+    name = username.strip().lower()
+    # No username holds a NUL character (PostgreSQL text cannot), so none is looked up.
+    # The session acts for the member the username names before reading their row (tenancy).
+    member = None
+    if "\x00" not in name and act_for_member(session, member_id_by(session, "username", name)) is not None:
+        member = session.scalar(select(Member).where(Member.username == name))
     if member is None:
         verify_password(_DUMMY_HASH, password)
         raise AuthenticationFailed("people.bad_credentials")
@@ -71,6 +76,7 @@ def member_from_token(session: Session, token: str, settings: Settings) -> Membe
         version = int(claims.get("ver", -1))
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise AuthenticationFailed("people.token_expired") from exc
+    act_for_member(session, member_id)  # the token is signed: its member acts (tenancy)
     member = session.get(Member, member_id)
     if member is None or not member.is_active or member.token_version != version or _archived(session, member):
         raise AuthenticationFailed("people.token_revoked")

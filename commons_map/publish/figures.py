@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from commons_map.publish.models import FIGURE_COLUMNS
 from commons_map.replica import DB_KEY, PRIMARY_ENGINE, on_replica
+from commons_map.tenancy import acting_cooperative
 
 CACHE_SECONDS = 300.0
 log = logging.getLogger("commons_map.publish")
@@ -243,12 +244,19 @@ def _computed(session: Session, key: tuple[str, int], use_cache: bool) -> Comput
     with _lock:
         hit = _cache.get(key) if use_cache else None
     if hit is None:
-        hit = Computed.of(compute(session, cooperative_id=key[1]))
+        hit = _compute_as(session, key[1])
         with _lock:
             _cache[key] = hit
     elif time.monotonic() - hit.at >= CACHE_SECONDS:
         _refresh_later(session, key)
     return hit
+
+
+def _compute_as(session: Session, cooperative_id: int) -> Computed:
+    """A cooperative's public figures, computed from its members' data (soil, hours): read as that
+    cooperative for this step only (row-level security, ``commons_map.tenancy``), whoever asks."""
+    with acting_cooperative(session, cooperative_id):
+        return Computed.of(compute(session, cooperative_id=cooperative_id))
 
 
 def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[str, Any]]:
@@ -293,8 +301,11 @@ def sync(session: Session) -> tuple:
         if digest != fresh.digest and (have is None or have.computed_at < fresh.wall):
             if replica:
                 _sync_on_primary_later(session.info[PRIMARY_ENGINE], key_db)
-            elif _write(session, coop_id, fresh):
-                digest = fresh.digest
+            else:
+                with acting_cooperative(session, coop_id):  # the figures rows are that cooperative's
+                    written = _write(session, coop_id, fresh)
+                if written:
+                    digest = fresh.digest
         stamp.append((coop_id, digest))
     return tuple(stamp)
 
@@ -333,14 +344,17 @@ def _write(session: Session, cooperative_id: int, fresh: Computed) -> bool:
     if not locked:
         return False
     conn.execute(text("DELETE FROM publish_figures WHERE cooperative_id = :c"), {"c": cooperative_id})
-    raw = conn.connection.driver_connection
-    assert raw is not None
+    # One INSERT of every row (COPY FROM is refused under row-level security: the app's role writes).
     columns = ", ".join(FIGURE_COLUMNS)
-    with raw.cursor() as cur, cur.copy(
-        f"COPY publish_figures (commons_id, cooperative_id, {columns}) FROM STDIN"
-    ) as copy:
-        for commons_id, entry in fresh.figures.items():
-            copy.write_row((int(commons_id), cooperative_id, *(entry.get(c) for c in FIGURE_COLUMNS)))
+    rows = [{"commons_id": int(commons_id), "cooperative_id": cooperative_id,
+             **{c: entry.get(c) for c in FIGURE_COLUMNS}} for commons_id, entry in fresh.figures.items()]
+    if rows:
+        conn.execute(
+            text(f"INSERT INTO publish_figures (commons_id, cooperative_id, {columns})"
+                 f" SELECT commons_id, cooperative_id, {columns}"
+                 " FROM json_populate_recordset(NULL::publish_figures, CAST(:rows AS json))"),
+            {"rows": json.dumps(rows, default=str)},
+        )
     conn.execute(
         text(
             "INSERT INTO publish_figures_digests (cooperative_id, digest, computed_at)"
@@ -367,7 +381,7 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     def run() -> None:
         try:
             with Session(bind=engine) as own:
-                fresh = Computed.of(compute(own, cooperative_id=key[1]))
+                fresh = _compute_as(own, key[1])
             with _lock:
                 _cache[key] = fresh
         finally:

@@ -12,6 +12,7 @@ from commons_map.errors import NotFound
 from commons_map.publish import figures as figs
 from commons_map.publish.collections import COLLECTIONS
 from commons_map.publish.sql import public_source
+from commons_map.tenancy import acting_cooperative
 
 
 @dataclass
@@ -49,7 +50,9 @@ def parcel_story(session: Session, *, commons_id: int) -> ParcelStory:
     if figs.soil_available():
         from commons_map.soil.service import parcel_summaries
 
-        summary = parcel_summaries(session, cooperative_id=coop).get(row.id)
+        # the public card of a public parcel, from its cooperative's samples: read as that cooperative
+        with acting_cooperative(session, coop):
+            summary = parcel_summaries(session, cooperative_id=coop).get(row.id)
     status = getattr(summary, "status", None) or "no_data"
     entry = next((r for r in figs.legend() if r["status"] == status), None) or {}
     by_year: dict[int, float] = {}

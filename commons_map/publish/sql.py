@@ -42,6 +42,10 @@ COLUMNS = (
 def public_source(collection: Collection, *, row_version: bool = False) -> str:
     """SQL of the public rows of a collection, with a ``geom`` column in EPSG:4326.
 
+    It reads the view ``commons_public`` (migration 0012_tenancy: the public commons, owned by the
+    tables' owner), not ``commons`` under row-level security, whose policies would keep the
+    spatial index from the bbox and tile filters (PostGIS's operators are not leakproof).
+
     With ``row_version``, a ``row_version`` bigint column too: a hash of the id and of the
     physical version (``xmin``, ``ctid``) of every row the public row is made of (the commons,
     its kind, its cooperative, the place it is kept at). Any INSERT, UPDATE or DELETE of those
@@ -61,22 +65,22 @@ def public_source(collection: Collection, *, row_version: bool = False) -> str:
         derived = f"ST_PointOnSurface({derived})"
     own_v = der_v = ""
     if row_version:
-        v = "c.xmin::text || c.ctid::text || k.xmin::text || k.ctid::text || co.xmin::text || co.ctid::text"
+        v = "c.row_xmin::text || c.row_ctid::text || k.xmin::text || k.ctid::text || co.xmin::text || co.ctid::text"
         own_v = f", hashtextextended({v}, c.id) AS row_version"
         der_v = (
-            f", hashtextextended({v} || COALESCE(p.xmin::text || p.ctid::text, ''), c.id)"
+            f", hashtextextended({v} || COALESCE(p.row_xmin::text || p.row_ctid::text, ''), c.id)"
             " AS row_version"
         )
     return (
         f"SELECT {COLUMNS}, {own} AS geom{own_v}"
-        " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
+        " FROM commons_public c JOIN commons_kinds k ON k.code = c.kind_code"
         " JOIN cooperatives co ON co.id = c.cooperative_id"
         f" WHERE {PUBLIC_ROW} AND c.geom IS NOT NULL AND c.location_precision = 'exact'{cats}"
         " UNION ALL "
         f"SELECT {COLUMNS}, ({derived}){typed} AS geom{der_v}"
-        " FROM commons c JOIN commons_kinds k ON k.code = c.kind_code"
+        " FROM commons_public c JOIN commons_kinds k ON k.code = c.kind_code"
         " JOIN cooperatives co ON co.id = c.cooperative_id"
-        " LEFT JOIN commons p ON p.id = c.kept_at_id"
+        " LEFT JOIN commons_public p ON p.id = c.kept_at_id"
         "  AND p.visibility = 'public' AND p.archived_at IS NULL"
         # Matches the partial index ix_commons_public_derived (migration 0006_publish).
         f" WHERE {PUBLIC_ROW} AND (c.geom IS NULL OR c.location_precision = 'approximate'){cats}"

@@ -46,6 +46,7 @@ from commons_map.reservations.schemas import (
     minutes_to_hhmm,
     parse_opening_hours,
 )
+from commons_map.tenancy import act_for_member, member_id_by
 
 EXCLUSION = "ex_reservations_no_overlap"
 # A member may collect a confirmed booking this long before it starts.
@@ -1344,6 +1345,7 @@ def rotate_calendar_token(session: Session, *, actor: Member | None) -> str:
 def member_calendar(session: Session, *, token: str, now: datetime | None = None) -> bytes:
     """My own bookings as iCalendar, for the holder of my private token."""
     now = _now(now)
+    act_for_member(session, member_id_by(session, "calendar_token", _token_hash(token)))  # tenancy
     row = session.scalar(select(CalendarToken).where(CalendarToken.token_sha256 == _token_hash(token)))
     member = session.get(Member, row.member_id) if row is not None else None
     if member is None or not member.is_active:
