@@ -375,7 +375,8 @@ def test_server_killed_during_a_batch_of_submissions(
     jobs = []
     for i in range(SUBMISSIONS):
         iid = f"uuid:{uuid.uuid4()}"
-        day = (date.today() - timedelta(days=i % 20)).isoformat()
+        # Spread over 80 days: a member logs at most 3 x 4.5 h a day (a day holds 24 hours at most).
+        day = (date.today() - timedelta(days=i % 80)).isoformat()
         if i % 3 == 2:
             body, photo = xml("harvest.xml", commons=f"c{garden}", iid=iid, date=day), None
         else:
