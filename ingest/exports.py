@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from commons_map.errors import DomainError, ValidationFailed
 from commons_map.fieldforms.service import get_submission, store_submission
-from commons_map.messages import terminal_locale
+from commons_map.messages import render, terminal_locale
 from commons_map.people.models import Cooperative, Member
 from ingest.openrosa import process
 from ingest.readers import _decode
@@ -191,19 +191,21 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
     result = ExportResult(form_id=spec.form_id, rows=len(rows))
     savepoint = session.begin_nested()
     say = progress or (lambda done, total: None)
+    locale = terminal_locale()  # the report is read in the terminal (the CLI), in its language
     for n, row in enumerate(rows, 2 if suffix == ".csv" else 1):
         say(n - (2 if suffix == ".csv" else 1), len(rows))
-        where = f"{'line' if suffix == '.csv' else 'feature'} {n}"
+        where = render("ingest.at_line" if suffix == ".csv" else "ingest.at_feature", {"n": n}, locale)
         iid = instance_id_of(row)
         if not iid:
-            result.rejected.append(f"{where}: no instanceID (meta/instanceID, KEY or _uuid)")
+            result.rejected.append(render("ingest.export_no_instance_id", {"where": where}, locale))
             continue
         if get_submission(session, form_id=spec.form_id, instance_id=iid) is not None:
             result.duplicates += 1
             continue
         who = _member_of(session, cooperative, row, member)
         if who is None:
-            result.rejected.append(f"{where}: {iid}: no member of {cooperative.slug} matches the submitter; give --as")
+            result.rejected.append(render("ingest.export_no_submitter", {"where": where, "instance_id": iid,
+                                                                         "cooperative": cooperative.slug}, locale))
             continue
         values = leaf_values(row, spec)
         for name, grouped in repeat_rows.items():
@@ -220,7 +222,8 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
                 if stored.created:
                     process(session, stored.submission, values, who, None)
         except DomainError as exc:
-            result.rejected.append(f"{where}: {iid}: {exc.summary(terminal_locale())}")
+            result.rejected.append(f"{where} : {iid} : {exc.summary(locale)}" if locale == "fr"
+                                   else f"{where}: {iid}: {exc.summary(locale)}")
             continue
         if not stored.created:
             result.duplicates += 1

@@ -86,6 +86,13 @@ def test_export_rows_without_id_or_member_are_refused(db, people, tmp_path, acti
     assert not result.written and [r.split(":")[0] for r in result.rejected] == ["line 3", "line 4", "line 5"]
     assert "no instanceID" in result.rejected[0] and "matches the submitter" in result.rejected[1]
     assert db.scalar(select(func.count()).select_from(Submission).where(Submission.instance_id.in_(ids))) == 0
+    # in a French terminal, the report is in French
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COMMONS_LOCALE", "fr")
+        fr = import_export(db, path=path, cooperative=people.coop)
+    assert [r.split(" :")[0] for r in fr.rejected] == ["ligne 3", "ligne 4", "ligne 5"]
+    assert "pas d'instanceID" in fr.rejected[0] and "ne correspond" in fr.rejected[1]
+    assert "ne peut dépasser 16 heures (reçu 30 h 00)" in fr.rejected[2]
     # A row already here is known by its instanceID alone: Central's later exports of the same
     # submission differ in review columns, and must not count as new or as conflicts.
     import_export(db, path=path, cooperative=people.coop, skip_rejected=True)
