@@ -59,9 +59,14 @@ def upgrade() -> None:
     own = f"cooperative_id = {COOP}"
     op.execute(f"CREATE POLICY tenant ON work_activities USING ({own}) WITH CHECK ({own})")
     op.execute("CREATE POLICY shared_read ON work_activities FOR SELECT USING (cooperative_id IS NULL)")
+    # The ledger's balance check runs at commit, when the transaction acts for the payer's cooperative:
+    # it must see the whole transfer, whichever ledger it is in (a crossing payment's other leg), or it
+    # counts no postings. A check that only reads: it runs as the owner.
+    op.execute("ALTER FUNCTION ledger_transfer_balanced() SECURITY DEFINER SET search_path = pg_catalog, public")
 
 
 def downgrade() -> None:
+    op.execute("ALTER FUNCTION ledger_transfer_balanced() SECURITY INVOKER RESET search_path")
     op.execute("DROP POLICY IF EXISTS tenant ON work_activities")
     op.execute("DROP POLICY IF EXISTS shared_read ON work_activities")
     op.execute(f"CREATE POLICY shared_write ON work_activities USING ({COOP} IS NOT NULL)"
