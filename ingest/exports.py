@@ -156,12 +156,39 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
                   member: Member | None = None, repeats: dict[str, Path] | None = None,
                   dry_run: bool = False, skip_rejected: bool = False,
                   progress: Callable[[int, int], None] | None = None) -> ExportResult:
-    """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter.
+    """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter,
+    the member the import runs as (``--as``): they are told how a real import (not a dry run) ended.
 
     All or nothing: when a row is refused (no instanceID, no member, other bytes under a known
     instanceID, a record a service refuses), nothing is written unless ``skip_rejected``, which
     writes the good rows and leaves no trace of the refused ones.
     """
+    from commons_map.notify import jobs
+
+    teller = member.id if member is not None and not dry_run else None
+    run = jobs.run_id()
+    try:
+        result = _import_export(session, path=path, cooperative=cooperative, form_id=form_id, member=member,
+                                repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected, progress=progress)
+    except Exception as exc:
+        if teller is not None:  # this transaction is lost: the notice is written in one of its own
+            jobs.tell_apart(session, member_id=teller, code="notify.import_failed",
+                            params={"file": path.name, "reason": jobs.reason(exc)}, link=None, run=run)
+        raise
+    if teller is not None:
+        if result.written:
+            jobs.tell(session, member_id=teller, failed=False, code="notify.import_finished", link="/app/work",
+                      params={"file": path.name, "created": result.created, "updated": 0,
+                              "unchanged": result.duplicates, "rejected": len(result.rejected)}, run=run)
+        else:
+            jobs.tell(session, member_id=teller, failed=True, code="notify.import_rejected", link=None,
+                      params={"file": path.name, "rejected": len(result.rejected)}, run=run)
+    return result
+
+
+def _import_export(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None,
+                   member: Member | None, repeats: dict[str, Path] | None, dry_run: bool, skip_rejected: bool,
+                   progress: Callable[[int, int], None] | None) -> ExportResult:
     if path.stat().st_size > LIMITS.upload_bytes:
         raise ValidationFailed("ingest.file_too_large_mb", field="file", megabytes=LIMITS.upload_bytes // 2**20)
     spec = _form_of(path, form_id)

@@ -164,3 +164,27 @@ def test_leaf_values_join_geopoint_parts():
     v = leaf_values({"g/location": "", "_location_latitude": "44.1", "_location_longitude": "5.2",
                      "_location_altitude": "100", "_location_precision": "5"}, spec)
     assert v["location"] == "44.1 5.2 100 5"
+
+
+def test_the_member_an_export_import_runs_as_is_told_how_it_ended(db, people, tmp_path, activity):
+    from commons_map.notify.models import Notification
+    from commons_map.notify.service import text_of
+
+    def told() -> list[Notification]:
+        return list(db.scalars(select(Notification).where(Notification.member_id == people.coordinator.id,
+                                                          Notification.dedupe.like("job:%")).order_by(Notification.id)))
+
+    garden = f"c{commons_id(db, 'demo:garden-0')}"
+    ids = [new_iid() for _ in range(4)]
+    path = fill(tmp_path, "central_commons_worklog.csv", COMMONS=garden, ACTIVITY=activity,
+                **{f"IID{i + 1}": v for i, v in enumerate(ids)})
+    before = len(told())
+    import_export(db, path=path, cooperative=people.coop, member=people.coordinator, dry_run=True)
+    assert len(told()) == before  # a dry run tells nobody
+    import_export(db, path=path, cooperative=people.coop, member=people.coordinator)  # one row of 30 h
+    [refused] = told()[before:]
+    assert refused.code == "notify.import_rejected" and refused.params["rejected"] == 1
+    import_export(db, path=path, cooperative=people.coop, member=people.coordinator, skip_rejected=True)
+    done = told()[before + 1]
+    assert done.code == "notify.import_finished"
+    assert text_of(done, "en").startswith("The import of central_commons_worklog.csv is done: 3 created")
