@@ -108,8 +108,14 @@ def add_activity(session: Session, *, actor: Member, data: ActivityIn) -> Activi
     position = (session.scalar(select(func.max(Activity.position))) or 0) + 10
     activity = Activity(code=data.code, cooperative_id=actor.cooperative_id, label_fr=data.label_fr.strip(),
                         label_en=data.label_en.strip(), position=position)
-    session.add(activity)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(activity)
+            session.flush()
+    except IntegrityError:
+        # Another cooperative's code (row-level security hides it from the lookup above), or one
+        # added at the same moment: taken all the same.
+        raise Conflict("worklog.activity_exists", field="code", activity=data.code) from None
     return activity
 
 
