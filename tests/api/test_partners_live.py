@@ -236,7 +236,20 @@ def test_the_apps_refresher_survives_a_failing_pass(caplog):
         assert task.cancelled()
         assert partners_scheduler.start(eng, Settings(partners_refresh_seconds=0)) is None
 
+    import threading
+
+    failures: list[BaseException] = []
+
+    def own_loop() -> None:  # a thread of its own: the browser tests' Playwright holds this thread's loop
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # noqa: BLE001 - raised again below, in the test's thread
+            failures.append(exc)
+
     with caplog.at_level("ERROR", logger="commons_map.partners"):
-        asyncio.run(run())
+        t = threading.Thread(target=own_loop)
+        t.start()
+        t.join(timeout=60)
     eng.dispose()
+    assert not t.is_alive() and not failures, failures
     assert len([r for r in caplog.records if "partners refresh failed" in r.message]) >= 2
