@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from commons_map import messages
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
@@ -348,9 +348,30 @@ def log_work(session: Session, *, actor: Member, data: WorkLogIn) -> WorkLog:
     return log
 
 
+def work_stewards(session: Session, commons: Commons) -> set[int]:
+    """Who approves work on ``commons``: its stewards; for a bed, which has none of its own, those
+    of the garden it lies in too (a garden's stewards steward its beds)."""
+    ids = set(commons.steward_ids)
+    if commons.kind_code == "bed" and commons.parent_id is not None:
+        parent = session.get(Commons, commons.parent_id)
+        if parent is not None:
+            ids |= parent.steward_ids
+    return ids
+
+
+def _stewards_log(actor: Member) -> Any:
+    """SQL: the actor stewards the log's commons, or the garden a bed of it lies in."""
+    parent = aliased(Commons)
+    return or_(
+        exists().where(Steward.commons_id == WorkLog.commons_id, Steward.member_id == actor.id),
+        exists().where(parent.id == Commons.parent_id, Commons.kind_code == "bed",
+                       Steward.commons_id == parent.id, Steward.member_id == actor.id),
+    )
+
+
 def _tell_deciders(session: Session, log: WorkLog, commons: Commons, worker: Member) -> None:
     """A new log waits for approval: its commons' stewards are told (the coordinators when it has none)."""
-    deciders = [i for i in commons.steward_ids if i != worker.id]
+    deciders = [i for i in work_stewards(session, commons) if i != worker.id]
     if not deciders:
         deciders = [i for i in session.scalars(
             select(MemberRole.member_id).join(Member).where(Member.cooperative_id == log.cooperative_id,
@@ -380,7 +401,7 @@ def _visible_logs(actor: Member) -> Any:
     return stmt.where(or_(
         WorkLog.member_id == actor.id,
         exists().where(WorkLogCompanion.work_log_id == WorkLog.id, WorkLogCompanion.member_id == actor.id),
-        exists().where(Steward.commons_id == WorkLog.commons_id, Steward.member_id == actor.id),
+        _stewards_log(actor),
     ))
 
 
@@ -430,7 +451,7 @@ def awaiting_my_approval(session: Session, *, actor: Member) -> list[WorkLog]:
     require_member(actor, actor.cooperative_id)
     stmt = _visible_logs(actor).where(WorkLog.state == "submitted", WorkLog.member_id != actor.id)
     if not actor.is_coordinator:
-        stmt = stmt.where(exists().where(Steward.commons_id == WorkLog.commons_id, Steward.member_id == actor.id))
+        stmt = stmt.where(_stewards_log(actor))
     return list(session.scalars(stmt.order_by(WorkLog.work_date, WorkLog.id)))
 
 
@@ -517,10 +538,10 @@ def _location_geojson(session: Session, log: WorkLog) -> dict | None:
 # --- deciding -------------------------------------------------------------------------------
 
 
-def _may_decide(actor: Member, log: WorkLog, commons: Commons) -> None:
+def _may_decide(session: Session, actor: Member, log: WorkLog, commons: Commons) -> None:
     if log.member_id == actor.id:
         raise PermissionDenied("worklog.own_work", field="approver", commons=commons.name)
-    if not (actor.is_coordinator or actor.id in commons.steward_ids):
+    if not (actor.is_coordinator or actor.id in work_stewards(session, commons)):
         raise PermissionDenied("worklog.not_a_steward", field="approver", commons=commons.name)
 
 
@@ -553,7 +574,7 @@ def approve(session: Session, *, actor: Member, work_log_id: int) -> WorkLog:
     log = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
     commons = session.get(Commons, log.commons_id)
     assert commons is not None
-    _may_decide(actor, log, commons)
+    _may_decide(session, actor, log, commons)
     _undecided(log)
     _credit(session, actor=actor, log=log, commons=commons)  # refuses beyond limits, writes nothing then
     log.state, log.decided_by_id, log.decided_at = "approved", actor.id, datetime.now(UTC)
@@ -568,7 +589,7 @@ def reject(session: Session, *, actor: Member, work_log_id: int, reason: str) ->
     log = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
     commons = session.get(Commons, log.commons_id)
     assert commons is not None
-    _may_decide(actor, log, commons)
+    _may_decide(session, actor, log, commons)
     _undecided(log)
     reason = (reason or "").strip()
     if not reason:
@@ -585,7 +606,7 @@ def correct(session: Session, *, actor: Member, work_log_id: int, data: WorkLogI
     old = get_work_log(session, actor=actor, work_log_id=work_log_id, lock=True)
     commons = session.get(Commons, old.commons_id)
     assert commons is not None
-    _may_decide(actor, old, commons)
+    _may_decide(session, actor, old, commons)
     if old.state != "approved":
         raise Conflict("worklog.correct_not_approved", field="state", work_log_id=old.id)
     reason = (reason or "").strip()
@@ -597,7 +618,7 @@ def correct(session: Session, *, actor: Member, work_log_id: int, data: WorkLogI
     assert worker is not None
     clean = _clean(session, worker=worker, viewer=actor, data=data, exclude_id=old.id)
     new_commons = clean["commons"]
-    _may_decide(actor, old, new_commons)
+    _may_decide(session, actor, old, new_commons)
     credit = session.scalars(select(Transfer).where(
         Transfer.work_log_id == old.id, Transfer.kind == "work_credit")).one()
     ledger.post_reversal(session, actor=actor, transfer=credit,

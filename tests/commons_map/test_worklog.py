@@ -223,7 +223,8 @@ def test_awaiting_my_approval(db, people):
     own = log(db, people, who=people.steward)
     pending_ids = {w.id for w in service.awaiting_my_approval(db, actor=people.steward)}
     assert mine.id in pending_ids and own.id not in pending_ids
-    assert all(db.get(Commons, w.commons_id).steward_ids & {people.steward.id}
+    # on commons they steward, or beds of a garden they steward
+    assert all(people.steward.id in service.work_stewards(db, db.get(Commons, w.commons_id))
                for w in service.awaiting_my_approval(db, actor=people.steward))
     assert mine.id not in {w.id for w in service.awaiting_my_approval(db, actor=people.other_steward)}
     coord = {w.id for w in service.awaiting_my_approval(db, actor=people.coordinator)}
@@ -430,3 +431,31 @@ def test_logs_sent_at_once_never_pass_the_day(engine):
                       {"d": [f"worklog:{i}:submitted" for i in ids]})
             s.execute(text("DELETE FROM work_log_history WHERE work_log_id = ANY(:i)"), {"i": ids})
             s.execute(text("DELETE FROM work_logs WHERE id = ANY(:i)"), {"i": ids})
+
+
+def test_a_gardens_stewards_approve_the_work_on_its_beds(db, people):
+    """Issue 18 item 23: beds have no stewards of their own, so work on a bed waited for a
+    coordinator. A garden's stewards steward its beds: they are told, see it and approve it."""
+    from commons_map.notify.models import Notification
+
+    beds = db.scalars(select(Commons).where(Commons.kind_code == "bed", Commons.parent_id.is_not(None))).all()
+    bed = next(b for b in beds if not b.steward_ids and db.get(Commons, b.parent_id).steward_ids
+               and people.member.id not in db.get(Commons, b.parent_id).steward_ids)
+    garden = db.get(Commons, bed.parent_id)
+    steward = db.get(type(people.member), sorted(garden.steward_ids)[0])
+    entry = service.log_work(db, actor=people.member, data=WorkLogIn(
+        commons_id=bed.id, work_date=today() - timedelta(days=1), minutes=60, activity="weeding"))
+    told = db.scalars(select(Notification.member_id).where(Notification.dedupe == f"worklog:{entry.id}:submitted"))
+    assert steward.id in set(told)
+    assert entry.id in {w.id for w in service.awaiting_my_approval(db, actor=steward)}
+    service.approve(db, actor=steward, work_log_id=entry.id)
+    assert entry.state == "approved"
+    # a steward of another garden still does not
+    other = log(db, people)  # on the steward persona's land
+    outsider_steward = next(m for m in (people.other_steward,) if m.id not in work_stewards_of(db, other))
+    with pytest.raises((PermissionDenied, NotFound)):
+        service.approve(db, actor=outsider_steward, work_log_id=other.id)
+
+
+def work_stewards_of(db, entry) -> set[int]:
+    return service.work_stewards(db, db.get(Commons, entry.commons_id))
