@@ -20,7 +20,7 @@ functions owned by the owner turn a username, a field token or a calendar token 
 and a member id (from a signed token or cookie) into its cooperative; nothing else, never the
 password hash. The helpers here call them (``act_for_member``, ``member_id_by``).
 
-New tables: give them policies with ``policy_sql`` in their migration (the test
+New tables: give them policies in their migration (``enable_policies`` with the helpers below) (the test
 ``tests/commons_map/test_tenancy.py::test_every_table_has_row_level_security`` fails on a table
 without). A step that must write into another cooperative in the same transaction (a crossing
 payment's posting in the payee's ledger) switches the acting cooperative for that step only:
@@ -80,6 +80,36 @@ def shared_policy(table: str, *, writable: str | None = None) -> list[str]:
 def policy_sql(table: str, policies: list[str]) -> list[str]:
     """Enable row-level security on ``table`` with these policies (from the helpers above)."""
     return [f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY", *policies]
+
+
+def app_role() -> str:
+    """The app's role name (``Settings.app_role``), checked to be a plain identifier for the SQL."""
+    from commons_map.settings import get_settings
+
+    role = get_settings().app_role
+    assert role.replace("_", "").isalnum(), role
+    return role
+
+
+def enable_policies(execute: Any, policies: dict[str, list[str]], *, role: str | None = None) -> None:
+    """In a migration (``execute`` = ``op.execute``): row-level security with these policies on each
+    table, and the app's role granted its rows (the policies decide which) and the sequences."""
+    role = role or app_role()
+    for table, statements in policies.items():
+        for statement in policy_sql(table, statements):
+            execute(statement)
+        execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+    execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+
+
+def drop_policies(execute: Any, tables: Any) -> None:
+    """Undo :func:`enable_policies` (a migration's downgrade): every policy of each table goes."""
+    for table in tables:
+        execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        execute(
+            f"DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies WHERE tablename = '{table}'"
+            f" LOOP EXECUTE format('DROP POLICY %I ON {table}', p.policyname); END LOOP; END $$"
+        )
 
 
 def sync_app_password(settings: Any) -> bool:

@@ -12,8 +12,7 @@ Create Date: 2026-11-29
 """
 from alembic import op
 
-from commons_map.settings import get_settings
-from commons_map.tenancy import child_policy, coop_policy, policy_sql, shared_policy
+from commons_map.tenancy import app_role, child_policy, coop_policy, drop_policies, enable_policies, shared_policy
 
 revision = "0012_tenancy"
 down_revision = ("0003_reservations", "0004_soil", "0005_fieldforms", "0007_security",
@@ -159,14 +158,8 @@ END $$;
 """
 
 
-def _role() -> str:
-    role = get_settings().app_role
-    assert role.replace("_", "").isalnum(), role
-    return role
-
-
 def upgrade() -> None:
-    role = _role()
+    role = app_role()
     op.execute(CREATE_ROLE.format(role=role))
     # reservation_events belong to a reservation, whose cooperative is its resource's
     op.execute(
@@ -189,12 +182,8 @@ def upgrade() -> None:
         op.execute(f'GRANT EXECUTE ON FUNCTION {fn} TO "{role}"')
     op.execute(f'DO $$ BEGIN EXECUTE format(\'GRANT CONNECT ON DATABASE %I TO "{role}"\', current_database()); END $$')
     op.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
-    for table, policies in POLICIES.items():
-        for statement in policy_sql(table, policies):
-            op.execute(statement)
-        op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+    enable_policies(op.execute, POLICIES, role=role)
     op.execute(f'GRANT SELECT ON reservations_owner, commons_public TO "{role}"')
-    op.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
     # Tables made later are granted too, so a table without policies is open to the app: the test
     # test_every_table_has_row_level_security is what stops it (see commons_map.tenancy).
     op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"')
@@ -202,15 +191,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    role = _role()
+    role = app_role()
     op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM "{role}"')
     op.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM "{role}"')
-    for table in POLICIES:
-        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-        op.execute(
-            f"DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies WHERE tablename = '{table}'"
-            f" LOOP EXECUTE format('DROP POLICY %I ON {table}', p.policyname); END LOOP; END $$"
-        )
+    drop_policies(op.execute, POLICIES)
     op.execute("DROP VIEW reservations_owner, commons_public")
     for fn in (*DEFINERS, "app_cooperative_id()", "app_member_id()"):
         op.execute(f"DROP FUNCTION {fn}")

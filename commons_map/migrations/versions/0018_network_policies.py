@@ -9,8 +9,7 @@ Create Date: 2026-11-29
 """
 from alembic import op
 
-from commons_map.settings import get_settings
-from commons_map.tenancy import COOP, child_policy, coop_policy, policy_sql
+from commons_map.tenancy import COOP, child_policy, coop_policy, drop_policies, enable_policies
 
 revision = "0018_network_policies"
 down_revision = ("0012_tenancy", "0012_replica_figures_logged", "0013_clearing", "0014_partners",
@@ -40,19 +39,8 @@ POLICIES: dict[str, list[str]] = {
 }
 
 
-def _role() -> str:
-    role = get_settings().app_role
-    assert role.replace("_", "").isalnum(), role
-    return role
-
-
 def upgrade() -> None:
-    role = _role()
-    for table, policies in POLICIES.items():
-        for statement in policy_sql(table, policies):
-            op.execute(statement)
-        op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
-    op.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    enable_policies(op.execute, POLICIES)
     # Activities: the shipped ones (no cooperative) are read by all; a cooperative's own are its own.
     op.execute("DROP POLICY IF EXISTS shared_write ON work_activities")
     op.execute("DROP POLICY IF EXISTS shared_read ON work_activities")
@@ -72,9 +60,4 @@ def downgrade() -> None:
     op.execute(f"CREATE POLICY shared_write ON work_activities USING ({COOP} IS NOT NULL)"
                f" WITH CHECK ({COOP} IS NOT NULL)")
     op.execute("CREATE POLICY shared_read ON work_activities FOR SELECT USING (true)")
-    for table in POLICIES:
-        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-        op.execute(
-            f"DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies WHERE tablename = '{table}'"
-            f" LOOP EXECUTE format('DROP POLICY %I ON {table}', p.policyname); END LOOP; END $$"
-        )
+    drop_policies(op.execute, POLICIES)
