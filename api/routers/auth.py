@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api.deps import CurrentMember, SessionDep, SettingsDep, sign_in
-from commons_map.people.auth import issue_token, revoke_tokens
+from commons_map.people.auth import issue_token, sign_out_everywhere
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -36,5 +36,5 @@ def token(
 
 @router.post("/revoke", status_code=204)
 def revoke(member: CurrentMember, session: SessionDep) -> None:
-    """Revoke every token issued to me so far (sign out everywhere)."""
-    revoke_tokens(session.merge(member))
+    """Revoke every token issued to me so far and end my browser sessions (sign out everywhere)."""
+    sign_out_everywhere(session, member=session.merge(member))

@@ -130,3 +130,10 @@ def end_web_sessions(session: Session, *, member: Member, keep_sid: str | None =
     if keep_sid is not None:
         stmt = stmt.where(WebSessionRow.sid_hash != _sid_hash(keep_sid))
     session.execute(stmt)
+
+
+def sign_out_everywhere(session: Session, *, member: Member, keep_sid: str | None = None) -> None:
+    """End every way the member is signed in: their tokens and every browser session (but
+    ``keep_sid``, the one acting now, which the caller re-issues under the new token version)."""
+    revoke_tokens(member)
+    end_web_sessions(session, member=member, keep_sid=keep_sid)

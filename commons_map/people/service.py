@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
-from commons_map.people.auth import end_web_sessions, hash_password, revoke_tokens, verify_password
+from commons_map.people.auth import hash_password, sign_out_everywhere, verify_password
 from commons_map.people.models import ROLES, Cooperative, Member, MemberRole
 from commons_map.people.permissions import require_coordinator
 
@@ -156,8 +156,7 @@ def change_password(session: Session, *, actor: Member, current_password: str, n
     if new_password == current_password:
         raise ValidationFailed("people.password_unchanged", field="new_password")
     actor.password_hash = hash_password(new_password)
-    revoke_tokens(actor)
-    end_web_sessions(session, member=actor, keep_sid=keep_sid)
+    sign_out_everywhere(session, member=actor, keep_sid=keep_sid)
     session.flush()
 
 
@@ -173,7 +172,6 @@ def retire_member(session: Session, *, actor: Member, member: Member) -> Member:
     if member.is_coordinator:
         _keep_a_coordinator(session, member, field="member")
     member.is_active = False
-    revoke_tokens(member)
-    end_web_sessions(session, member=member)
+    sign_out_everywhere(session, member=member)
     session.flush()
     return member

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.cookies import COOKIE
 from commons_map.demo.load import DEMO_PASSWORD
-from commons_map.people.models import Member
+from commons_map.people.models import Member, WebSessionRow
 from commons_map.register.models import Commons, CommonsHistory
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -108,8 +108,11 @@ def test_forged_cookie_is_ignored(client):
     assert r.status_code == 303
 
 
-def test_cookie_signs_in_to_the_api_and_writes_need_the_csrf_header(client):
+def test_cookie_signs_in_to_the_api_and_writes_need_the_csrf_header(client, db):
     token = sign_in(client, "lucas")
+    lucas = db.scalar(select(Member).where(Member.username == "lucas"))
+    sessions_of_lucas = select(func.count()).select_from(WebSessionRow).where(WebSessionRow.member_id == lucas.id)
+    assert db.scalar(sessions_of_lucas) >= 1
     me = client.get("/api/v1/members/me")
     assert me.status_code == 200 and me.json()["username"] == "lucas"
     # A write with the cookie alone is refused (CSRF); with the header it goes through.
@@ -118,7 +121,8 @@ def test_cookie_signs_in_to_the_api_and_writes_need_the_csrf_header(client):
     assert client.get("/api/v1/members/me").status_code == 200
     r = client.post("/api/v1/auth/revoke", headers={"X-CSRF-Token": token})
     assert r.status_code == 204
-    # Signing out everywhere ends the browser session too.
+    # Signing out everywhere ends the browser session too, and its row on the server.
+    assert db.scalar(sessions_of_lucas) == 0
     assert client.get("/api/v1/members/me").status_code == 401
     assert client.get("/app/profile", follow_redirects=False).status_code == 303
 
