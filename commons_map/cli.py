@@ -6,16 +6,14 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.engine import make_url
 
+from commons_map.clikit import console, cooperative_named, fail, progress, unit_of_work
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
 from commons_map.exchange.cli import app as exchange_app
 from commons_map.governance.cli import app as governance_app
 from commons_map.ledger.cli import ledger_app
-from commons_map.messages import terminal_locale
 from commons_map.reservations.cli import app as reservations_app
 from commons_map.settings import get_settings
 from commons_map.soil.cli import app as soil_app
@@ -38,21 +36,6 @@ app.add_typer(__import__("commons_map.people.cli", fromlist=["app"]).app, name="
 app.add_typer(__import__("commons_map.partners.cli", fromlist=["app"]).app, name="partners")  # partner maps
 app.add_typer(__import__("commons_map.notify.cli", fromlist=["app"]).app, name="notify")  # notifications
 
-console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print an error for a person and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def progress() -> Progress:
-    """The progress bar used by long commands."""
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console,
-    )
 
 
 @db_app.command("upgrade")
@@ -88,7 +71,7 @@ def db_backup(
         try:
             tell = _coordinator_id(as_user)
         except DomainError as exc:
-            raise fail(exc.summary(terminal_locale())) from exc
+            raise fail(exc) from exc
     try:
         with console.status("backing up…"):
             report = backup(settings.sync_url, settings.attachments_dir, Path(out), tell=tell)
@@ -134,7 +117,7 @@ def db_restore(
         with console.status("restoring…"):
             report = restore(Path(file), to or settings.sync_url, settings.attachments_dir, force=force)
     except DomainError as exc:
-        raise fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     except RuntimeError as exc:
         raise fail(str(exc)) from exc
     console.print(f"restored and verified {report.tables} tables, {report.rows} rows, "
@@ -173,17 +156,16 @@ def demo_synth(
 ) -> None:
     """Add synthetic land parcels for benchmarks (COPY, no history rows)."""
     from commons_map.demo.synth import load_synthetic
-    from commons_map.people.service import default_cooperative, get_cooperative
 
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
     engine = make_engine(get_settings())
     try:
-        with session_scope(engine) as session:
-            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
         with progress() as bar:
             task = bar.add_task("synthetic parcels", total=parcels)
             load_synthetic(engine, coop, parcels, advance=lambda n: bar.advance(task, n))
     except DomainError as exc:
-        raise fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     console.print(f"added {parcels} parcels to {coop.slug}")
@@ -199,26 +181,20 @@ def members_add(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
 ) -> None:
     """Add a member non-interactively; the password comes from stdin."""
-    from commons_map.people.service import create_member, default_cooperative, get_cooperative
+    from commons_map.people.service import create_member
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
-            member = create_member(
-                session, cooperative=coop, username=username, display_name=display_name or username,
-                password=password, roles=set(role or []), locale=locale, bootstrap=True,
-            )
-            typer.echo(f"added {member.username} (id {member.id}) to {coop.slug}"
-                       + (f" as {', '.join(sorted(member.roles))}" if member.roles else ""))
-    except DomainError as exc:
-        raise fail(exc.summary(terminal_locale())) from exc
-    finally:
-        engine.dispose()
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        member = create_member(
+            session, cooperative=coop, username=username, display_name=display_name or username,
+            password=password, roles=set(role or []), locale=locale, bootstrap=True,
+        )
+        typer.echo(f"added {member.username} (id {member.id}) to {coop.slug}"
+                   + (f" as {', '.join(sorted(member.roles))}" if member.roles else ""))
 
 
 @members_app.command("retire")
@@ -228,20 +204,14 @@ def members_retire(
     cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
 ) -> None:
     """Retire a member: they can no longer sign in; what they did stays. A coordinator does it."""
-    from commons_map.people.service import default_cooperative, get_cooperative, get_member, retire_member
+    from commons_map.people.service import get_member, retire_member
 
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
-            actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
-            member = get_member(session, cooperative_id=coop.id, username_or_id=username)
-            retire_member(session, actor=actor, member=member)
-            typer.echo(f"retired {member.username} from {coop.slug}")
-    except DomainError as exc:
-        raise fail(exc.summary(terminal_locale())) from exc
-    finally:
-        engine.dispose()
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
+        member = get_member(session, cooperative_id=coop.id, username_or_id=username)
+        retire_member(session, actor=actor, member=member)
+        typer.echo(f"retired {member.username} from {coop.slug}")
 
 
 @app.command("serve")

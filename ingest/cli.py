@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from commons_map.clikit import console, cooperative_named, fail
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
 from commons_map.messages import terminal_locale
@@ -19,13 +19,9 @@ from commons_map.settings import get_settings
 
 app = typer.Typer(help="Bring data in: geodata files, ODK Central / Kobo exports, field tokens.",
                   no_args_is_help=True)
-console = Console(stderr=True)
 SKIP_HELP = "write the good rows even if some are rejected (default: all or nothing)"
 
 
-def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
-    return typer.Exit(1)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -72,7 +68,7 @@ def commons(
     report: Annotated[Path | None, typer.Option(help="write the per-row report here (.csv or .json)")] = None,
 ) -> None:
     """Import commons from a geodata file: dry run first, then the real run (idempotent by external id)."""
-    from ingest.geodata import ImportOptions, cooperative_for, import_commons
+    from ingest.geodata import ImportOptions, import_commons
 
     mapping = _pairs(map_, "--map")
     if external_id:
@@ -84,7 +80,7 @@ def commons(
     engine = make_engine(get_settings())
     try:
         with _bar() as bar, session_scope(engine) as session:
-            coop = cooperative_for(session, cooperative)
+            coop = cooperative_named(session, cooperative)
             actor = _actor(session, as_user, coop)
             task = bar.add_task(f"reading {file.name}", total=None)
 
@@ -94,7 +90,7 @@ def commons(
             result = import_commons(session, actor=actor, path=file, options=options, cooperative=coop,
                                     system=actor is None, progress=step)
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     _print_report(result)
@@ -151,12 +147,11 @@ def submissions(
 ) -> None:
     """Import submissions exported from ODK Central or KoboToolbox, deduplicated by instanceID."""
     from ingest.exports import import_export
-    from ingest.geodata import cooperative_for
 
     engine = make_engine(get_settings())
     try:
         with _bar() as bar, session_scope(engine) as session:
-            coop = cooperative_for(session, cooperative)
+            coop = cooperative_named(session, cooperative)
             actor = _actor(session, as_user, coop)
             repeats = {k: Path(v) for k, v in _pairs(repeat, "--repeat").items()}
             task = bar.add_task(f"importing {file.name}", total=None)
@@ -164,7 +159,7 @@ def submissions(
                                    repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected,
                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     t = Table("form", "rows", "new" if result.written else "to add", "already here", "records", "rejected")
@@ -203,7 +198,7 @@ def token(
                 raise typer.Exit(1)
             secret, _ = issue_token(session, actor=None, member=member, label=label, system=True)
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     typer.echo(f"{base_url.rstrip('/')}/openrosa/key/{secret}")

@@ -585,10 +585,3 @@ def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Mem
     """), {"actor": actor.id if actor else None, "source": source})
     session.expire_all()
 
-
-def cooperative_for(session: Session, slug: str | None) -> Cooperative:
-    """The cooperative named by slug, or the first one (the CLI's default)."""
-    from commons_map.people.service import default_cooperative, get_cooperative
-
-    return get_cooperative(session, slug) if slug else default_cooperative(session)
-

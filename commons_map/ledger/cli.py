@@ -10,18 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from commons_map.clikit import console, cooperative_named, fail
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
 from commons_map.messages import terminal_locale
 from commons_map.settings import get_settings
 
 ledger_app = typer.Typer(help="The time ledger: check, statements, figures.", no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -30,7 +27,7 @@ def _date(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise _fail(f"--{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
+        raise fail(f"--{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -38,11 +35,6 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     raise TypeError(type(value))
 
-
-def _coop(session: Any, cooperative: str | None) -> Any:
-    from commons_map.people.service import default_cooperative, get_cooperative
-
-    return get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
 
 
 @ledger_app.command("check")
@@ -56,7 +48,7 @@ def check(
     from commons_map.people.service import get_cooperative
 
     if network and cooperative:
-        raise _fail("--network checks every cooperative: leave out --cooperative")
+        raise fail("--network checks every cooperative: leave out --cooperative")
     engine = make_engine(get_settings())
     try:
         with session_scope(engine) as session:
@@ -68,7 +60,7 @@ def check(
                 coop_id = get_cooperative(session, cooperative).id if cooperative else None
                 report = service.check(session, cooperative_id=coop_id)
     except DomainError as exc:
-        raise _fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     typer.echo(f"accounts: {report.accounts}  transfers: {report.transfers}  postings: {report.postings}"
@@ -96,17 +88,17 @@ def statement(
     from commons_map.people.service import get_member
 
     if fmt not in ("csv", "json"):
-        raise _fail(f"--format: {fmt!r} is not csv or json")
+        raise fail(f"--format: {fmt!r} is not csv or json")
     start, end = _date(date_from, "from"), _date(date_to, "to")
     engine = make_engine(get_settings())
     try:
         with session_scope(engine) as session:
-            coop = _coop(session, cooperative)
+            coop = cooperative_named(session, cooperative)
             who = get_member(session, cooperative_id=coop.id, username_or_id=member)
             account = service.ensure_member_account(session, member=who)
             data = service.statement(session, account=account, date_from=start, date_to=end)
     except DomainError as exc:
-        raise _fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     if fmt == "csv":
@@ -127,10 +119,10 @@ def figures(
     engine = make_engine(get_settings())
     try:
         with session_scope(engine) as session:
-            coop = _coop(session, cooperative)
+            coop = cooperative_named(session, cooperative)
             data = service.figures(session, cooperative_id=coop.id, actor=None, year=year, all_commons=True)
     except DomainError as exc:
-        raise _fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     if as_json:

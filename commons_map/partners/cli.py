@@ -5,44 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from sqlalchemy.orm import Session
 
-from commons_map.db import make_engine, session_scope
-from commons_map.errors import DomainError
+from commons_map.clikit import cooperative_named, unit_of_work
+from commons_map.db import make_engine
 from commons_map.messages import terminal_locale
 from commons_map.partners import service
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="Partner initiatives shown on the public map (OGC API - Features).", no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
 CoopOpt = Annotated[str | None, typer.Option("--cooperative", help="slug; the first cooperative by default")]
-
-
-def _coop(session, slug: str | None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    from commons_map.people.service import default_cooperative, get_cooperative
-
-    return get_cooperative(session, slug) if slug else default_cooperative(session)
-
-
-@contextmanager
-def _unit_of_work() -> Iterator[Session]:
-    """A session committed at the end; a refusal is printed in the terminal's language (exit 1)."""
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            yield session
-    except DomainError as exc:
-        console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
 
 
 def _line(p: dict) -> str:
@@ -55,8 +30,8 @@ def _line(p: dict) -> str:
 def list_cmd(cooperative: CoopOpt = None,
              as_json: Annotated[bool, typer.Option("--json", help="one JSON object per partner")] = False) -> None:
     """The partners of a cooperative and how their last reading went."""
-    with _unit_of_work() as session:
-        for p in service.list_partners(session, actor=None, cooperative=_coop(session, cooperative)):
+    with unit_of_work() as session:
+        for p in service.list_partners(session, actor=None, cooperative=cooperative_named(session, cooperative)):
             d = service.as_dict(p, terminal_locale())
             typer.echo(json.dumps(d, default=str, ensure_ascii=False) if as_json else _line(d))
 
@@ -67,8 +42,8 @@ def add(url: Annotated[str, typer.Argument(help="the OGC API - Features landing 
         name: Annotated[str | None, typer.Option(help="shown on the map (default: the partner's title)")] = None,
         licence: Annotated[str | None, typer.Option(help="when the partner declares none")] = None) -> None:
     """List a partner: it is read now, and refused with the reason when it is not a usable OGC API."""
-    with _unit_of_work() as session:
-        p = service.add_partner(session, actor=None, cooperative=_coop(session, cooperative), url=url,
+    with unit_of_work() as session:
+        p = service.add_partner(session, actor=None, cooperative=cooperative_named(session, cooperative), url=url,
                                 name=name, licence=licence, limits=service.limits_from(get_settings()))
         typer.echo(_line(service.as_dict(p, terminal_locale())))
 
@@ -76,8 +51,9 @@ def add(url: Annotated[str, typer.Argument(help="the OGC API - Features landing 
 @app.command("remove")
 def remove(partner_id: int, cooperative: CoopOpt = None) -> None:
     """Stop showing a partner (its cached layers are deleted)."""
-    with _unit_of_work() as session:
-        service.remove_partner(session, actor=None, cooperative=_coop(session, cooperative), partner_id=partner_id)
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        service.remove_partner(session, actor=None, cooperative=coop, partner_id=partner_id)
     typer.echo(f"removed partner {partner_id}")
 
 

@@ -7,20 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from commons_map.clikit import fail
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError, ValidationFailed
-from commons_map.messages import terminal_locale
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="The cooperatives of this install: add, archive, list.", no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
-    return typer.Exit(1)
 
 
 def read_territory(path: Path):  # noqa: ANN201 - a shapely geometry
@@ -76,7 +71,7 @@ def add(
         finally:
             engine.dispose()
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 @app.command("archive")
@@ -90,7 +85,7 @@ def archive(slug: Annotated[str, typer.Argument(help="the cooperative's slug")])
             coop = archive_cooperative(session, slug=slug)
             typer.echo(f"archived {coop.slug} at {coop.archived_at:%Y-%m-%d %H:%M %Z}")
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
 

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from commons_map.clikit import fail
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
-from commons_map.messages import terminal_locale
 from commons_map.people.models import Member
 from commons_map.register.models import Commons
 from commons_map.reservations import service
@@ -22,18 +22,14 @@ from commons_map.reservations.models import Reservation
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="Reservations of tools and places.", no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 def _member(session, username: str) -> Member:  # type: ignore[no-untyped-def]
     member = session.scalar(select(Member).where(Member.username == username.strip().lower()))
     if member is None:
-        raise _fail(f"--as: no member {username!r}")
+        raise fail(f"--as: no member {username!r}")
     return member
 
 
@@ -43,9 +39,9 @@ def _when(value: str | None, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _fail(f"--{name}: {value!r} is not an ISO 8601 date-time") from exc
+        raise fail(f"--{name}: {value!r} is not an ISO 8601 date-time") from exc
     if parsed.tzinfo is None:
-        raise _fail(f"--{name}: {value!r} has no offset; write e.g. {value}+01:00")
+        raise fail(f"--{name}: {value!r} has no offset; write e.g. {value}+01:00")
     return parsed
 
 
@@ -80,7 +76,7 @@ def availability(
                 table.add_row(f"{slot['starts_at']:%a %d/%m %H:%M}", f"{slot['ends_at']:%a %d/%m %H:%M}")
             Console().print(table)
     except DomainError as exc:
-        raise _fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
 
@@ -120,7 +116,7 @@ def calendar(
             actor = _member(session, as_) if as_ else None
             out.write_bytes(service.resource_calendar(session, actor=actor, resource_id=resource_id))
     except DomainError as exc:
-        raise _fail(exc.summary(terminal_locale())) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
     typer.echo(f"wrote {out}")

@@ -8,20 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from commons_map.clikit import console, cooperative_named, fail
 from commons_map.db import make_engine, session_scope
 from commons_map.errors import DomainError
-from commons_map.messages import terminal_locale
 from commons_map.settings import get_settings
 
 app = typer.Typer(help="Soil regeneration and food production: reports, timelines, charts.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
-def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.summary(terminal_locale())}")
-    return typer.Exit(1)
 
 
 def _actor(session: Any, username: str | None, cooperative: str | None) -> tuple[Any, int]:
@@ -29,9 +24,7 @@ def _actor(session: Any, username: str | None, cooperative: str | None) -> tuple
     from sqlalchemy import select
 
     from commons_map.people.models import Member
-    from commons_map.people.service import default_cooperative, get_cooperative
-
-    coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+    coop = cooperative_named(session, cooperative)
     q = select(Member).where(Member.cooperative_id == coop.id, Member.is_active.is_(True))
     if username:
         member = session.scalars(q.where(Member.username == username)).first()
@@ -80,7 +73,7 @@ def report(
             rep = reports.annual_report(session, actor=actor, cooperative_id=coop_id, year=year)
             _out(_json(rep) if fmt == "json" else reports.report_csv(rep), out)
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
 
@@ -111,7 +104,7 @@ def timeline(
             tl = reports.timeline(session, actor=actor, commons_id=cid)
             _out(_json(tl) if fmt == "json" else reports.timeline_csv(tl), out)
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
 
@@ -135,7 +128,7 @@ def charts_cmd(
         (out / "yields.png").write_bytes(charts.yields_png(data["yields"]))
         console.print(f"wrote {out / 'soc.png'} and {out / 'yields.png'}")
     except DomainError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         engine.dispose()
 
