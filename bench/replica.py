@@ -10,16 +10,17 @@ on another port. Then, for each of two servers (``commons-map serve --workers 2`
 ``COMMONS_DATABASE_REPLICA_URL`` unset and one with it set to the standby, two phases of
 ``--seconds`` each:
 
-  reads          ``--clients`` threads in a closed loop over public reads: vector tiles of the
+  reads          ``--clients`` wrk connections over public reads: vector tiles of the
                  restored land at zooms 13 to 16 over the synthetic grid (the tile cache on, as
                  served) and OGC items pages (a ~1 km bbox, limit 100);
   reads+writes   the same, while ``--writers`` threads pay between the bench members through
                  ``ledger.pay`` on the primary (one transaction per payment), as the members do.
 
 Each server is warmed up first (the figures computed, then half a phase of the same reads, not
-measured). It prints per server and phase: public reads per second, p50/p95 latency, payments per second, and
-the CPU seconds spent per 1,000 reads by the app's processes, the primary's PostgreSQL processes
-and the replica's (from /proc), so what moves off the primary is measured, not guessed. On one
+measured). It prints per server and phase: public reads per second, p50/p95 latency (wrk's),
+payments per second, and the CPU seconds spent per 1,000 reads by the app's processes, the
+primary's PostgreSQL processes and the replica's (from /proc; wrk's own CPU is not counted), so
+what moves off the primary is measured, not guessed. On one
 machine a replica takes CPU from the same cores: the requests per second it adds there are not
 what a second machine would add; the CPU moved off the primary is.
 """
@@ -31,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select, text  # noqa: E402
 
+from bench.wrk import run_wrk  # noqa: E402
 from commons_map.db import make_engine, make_sessionmaker  # noqa: E402
 from tests.faults.conftest import BIN, free_port, start_cluster, start_replica, stop_quietly  # noqa: E402
 
@@ -117,7 +118,8 @@ def read_urls(rng: random.Random, parcels: int) -> list[str]:
 class Phase:
     reads: int = 0
     errors: int = 0
-    latencies: list[float] = field(default_factory=list)
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
     payments: int = 0
     seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
@@ -126,45 +128,31 @@ class Phase:
 def run_phase(
     base: str, urls: list[str], *, clients: int, seconds: float, pay, writers: int, measure: dict  # noqa: ANN001
 ) -> Phase:
+    """``clients`` wrk connections over the public reads for ``seconds``, while ``writers`` threads pay."""
     out = Phase()
     lock = threading.Lock()
     stop = threading.Event()
-
-    def reader(seed: int) -> None:
-        rng = random.Random(seed)
-        mine: list[float] = []
-        errs = 0
-        with httpx.Client(base_url=base, timeout=60) as http:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    r = http.get(rng.choice(urls), headers={"Accept-Encoding": "gzip"})
-                    errs += r.status_code not in (200, 204)
-                except httpx.HTTPError:  # a worker restarted under us: counted, not fatal
-                    errs += 1
-                mine.append(time.perf_counter() - t0)
-        with lock:
-            out.latencies += mine
-            out.errors += errs
 
     def writer(seed: int) -> None:
         n = pay(seed, stop)
         with lock:
             out.payments += n
 
-    threads = [threading.Thread(target=reader, args=(i,)) for i in range(clients)]
-    threads += [threading.Thread(target=writer, args=(1000 + i,)) for i in range(writers)]
+    threads = [threading.Thread(target=writer, args=(1000 + i,)) for i in range(writers)]
     before = {k: cpu_seconds(f()) for k, f in measure.items()}
     t0 = time.perf_counter()
     for t in threads:
         t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join(timeout=120)
+    try:
+        r = run_wrk(base, urls, seconds=seconds, connections=clients, threads=min(2, clients))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
     out.seconds = time.perf_counter() - t0
     out.cpu = {k: cpu_seconds(f()) - before[k] for k, f in measure.items()}
-    out.reads = len(out.latencies)
+    out.reads, out.errors, out.p50_ms, out.p95_ms = r.requests, r.errors, r.p50_ms, r.p95_ms
+    out.seconds = r.seconds or out.seconds
     return out
 
 
@@ -213,7 +201,7 @@ def main() -> None:
     ap.add_argument("--parcels", type=int, default=20_000)
     ap.add_argument("--members", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=20.0, help="per phase (default 20)")
-    ap.add_argument("--clients", type=int, default=8, help="public read threads (default 8)")
+    ap.add_argument("--clients", type=int, default=8, help="wrk connections for the public reads (default 8)")
     ap.add_argument("--writers", type=int, default=2, help="payment threads in the second phase (default 2)")
     ap.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
     ap.add_argument("--seed", type=int, default=7)
@@ -304,11 +292,10 @@ def main() -> None:
         print(f"{'server':14}{'phase':14}{'reads/s':>9}{'p50 ms':>8}{'p95 ms':>8}{'errors':>7}{'pay/s':>7}"
               f"   CPU s per 1000 reads: {'app':>6}{'primary':>9}{'replica':>9}")
         for label, phase, p in rows:
-            lat = sorted(p.latencies) or [0.0]
             per = 1000 / max(p.reads, 1)
             app, prim, rep = (p.cpu[k] * per for k in ("app", "primary db", "replica db"))
-            print(f"{label:14}{phase:14}{p.reads / p.seconds:9.1f}{statistics.median(lat) * 1000:8.0f}"
-                  f"{lat[int(0.95 * (len(lat) - 1))] * 1000:8.0f}{p.errors:7d}{p.payments / p.seconds:7.1f}"
+            print(f"{label:14}{phase:14}{p.reads / p.seconds:9.1f}{p.p50_ms:8.0f}"
+                  f"{p.p95_ms:8.0f}{p.errors:7d}{p.payments / p.seconds:7.1f}"
                   f"   {'':22}{app:6.2f}{prim:9.2f}{rep:9.2f}")
         wengine.dispose()
     finally:
