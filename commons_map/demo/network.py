@@ -3,7 +3,15 @@
 Saillans (the demo cooperative), the Diois (Die and around, upstream: ``OTHER_TERRITORY``) and Crest (downstream).
 Saillans and the Diois opened a clearing line (proposed by a coordinator of Saillans, accepted by
 one of the Diois) and a few hours crossed it both ways; Crest proposed a line to the Diois,
-not yet accepted. Everything goes through the services, as real use would.
+not yet accepted. Saillans lists a partner initiative whose layers its public map shows.
+Everything goes through the services, as real use would.
+
+The partner is the one thing a demo cannot do for real: it is another initiative's server, and the
+demo runs offline. Its listing goes through ``partners.add_partner`` with a reading recorded here
+(``PARTNER``: what its OGC API would answer) instead of one over the network; its address is an
+example one (``example.org``), so the first background refresh finds it unreachable and the map
+then shows it as unavailable with its last copy and that copy's date, as it shows any partner that
+is down.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commons_map.clearing import service as clearing
+from commons_map.partners import service as partners
+from commons_map.partners.fetch import Layer, Snapshot
 from commons_map.people.cooperatives import Founder, add_cooperative
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.service import create_member
@@ -60,5 +70,35 @@ def load(session: Session, *, saillans: Cooperative, diois: Cooperative, members
                             idempotency_key=f"demo:crossing:{i}")
     odile = session.scalars(select(Member).where(Member.username == "odile")).one()
     clearing.propose_line(session, actor=odile, partner=diois.slug, limit_minutes=10 * 60)
+    partners.add_partner(session, actor=members["camille"], cooperative=saillans, url=PARTNER_URL,
+                         read=lambda url, limits=None: partner_snapshot())
     return added
+
+
+PARTNER_URL = "https://jardins-du-diois.example.org/ogc"
+PARTNER_LICENCE = "ODbL-1.0"
+# (collection, title, [(name, kind, lon, lat)]): shared gardens and seed libraries in and around Die.
+PARTNER = [
+    ("jardins", "Jardins partagés du Diois", [
+        ("Jardin partagé du Martouret", "jardin", 5.3665, 44.7470),
+        ("Potager des Chaussières", "jardin", 5.3760, 44.7528),
+        ("Jardin de la Recluse", "jardin", 5.3580, 44.7556),
+        ("Vergers de Romeyer", "verger", 5.3995, 44.7790),
+    ]),
+    ("grainotheques", "Grainothèques", [
+        ("Grainothèque de la médiathèque de Die", "grainothèque", 5.3712, 44.7536),
+        ("Grainothèque de Pontaix", "grainothèque", 5.2665, 44.7615),
+    ]),
+]
+
+
+def partner_snapshot() -> Snapshot:
+    """What the demo partner's OGC API would answer: its title, licence and two point layers."""
+    return Snapshot(
+        title="Jardins partagés du Diois (partenaire de démonstration)", licence=PARTNER_LICENCE, link=PARTNER_URL,
+        layers=[Layer(cid, title, PARTNER_LICENCE, [
+            {"type": "Feature", "id": i + 1, "geometry": {"type": "Point", "coordinates": [lon, lat]},
+             "properties": {"name": name, "kind": kind}}
+            for i, (name, kind, lon, lat) in enumerate(places)]) for cid, title, places in PARTNER],
+    )
 

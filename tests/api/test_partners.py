@@ -29,6 +29,8 @@ def add(client, auth, who, url: str, **body):  # noqa: ANN001, ANN003, ANN201
 
 
 def test_a_coordinator_lists_a_partner_and_it_is_read_at_once(client, auth, people, partner_stub, db):
+    before = [x["id"] for x in client.get(API, headers=auth(people.member)).json()]  # the demo's partner
+    assert len(before) == 1
     r = add(client, auth, people.coordinator, partner_stub.url("/good/"))
     assert r.status_code == 201, r.text
     p = r.json()
@@ -37,7 +39,7 @@ def test_a_coordinator_lists_a_partner_and_it_is_read_at_once(client, auth, peop
     assert [(x["collection"], x["features"], x["licence"]) for x in p["layers"]] == [
         ("vergers", 4, "CC-BY-4.0"), ("haies", 1, "ODbL-1.0")]
     listed = client.get(API, headers=auth(people.member)).json()
-    assert [x["id"] for x in listed] == [p["id"]]
+    assert [x["id"] for x in listed] == [*before, p["id"]]
     # the outsider's cooperative has no partners; it does not see ours
     assert client.get(API, headers=auth(people.outsider)).json() == []
 
@@ -164,11 +166,24 @@ def test_only_coordinators_of_the_cooperative_add_refresh_and_remove(client, aut
 def test_the_static_site_carries_the_partner_layers_beside_it(db, people, partner_stub, tmp_path):
     from maps.site import build_static_site
 
-    service.add_partner(db, actor=people.coordinator, cooperative=people.coop, url=partner_stub.url("/good/"),
-                        limits=TEST_LIMITS)
+    partner = service.add_partner(db, actor=people.coordinator, cooperative=people.coop,
+                                  url=partner_stub.url("/good/"), limits=TEST_LIMITS)
     counts = build_static_site(db, tmp_path, licence="ODbL-1.0", min_zoom=12, max_zoom=12, basemap=None,
                                archive_max_zoom=None)
-    files = sorted(k for k in counts if k.startswith("data/partners/"))
+    files = sorted(k for k in counts if k.startswith(f"data/partners/{partner.id}-"))
     assert len(files) == 2 and all((tmp_path / f).stat().st_size > 0 for f in files)
+    assert len([k for k in counts if k.startswith("data/partners/")]) == 4  # and the demo partner's two layers
     page = (tmp_path / "index.html").read_text()
     assert f'"{files[0]}"' in page and "Vergers du Crestois" in page and "/maps/partners/" not in page
+
+
+def test_the_demo_lists_a_partner_whose_layers_the_public_map_shows(client, db, people):
+    from commons_map.demo.network import PARTNER, PARTNER_URL
+
+    demo = db.scalars(select(Partner).where(Partner.url == PARTNER_URL)).one()
+    assert demo.cooperative_id == people.coop.id and demo.status == "ok" and demo.licence == "ODbL-1.0"
+    page = client.get("/maps/public?lang=fr&basemap=none").text
+    assert "Jardins partagés du Diois" in page
+    for collection, _title, places in PARTNER:
+        geo = client.get(f"/maps/partners/{demo.id}/{collection}.geojson").json()
+        assert [f["properties"]["name"] for f in geo["features"]] == [p[0] for p in places]
