@@ -45,19 +45,29 @@ def _coop(s, slug: str, x: float) -> tuple[Cooperative, list[Member], Member]:
     return coop, people, coord
 
 
-def test_crossing_payments_race_both_ways_and_the_network_holds(fresh_database):
+def _two_cooperatives(fresh_database, *, with_line: bool):  # noqa: ANN001, ANN202
+    """A fresh database with "amont" and "aval", six members and a coordinator each (and, with_line,
+    an accepted line of LIMIT between them): the engine, its sessions, both cooperatives, the
+    members' usernames of each side, the coordinators' usernames and the line's id."""
     url = fresh_database()
     engine = make_engine(url=url, pool_size=THREADS + 2)
     Session = make_sessionmaker(engine)
     with Session() as s:
         a, a_people, a_coord = _coop(s, "amont", 5.3)
         b, b_people, b_coord = _coop(s, "aval", 5.0)
-        line = clearing.propose_line(s, actor=a_coord, partner="aval", limit_minutes=LIMIT)
-        clearing.accept_line(s, actor=b_coord, line_id=line.id)
+        line_id = None
+        if with_line:
+            line = clearing.propose_line(s, actor=a_coord, partner="aval", limit_minutes=LIMIT)
+            clearing.accept_line(s, actor=b_coord, line_id=line.id)
+            line_id = line.id
         s.commit()
-        a_names = [p.username for p in a_people]
-        b_names = [p.username for p in b_people]
-        line_id = line.id
+        coords = {"a_coord": a_coord.username, "b_coord": b_coord.username}
+        return (url, engine, Session, a, b, [p.username for p in a_people], [p.username for p in b_people], coords,
+                line_id)
+
+
+def test_crossing_payments_race_both_ways_and_the_network_holds(fresh_database):
+    url, engine, Session, a, b, a_names, b_names, _, line_id = _two_cooperatives(fresh_database, with_line=True)
 
     rng = random.Random(16)
     jobs = []
@@ -145,16 +155,7 @@ def test_both_sides_propose_at_once_and_limits_are_lowered_while_payments_race(f
 
     from commons_map.clearing.models import ClearingLine
 
-    url = fresh_database()
-    engine = make_engine(url=url, pool_size=THREADS + 2)
-    Session = make_sessionmaker(engine)
-    with Session() as s:
-        a, a_people, a_coord = _coop(s, "amont", 5.3)
-        b, b_people, b_coord = _coop(s, "aval", 5.0)
-        s.commit()
-        names = {"a_coord": a_coord.username, "b_coord": b_coord.username}
-        a_names = [p.username for p in a_people]
-        b_names = [p.username for p in b_people]
+    _, engine, Session, a, b, a_names, b_names, names, _ = _two_cooperatives(fresh_database, with_line=False)
 
     barrier = threading.Barrier(2)
 
