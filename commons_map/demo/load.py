@@ -6,6 +6,7 @@ rules as real data. DEMO ONLY: every account shares the password in DEMO_PASSWOR
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 from collections.abc import Callable
@@ -125,6 +126,59 @@ def _geo(shape: object) -> dict:
     return mapping(shape)  # type: ignore[arg-type]
 
 
+# Land parcels along the valley: restored terraces, meadows, an old orchard.
+# (name, centre in metres from the village, width, height, angle, tenure, tenure end, state)
+LANDS = [
+    ("Terrasses du Rocher", (-2600, 900), 180, 120, 15, "municipal_agreement", date(2031, 12, 31), "restoring"),
+    ("Pré de la Drôme", (-1500, -700), 260, 140, -20, "lent", date(2028, 9, 30), "restoring"),
+    ("Champ des Chaux", (900, -900), 220, 160, 30, "owned", None, "active"),
+    ("Parcelle de la Tuilière", (2300, 600), 150, 110, 5, "lease", date(2030, 3, 31), "restoring"),
+    ("Coteau de Saint-Géraud", (-800, 1500), 200, 90, 55, "commons_trust", None, "restoring"),
+    ("Friche des Blaches", (3600, -300), 170, 130, -35, "municipal_agreement", date(2029, 6, 30), "fallow"),
+    ("Vieux verger de Chabrillan", (-3400, -500), 140, 100, 10, "lent", date(2027, 12, 31), "restoring"),
+    ("Prairie du Moulin", (1800, 1700), 240, 120, -10, "owned", None, "active"),
+]
+# (name, centre, width, height, angle, number of beds)
+GARDENS = [
+    ("Jardin partagé des Écoles", (-250, 150), 60, 36, 12, 6),
+    ("Jardin de la Gare", (650, -300), 48, 30, -25, 5),
+    ("Potager du Pré Long", (-1500, -700), 54, 32, 20, 5),
+    ("Jardin des Tilleuls", (300, 700), 40, 28, 40, 4),
+    ("Jardin nourricier de la Tuilière", (2300, 600), 50, 30, 5, 6),
+]
+GARDEN_ON_LAND = {2: "land-1", 4: "land-3"}  # gardens laid on a parcel
+# (key, kind, name, position)
+PLACES = [
+    ("shed", "tool_shed", "Cabane à outils des Écoles", (-215, 130)),
+    ("kitchen", "kitchen", "Cuisine partagée de la Maison commune", (40, 60)),
+    ("workshop", "workshop", "Atelier de réparation", (120, -40)),
+    ("seeds", "seed_library", "Grainothèque de la médiathèque", (-60, 210)),
+    ("water-1", "water_point", "Point d'eau du Pré Long", (-1480, -660)),
+    ("water-2", "water_point", "Point d'eau de la Gare", (660, -280)),
+    ("water-3", "water_point", "Source des Terrasses", (-2580, 930)),
+    ("compost", "compost", "Compostière collective", (-280, 110)),
+    ("hall", "building", "Maison commune", (30, 50)),
+]
+TOOLS = [
+    "Grelinette (campagnole) n°1", "Grelinette (campagnole) n°2", "Semoir de précision Terradonis",
+    "Motobineuse électrique", "Remorque vélo", "Broyeur de végétaux", "Tarière manuelle",
+    "Sonde pénétrométrique", "Anneau d'infiltration (15 cm)", "Brouette n°1", "Brouette n°2",
+    "Presse à fruits", "Déshydrateur solaire", "Scie d'élagage télescopique", "Échelle de cueillette",
+]
+HOMES = [("Logement de Mamadou et Aminata", (-600, 400), "mamadou"), ("Logement de Nour", (450, 350), "nour"),
+         ("Logement de la famille Kovalenko", (-150, -450), "oksana"),
+         ("Logement partagé des Tilleuls", (320, 760), "samir")]
+STEWARDS = ["mamadou", "lea", "hugo", "ines", "nour", "jeanne", "pierre", "amina"]
+# The rooms' demo loaders, in order (each reads what the ones before it made): module, what it adds.
+ROOMS = [
+    ("ledger", "work logs and time ledger"),
+    ("soil", "soil observations, practices, harvests"),
+    ("reservations", "bookings of tools and places"),
+    ("governance", "circles, decisions, agreements"),
+    ("exchange", "offers, needs, exchanges, solidarity"),
+]
+
+
 def load_demo(session: Session, *, progress: Callable[[str], None] | None = None) -> DemoResult:
     """Load the demo cooperative once; a second call finds it and changes nothing."""
     say = progress or (lambda _msg: None)
@@ -135,7 +189,27 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
                    for c in session.scalars(select(Commons).where(Commons.cooperative_id == existing.id))}
         return DemoResult(existing, members, commons, created=False)
 
-    rng = random.Random(20261127)
+    coop, other = _cooperatives(session)
+    say("cooperatives")
+    members = _members(session, coop, other)
+    say(f"{len(members)} members")
+    register = _Register(session, coop, members)
+    for step, label in ((register.lands, "land parcels"), (register.gardens, "gardens and beds"),
+                        (register.places, "places"), (register.tools, "tools"), (register.housing, "housing")):
+        step()
+        say(label)
+    result = DemoResult(coop, members, register.commons, created=True)
+    for room, _what in ROOMS:
+        importlib.import_module(f"commons_map.demo.{room}").load(session, result)
+    from commons_map.demo import network as demo_network  # the Diois, Crest, hours that cross, a partner
+
+    demo_network.load(session, saillans=coop, diois=other, members=members, password=DEMO_PASSWORD)
+    session.flush()
+    return result
+
+
+def _cooperatives(session: Session) -> tuple[Cooperative, Cooperative]:
+    """Saillans, the demo cooperative, and its neighbour upstream, the Diois."""
     coop = Cooperative(
         slug=DEMO_SLUG,
         name="Coopérative Intégrale Citoyenne de Saillans",
@@ -152,8 +226,11 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
     )
     session.add_all([coop, other])
     session.flush()
-    say("cooperatives")
+    return coop, other
 
+
+def _members(session: Session, coop: Cooperative, other: Cooperative) -> dict[str, Member]:
+    """Saillans' members (``MEMBERS``) and the Diois' first coordinator."""
     members: dict[str, Member] = {}
     for username, name, coordinator, locale in MEMBERS:
         members[username] = create_member(
@@ -165,127 +242,82 @@ def load_demo(session: Session, *, progress: Callable[[str], None] | None = None
         session, cooperative=other, username="diois", display_name="Rémi (Diois)", password=DEMO_PASSWORD,
         roles={"coordinator"}, bootstrap=True,
     )
-    say(f"{len(members)} members")
-    actor = members["camille"]
-    commons: dict[str, Commons] = {}
+    return members
 
-    def add(key: str, **kw: object) -> Commons:
+
+class _Register:
+    """Saillans' commons, added by a coordinator through the register's service, keyed as the demo
+    rooms look them up (``land-0``, ``garden-2``, ``bed-2-1``, ``shed``, ``tool-3``...)."""
+
+    def __init__(self, session: Session, coop: Cooperative, members: dict[str, Member]) -> None:
+        self.session, self.coop, self.members = session, coop, members
+        self.commons: dict[str, Commons] = {}
+        self.rng = random.Random(20261127)
+
+    def add(self, key: str, **kw: object) -> Commons:
         kw.setdefault("external_id", f"demo:{key}")
-        c = create_commons(session, actor=actor, data=CommonsIn(**kw), cooperative=coop)
-        commons[key] = c
+        c = create_commons(self.session, actor=self.members["camille"], data=CommonsIn(**kw), cooperative=self.coop)
+        self.commons[key] = c
         return c
 
-    stewards = ["mamadou", "lea", "hugo", "ines", "nour", "jeanne", "pierre", "amina"]
+    def steward(self, i: int) -> int:
+        return self.members[STEWARDS[i % len(STEWARDS)]].id
 
-    # Land parcels along the valley: restored terraces, meadows, an old orchard.
-    lands = [
-        ("Terrasses du Rocher", (-2600, 900), 180, 120, 15, "municipal_agreement", date(2031, 12, 31), "restoring"),
-        ("Pré de la Drôme", (-1500, -700), 260, 140, -20, "lent", date(2028, 9, 30), "restoring"),
-        ("Champ des Chaux", (900, -900), 220, 160, 30, "owned", None, "active"),
-        ("Parcelle de la Tuilière", (2300, 600), 150, 110, 5, "lease", date(2030, 3, 31), "restoring"),
-        ("Coteau de Saint-Géraud", (-800, 1500), 200, 90, 55, "commons_trust", None, "restoring"),
-        ("Friche des Blaches", (3600, -300), 170, 130, -35, "municipal_agreement", date(2029, 6, 30), "fallow"),
-        ("Vieux verger de Chabrillan", (-3400, -500), 140, 100, 10, "lent", date(2027, 12, 31), "restoring"),
-        ("Prairie du Moulin", (1800, 1700), 240, 120, -10, "owned", None, "active"),
-    ]
-    for i, (name, centre, w, h, angle, tenure, end, state) in enumerate(lands):
-        kind = "orchard" if "verger" in name.lower() else "land"
-        add(f"land-{i}", kind=kind, name=name, geometry=_geo(field_polygon(rng, centre, w, h, angle)),
-            description=f"{name} : parcelle remise en culture par la coopérative (paillage, haies, engrais verts).",
-            tenure=tenure, tenure_end=end, state=state, visibility="public",
-            steward_ids=[members[stewards[i % len(stewards)]].id],
-            rules_of_use="Pas de labour ; toute intervention se note dans le journal de travail.")
-    say("land parcels")
+    def lands(self) -> None:
+        for i, (name, centre, w, h, angle, tenure, end, state) in enumerate(LANDS):
+            kind = "orchard" if "verger" in name.lower() else "land"
+            self.add(f"land-{i}", kind=kind, name=name, geometry=_geo(field_polygon(self.rng, centre, w, h, angle)),
+                     description=f"{name} : parcelle remise en culture par la coopérative"
+                                 " (paillage, haies, engrais verts).",
+                     tenure=tenure, tenure_end=end, state=state, visibility="public", steward_ids=[self.steward(i)],
+                     rules_of_use="Pas de labour ; toute intervention se note dans le journal de travail.")
 
-    gardens = [
-        ("Jardin partagé des Écoles", (-250, 150), 60, 36, 12, 6),
-        ("Jardin de la Gare", (650, -300), 48, 30, -25, 5),
-        ("Potager du Pré Long", (-1500, -700), 54, 32, 20, 5),
-        ("Jardin des Tilleuls", (300, 700), 40, 28, 40, 4),
-        ("Jardin nourricier de la Tuilière", (2300, 600), 50, 30, 5, 6),
-    ]
-    for gi, (name, centre, w, h, angle, n_beds) in enumerate(gardens):
-        parent = commons.get("land-1") if gi == 2 else commons.get("land-3") if gi == 4 else None
-        garden = add(f"garden-{gi}", kind="garden", name=name,
-                     geometry=_geo(Polygon([offset(centre[0] + x, centre[1] + y) for x, y in _rect(w, h, angle)])),
-                     parent_id=parent.id if parent else None,
-                     description=f"{name} : jardin cultivé collectivement, ouvert aux membres et aux voisins.",
-                     tenure="municipal_agreement" if gi % 2 == 0 else "lent",
-                     tenure_end=date(2030, 12, 31), visibility="public",
-                     steward_ids=[members[stewards[(gi + 2) % len(stewards)]].id,
-                                  members[stewards[(gi + 5) % len(stewards)]].id],
-                     rules_of_use="Arrosage le soir ; outils rangés à la cabane ; récoltes partagées selon le tableau.")
-        for bi, bed in enumerate(strips(centre, w, h, angle, n_beds)):
-            add(f"bed-{gi}-{bi}", kind="bed", name=f"{name} – planche {bi + 1}", geometry=_geo(bed),
-                parent_id=garden.id, visibility="members" if bi % 3 else "public",
-                description="Planche permanente, culture sans travail du sol.")
-    say("gardens and beds")
+    def gardens(self) -> None:
+        for gi, (name, centre, w, h, angle, n_beds) in enumerate(GARDENS):
+            parent = self.commons.get(GARDEN_ON_LAND.get(gi, ""))
+            garden = self.add(
+                f"garden-{gi}", kind="garden", name=name,
+                geometry=_geo(Polygon([offset(centre[0] + x, centre[1] + y) for x, y in _rect(w, h, angle)])),
+                parent_id=parent.id if parent else None,
+                description=f"{name} : jardin cultivé collectivement, ouvert aux membres et aux voisins.",
+                tenure="municipal_agreement" if gi % 2 == 0 else "lent",
+                tenure_end=date(2030, 12, 31), visibility="public",
+                steward_ids=[self.steward(gi + 2), self.steward(gi + 5)],
+                rules_of_use="Arrosage le soir ; outils rangés à la cabane ; récoltes partagées selon le tableau.")
+            for bi, bed in enumerate(strips(centre, w, h, angle, n_beds)):
+                self.add(f"bed-{gi}-{bi}", kind="bed", name=f"{name} – planche {bi + 1}", geometry=_geo(bed),
+                         parent_id=garden.id, visibility="members" if bi % 3 else "public",
+                         description="Planche permanente, culture sans travail du sol.")
 
-    places = [
-        ("shed", "tool_shed", "Cabane à outils des Écoles", (-215, 130)),
-        ("kitchen", "kitchen", "Cuisine partagée de la Maison commune", (40, 60)),
-        ("workshop", "workshop", "Atelier de réparation", (120, -40)),
-        ("seeds", "seed_library", "Grainothèque de la médiathèque", (-60, 210)),
-        ("water-1", "water_point", "Point d'eau du Pré Long", (-1480, -660)),
-        ("water-2", "water_point", "Point d'eau de la Gare", (660, -280)),
-        ("water-3", "water_point", "Source des Terrasses", (-2580, 930)),
-        ("compost", "compost", "Compostière collective", (-280, 110)),
-        ("hall", "building", "Maison commune", (30, 50)),
-    ]
-    for key, kind, name, pos in places:
-        # The spring lies on a neighbour's land: shown to the public only roughly.
-        precision = "approximate" if key == "water-3" else "exact"
-        add(key, kind=kind, name=name, geometry=_geo(Point(offset(*pos))), visibility="public",
-            location_precision=precision,
-            description=f"{name}.", steward_ids=[members[stewards[len(commons) % len(stewards)]].id],
-            rules_of_use="Réservation conseillée ; laisser propre et rangé.")
-    say("places")
+    def places(self) -> None:
+        for key, kind, name, pos in PLACES:
+            # The spring lies on a neighbour's land: shown to the public only roughly.
+            precision = "approximate" if key == "water-3" else "exact"
+            self.add(key, kind=kind, name=name, geometry=_geo(Point(offset(*pos))), visibility="public",
+                     location_precision=precision, description=f"{name}.",
+                     steward_ids=[self.steward(len(self.commons))],
+                     rules_of_use="Réservation conseillée ; laisser propre et rangé.")
 
-    tools = [
-        "Grelinette (campagnole) n°1", "Grelinette (campagnole) n°2", "Semoir de précision Terradonis",
-        "Motobineuse électrique", "Remorque vélo", "Broyeur de végétaux", "Tarière manuelle",
-        "Sonde pénétrométrique", "Anneau d'infiltration (15 cm)", "Brouette n°1", "Brouette n°2",
-        "Presse à fruits", "Déshydrateur solaire", "Scie d'élagage télescopique", "Échelle de cueillette",
-    ]
-    for ti, name in enumerate(tools):
-        add(f"tool-{ti}", kind="tool", name=name, kept_at_id=commons["shed"].id,
-            visibility="public" if ti % 4 else "members", state="needs_repair" if ti == 3 else "active",
-            description=f"{name}, rangé à la cabane à outils des Écoles.",
-            steward_ids=[members[stewards[ti % len(stewards)]].id],
-            rules_of_use="Emprunt de 3 jours au plus ; rendre nettoyé ; signaler toute casse.")
-    say("tools")
+    def tools(self) -> None:
+        for ti, name in enumerate(TOOLS):
+            self.add(f"tool-{ti}", kind="tool", name=name, kept_at_id=self.commons["shed"].id,
+                     visibility="public" if ti % 4 else "members", state="needs_repair" if ti == 3 else "active",
+                     description=f"{name}, rangé à la cabane à outils des Écoles.", steward_ids=[self.steward(ti)],
+                     rules_of_use="Emprunt de 3 jours au plus ; rendre nettoyé ; signaler toute casse.")
 
-    homes = [("Logement de Mamadou et Aminata", (-600, 400)), ("Logement de Nour", (450, 350)),
-             ("Logement de la famille Kovalenko", (-150, -450)), ("Logement partagé des Tilleuls", (320, 760))]
-    for hi, (name, pos) in enumerate(homes):
-        add(f"home-{hi}", kind="housing", name=name,
-            geometry=_geo(Polygon([offset(pos[0] + x, pos[1] + y) for x, y in _rect(14, 10, 8 * hi)])),
-            visibility="private", tenure="other", description="Logement de membres (privé).",
-            steward_ids=[members[["mamadou", "nour", "oksana", "samir"][hi]].id])
-    add("guest-room", kind="guest_room", name="Chambre d'amis de la Maison commune",
-        geometry=_geo(Point(offset(32, 52))), visibility="members",
-        description="Chambre pour les personnes de passage et les coopératrices d'autres territoires.",
-        steward_ids=[members["yasmine"].id], rules_of_use="Trois nuits au plus ; draps fournis.")
-    add("hedge", kind="hedge", name="Haie champêtre des Chaux", parent_id=commons["land-2"].id,
-        geometry=_geo(_line_buffer(commons_centre=(900, -900))), visibility="public",
-        description="Haie de 120 m plantée en 2023 : cornouiller, noisetier, églantier, érable champêtre.")
-    say("housing")
-    from commons_map.demo import ledger as demo_ledger  # noqa: I001 - work logs and time ledger
-    demo_ledger.load(session, DemoResult(coop, members, commons, created=True))
-    from commons_map.demo import soil as demo_soil  # soil observations, practices, harvests
-    demo_soil.load(session, DemoResult(coop, members, commons, created=True))
-    from commons_map.demo import reservations as demo_reservations  # noqa: I001 - bookings of tools and places
-    demo_reservations.load(session, DemoResult(coop, members, commons, created=True))
-    from commons_map.demo import governance as demo_governance  # noqa: I001 - circles, decisions, agreements
-    demo_governance.load(session, DemoResult(coop, members, commons, created=True))
-    from commons_map.demo import exchange as demo_exchange  # noqa: I001 - offers, needs, exchanges, solidarity
-    demo_exchange.load(session, DemoResult(coop, members, commons, created=True))
-
-    from commons_map.demo import network as demo_network  # noqa: I001 - the Diois, Crest, hours that cross
-    demo_network.load(session, saillans=coop, diois=other, members=members, password=DEMO_PASSWORD)
-
-    session.flush()
-    return DemoResult(coop, members, commons, created=True)
+    def housing(self) -> None:
+        for hi, (name, pos, steward) in enumerate(HOMES):
+            self.add(f"home-{hi}", kind="housing", name=name,
+                     geometry=_geo(Polygon([offset(pos[0] + x, pos[1] + y) for x, y in _rect(14, 10, 8 * hi)])),
+                     visibility="private", tenure="other", description="Logement de membres (privé).",
+                     steward_ids=[self.members[steward].id])
+        self.add("guest-room", kind="guest_room", name="Chambre d'amis de la Maison commune",
+                 geometry=_geo(Point(offset(32, 52))), visibility="members",
+                 description="Chambre pour les personnes de passage et les coopératrices d'autres territoires.",
+                 steward_ids=[self.members["yasmine"].id], rules_of_use="Trois nuits au plus ; draps fournis.")
+        self.add("hedge", kind="hedge", name="Haie champêtre des Chaux", parent_id=self.commons["land-2"].id,
+                 geometry=_geo(_line_buffer(commons_centre=(900, -900))), visibility="public",
+                 description="Haie de 120 m plantée en 2023 : cornouiller, noisetier, églantier, érable champêtre.")
 
 
 def _rect(w: float, h: float, angle_deg: float) -> list[tuple[float, float]]:
