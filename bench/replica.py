@@ -265,7 +265,10 @@ def main() -> None:
             # then the same load as measured for half a phase (the tile cache, the pools).
             with httpx.Client(base_url=base, timeout=300) as http:
                 for u in urls[:20]:
-                    http.get(u)
+                    try:
+                        http.get(u)
+                    except httpx.HTTPError as exc:
+                        raise RuntimeError(f"warm-up {u}: {exc}; server log:\n{log.read_text()[-3000:]}") from exc
             run_phase(base, urls, clients=args.clients, seconds=args.seconds / 2, pay=no_pay, writers=0, measure={})
             measure = {
                 "app": lambda s=server: group_pids(s.pid),

@@ -227,8 +227,12 @@ def serve(
     # X-Forwarded-For is believed only from the proxies named in COMMONS_TRUSTED_PROXIES: otherwise
     # anyone (on the loopback too) could pick the address the sign-in throttle counts.
     trusted = get_settings().trusted_proxies
+    # With several workers, uvicorn's supervisor kills a worker that does not answer its ping within
+    # the health-check timeout (5 s by default): on a busy 2-core machine a worker in the middle of
+    # a long request (the first map of 100,000 parcels) can miss it, and its requests are cut.
     uvicorn.run("api.main:app_factory", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None, log_level="info")
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None, log_level="info",
+                timeout_worker_healthcheck=60)
 
 
 app.add_typer(__import__("ingest.cli", fromlist=["app"]).app, name="ingest")  # importers (ingest/)
