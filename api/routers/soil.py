@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
 from api.deps import CurrentMember, OptionalMember, SessionDep
+from api.errors import request_locale
 from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.people.models import Member
-from commons_map.soil import charts, reports, service
+from commons_map.soil import charts, printable, reports, service
 from commons_map.soil.schemas import (
     HarvestIn,
     HarvestOut,
@@ -183,6 +185,21 @@ def annual_report(
         return Response(reports.report_csv(rep), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="soil-report-{year}.csv"'})
     return rep
+
+
+@router.get("/report.html", response_class=HTMLResponse)
+def printable_report(
+    request: Request, session: SessionDep, member: OptionalMember,
+    year: Annotated[int | None, Query(ge=1990, le=2200, description="this year when left out")] = None,
+    cooperative_id: DbId | None = None,
+) -> HTMLResponse:
+    """The annual report as one printable page (print stylesheet, A4), its charts inside as SVG,
+    in the reader's language (Accept-Language); print it, or save it as PDF, from the browser."""
+    year = year or date.today().year
+    coop = _coop(member, cooperative_id)
+    rep = reports.annual_report(session, actor=member, cooperative_id=coop, year=year)
+    series = reports.chart_series(session, actor=member, cooperative_id=coop)
+    return HTMLResponse(printable.report_html(rep, series, locale=request_locale(request)))
 
 
 @router.get("/charts/{name}.png")

@@ -573,6 +573,8 @@ ROWS: list[Row] = [
     Row("GET", "/api/v1/soil/parcels/{commons_id}/timeline", every(200), url="/api/v1/soil/parcels/{public}/timeline"),
     Row("GET", "/api/v1/soil/report", every(200), url="/api/v1/soil/report?cooperative_id={coop}",
         hidden={"members": OURS, "private": [S, C]}),
+    Row("GET", "/api/v1/soil/report.html", every(200), url="/api/v1/soil/report.html?cooperative_id={coop}",
+        hidden={"members": OURS, "private": [S, C]}),
     Row("GET", "/api/v1/soil/charts/{name}.png", every(200), url="/api/v1/soil/charts/soc.png?cooperative_id={coop}"),
     # --- the public layers: the same for everyone, and never a members-only or private thing
     Row("GET", "/ogc/", every(200), hidden=PUBLIC_LAYER),
