@@ -62,6 +62,7 @@ OGC_DOC = {"2xx": [JSON, HTML]}
 MEDIA: dict[str, dict[str, list[str]]] = {
     "/api/v1/soil/parcels/{commons_id}/timeline": {"2xx": [JSON, CSV]},
     "/api/v1/soil/report": {"2xx": [JSON, CSV]},
+    "/api/v1/soil/report.html": {"2xx": [HTML]},
     "/api/v1/soil/charts/{name}.png": {"2xx": ["image/png"]},
     "/api/v1/ledger/statement": {"2xx": [JSON, CSV]},
     "/api/v1/resources/{resource_id}/calendar.ics": {"2xx": ["text/calendar"]},

@@ -21,5 +21,13 @@ from commons_map.people.throttle import LoginFailure  # noqa: F401
 from commons_map.publish.models import PublicFigures, PublicFiguresDigest  # noqa: F401
 from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward  # noqa: F401
 from commons_map.reservations.models import CalendarToken, Reservation, ReservationEvent, ResourceRules, WaitingEntry  # noqa: F401
-from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample  # noqa: F401
+from commons_map.soil.models import (  # noqa: F401
+    Harvest,
+    HarvestShare,
+    Indicator,
+    Measurement,
+    Practice,
+    Sample,
+    SampleHistory,
+)
 from commons_map.worklog.models import Activity, WorkLog, WorkLogCompanion, WorkLogHistory  # noqa: F401

@@ -60,6 +60,9 @@ def commons(
     lat: Annotated[str | None, typer.Option(help="CSV latitude column")] = None,
     lon: Annotated[str | None, typer.Option(help="CSV longitude column")] = None,
     wkt: Annotated[str | None, typer.Option(help="CSV WKT column")] = None,
+    encoding: Annotated[str | None, typer.Option(help="how a shapefile's (or CSV's) texts are encoded, e.g."
+                                                 " UTF-8, ISO-8859-1, CP1252 (ogr2ogr: -oo ENCODING=); by default"
+                                                 " the .cpg file, else UTF-8 when the texts are")] = None,
     make_valid: Annotated[bool, typer.Option("--make-valid", help="repair invalid geometries (ST_MakeValid)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would happen; write nothing")] = False,
     skip_rejected: Annotated[bool, typer.Option("--skip-rejected", help=SKIP_HELP)] = False,
@@ -76,7 +79,7 @@ def commons(
     csv_columns = {k: v for k, v in (("lat", lat), ("lon", lon), ("wkt", wkt)) if v}
     options = ImportOptions(mapping=mapping, kind=kind, crs=crs, layer=layer, make_valid=make_valid,
                             dry_run=dry_run, id_prefix=id_prefix, skip_rejected=skip_rejected,
-                            csv_columns=csv_columns)
+                            csv_columns=csv_columns, encoding=encoding)
     engine = make_engine(get_settings())
     try:
         with _bar() as bar, session_scope(engine) as session:

@@ -65,6 +65,7 @@ class ImportOptions:
     id_prefix: str = ""
     skip_rejected: bool = False
     csv_columns: dict[str, str] = field(default_factory=dict)  # lat / lon / wkt column names
+    encoding: str | None = None  # a shapefile's or CSV's texts (as ogr2ogr's -oo ENCODING=); else detected
 
 
 @dataclass
@@ -209,7 +210,7 @@ def import_commons(
     run = jobs.run_id()
     try:
         table = read_source(path, crs=options.crs, layer=options.layer, csv_columns=options.csv_columns,
-                            limits=limits)
+                            encoding=options.encoding, limits=limits)
         mapping = resolve_mapping(table.columns, options)
         say("read", len(table), len(table))
         report = _run(session, cooperative=cooperative, actor=actor, table=table, mapping=mapping,

@@ -8,6 +8,7 @@ geopandas); validity and the register's rules are checked later, set-based, in P
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -120,20 +121,82 @@ def opened(path: Path, limits: Limits = LIMITS) -> Iterator[tuple[Path, str]]:
 
 
 def read_source(path: Path, *, crs: str | None = None, layer: str | None = None,
-                csv_columns: dict[str, str] | None = None, limits: Limits = LIMITS) -> SourceTable:
-    """Read any supported file into a SourceTable in WGS84, or ValidationFailed saying why not."""
+                csv_columns: dict[str, str] | None = None, encoding: str | None = None,
+                limits: Limits = LIMITS) -> SourceTable:
+    """Read any supported file into a SourceTable in WGS84, or ValidationFailed saying why not.
+
+    ``encoding`` is that of a shapefile's attributes (as ogr2ogr's ``-oo ENCODING=``) or of a CSV;
+    without it a shapefile's .cpg decides, else its bytes (see :func:`shapefile_encoding`).
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise ValidationFailed("ingest.unsupported_format", field="file", name=path.name, formats=list(SUPPORTED))
+    if encoding is not None:
+        encoding = check_encoding(encoding)
     with opened(path, limits) as (real, real_suffix):
         if real_suffix in CSV_SUFFIXES:
-            return read_csv(real, crs=crs, columns=csv_columns or {})
-        return read_vector(real, crs=crs, layer=layer)
+            return read_csv(real, crs=crs, columns=csv_columns or {}, encoding=encoding)
+        return read_vector(real, crs=crs, layer=layer, encoding=encoding)
 
 
-def read_vector(path: Path, *, crs: str | None, layer: str | None) -> SourceTable:
+def check_encoding(name: str) -> str:
+    """The encoding's name as given, when Python knows it; ValidationFailed naming ``encoding`` if not."""
+    value = name.strip()
+    try:
+        codecs.lookup(value)
+    except LookupError as exc:
+        raise ValidationFailed("ingest.unknown_encoding", field="encoding", value=name) from exc
+    return value
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    """The file beside ``path`` with the same stem and ``suffix``, whatever the case of either."""
+    for candidate in path.parent.iterdir():
+        if candidate.stem == path.stem and candidate.suffix.lower() == suffix:
+            return candidate
+    return None
+
+
+def shapefile_encoding(shp: Path) -> str | None:
+    """How GDAL should decode a shapefile's texts: None to let it decide, else an encoding to pass.
+
+    A .cpg file says it, and GDAL reads it. Without one, GDAL would take ISO-8859-1 (unless the
+    DBF's language driver id says otherwise), which garbles the UTF-8 that most tools write now
+    ("Églantiers" read as "Ã‰glantiers"). So the DBF's bytes are read: texts all ASCII need no
+    choice; non-ASCII texts that are valid UTF-8 are UTF-8 (latin-1 text is hardly ever valid
+    UTF-8); otherwise the language driver id, when set, decides (GDAL reads it); when it is not,
+    the file is refused with the question of its encoding (``--encoding``), not guessed.
+    """
+    if _sibling(shp, ".cpg") is not None:
+        return None
+    dbf = _sibling(shp, ".dbf")
+    if dbf is None:
+        return None  # GDAL says what is missing
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        return None
+    header_len = int.from_bytes(data[8:10], "little")
+    names = b"".join(data[i:i + 11] for i in range(32, min(header_len, len(data)) - 31, 32)
+                     if data[i] != 0x0D)
+    texts = names + data[header_len:]
+    if texts.isascii():
+        return None
+    try:
+        texts.decode("utf-8")
+    except UnicodeDecodeError:
+        if data[29] != 0:  # the language driver id: GDAL decodes by it
+            return None
+        raise ValidationFailed("ingest.shapefile_encoding_unknown", field="encoding", name=shp.name) from None
+    return "UTF-8"
+
+
+def read_vector(path: Path, *, crs: str | None, layer: str | None, encoding: str | None = None) -> SourceTable:
     """A GDAL-readable vector file, through pyogrio."""
     fmt = VECTOR_SUFFIXES.get(path.suffix.lower(), path.suffix)
+    if fmt == "Shapefile" and encoding is None:
+        encoding = shapefile_encoding(path)
+    elif fmt != "Shapefile":
+        encoding = None  # GeoPackage, GeoJSON, FlatGeobuf and KML are UTF-8 by definition
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # noqa: BLE001 - GDAL's errors are many; each means "unreadable"
@@ -154,7 +217,7 @@ def read_vector(path: Path, *, crs: str | None, layer: str | None) -> SourceTabl
     frames = []
     for name in chosen:
         try:
-            frames.append(pyogrio.read_dataframe(path, layer=name))
+            frames.append(pyogrio.read_dataframe(path, layer=name, encoding=encoding))
         except Exception as exc:  # noqa: BLE001
             raise ValidationFailed("ingest.layer_unreadable", field="file", layer=name, reason=str(exc)) from exc
     gdf = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -267,9 +330,17 @@ def _find(columns: list[str], names: tuple[str, ...]) -> str | None:
 _EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.S | re.I)
 
 
-def read_csv(path: Path, *, crs: str | None, columns: dict[str, str]) -> SourceTable:
+def read_csv(path: Path, *, crs: str | None, columns: dict[str, str], encoding: str | None = None) -> SourceTable:
     """A CSV with lat/lon or WKT columns; ';' or ',' or tab separated; decimal commas handled."""
-    text = _decode(path.read_bytes())
+    data = path.read_bytes()
+    if encoding is None:
+        text = _decode(data)
+    else:
+        try:  # a byte-order mark is not part of the first column's name
+            text = data.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed("ingest.not_in_encoding", field="encoding", encoding=encoding,
+                                   offset=exc.start) from exc
     head = text.split("\n", 1)[0]
     delimiter = max((";", ",", "\t"), key=head.count)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)

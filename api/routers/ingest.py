@@ -71,7 +71,8 @@ async def upload_commons(request: Request, session: SessionDep, member: CurrentM
 
     Fields: map (JSON object target->column) or name / external_id / kind_column / description /
     visibility / state / parent; kind (one kind for all rows); crs; layer; lat; lon; wkt;
-    id_prefix; make_valid; dry_run; skip_rejected. Answers the per-row report: 200 for a dry
+    id_prefix; encoding (a shapefile's or CSV's, e.g. ISO-8859-1; by default its .cpg, else UTF-8
+    when its texts are); make_valid; dry_run; skip_rejected. Answers the per-row report: 200 for a dry
     run, 201 when written, 422 (nothing written) when rows are rejected.
     """
     if not is_coordinator_of(member, member.cooperative_id):
@@ -96,6 +97,7 @@ async def _upload(request: Request, session: Any, member: Any) -> JSONResponse:
             make_valid=_flag(form, "make_valid"), dry_run=_flag(form, "dry_run"),
             id_prefix=str(form.get("id_prefix") or ""), skip_rejected=_flag(form, "skip_rejected"),
             csv_columns={k: str(form.get(k)).strip() for k in ("lat", "lon", "wkt") if str(form.get(k) or "").strip()},
+            encoding=(str(form.get("encoding") or "").strip() or None),
         )
         with tempfile.TemporaryDirectory(prefix="commons-upload-") as tmp:
             path = await _save_upload(upload, Path(tmp))

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
 from api.deps import CurrentMember, OptionalMember, SessionDep
+from api.errors import request_locale
 from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.people.models import Member
-from commons_map.soil import charts, reports, service
+from commons_map.soil import charts, printable, reports, service
 from commons_map.soil.schemas import (
     HarvestIn,
     HarvestOut,
@@ -19,8 +21,11 @@ from commons_map.soil.schemas import (
     IndicatorOut,
     PracticeIn,
     PracticeOut,
+    SampleCorrectionIn,
+    SampleHistoryOut,
     SampleIn,
     SampleOut,
+    WithdrawalIn,
 )
 from commons_map.soil.status import STATUS_LABELS
 
@@ -69,11 +74,11 @@ def record_sample(body: SampleIn, session: SessionDep, member: CurrentMember) ->
 @router.get("/samples", response_model=list[SampleOut])
 def list_samples(
     session: SessionDep, member: OptionalMember, commons_id: DbId | None = None, cooperative_id: DbId | None = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500, include_withdrawn: bool = False,
 ) -> list[dict[str, Any]]:
-    """Samples on the parcels I may see."""
+    """Samples on the parcels I may see (the withdrawn ones too with ``include_withdrawn``)."""
     rows = service.list_samples(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
-                                limit=limit)
+                                limit=limit, include_withdrawn=include_withdrawn)
     return [service.sample_out(session, s, reader=member) for s in rows]
 
 
@@ -81,6 +86,33 @@ def list_samples(
 def get_sample(sample_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
     """One sample, when I may see its parcel."""
     return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id), reader=member)
+
+
+@router.put("/samples/{sample_id}", response_model=SampleOut)
+def correct_sample(sample_id: DbId, body: SampleCorrectionIn, session: SessionDep,
+                   member: CurrentMember) -> dict[str, Any]:
+    """Correct a sample (whoever recorded it, or a coordinator): every value again, and why; the former
+    values stay in its history."""
+    sample = service.correct_sample(session, actor=member, sample_id=sample_id, data=body)
+    return service.sample_out(session, sample, reader=member)
+
+
+@router.post("/samples/{sample_id}/withdraw", response_model=SampleOut)
+def withdraw_sample(sample_id: DbId, body: WithdrawalIn, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
+    """Withdraw a sample (whoever recorded it, or a coordinator), saying why: it stays in its history
+    and leaves every figure."""
+    sample = service.withdraw_sample(session, actor=member, sample_id=sample_id, reason=body.reason)
+    return service.sample_out(session, sample, reader=member)
+
+
+@router.get("/samples/{sample_id}/history", response_model=list[SampleHistoryOut])
+def sample_history(sample_id: DbId, session: SessionDep, member: CurrentMember) -> list[Any]:
+    """A sample's corrections and withdrawal, with the values before and after (the cooperative's members)."""
+    return [
+        {"id": h.id, "sample_id": h.sample_id, "action": h.action, "member_id": h.member_id, "at": h.at,
+         "reason": h.reason, "before": h.before, "after": h.after}
+        for h in service.sample_history(session, actor=member, sample_id=sample_id)
+    ]
 
 
 @router.post("/practices", response_model=PracticeOut, status_code=201)
@@ -153,6 +185,21 @@ def annual_report(
         return Response(reports.report_csv(rep), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="soil-report-{year}.csv"'})
     return rep
+
+
+@router.get("/report.html", response_class=HTMLResponse)
+def printable_report(
+    request: Request, session: SessionDep, member: OptionalMember,
+    year: Annotated[int | None, Query(ge=1990, le=2200, description="this year when left out")] = None,
+    cooperative_id: DbId | None = None,
+) -> HTMLResponse:
+    """The annual report as one printable page (print stylesheet, A4), its charts inside as SVG,
+    in the reader's language (Accept-Language); print it, or save it as PDF, from the browser."""
+    year = year or date.today().year
+    coop = _coop(member, cooperative_id)
+    rep = reports.annual_report(session, actor=member, cooperative_id=coop, year=year)
+    series = reports.chart_series(session, actor=member, cooperative_id=coop)
+    return HTMLResponse(printable.report_html(rep, series, locale=request_locale(request)))
 
 
 @router.get("/charts/{name}.png")

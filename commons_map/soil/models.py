@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    DateTime,
     Double,
     ForeignKey,
     Index,
     Integer,
     Text,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -88,10 +90,31 @@ class Sample(Timestamped, Base):
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     source_ref: Mapped[str | None] = mapped_column(Text)
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    # A withdrawn sample stays, with who withdrew it and why, but leaves every figure.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    withdrawn_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     measurements: Mapped[list[Measurement]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="Measurement.id"
     )
+
+
+class SampleHistory(Base):
+    """A correction or a withdrawal of a sample: who, when, why, and the values before (and after)."""
+
+    __tablename__ = "soil_sample_history"
+    __table_args__ = (CheckConstraint("action IN ('corrected', 'withdrawn')", name="action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))
+    sample_id: Mapped[int] = mapped_column(ForeignKey("soil_samples.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    action: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    before: Mapped[dict] = mapped_column(JSONB)
+    after: Mapped[dict | None] = mapped_column(JSONB)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Measurement(Base):

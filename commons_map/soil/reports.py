@@ -66,7 +66,7 @@ def timeline(session: Session, *, actor: Member | None, commons_id: int) -> dict
     visible = set(session.scalars(select(Commons.id).where(Commons.id.in_(ids), visible_clause(actor, Commons))))
     names = _names(session, visible)
     events: list[dict[str, Any]] = []
-    for s in session.scalars(select(Sample).where(Sample.commons_id.in_(visible))):
+    for s in session.scalars(select(Sample).where(Sample.commons_id.in_(visible), Sample.withdrawn_at.is_(None))):
         events.append({
             "date": s.sampled_on, "type": "observation", "id": s.id, "commons_id": s.commons_id,
             "commons": names[s.commons_id], "lab": s.lab or None,

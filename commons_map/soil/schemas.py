@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +51,34 @@ class SampleIn(BaseModel):
         description="an external id (e.g. an ODK instanceID): a resend never makes a duplicate",
     )
     measurements: list[MeasurementIn] = Field(min_length=1, max_length=500)
+
+
+class SampleCorrectionIn(BaseModel):
+    """A sample's corrected values (all of them, as when it was recorded) and why it is corrected.
+
+    The former values stay in the sample's history. The external id (``source_ref``) is kept.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampled_on: date
+    point: dict[str, Any] | None = Field(default=None, description="GeoJSON Point in WGS84")
+    commons_id: DbId | None = Field(default=None, description="the parcel; found from the point when left out")
+    sampled_by_id: DbId | None = None
+    sampler_name: str = Field(default="", max_length=200)
+    lab: str = Field(default="", max_length=200)
+    lab_report_ref: str = Field(default="", max_length=200)
+    notes: str = Field(default="", max_length=5000)
+    measurements: list[MeasurementIn] = Field(min_length=1, max_length=500)
+    reason: str = Field(default="", max_length=2000, description="why it is corrected (kept in its history)")
+
+
+class WithdrawalIn(BaseModel):
+    """Why a sample is withdrawn (kept in its history; the sample leaves the figures)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class PracticeIn(BaseModel):
@@ -164,6 +192,21 @@ class SampleOut(BaseModel):
     notes: str
     source_ref: str | None
     measurements: list[MeasurementOut]
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str = ""
+
+
+class SampleHistoryOut(BaseModel):
+    """One correction or withdrawal of a sample, with the values before (and after)."""
+
+    id: int
+    sample_id: DbId
+    action: Literal["corrected", "withdrawn"]
+    member_id: DbId | None
+    at: datetime
+    reason: str
+    before: dict[str, Any]
+    after: dict[str, Any] | None
 
 
 class PracticeOut(BaseModel):

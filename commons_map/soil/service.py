@@ -6,6 +6,7 @@ out, in the computations (``stocks.py``), never over the stored value.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import defaultdict
@@ -20,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from commons_map.errors import NotFound, PermissionDenied, ValidationFailed, collector
+from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.geo import parse_geojson_geometry, to_ewkt
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of, require_coordinator, require_member
@@ -28,8 +29,15 @@ from commons_map.register.models import Commons, CommonsKind
 from commons_map.register.service import get_commons, visible_clause
 from commons_map.settings import get_settings
 from commons_map.soil import stocks
-from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample
-from commons_map.soil.schemas import HarvestIn, IndicatorIn, MeasurementIn, PracticeIn, SampleIn
+from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample, SampleHistory
+from commons_map.soil.schemas import (
+    HarvestIn,
+    IndicatorIn,
+    MeasurementIn,
+    PracticeIn,
+    SampleCorrectionIn,
+    SampleIn,
+)
 from commons_map.soil.status import STATUSES, Status, Trend, regeneration_status
 
 log = logging.getLogger(__name__)
@@ -278,18 +286,12 @@ def _insert_once(session: Session, obj: Any, model: Any, cooperative_id: int, so
     return obj
 
 
-def record_sample(session: Session, *, actor: Member | None, data: SampleIn) -> Sample:
-    """A sample and its measurements, checked; the parcel is found from the point when not named.
-
-    A resend with the same ``source_ref`` answers the sample recorded the first time.
-    """
-    if actor is None:
-        raise PermissionDenied("soil.sign_in_samples")
-    require_member(actor, actor.cooperative_id)
-    coop_id = actor.cooperative_id
-    again = _existing(session, Sample, coop_id, data.source_ref)
-    if again is not None:
-        return again
+def _checked_sample(
+    session: Session, *, actor: Member, cooperative_id: int, data: SampleIn | SampleCorrectionIn
+) -> tuple[Commons, bool, str | None, dict[str, Indicator]]:
+    """The parcel (named, or found from the point), whether it came from the point, the point as
+    EWKT, and the catalogue; ValidationFailed naming each field that is wrong."""
+    coop_id = cooperative_id
     point_ewkt = None
     if data.point is not None:
         geom = parse_geojson_geometry(data.point, field="point")
@@ -324,22 +326,44 @@ def record_sample(session: Session, *, actor: Member | None, data: SampleIn) -> 
     for i, m in enumerate(data.measurements):
         check_measurement(problems, indicators, i, m)
     problems.raise_if_any("Some measurements are not valid")
+    return parcel, from_point, point_ewkt, indicators
+
+
+def record_sample(session: Session, *, actor: Member | None, data: SampleIn) -> Sample:
+    """A sample and its measurements, checked; the parcel is found from the point when not named.
+
+    A resend with the same ``source_ref`` answers the sample recorded the first time.
+    """
+    if actor is None:
+        raise PermissionDenied("soil.sign_in_samples")
+    require_member(actor, actor.cooperative_id)
+    coop_id = actor.cooperative_id
+    again = _existing(session, Sample, coop_id, data.source_ref)
+    if again is not None:
+        return again
+    parcel, from_point, point_ewkt, indicators = _checked_sample(session, actor=actor, cooperative_id=coop_id,
+                                                                 data=data)
     sample = Sample(
         cooperative_id=coop_id, commons_id=parcel.id, point=point_ewkt, parcel_from_point=from_point,
         sampled_on=data.sampled_on, sampled_by_id=data.sampled_by_id, sampler_name=data.sampler_name.strip(),
         lab=data.lab.strip(), lab_report_ref=data.lab_report_ref.strip(), notes=data.notes,
         source_ref=data.source_ref, recorded_by_id=actor.id,
-        measurements=[
-            Measurement(
-                indicator_code=m.indicator, value=m.value, unit=m.unit, method=m.method,
-                depth_top_cm=m.depth_top_cm, depth_bottom_cm=m.depth_bottom_cm,
-                confirmed_out_of_range=bool(m.confirm_out_of_range and _out_of_range(indicators[m.indicator], m)),
-                note=m.note,
-            )
-            for m in data.measurements
-        ],
+        measurements=_measurements(data.measurements, indicators),
     )
     return _insert_once(session, sample, Sample, coop_id, data.source_ref)
+
+
+def _measurements(given: list[MeasurementIn], indicators: dict[str, Indicator]) -> list[Measurement]:
+    """The rows of checked measurements, as given (an out-of-range value marked as confirmed)."""
+    return [
+        Measurement(
+            indicator_code=m.indicator, value=m.value, unit=m.unit, method=m.method,
+            depth_top_cm=m.depth_top_cm, depth_bottom_cm=m.depth_bottom_cm,
+            confirmed_out_of_range=bool(m.confirm_out_of_range and _out_of_range(indicators[m.indicator], m)),
+            note=m.note,
+        )
+        for m in given
+    ]
 
 
 def _out_of_range(ind: Indicator, m: MeasurementIn) -> bool:
@@ -453,6 +477,84 @@ def replace_sample(session: Session, *, actor: Member | None, sample_id: int, da
     return record_sample(session, actor=actor, data=data)
 
 
+def _snapshot(session: Session, s: Sample) -> dict[str, Any]:
+    """A sample's values as JSON (for its history): where, when, who, and every measurement."""
+    session.flush()
+    raw = session.scalar(select(func.ST_AsGeoJSON(Sample.point, 7)).where(Sample.id == s.id))
+    return {
+        "commons_id": s.commons_id, "sampled_on": s.sampled_on.isoformat(),
+        "point": json.loads(raw) if raw else None, "parcel_from_point": s.parcel_from_point,
+        "sampled_by_id": s.sampled_by_id, "sampler_name": s.sampler_name, "lab": s.lab,
+        "lab_report_ref": s.lab_report_ref, "notes": s.notes,
+        "measurements": [
+            {"indicator": m.indicator_code, "value": m.value, "unit": m.unit, "method": m.method,
+             "depth_top_cm": m.depth_top_cm, "depth_bottom_cm": m.depth_bottom_cm,
+             "confirmed_out_of_range": m.confirmed_out_of_range, "note": m.note}
+            for m in s.measurements
+        ],
+    }
+
+
+def _still_counted(sample: Sample) -> Sample:
+    if sample.withdrawn_at is not None:
+        raise Conflict("soil.sample_withdrawn", field="sample_id", sample_id=sample.id,
+                       withdrawn_on=sample.withdrawn_at.date())
+    return sample
+
+
+def correct_sample(session: Session, *, actor: Member | None, sample_id: int, data: SampleCorrectionIn) -> Sample:
+    """Correct a sample in place: checked as a new one; its former values stay in its history.
+
+    Only whoever recorded it, or a coordinator of its cooperative, corrects it; a withdrawn
+    sample is not corrected (record a new one).
+    """
+    sample = _still_counted(_editable(session, actor, Sample, sample_id, "soil.no_sample"))
+    assert actor is not None
+    before = _snapshot(session, sample)
+    parcel, from_point, point_ewkt, indicators = _checked_sample(
+        session, actor=actor, cooperative_id=sample.cooperative_id, data=data)
+    sample.commons_id, sample.point, sample.parcel_from_point = parcel.id, point_ewkt, from_point
+    sample.sampled_on, sample.sampled_by_id = data.sampled_on, data.sampled_by_id
+    sample.sampler_name, sample.lab = data.sampler_name.strip(), data.lab.strip()
+    sample.lab_report_ref, sample.notes = data.lab_report_ref.strip(), data.notes
+    sample.measurements = _measurements(data.measurements, indicators)
+    session.flush()
+    session.refresh(sample)
+    after = _snapshot(session, sample)
+    session.add(SampleHistory(cooperative_id=sample.cooperative_id, sample_id=sample.id, member_id=actor.id,
+                              action="corrected", reason=data.reason.strip(), before=before, after=after))
+    session.flush()
+    return sample
+
+
+def withdraw_sample(session: Session, *, actor: Member | None, sample_id: int, reason: str) -> Sample:
+    """Withdraw a sample: it stays, with who, when and why, in its history, and leaves every figure.
+
+    Only whoever recorded it, or a coordinator of its cooperative; the reason is required.
+    """
+    sample = _still_counted(_editable(session, actor, Sample, sample_id, "soil.no_sample"))
+    assert actor is not None
+    if not reason.strip():
+        raise ValidationFailed("soil.withdraw_reason", field="reason")
+    sample.withdrawn_at = session.scalar(select(func.now()))
+    sample.withdrawn_by_id, sample.withdrawn_reason = actor.id, reason.strip()
+    session.add(SampleHistory(cooperative_id=sample.cooperative_id, sample_id=sample.id, member_id=actor.id,
+                              action="withdrawn", reason=reason.strip(), before=_snapshot(session, sample),
+                              after=None))
+    session.flush()
+    return sample
+
+
+def sample_history(session: Session, *, actor: Member | None, sample_id: int) -> list[SampleHistory]:
+    """A sample's corrections and withdrawal, oldest first (the cooperative's members)."""
+    sample = get_sample(session, actor=actor, sample_id=sample_id)
+    if actor is None:
+        raise PermissionDenied("soil.sign_in_history")
+    require_member(actor, sample.cooperative_id)
+    return list(session.scalars(select(SampleHistory).where(SampleHistory.sample_id == sample.id)
+                                .order_by(SampleHistory.at, SampleHistory.id)))
+
+
 def replace_harvests(
     session: Session, *, actor: Member | None, harvest_ids: list[int], data: list[HarvestIn]
 ) -> list[Harvest]:
@@ -518,10 +620,12 @@ def get_sample(session: Session, *, actor: Member | None, sample_id: int) -> Sam
 
 def list_samples(
     session: Session, *, actor: Member | None, cooperative_id: int | None = None, commons_id: int | None = None,
-    limit: int = 500,
+    limit: int = 500, include_withdrawn: bool = False,
 ) -> list[Sample]:
-    """Samples on parcels the actor may see, newest first."""
+    """Samples on parcels the actor may see, newest first; withdrawn ones only when asked."""
     q = select(Sample).where(Sample.commons_id.in_(_visible_ids(actor)))
+    if not include_withdrawn:
+        q = q.where(Sample.withdrawn_at.is_(None))
     if commons_id is not None:
         get_commons(session, actor=actor, commons_id=commons_id)
         q = q.where(Sample.commons_id.in_(subtree_ids(session, commons_id)))
@@ -575,8 +679,6 @@ def harvest_out(h: Harvest, *, reader: Member | None = None) -> dict[str, Any]:
 
 def sample_out(session: Session, s: Sample, *, reader: Member | None = None) -> dict[str, Any]:
     """A sample as a plain dict, its point as GeoJSON; who sampled only for the cooperative's members."""
-    import json
-
     member = is_member_of(reader, s.cooperative_id)
 
     point = None
@@ -588,7 +690,8 @@ def sample_out(session: Session, s: Sample, *, reader: Member | None = None) -> 
         "point": point, "sampled_by_id": s.sampled_by_id if member else None,
         "sampler_name": s.sampler_name if member else "", "lab": s.lab,
         "lab_report_ref": s.lab_report_ref, "notes": s.notes, "source_ref": s.source_ref,
-        "measurements": s.measurements,
+        "measurements": s.measurements, "withdrawn_at": s.withdrawn_at,
+        "withdrawn_reason": s.withdrawn_reason if member else "",
     }
 
 
@@ -834,7 +937,7 @@ def parcel_summaries(
         select(Sample.commons_id, Sample.sampled_on, Measurement.indicator_code, Measurement.value,
                Measurement.unit, Measurement.depth_top_cm, Measurement.depth_bottom_cm)
         .join(Measurement, Measurement.sample_id == Sample.id)
-        .where(Sample.commons_id == any_(_id_array(ids)))
+        .where(Sample.commons_id == any_(_id_array(ids)), Sample.withdrawn_at.is_(None))
     )
     hq = select(Harvest.commons_id, func.coalesce(func.sum(Harvest.weight_kg), 0.0)).where(
         Harvest.commons_id == any_(_id_array(ids))

@@ -551,6 +551,14 @@ ROWS: list[Row] = [
     Row("POST", "/api/v1/soil/samples", signed_in(201, outsider=403), body=_sample_json),
     Row("GET", "/api/v1/soil/samples", every(200), hidden={"members": OURS, "private": [S, C]}),
     Row("GET", "/api/v1/soil/samples/{sample_id}", every(200), url="/api/v1/soil/samples/{sample}"),
+    # The demo's samples were recorded by the coordinator: only they (or the recorder) correct and withdraw.
+    Row("PUT", "/api/v1/soil/samples/{sample_id}", rule(403, anonymous=401, coordinator=200, outsider=404),
+        url="/api/v1/soil/samples/{sample}",
+        body=lambda s, role: {"json": _sample_json(s, role)["json"] | {"reason": "matrice"}}),
+    Row("POST", "/api/v1/soil/samples/{sample_id}/withdraw", rule(403, anonymous=401, coordinator=200, outsider=404),
+        url="/api/v1/soil/samples/{sample}/withdraw", body=lambda s, role: {"json": {"reason": "matrice"}}),
+    Row("GET", "/api/v1/soil/samples/{sample_id}/history", rule(200, anonymous=401, outsider=403),
+        url="/api/v1/soil/samples/{sample}/history"),
     Row("POST", "/api/v1/soil/practices", signed_in(201, outsider=403),
         body=lambda s, role: {"json": {"commons_id": s.public, "practice": "mulch", "started_on": today()}}),
     Row("GET", "/api/v1/soil/practices", every(200), hidden={"members": OURS, "private": [S, C]}),
@@ -564,6 +572,8 @@ ROWS: list[Row] = [
     Row("GET", "/api/v1/soil/parcels/{commons_id}", every(200), url="/api/v1/soil/parcels/{public}"),
     Row("GET", "/api/v1/soil/parcels/{commons_id}/timeline", every(200), url="/api/v1/soil/parcels/{public}/timeline"),
     Row("GET", "/api/v1/soil/report", every(200), url="/api/v1/soil/report?cooperative_id={coop}",
+        hidden={"members": OURS, "private": [S, C]}),
+    Row("GET", "/api/v1/soil/report.html", every(200), url="/api/v1/soil/report.html?cooperative_id={coop}",
         hidden={"members": OURS, "private": [S, C]}),
     Row("GET", "/api/v1/soil/charts/{name}.png", every(200), url="/api/v1/soil/charts/soc.png?cooperative_id={coop}"),
     # --- the public layers: the same for everyone, and never a members-only or private thing

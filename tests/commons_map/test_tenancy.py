@@ -63,6 +63,7 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "soil_measurements": (_via("soil_samples", "sample_id"), "EXISTS (SELECT 1 FROM soil_samples s JOIN commons c"
                           " ON c.id = s.commons_id WHERE s.id = t.sample_id AND c.visibility = 'public')"),
     "soil_practices": ("t.cooperative_id", _public_commons("commons_id")),
+    "soil_sample_history": ("t.cooperative_id", "false"),
     "harvests": ("t.cooperative_id", _public_commons("commons_id")),
     "harvest_shares": (_via("harvests", "harvest_id"), "EXISTS (SELECT 1 FROM harvests h JOIN commons c"
                        " ON c.id = h.commons_id WHERE h.id = t.harvest_id AND c.visibility = 'public')"),
