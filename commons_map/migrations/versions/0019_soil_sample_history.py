@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from commons_map.tenancy import coop_policy, policy_sql
+from commons_map.tenancy import coop_policy, enable_policies
 
 revision = "0019_soil_sample_history"
 down_revision = "0018_network_policies"
@@ -44,13 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_soil_sample_history")),
     )
     op.create_index(op.f("ix_soil_sample_history_sample_id"), "soil_sample_history", ["sample_id"])
-    for sql in policy_sql("soil_sample_history", coop_policy("soil_sample_history")):
-        op.execute(sql)
-    from commons_map.settings import get_settings
-
-    role = get_settings().app_role
-    op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON soil_sample_history TO "{role}"')
-    op.execute(f'GRANT USAGE, SELECT ON SEQUENCE soil_sample_history_id_seq TO "{role}"')
+    enable_policies(op.execute, {"soil_sample_history": coop_policy("soil_sample_history")})
 
 
 def downgrade() -> None:
