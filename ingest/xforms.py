@@ -30,20 +30,6 @@ from commons_map.register.service import visible_clause
 FORMS_DIR = Path(__file__).resolve().parent / "forms"
 Choice = tuple[str, str, str, str]  # name, label fr, label en, filter column (indicator)
 
-# Common crops of a French community garden (a start; crops already recorded are added).
-CROPS = [
-    ("tomate", "Tomate", "Tomato"), ("courgette", "Courgette", "Courgette"), ("courge", "Courge", "Squash"),
-    ("pomme_de_terre", "Pomme de terre", "Potato"), ("haricot", "Haricot", "Bean"), ("salade", "Salade", "Lettuce"),
-    ("carotte", "Carotte", "Carrot"), ("oignon", "Oignon", "Onion"), ("ail", "Ail", "Garlic"),
-    ("poireau", "Poireau", "Leek"), ("chou", "Chou", "Cabbage"), ("betterave", "Betterave", "Beetroot"),
-    ("radis", "Radis", "Radish"), ("epinard", "Épinard", "Spinach"), ("blette", "Blette", "Chard"),
-    ("poivron", "Poivron", "Sweet pepper"), ("aubergine", "Aubergine", "Aubergine"), ("pois", "Pois", "Pea"),
-    ("fraise", "Fraise", "Strawberry"), ("pomme", "Pomme", "Apple"), ("poire", "Poire", "Pear"),
-    ("abricot", "Abricot", "Apricot"), ("noix", "Noix", "Walnut"), ("framboise", "Framboise", "Raspberry"),
-    ("aromatiques", "Aromatiques", "Herbs"),
-]
-
-
 @dataclass(frozen=True)
 class FormSpec:
     """One form we serve: its workbook, its id, its dynamic lists and the categories of commons offered."""
@@ -112,19 +98,9 @@ def _activities(session: Session, member: Member) -> list[Choice]:
 
 
 def _crops(session: Session, member: Member) -> list[Choice]:
-    from commons_map.soil.models import Harvest
+    from commons_map.soil.crops import list_crops
 
-    known = {name for name, _, _ in CROPS}
-    out = [(n, fr, en, "") for n, fr, en in CROPS]
-    recorded = session.scalars(
-        select(Harvest.crop).where(Harvest.cooperative_id == member.cooperative_id).distinct().order_by(Harvest.crop)
-    ).all()
-    for crop in recorded:
-        name = crop.strip().lower().replace(" ", "_")
-        if name and name not in known and name != "autre":
-            known.add(name)
-            out.append((name, crop.capitalize(), crop.capitalize(), ""))
-    return out
+    return [(c.code, c.label_fr, c.label_en, "") for c in list_crops(session, cooperative_id=member.cooperative_id)]
 
 
 def _indicators(session: Session, member: Member) -> tuple[list[Choice], list[Choice]]:

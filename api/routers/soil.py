@@ -12,7 +12,11 @@ from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.people.models import Member
 from commons_map.soil import charts, reports, service
+from commons_map.soil import crops as crop_catalogue
 from commons_map.soil.schemas import (
+    CropIn,
+    CropOut,
+    CropPatch,
     HarvestIn,
     HarvestOut,
     IndicatorIn,
@@ -112,6 +116,33 @@ def list_harvests(
     rows = service.list_harvests(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
                                  year=year, limit=limit)
     return [service.harvest_out(h, reader=member) for h in rows]
+
+
+def _crop_out(crop: Any) -> CropOut:
+    return CropOut(code=crop.code, label_fr=crop.label_fr, label_en=crop.label_en, aliases=list(crop.aliases),
+                   active=crop.active, shared=crop.cooperative_id is None)
+
+
+@router.get("/crops", response_model=list[CropOut])
+def crops(session: SessionDep, member: OptionalMember, include_inactive: bool = False) -> list[CropOut]:
+    """The crop catalogue harvests name (shared crops, and the caller's cooperative's own)."""
+    rows = crop_catalogue.list_crops(session, cooperative_id=member.cooperative_id if member else None,
+                                     include_inactive=include_inactive)
+    return [_crop_out(c) for c in rows]
+
+
+@router.post("/crops", response_model=CropOut, status_code=201)
+def add_crop(body: CropIn, session: SessionDep, member: CurrentMember) -> CropOut:
+    """Add a crop to the cooperative's catalogue (coordinators)."""
+    return _crop_out(crop_catalogue.add_crop(session, actor=member, code=body.code, label_fr=body.label_fr,
+                                             label_en=body.label_en, aliases=body.aliases))
+
+
+@router.patch("/crops/{code}", response_model=CropOut)
+def change_crop(code: str, body: CropPatch, session: SessionDep, member: CurrentMember) -> CropOut:
+    """Retire, bring back or rename one of the cooperative's own crops (coordinators)."""
+    return _crop_out(crop_catalogue.set_crop(session, actor=member, code=code, active=body.active,
+                                             label_fr=body.label_fr, label_en=body.label_en))
 
 
 @router.get("/parcels")

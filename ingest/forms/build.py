@@ -85,7 +85,6 @@ FORMS: dict[str, dict] = {
               constraint=". <= today()"),
             q("begin_repeat", "crops", "Culture récoltée", "Crop harvested"),
             q("select_one crops", "crop", "Culture", "Crop", required="yes", appearance="autocomplete"),
-            q("text", "crop_other", "Quelle culture ?", "Which crop?", required="yes", relevant="${crop} = 'autre'"),
             q("decimal", "weight_kg", "Poids (kg, frais)", "Weight (kg, fresh)", constraint=". > 0"),
             q("integer", "count", "Nombre (sans balance)", "Count (no scale)", relevant="not(${weight_kg} > 0)",
               constraint=". > 0"),
@@ -95,7 +94,6 @@ FORMS: dict[str, dict] = {
             q("image", "photo", "Photo (facultatif)", "Photo (optional)", parameters="max-pixels=1600"),
         ],
         "choices": [("commons", *PLACEHOLDER[0]), ("crops", *PLACEHOLDER[0]),
-                    ("crops", "autre", "Autre…", "Other…"),
                     *[("destinations", *d) for d in DESTINATIONS]],
     },
     "soil": {

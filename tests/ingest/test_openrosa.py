@@ -276,7 +276,7 @@ def test_harvest_submission_records_each_crop(orclient, db, people, activity):
     assert sub.status == "processed", sub.problem
     rows = db.scalars(select(Harvest).where(Harvest.id.in_(sub.records["ids"])).order_by(Harvest.id)).all()
     assert [(h.crop, h.weight_kg, h.source_ref) for h in rows] == [
-        ("tomate", 3.5, f"{iid}/crops[1]"), ("physalis", 0.4, f"{iid}/crops[2]")]
+        ("tomato", 3.5, f"{iid}/crops[1]"), ("physalis", 0.4, f"{iid}/crops[2]")]
     orclient.post(f"/openrosa/key/{secret}/submission", **files(body))
     assert db.scalar(select(func.count()).select_from(Harvest).where(Harvest.source_ref.like(iid + "%"))) == 2
 
@@ -409,7 +409,7 @@ def test_harvest_edit_replaces_its_harvests(orclient, db, people):
     assert db.scalar(select(func.count()).select_from(Harvest).where(Harvest.id.in_(old_ids))) == 0
     rows = db.scalars(select(Harvest).where(Harvest.id.in_(new_sub.records["ids"])).order_by(Harvest.id)).all()
     assert [(h.crop, h.weight_kg, h.source_ref) for h in rows] == [
-        ("tomate", 5.25, f"{new}/crops[1]"), ("physalis", 0.4, f"{new}/crops[2]")]
+        ("tomato", 5.25, f"{new}/crops[1]"), ("physalis", 0.4, f"{new}/crops[2]")]
     assert db.scalar(select(func.count()).select_from(Harvest).where(
         Harvest.source_ref.like(old + "%") | Harvest.source_ref.like(new + "%"))) == 2
 
