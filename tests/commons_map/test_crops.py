@@ -4,6 +4,7 @@ the migration maps the free-text names harvests had before."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -180,3 +181,19 @@ def test_the_api_offers_the_catalogue_and_refuses_an_unknown_crop_with_the_codes
     assert "kiwano" not in {c["code"] for c in client.get("/api/v1/soil/crops", headers=auth(people.outsider)).json()}
     r = client.patch("/api/v1/soil/crops/tomato", json={"active": False}, headers=auth(people.coordinator))
     assert r.status_code == 404 and r.json()["errors"][0]["field"] == "code"
+
+
+def test_the_command_line_lists_and_adds_crops(engine, database_url):
+    from tests.commons_map.test_soil_cli import run
+
+    r = run(database_url, "crops")
+    assert r.returncode == 0, r.stderr
+    assert "tomato" in r.stdout and "Tomate / Tomato" in r.stdout
+    assert "jerusalem_artichoke" in r.stdout and "(own)" in r.stdout  # the demo's own crop
+    r = run(database_url, "crops", "--add", "cli_oca", "--fr", "Oca du Pérou", "--en", "Oca")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^cli_oca +Oca du Pérou / Oca  \(own\)$", r.stdout, re.M)
+    r = run(database_url, "crops", "--add", "cli_oca", "--fr", "Oca", "--en", "Oca")
+    assert r.returncode == 1 and "cli_oca" in r.stderr
+    r = run(database_url, "crops", "--add", "Bad", "--fr", "x", "--en", "y")
+    assert r.returncode == 1 and "Bad" in r.stderr
