@@ -18,15 +18,17 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.deps import CurrentMember, SessionDep, SettingsDep, sign_in
+from api.deps import CurrentMember, OptionalMember, SessionDep, SettingsDep, sign_in
 from api.errors import status_for
 from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
+from commons_map.fieldforms.attachments import attachment_file
 from commons_map.messages import Message, render
 from commons_map.people.models import Member
 from commons_map.people.service import get_member
@@ -37,6 +39,7 @@ from ingest.xforms import FORMS, media_file, media_files, served_form
 log = logging.getLogger("commons_map.openrosa")
 router = APIRouter(prefix="/openrosa", tags=["openrosa"])
 tokens_router = APIRouter(prefix="/api/v1/field-tokens", tags=["field tokens"])
+attachments_router = APIRouter(prefix="/api/v1/attachments", tags=["field tokens"])
 NS_LIST = "http://openrosa.org/xforms/xformsList"
 NS_RESPONSE = "http://openrosa.org/http/response"
 NS_MANIFEST = "http://openrosa.org/xforms/xformsManifest"
@@ -367,3 +370,18 @@ def list_tokens(session: SessionDep, member: CurrentMember, username: str | None
 def revoke(token_id: DbId, session: SessionDep, member: CurrentMember) -> TokenOut:
     """Revoke a field token: the phone using it is refused from now on."""
     return _out(fieldforms.revoke_token(session, actor=member, token_id=token_id))
+
+
+# --- the files sent with a submission, on the record it made -------------------------------------
+
+
+@attachments_router.get("/{kind}/{record_id}/{name}", response_class=FileResponse)
+def attachment(kind: str, record_id: DbId, name: str, session: SessionDep, settings: SettingsDep,
+               member: OptionalMember) -> FileResponse:
+    """A photo sent with the field form that made a work log, a harvest or a soil sample (kind
+    ``work_log``, ``harvest``, ``soil_sample``): only to those who may read that record; 404 otherwise."""
+    att, path = attachment_file(session, actor=member, kind=kind, record_id=record_id, name=name,
+                                root=settings.attachments_dir)
+    return FileResponse(path, media_type=att.content_type, headers={
+        "Cache-Control": "private, max-age=3600", "Content-Disposition": f'inline; filename="{att.sha256[:16]}"',
+        "X-Content-Type-Options": "nosniff"})

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
+from commons_map.fieldforms.attachments import attachments_out
 from commons_map.people.models import Member
 from commons_map.soil import charts, reports, service
 from commons_map.soil import crops as crop_catalogue
@@ -83,8 +84,9 @@ def list_samples(
 
 @router.get("/samples/{sample_id}", response_model=SampleOut)
 def get_sample(sample_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
-    """One sample, when I may see its parcel."""
-    return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id), reader=member)
+    """One sample, when I may see its parcel (with the photos sent with its field form, for the members)."""
+    out = service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id), reader=member)
+    return out | {"attachments": attachments_out(session, actor=member, kind="soil_sample", record_id=sample_id)}
 
 
 @router.post("/practices", response_model=PracticeOut, status_code=201)
@@ -116,6 +118,13 @@ def list_harvests(
     rows = service.list_harvests(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
                                  year=year, limit=limit)
     return [service.harvest_out(h, reader=member) for h in rows]
+
+
+@router.get("/harvests/{harvest_id}", response_model=HarvestOut)
+def get_harvest(harvest_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+    """One harvest, when I may see its parcel (with the photos sent with its field form, for the members)."""
+    out = service.harvest_out(service.get_harvest(session, actor=member, harvest_id=harvest_id), reader=member)
+    return out | {"attachments": attachments_out(session, actor=member, kind="harvest", record_id=harvest_id)}
 
 
 def _crop_out(crop: Any) -> CropOut:

@@ -62,6 +62,7 @@ FR: dict[str, str | tuple[str, str]] = {
     "Contribution: %(h)s from your time account.": "Contribution : %(h)s prélevées sur votre compte temps.",
     "Coordinator": "Coordination",
     "Crop": "Culture",
+    "Photo sent from the field": "Photo envoyée du terrain",
     "Missing from the list? A coordinator adds it.": "Absente de la liste ? Un·e coordinateur·rice l'ajoute.",
     "Date": "Date",
     "Day": "Jour",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from commons_map.db import DbId
+from commons_map.fieldforms.schemas import AttachmentOut
 
 Destination = Literal[
     "members", "shared_meals", "households_in_need", "other_cooperatives", "seed_saving", "compost"
@@ -165,6 +166,8 @@ class SampleOut(BaseModel):
     notes: str
     source_ref: str | None
     measurements: list[MeasurementOut]
+    attachments: list[AttachmentOut] | None = Field(
+        default=None, description="photos sent with its field form (on the item; not listed in lists)")
 
 
 class PracticeOut(BaseModel):
@@ -199,6 +202,8 @@ class HarvestOut(BaseModel):
     confirmed_implausible: bool
     source_ref: str | None
     destinations: dict[str, float]
+    attachments: list[AttachmentOut] | None = Field(
+        default=None, description="photos sent with its field form (on the item; not listed in lists)")
 
 
 class CropIn(BaseModel):

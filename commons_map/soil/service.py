@@ -513,6 +513,18 @@ def subtree_ids(session: Session, commons_id: int) -> list[int]:
     return list(session.scalars(select(tree.c.id)))
 
 
+def get_harvest(session: Session, *, actor: Member | None, harvest_id: int) -> Harvest:
+    """One harvest, when the actor may see its parcel."""
+    harvest = session.get(Harvest, harvest_id)
+    if harvest is None:
+        raise NotFound("soil.no_harvest", field="harvest_id", harvest_id=harvest_id)
+    try:
+        get_commons(session, actor=actor, commons_id=harvest.commons_id)
+    except NotFound as exc:
+        raise NotFound("soil.no_harvest", field="harvest_id", harvest_id=harvest_id) from exc
+    return harvest
+
+
 def get_sample(session: Session, *, actor: Member | None, sample_id: int) -> Sample:
     """One sample, when the actor may see its parcel."""
     sample = session.get(Sample, sample_id)
