@@ -47,7 +47,7 @@ ROUTERS += [governance.router, pages_governance.router]
 ROUTERS += [exchange.router, pages_exchange.router]
 ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
-ROUTERS += [openrosa.router, openrosa.tokens_router, ingest_routes.router]
+ROUTERS += [openrosa.router, openrosa.tokens_router, openrosa.attachments_router, ingest_routes.router]
 ROUTERS += [__import__("api.routers.partners", fromlist=["x"]).router,  # partner maps
             __import__("api.routers.partners", fromlist=["x"]).public_router]
 ROUTERS += [__import__("api.routers.notify", fromlist=["x"]).router,  # notifications: API, one-click unsubscribe

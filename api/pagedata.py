@@ -158,6 +158,13 @@ def my_recent_logs(session: Session, member: Member, limit: int = 5) -> list[dic
     return wl.describe(session, logs)
 
 
+def with_photos(session: Session, member: Member | None, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Work logs (as described) with the photos sent with their field form, as the member may see them."""
+    from commons_map.fieldforms.attachments import attachments_out
+
+    return [w | {"photos": attachments_out(session, actor=member, kind="work_log", record_id=w["id"])} for w in logs]
+
+
 def _member_name(session: Session, member_id: int | None) -> str:
     if member_id is None:
         return ""

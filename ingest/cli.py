@@ -137,9 +137,12 @@ def _write_report(result, path: Path) -> None:
                         " | ".join(r.reasons_in(locale))])
 
 
+EXPORT_HELP = "ODK Central / Kobo CSV or GeoJSON export, or Central's 'download all' ZIP (CSVs and media/)"
+
+
 @app.command("submissions")
 def submissions(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="ODK Central / Kobo CSV or GeoJSON export")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=EXPORT_HELP)],
     form: Annotated[str | None, typer.Option(help="the form id, when the file does not say it")] = None,
     as_user: Annotated[str | None, typer.Option("--as", help="whose submissions, when the export does not say")] = None,
     cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mimetypes
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +26,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from commons_map.errors import DomainError, ValidationFailed
-from commons_map.fieldforms.service import get_submission, store_submission
+from commons_map.fieldforms.service import add_attachment, get_submission, store_submission
 from commons_map.messages import render, terminal_locale
 from commons_map.people.models import Cooperative, Member
-from ingest.openrosa import process
+from commons_map.settings import get_settings
+from ingest.openrosa import Incoming, check_file, process
 from ingest.readers import _decode
-from ingest.safety import LIMITS
+from ingest.safety import LIMITS, remove_tree, safe_extract
 from ingest.xforms import FORMS, FormSpec
 
 GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")
@@ -49,6 +52,11 @@ class ExportResult:
     processed: int = 0
     rejected: list[str] = field(default_factory=list)  # "line 4: uuid:…: the reason"
     written: bool = False
+    attachments: int = 0  # media files kept (from a ZIP's media/ folder)
+
+
+def _content_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -155,7 +163,8 @@ def _member_of(
 def import_export(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None = None,
                   member: Member | None = None, repeats: dict[str, Path] | None = None,
                   dry_run: bool = False, skip_rejected: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> ExportResult:
+                  progress: Callable[[int, int], None] | None = None,
+                  attachments_dir: Path | None = None) -> ExportResult:
     """Import a Central/Kobo export; see the module docstring. ``member`` is the default submitter,
     the member the import runs as (``--as``): they are told how a real import (not a dry run) ended.
 
@@ -169,7 +178,8 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
     run = jobs.run_id()
     try:
         result = _import_export(session, path=path, cooperative=cooperative, form_id=form_id, member=member,
-                                repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected, progress=progress)
+                                repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected, progress=progress,
+                                attachments_dir=attachments_dir)
     except Exception as exc:
         if teller is not None:  # this transaction is lost: the notice is written in one of its own
             jobs.tell_apart(session, member_id=teller, code="notify.import_failed",
@@ -186,11 +196,73 @@ def import_export(session: Session, *, path: Path, cooperative: Cooperative, for
     return result
 
 
+def _unpack_central_zip(path: Path, into: Path) -> tuple[Path, dict[str, Path], dict[str, Path]]:
+    """ODK Central's "download all" ZIP, unpacked (checked like any archive): the main CSV, the repeat
+    CSVs by repeat name (``form-repeat.csv``, with a PARENT_KEY column) and the media/ files by name."""
+    files = safe_extract(path, into)
+    csvs = [f for f in files if f.suffix.lower() == ".csv"]
+    media = {f.name: f for f in files if f.parent.name == "media" and f.suffix.lower() != ".csv"}
+
+    def is_repeat(f: Path) -> bool:
+        head = _decode(f.read_bytes()[:65536]).split("\n", 1)[0]
+        return "PARENT_KEY" in head
+
+    mains = [f for f in csvs if not is_repeat(f)]
+    if len(mains) != 1:
+        raise ValidationFailed("ingest.zip_one_main_csv", field="file", name=path.name,
+                               found=sorted(f.name for f in mains))
+    main = mains[0]
+    repeats = {}
+    for f in csvs:
+        if f is not main and f.stem.startswith(main.stem + "-"):
+            repeats[f.stem[len(main.stem) + 1:].split("-")[-1]] = f
+    return main, repeats, media
+
+
+def _media_of(values: dict[str, Any], media: dict[str, Path]) -> list[str]:
+    """The media files a row names (in its own values or its repeats' values)."""
+    names: set[str] = set()
+    for value in values.values():
+        if isinstance(value, list):
+            for item in value:
+                names |= {str(v) for v in item.values() if str(v) in media}
+        elif str(value) in media:
+            names.add(str(value))
+    return sorted(names)
+
+
 def _import_export(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None,
                    member: Member | None, repeats: dict[str, Path] | None, dry_run: bool, skip_rejected: bool,
-                   progress: Callable[[int, int], None] | None) -> ExportResult:
+                   progress: Callable[[int, int], None] | None, attachments_dir: Path | None = None) -> ExportResult:
     if path.stat().st_size > LIMITS.upload_bytes:
         raise ValidationFailed("ingest.file_too_large_mb", field="file", megabytes=LIMITS.upload_bytes // 2**20)
+    if path.suffix.lower() == ".zip":
+        tmp = Path(tempfile.mkdtemp(prefix="cm-export-"))
+        try:
+            main, found, media = _unpack_central_zip(path, tmp)
+            if form_id is None and _guess_form(main) is None:
+                form_id = _guess_form(path)  # the archive's name may say it when the CSV's does not
+            return _import_rows(session, path=main, cooperative=cooperative, form_id=form_id, member=member,
+                                repeats={**found, **(repeats or {})}, dry_run=dry_run, skip_rejected=skip_rejected,
+                                progress=progress, media=media, attachments_dir=attachments_dir)
+        finally:
+            remove_tree(tmp)
+    return _import_rows(session, path=path, cooperative=cooperative, form_id=form_id, member=member,
+                        repeats=repeats, dry_run=dry_run, skip_rejected=skip_rejected, progress=progress,
+                        media={}, attachments_dir=attachments_dir)
+
+
+def _guess_form(path: Path) -> str | None:
+    try:
+        return _form_of(path, None).form_id
+    except ValidationFailed:
+        return None
+
+
+def _import_rows(session: Session, *, path: Path, cooperative: Cooperative, form_id: str | None,
+                 member: Member | None, repeats: dict[str, Path] | None, dry_run: bool, skip_rejected: bool,
+                 progress: Callable[[int, int], None] | None, media: dict[str, Path],
+                 attachments_dir: Path | None) -> ExportResult:
     spec = _form_of(path, form_id)
     suffix = path.suffix.lower()
     if suffix in (".geojson", ".json"):
@@ -216,6 +288,7 @@ def _import_export(session: Session, *, path: Path, cooperative: Cooperative, fo
             grouped[str(r.get("PARENT_KEY") or "").strip()].append(leaf_values(r, spec))
         repeat_rows[name] = grouped
     result = ExportResult(form_id=spec.form_id, rows=len(rows))
+    pending: list[tuple[Any, str]] = []  # (submission, media file name): kept once the import is written
     savepoint = session.begin_nested()
     say = progress or (lambda done, total: None)
     locale = terminal_locale()  # the report is read in the terminal (the CLI), in its language
@@ -248,6 +321,10 @@ def _import_export(session: Session, *, path: Path, cooperative: Cooperative, fo
                     raw=raw, source=source)
                 if stored.created:
                     process(session, stored.submission, values, who, None)
+                    named = _media_of(values, media)
+                    for name in named:
+                        check_file(Incoming(name, _content_type(name), b""))
+                    pending += [(stored.submission, name) for name in named]
         except DomainError as exc:
             result.rejected.append(f"{where} : {iid} : {exc.summary(locale)}" if locale == "fr"
                                    else f"{where}: {iid}: {exc.summary(locale)}")
@@ -260,6 +337,12 @@ def _import_export(session: Session, *, path: Path, cooperative: Cooperative, fo
     say(len(rows), len(rows))
     result.written = not dry_run and (not result.rejected or skip_rejected)
     if result.written:
+        root = attachments_dir or get_settings().attachments_dir
+        for sub, name in pending:  # only now do files reach the disk (nothing of a refused row does)
+            data = media[name].read_bytes()
+            check_file(Incoming(name, _content_type(name), data))
+            add_attachment(session, submission=sub, name=name, content_type=_content_type(name), data=data, root=root)
+            result.attachments += 1
         savepoint.commit()
     else:
         savepoint.rollback()

@@ -138,11 +138,11 @@ def harvest(session: Session, *, member: Member, values: Values, instance_id: st
     data = []
     for i, item in enumerate(items, 1):
         crop = (item.get("crop") or "").strip()
-        if crop == "autre":
+        if crop == "autre":  # forms served before the crop catalogue offered "other…" and a name
             crop = (item.get("crop_other") or "").strip()
         count = _number(item, "count")
         data.append(HarvestIn(
-            commons_id=commons_id, crop=crop.replace("_", " "), harvested_on=day,
+            commons_id=commons_id, crop=crop, harvested_on=day,
             weight_kg=_number(item, "weight_kg"), count=int(count) if count is not None else None,
             destination=(item.get("destination") or None), harvested_by_id=member.id,
             notes=(values.get("notes") or "").strip(), source_ref=f"{instance_id}/crops[{i}]"))

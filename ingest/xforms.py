@@ -1,23 +1,24 @@
-"""The forms we serve to ODK Collect: XLSForm in ingest/forms/, choice lists filled from the database.
+"""The forms we serve to ODK Collect: XLSForm in ingest/forms/, choice lists as CSV media from the database.
 
-``served_form(session, member=…, form_id=…)`` answers the XForm XML a member's phone downloads,
-its MD5 and version. The choice lists ``commons`` (what this member may see and work on),
-``activities``, ``crops``, ``indicators`` and ``units`` come from the database at that moment, so a
-new garden appears in the form without touching the workbook; the version and the hash change
-with them, which is how Collect knows to download the form again.
+``served_form(session, member=…, form_id=…)`` answers the XForm XML a phone downloads, its MD5
+and version: the same bytes for everyone, whatever the register holds. The choice lists
+``commons`` (what this member may see and work on), ``activities``, ``crops``, ``indicators``
+and ``units`` are media files (``select_one_from_file commons.csv``), listed in the form's
+OpenRosa manifest with their own MD5 and made from the database when asked
+(``media_files``): a new garden changes ``commons.csv`` and its hash, not the form, so Collect
+downloads one small file again instead of every form (as with ODK Central's form attachments).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from openpyxl import load_workbook
 from pyxform.xls2xform import convert
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,20 +30,6 @@ from commons_map.register.service import visible_clause
 
 FORMS_DIR = Path(__file__).resolve().parent / "forms"
 Choice = tuple[str, str, str, str]  # name, label fr, label en, filter column (indicator)
-
-# Common crops of a French community garden (a start; crops already recorded are added).
-CROPS = [
-    ("tomate", "Tomate", "Tomato"), ("courgette", "Courgette", "Courgette"), ("courge", "Courge", "Squash"),
-    ("pomme_de_terre", "Pomme de terre", "Potato"), ("haricot", "Haricot", "Bean"), ("salade", "Salade", "Lettuce"),
-    ("carotte", "Carotte", "Carrot"), ("oignon", "Oignon", "Onion"), ("ail", "Ail", "Garlic"),
-    ("poireau", "Poireau", "Leek"), ("chou", "Chou", "Cabbage"), ("betterave", "Betterave", "Beetroot"),
-    ("radis", "Radis", "Radish"), ("epinard", "Épinard", "Spinach"), ("blette", "Blette", "Chard"),
-    ("poivron", "Poivron", "Sweet pepper"), ("aubergine", "Aubergine", "Aubergine"), ("pois", "Pois", "Pea"),
-    ("fraise", "Fraise", "Strawberry"), ("pomme", "Pomme", "Apple"), ("poire", "Poire", "Pear"),
-    ("abricot", "Abricot", "Apricot"), ("noix", "Noix", "Walnut"), ("framboise", "Framboise", "Raspberry"),
-    ("aromatiques", "Aromatiques", "Herbs"),
-]
-
 
 @dataclass(frozen=True)
 class FormSpec:
@@ -63,13 +50,13 @@ class FormSpec:
 
 FORMS: dict[str, FormSpec] = {
     s.form_id: s for s in (
-        FormSpec("worklog", "commons_worklog", "Journal de travail bénévole / Volunteer work log", "2026112701",
+        FormSpec("worklog", "commons_worklog", "Journal de travail bénévole / Volunteer work log", "2026112901",
                  ("land", "garden", "bed", "tool", "housing", "place"), ("commons", "activities")),
-        FormSpec("harvest", "commons_harvest", "Récolte / Harvest", "2026112701",
+        FormSpec("harvest", "commons_harvest", "Récolte / Harvest", "2026112901",
                  ("land", "garden", "bed"), ("commons", "crops"), repeats=("crops",)),
-        FormSpec("soil", "commons_soil", "Observation du sol / Soil observation", "2026112701",
+        FormSpec("soil", "commons_soil", "Observation du sol / Soil observation", "2026112901",
                  ("land", "garden", "bed"), ("commons", "indicators", "units"), repeats=("measures",)),
-        FormSpec("inventory", "commons_inventory", "Inventaire d'un commun / Commons inventory check", "2026112701",
+        FormSpec("inventory", "commons_inventory", "Inventaire d'un commun / Commons inventory check", "2026112901",
                  ("land", "garden", "bed", "tool", "housing", "place"), ("commons",)),
     )
 }
@@ -112,19 +99,9 @@ def _activities(session: Session, member: Member) -> list[Choice]:
 
 
 def _crops(session: Session, member: Member) -> list[Choice]:
-    from commons_map.soil.models import Harvest
+    from commons_map.soil.crops import list_crops
 
-    known = {name for name, _, _ in CROPS}
-    out = [(n, fr, en, "") for n, fr, en in CROPS]
-    recorded = session.scalars(
-        select(Harvest.crop).where(Harvest.cooperative_id == member.cooperative_id).distinct().order_by(Harvest.crop)
-    ).all()
-    for crop in recorded:
-        name = crop.strip().lower().replace(" ", "_")
-        if name and name not in known and name != "autre":
-            known.add(name)
-            out.append((name, crop.capitalize(), crop.capitalize(), ""))
-    return out
+    return [(c.code, c.label_fr, c.label_en, "") for c in list_crops(session, cooperative_id=member.cooperative_id)]
 
 
 def _indicators(session: Session, member: Member) -> tuple[list[Choice], list[Choice]]:
@@ -150,20 +127,65 @@ def choices_for(session: Session, *, member: Member, spec: FormSpec) -> dict[str
         out["crops"] = _crops(session, member)
     if "indicators" in spec.lists:
         out["indicators"], out["units"] = _indicators(session, member)
-    for name, items in out.items():
-        if not items:  # an empty list does not compile: say so inside the form
-            out[name] = [("none", "(rien à choisir pour l'instant)", "(nothing to choose yet)", "")]
     return out
+
+
+def _media_name(list_name: str) -> str:
+    return f"{list_name}.csv"
+
+
+def csv_bytes(items: list[Choice], *, filtered: bool = False) -> bytes:
+    """One choice list as the CSV Collect reads (``name``, ``label``; the labels per language too).
+
+    ``label`` holds both languages ("Tomate / Tomato") when they differ: Collect shows the
+    ``label`` column of a CSV list, whatever the form's language.
+    """
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["name", "label", "label::Français (fr)", "label::English (en)", *(["indicator"] if filtered else [])])
+    for name, fr, en, filt in items:
+        w.writerow([name, fr if fr == en else f"{fr} / {en}", fr, en, *([filt] if filtered else [])])
+    return out.getvalue().encode("utf-8")
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A media file of a form (a choice list as CSV): its name, bytes and MD5."""
+
+    filename: str
+    data: bytes
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()  # noqa: S324 - OpenRosa names MD5 for media hashes
+
+
+def media_files(session: Session, *, member: Member, form_id: str) -> list[MediaFile]:
+    """The CSV media of ``form_id`` for ``member``, made from the register now (so always current)."""
+    spec = get_spec(form_id)
+    lists = choices_for(session, member=member, spec=spec)
+    return [MediaFile(_media_name(name), csv_bytes(items, filtered=name == "units")) for name, items in lists.items()]
+
+
+def media_file(session: Session, *, member: Member, form_id: str, filename: str) -> MediaFile:
+    """One media file of a form, or NotFound naming the form's files."""
+    files = media_files(session, member=member, form_id=form_id)
+    for f in files:
+        if f.filename == filename:
+            return f
+    raise NotFound("openrosa.no_media", field="filename", filename=filename, form_id=form_id,
+                   known=[f.filename for f in files])
 
 
 @dataclass(frozen=True)
 class ServedForm:
-    """An XForm as served: its bytes, MD5 and version."""
+    """An XForm as served: its bytes, MD5 and version, and whether it has media (CSV lists)."""
 
     form_id: str
     title: str
     version: str
     xml: bytes
+    has_media: bool = False
 
     @property
     def md5(self) -> str:
@@ -171,41 +193,16 @@ class ServedForm:
 
 
 def served_form(session: Session, *, member: Member, form_id: str) -> ServedForm:
-    """The XForm of ``form_id`` with its choice lists filled for ``member``."""
+    """The XForm of ``form_id``: the same bytes for every member and every state of the register
+    (the lists are media files), compiled once per process."""
+    del session, member  # the form no longer depends on them: its lists do (media_files)
     spec = get_spec(form_id)
-    lists = choices_for(session, member=member, spec=spec)
-    digest = hashlib.sha256(json.dumps(lists, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    version = f"{spec.base_version}.{int(digest[:8], 16) % 10**8:08d}"
-    xml = _compile(spec.form_id, version, json.dumps(lists, sort_keys=True, ensure_ascii=False))
-    return ServedForm(form_id=spec.form_id, title=spec.title, version=version, xml=xml)
+    return ServedForm(form_id=spec.form_id, title=spec.title, version=spec.base_version, xml=_compile(spec.form_id),
+                      has_media=bool(spec.lists))
 
 
-def workbook_with_choices(spec: FormSpec, lists: dict[str, list[Choice]], version: str) -> bytes:
-    """The form's workbook with its dynamic lists replaced, as .xlsx bytes."""
-    wb = load_workbook(spec.path)
-    ch = wb["choices"]
-    kept = [list(r) for r in ch.iter_rows(min_row=2, values_only=True) if r[0] not in lists and r[0]]
-    tail = {r[0] for r in kept}
-    ch.delete_rows(2, ch.max_row)
-    for name, items in lists.items():
-        for choice, fr, en, filt in items:
-            ch.append([name, choice, fr, en, filt])
-    # Lists the server fills come first; fixed rows (e.g. "autre", destinations) follow, in order.
-    for r in kept:
-        ch.append(r)
-    del tail
-    st = wb["settings"]
-    header = [c.value for c in st[1]]
-    st.cell(row=2, column=header.index("version") + 1, value=version)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
-
-
-@lru_cache(maxsize=256)
-def _compile(form_id: str, version: str, lists_json: str) -> bytes:
+@lru_cache(maxsize=16)
+def _compile(form_id: str) -> bytes:
     spec = FORMS[form_id]
-    lists = {k: [tuple(c) for c in v] for k, v in json.loads(lists_json).items()}
-    data = workbook_with_choices(spec, lists, version)  # type: ignore[arg-type]
-    result = convert(xlsform=data, file_type=".xlsx", warnings=[])
+    result = convert(xlsform=str(spec.path), warnings=[])
     return result.xform.encode("utf-8")

@@ -18,27 +18,31 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.deps import CurrentMember, SessionDep, SettingsDep, sign_in
+from api.deps import CurrentMember, OptionalMember, SessionDep, SettingsDep, sign_in
 from api.errors import status_for
 from commons_map.db import DbId
 from commons_map.errors import AuthenticationFailed, DomainError, ValidationFailed
 from commons_map.fieldforms import service as fieldforms
+from commons_map.fieldforms.attachments import attachment_file
 from commons_map.messages import Message, render
 from commons_map.people.models import Member
 from commons_map.people.service import get_member
 from ingest import openrosa as receiving
 from ingest.safety import LIMITS
-from ingest.xforms import FORMS, served_form
+from ingest.xforms import FORMS, media_file, media_files, served_form
 
 log = logging.getLogger("commons_map.openrosa")
 router = APIRouter(prefix="/openrosa", tags=["openrosa"])
 tokens_router = APIRouter(prefix="/api/v1/field-tokens", tags=["field tokens"])
+attachments_router = APIRouter(prefix="/api/v1/attachments", tags=["field tokens"])
 NS_LIST = "http://openrosa.org/xforms/xformsList"
 NS_RESPONSE = "http://openrosa.org/http/response"
+NS_MANIFEST = "http://openrosa.org/xforms/xformsManifest"
 REALM = "commons-map"
 
 
@@ -116,10 +120,12 @@ def _form_list(request: Request, session: Any, settings: Any, token: str | None,
             if form_id and fid != form_id:
                 continue
             f = served_form(session, member=member, form_id=fid)
+            manifest = (f"<manifestUrl>{escape(base)}/forms/{escape(f.form_id)}/manifest</manifestUrl>"
+                        if f.has_media else "")
             items.append(
                 f"<xform><formID>{escape(f.form_id)}</formID><name>{escape(f.title)}</name>"
                 f"<version>{escape(f.version)}</version><hash>md5:{f.md5}</hash>"
-                f"<downloadUrl>{escape(base)}/forms/{escape(f.form_id)}.xml</downloadUrl></xform>"
+                f"<downloadUrl>{escape(base)}/forms/{escape(f.form_id)}.xml</downloadUrl>{manifest}</xform>"
             )
     except DomainError as exc:
         return error_response(exc)
@@ -137,6 +143,31 @@ def _form(request: Request, session: Any, settings: Any, token: str | None, file
         return error_response(exc)
     return Response(f.xml, media_type="text/xml; charset=utf-8",
                     headers=headers({"Content-Disposition": f'attachment; filename="{f.form_id}.xml"'}))
+
+
+def _manifest(request: Request, session: Any, settings: Any, token: str | None, form_id: str) -> Response:
+    try:
+        member = _member(request, session, settings, token)
+        files = media_files(session, member=member, form_id=form_id)
+    except DomainError as exc:
+        return error_response(exc)
+    base = f"{_base(request, token)}/forms/{escape(form_id)}/media"
+    items = "".join(
+        f"<mediaFile><filename>{escape(m.filename)}</filename><hash>md5:{m.md5}</hash>"
+        f"<downloadUrl>{base}/{escape(m.filename)}</downloadUrl></mediaFile>" for m in files)
+    body = f'<?xml version="1.0" encoding="UTF-8"?><manifest xmlns="{NS_MANIFEST}">{items}</manifest>'
+    return Response(body, media_type="text/xml; charset=utf-8", headers=headers())
+
+
+def _media(request: Request, session: Any, settings: Any, token: str | None, form_id: str, filename: str) -> Response:
+    try:
+        member = _member(request, session, settings, token)
+        m = media_file(session, member=member, form_id=form_id, filename=filename)
+    except DomainError as exc:
+        return error_response(exc)
+    return Response(m.data, media_type="text/csv; charset=utf-8",
+                    headers=headers({"Content-Disposition": f'attachment; filename="{m.filename}"',
+                                     "ETag": f'"{m.md5}"'}))
 
 
 def _head(request: Request, session: Any, settings: Any, token: str | None) -> Response:
@@ -237,6 +268,32 @@ def form_xml_key(token: str, filename: str, request: Request, session: SessionDe
     return _form(request, session, settings, token, filename)
 
 
+@router.get("/forms/{form_id}/manifest")
+def form_manifest(form_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The form's media files (its choice lists as CSV), each with its MD5 (OpenRosa manifest)."""
+    return _manifest(request, session, settings, None, form_id)
+
+
+@router.get("/key/{token}/forms/{form_id}/manifest")
+def form_manifest_key(token: str, form_id: str, request: Request, session: SessionDep,
+                      settings: SettingsDep) -> Response:
+    """The form's media files (field token in the path)."""
+    return _manifest(request, session, settings, token, form_id)
+
+
+@router.get("/forms/{form_id}/media/{filename}")
+def form_media(form_id: str, filename: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """One media file of a form: a choice list as CSV, made from the register now, for this member."""
+    return _media(request, session, settings, None, form_id, filename)
+
+
+@router.get("/key/{token}/forms/{form_id}/media/{filename}")
+def form_media_key(token: str, form_id: str, filename: str, request: Request, session: SessionDep,
+                   settings: SettingsDep) -> Response:
+    """One media file of a form (field token in the path)."""
+    return _media(request, session, settings, token, form_id, filename)
+
+
 @router.head("/submission")
 def submission_head(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """204: Collect's check that this is an OpenRosa server, and the size it accepts."""
@@ -313,3 +370,18 @@ def list_tokens(session: SessionDep, member: CurrentMember, username: str | None
 def revoke(token_id: DbId, session: SessionDep, member: CurrentMember) -> TokenOut:
     """Revoke a field token: the phone using it is refused from now on."""
     return _out(fieldforms.revoke_token(session, actor=member, token_id=token_id))
+
+
+# --- the files sent with a submission, on the record it made -------------------------------------
+
+
+@attachments_router.get("/{kind}/{record_id}/{name}", response_class=FileResponse)
+def attachment(kind: str, record_id: DbId, name: str, session: SessionDep, settings: SettingsDep,
+               member: OptionalMember) -> FileResponse:
+    """A photo sent with the field form that made a work log, a harvest or a soil sample (kind
+    ``work_log``, ``harvest``, ``soil_sample``): only to those who may read that record; 404 otherwise."""
+    att, path = attachment_file(session, actor=member, kind=kind, record_id=record_id, name=name,
+                                root=settings.attachments_dir)
+    return FileResponse(path, media_type=att.content_type, headers={
+        "Cache-Control": "private, max-age=3600", "Content-Disposition": f'inline; filename="{att.sha256[:16]}"',
+        "X-Content-Type-Options": "nosniff"})

@@ -73,6 +73,11 @@ def _form_context(page: Any, kind: str) -> dict[str, Any]:
         ctx["members"] = [(i, n) for i, n in data.member_options(page.session, me) if i != me.id]
     elif kind == "harvest":
         ctx["destinations"] = [(d, destination_label(d)) for d in DESTINATIONS]
+        from commons_map.soil.crops import list_crops
+
+        crops = list_crops(page.session, cooperative_id=me.cooperative_id)
+        ctx["crops"] = sorted(((c.code, c.label_fr if page.locale == "fr" else c.label_en) for c in crops),
+                              key=lambda pair: pair[1].casefold())
     else:
         soil = data.optional("commons_map.soil.service")
         inds = soil.list_indicators(page.session, cooperative_id=me.cooperative_id) if soil else []

@@ -4,6 +4,7 @@ reservation requests."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -119,7 +120,7 @@ def pay(page: PageDep, form: Form) -> Response:
 def approvals(page: PageDep) -> Response:
     """Hours and reservation requests that wait for my decision."""
     me = page.require()
-    return page.render("approvals.html", waiting=data.awaiting_me(page.session, me))
+    return page.render("approvals.html", waiting=_with_photos(page, data.awaiting_me(page.session, me)))
 
 
 @router.post(PREFIX + "/work/{work_log_id}/approve")
@@ -137,7 +138,7 @@ def approve_work(page: PageDep, work_log_id: int, form: Form) -> Response:
         return page.render(
             "approvals.html",
             status_code=409,
-            waiting=data.awaiting_me(page.session, me),
+            waiting=_with_photos(page, data.awaiting_me(page.session, me)),
             errors=errors,
         )
     return page.redirect(PREFIX + "/approvals", done="approved")
@@ -162,7 +163,7 @@ def reject_work(page: PageDep, work_log_id: int, form: Form) -> Response:
         return page.render(
             "approvals.html",
             status_code=422,
-            waiting=data.awaiting_me(page.session, me),
+            waiting=_with_photos(page, data.awaiting_me(page.session, me)),
             errors=errors,
             values={f"reason-{work_log_id}": reason},
         )
@@ -173,4 +174,10 @@ def reject_work(page: PageDep, work_log_id: int, form: Form) -> Response:
 def my_work(page: PageDep) -> Response:
     """My work logs and their state."""
     me = page.require()
-    return page.render("work_list.html", logs=data.my_recent_logs(page.session, me, limit=100))
+    logs = data.my_recent_logs(page.session, me, limit=100)
+    return page.render("work_list.html", logs=data.with_photos(page.session, me, logs))
+
+
+def _with_photos(page: Any, waiting: dict[str, Any]) -> dict[str, Any]:
+    waiting["work"] = data.with_photos(page.session, page.member, waiting["work"])
+    return waiting

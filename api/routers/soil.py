@@ -12,9 +12,14 @@ from api.deps import CurrentMember, OptionalMember, SessionDep
 from api.errors import request_locale
 from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
+from commons_map.fieldforms.attachments import attachments_out
 from commons_map.people.models import Member
 from commons_map.soil import charts, printable, reports, service
+from commons_map.soil import crops as crop_catalogue
 from commons_map.soil.schemas import (
+    CropIn,
+    CropOut,
+    CropPatch,
     HarvestIn,
     HarvestOut,
     IndicatorIn,
@@ -84,8 +89,9 @@ def list_samples(
 
 @router.get("/samples/{sample_id}", response_model=SampleOut)
 def get_sample(sample_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
-    """One sample, when I may see its parcel."""
-    return service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id), reader=member)
+    """One sample, when I may see its parcel (with the photos sent with its field form, for the members)."""
+    out = service.sample_out(session, service.get_sample(session, actor=member, sample_id=sample_id), reader=member)
+    return out | {"attachments": attachments_out(session, actor=member, kind="soil_sample", record_id=sample_id)}
 
 
 @router.put("/samples/{sample_id}", response_model=SampleOut)
@@ -144,6 +150,40 @@ def list_harvests(
     rows = service.list_harvests(session, actor=member, commons_id=commons_id, cooperative_id=cooperative_id,
                                  year=year, limit=limit)
     return [service.harvest_out(h, reader=member) for h in rows]
+
+
+@router.get("/harvests/{harvest_id}", response_model=HarvestOut)
+def get_harvest(harvest_id: DbId, session: SessionDep, member: OptionalMember) -> dict[str, Any]:
+    """One harvest, when I may see its parcel (with the photos sent with its field form, for the members)."""
+    out = service.harvest_out(service.get_harvest(session, actor=member, harvest_id=harvest_id), reader=member)
+    return out | {"attachments": attachments_out(session, actor=member, kind="harvest", record_id=harvest_id)}
+
+
+def _crop_out(crop: Any) -> CropOut:
+    return CropOut(code=crop.code, label_fr=crop.label_fr, label_en=crop.label_en, aliases=list(crop.aliases),
+                   active=crop.active, shared=crop.cooperative_id is None)
+
+
+@router.get("/crops", response_model=list[CropOut])
+def crops(session: SessionDep, member: OptionalMember, include_inactive: bool = False) -> list[CropOut]:
+    """The crop catalogue harvests name (shared crops, and the caller's cooperative's own)."""
+    rows = crop_catalogue.list_crops(session, cooperative_id=member.cooperative_id if member else None,
+                                     include_inactive=include_inactive)
+    return [_crop_out(c) for c in rows]
+
+
+@router.post("/crops", response_model=CropOut, status_code=201)
+def add_crop(body: CropIn, session: SessionDep, member: CurrentMember) -> CropOut:
+    """Add a crop to the cooperative's catalogue (coordinators)."""
+    return _crop_out(crop_catalogue.add_crop(session, actor=member, code=body.code, label_fr=body.label_fr,
+                                             label_en=body.label_en, aliases=body.aliases))
+
+
+@router.patch("/crops/{code}", response_model=CropOut)
+def change_crop(code: str, body: CropPatch, session: SessionDep, member: CurrentMember) -> CropOut:
+    """Retire, bring back or rename one of the cooperative's own crops (coordinators)."""
+    return _crop_out(crop_catalogue.set_crop(session, actor=member, code=code, active=body.active,
+                                             label_fr=body.label_fr, label_en=body.label_en))
 
 
 @router.get("/parcels")

@@ -94,8 +94,11 @@ def pending(session: SessionDep, member: CurrentMember) -> list[dict[str, Any]]:
 
 @router.get("/work-logs/{work_log_id}", response_model=WorkLogOut)
 def get_work_log(work_log_id: DbId, session: SessionDep, member: CurrentMember) -> dict[str, Any]:
-    """One work log."""
-    return _one(session, service.get_work_log(session, actor=member, work_log_id=work_log_id))
+    """One work log, with the photos sent with its field form."""
+    from commons_map.fieldforms.attachments import attachments_out
+
+    out = _one(session, service.get_work_log(session, actor=member, work_log_id=work_log_id))
+    return out | {"attachments": attachments_out(session, actor=member, kind="work_log", record_id=work_log_id)}
 
 
 @router.patch("/work-logs/{work_log_id}", response_model=WorkLogOut)

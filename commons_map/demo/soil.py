@@ -290,5 +290,10 @@ def load(session: Session, result: Any) -> dict[str, int]:
     rng = random.Random(20220403)
     counts = {"samples": _samples(session, result, rng), "practices": _practices(session, result),
               "harvests": _harvests(session, result, rng)}
+    # A crop of the cooperative's own, beside the shipped catalogue (coordinators add them).
+    from commons_map.soil.crops import add_crop
+
+    add_crop(session, actor=result.members["camille"], code="jerusalem_artichoke", label_fr="Topinambour",
+             label_en="Jerusalem artichoke", aliases=["poire de terre"])
     session.flush()
     return counts

@@ -146,3 +146,29 @@ def indicators() -> None:
                            f"  units: {', '.join(ind.units)}  methods: {', '.join(ind.methods) or '-'}")
     finally:
         engine.dispose()
+
+
+@app.command("crops")
+def crops(cooperative: CoopOpt = None, add: Annotated[str | None, typer.Option(
+        help="add a crop of the cooperative: CODE (with --fr and --en)")] = None,
+        fr: Annotated[str | None, typer.Option("--fr", help="French name of the crop added")] = None,
+        en: Annotated[str | None, typer.Option("--en", help="English name of the crop added")] = None,
+        as_user: AsOpt = None) -> None:
+    """The crop catalogue of a cooperative (shared crops and its own); --add CODE --fr … --en … adds one."""
+    from commons_map.soil.crops import add_crop, list_crops
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            member, coop_id = _actor(session, as_user, cooperative)
+            if add is not None:
+                try:
+                    crop = add_crop(session, actor=member, code=add, label_fr=fr or "", label_en=en or "")
+                except DomainError as exc:
+                    raise fail(exc) from exc
+                console.print(f"added {crop.code}")
+            for crop in list_crops(session, cooperative_id=coop_id):
+                own = "" if crop.cooperative_id is None else "  (own)"
+                typer.echo(f"{crop.code:20} {crop.label_fr} / {crop.label_en}{own}")
+    finally:
+        engine.dispose()

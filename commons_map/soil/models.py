@@ -184,7 +184,9 @@ class Harvest(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     cooperative_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))
     commons_id: Mapped[int] = mapped_column(ForeignKey("commons.id"))
+    # The crop's code (kept equal to crops.code by a trigger: reports group by it); crop_id is the reference.
     crop: Mapped[str] = mapped_column(Text)
+    crop_id: Mapped[int] = mapped_column(ForeignKey("crops.id"), index=True)
     harvested_on: Mapped[date] = mapped_column(Date)
     weight_kg: Mapped[float | None] = mapped_column(Double)
     count: Mapped[int | None] = mapped_column(Integer)
@@ -198,6 +200,7 @@ class Harvest(Timestamped, Base):
     shares: Mapped[list[HarvestShare]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="HarvestShare.destination"
     )
+    crop_ref: Mapped[Crop] = relationship(lazy="selectin")
 
 
 class HarvestShare(Base):
@@ -215,3 +218,28 @@ class HarvestShare(Base):
     destination: Mapped[str] = mapped_column(Text, primary_key=True)
     amount: Mapped[float] = mapped_column(Double)
 
+
+
+class Crop(Base):
+    """A crop of the catalogue harvests name: French and English names, a code, other names it goes by.
+
+    Shipped crops have no cooperative and are offered to every cooperative; the ones a
+    cooperative's coordinators add (or the migration made from names it did not know) are its own.
+    ``aliases`` are folded names (lower case, no accents, singular) that also mean this crop.
+    """
+
+    __tablename__ = "crops"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[a-z][a-z0-9_]{0,59}$'", name="code"),
+        Index("uq_crops_shipped_code", "code", unique=True, postgresql_where=text("cooperative_id IS NULL")),
+        Index("uq_crops_cooperative_code", "cooperative_id", "code", unique=True,
+              postgresql_where=text("cooperative_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    code: Mapped[str] = mapped_column(Text)
+    label_fr: Mapped[str] = mapped_column(Text)
+    label_en: Mapped[str] = mapped_column(Text)
+    aliases: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")

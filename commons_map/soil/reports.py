@@ -22,6 +22,7 @@ from commons_map.people.permissions import is_member_of
 from commons_map.register.models import Commons
 from commons_map.register.service import get_commons, visible_clause
 from commons_map.soil import service
+from commons_map.soil.crops import crop_labels
 from commons_map.soil.models import Harvest, HarvestShare, Practice, Sample
 from commons_map.soil.status import STATUS_LABELS, STATUSES
 
@@ -298,6 +299,9 @@ def harvest_figures(
         "yields_per_bed_and_season": yields_bed,
         "yields_per_crop_and_season": yields_crop,
         "destination_labels": service.DESTINATION_LABELS,
+        # The crops are the catalogue's codes (one crop whatever its spelling): their names to show.
+        "crop_labels": {c: v for c, v in crop_labels(session, cooperative_id=cooperative_id).items()
+                        if c in kg_by_crop or c in count_by_crop},
     }
 
 

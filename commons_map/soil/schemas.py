@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from commons_map.db import DbId
+from commons_map.fieldforms.schemas import AttachmentOut
 
 Destination = Literal[
     "members", "shared_meals", "households_in_need", "other_cooperatives", "seed_saving", "compost"
@@ -105,7 +106,8 @@ class HarvestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     commons_id: DbId
-    crop: str = Field(min_length=1, max_length=100)
+    crop: str = Field(min_length=1, max_length=100,
+                      description="a crop of the catalogue: its code, or its French or English name")
     harvested_on: date
     weight_kg: float | None = Field(default=None, allow_inf_nan=False)
     count: int | None = None
@@ -207,6 +209,8 @@ class SampleHistoryOut(BaseModel):
     reason: str
     before: dict[str, Any]
     after: dict[str, Any] | None
+    attachments: list[AttachmentOut] | None = Field(
+        default=None, description="photos sent with its field form (on the item; not listed in lists)")
 
 
 class PracticeOut(BaseModel):
@@ -231,7 +235,8 @@ class HarvestOut(BaseModel):
 
     id: int
     commons_id: DbId
-    crop: str
+    crop: str = Field(description="the crop's code in the catalogue (/api/v1/soil/crops)")
+    crop_label: dict[str, str] = Field(description="the crop's names: {'fr': …, 'en': …}")
     harvested_on: date
     weight_kg: float | None
     count: int | None
@@ -240,3 +245,40 @@ class HarvestOut(BaseModel):
     confirmed_implausible: bool
     source_ref: str | None
     destinations: dict[str, float]
+    attachments: list[AttachmentOut] | None = Field(
+        default=None, description="photos sent with its field form (on the item; not listed in lists)")
+
+
+class CropIn(BaseModel):
+    """A new crop for the cooperative's catalogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=60, description="lower case letters, digits and _, e.g. kiwano")
+    label_fr: str = Field(min_length=1, max_length=200)
+    label_en: str = Field(min_length=1, max_length=200)
+    aliases: list[str] = Field(default_factory=list, max_length=20,
+                               description="other names the crop goes by (e.g. regional names)")
+
+
+class CropPatch(BaseModel):
+    """Retire, bring back or rename one of the cooperative's own crops."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool | None = None
+    label_fr: str | None = Field(default=None, min_length=1, max_length=200)
+    label_en: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class CropOut(BaseModel):
+    """A crop of the catalogue (shared: no cooperative; or the caller's cooperative's own)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    label_fr: str
+    label_en: str
+    aliases: list[str]
+    active: bool
+    shared: bool

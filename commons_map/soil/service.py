@@ -29,6 +29,7 @@ from commons_map.register.models import Commons, CommonsKind
 from commons_map.register.service import get_commons, visible_clause
 from commons_map.settings import get_settings
 from commons_map.soil import stocks
+from commons_map.soil.crops import find_crop, list_crops
 from commons_map.soil.models import Harvest, HarvestShare, Indicator, Measurement, Practice, Sample, SampleHistory
 from commons_map.soil.schemas import (
     HarvestIn,
@@ -415,9 +416,15 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
         return again
     parcel = _check_parcel(session, actor, data.commons_id, "harvests")
     problems = collector()
-    crop = data.crop.strip().lower()
+    crop = data.crop.strip()
+    crop_row = None
     if not crop:
         problems.add("crop", "soil.name_crop")
+    else:
+        crop_row = find_crop(session, cooperative_id=parcel.cooperative_id, name=crop)
+        if crop_row is None:
+            known = sorted(c.code for c in list_crops(session, cooperative_id=parcel.cooperative_id))
+            problems.add("crop", "soil.unknown_crop", crop=crop, known=known)
     if data.weight_kg is None and data.count is None:
         problems.add("weight_kg", "soil.weight_or_count", crop=crop)
     if data.weight_kg is not None and data.weight_kg <= 0:
@@ -436,8 +443,10 @@ def record_harvest(session: Session, *, actor: Member | None, data: HarvestIn) -
     _check_member(problems, session, parcel.cooperative_id, "harvested_by_id", data.harvested_by_id)
     shares = _shares(problems, data, crop)
     problems.raise_if_any()
+    assert crop_row is not None
     harvest = Harvest(
-        cooperative_id=parcel.cooperative_id, commons_id=parcel.id, crop=crop, harvested_on=data.harvested_on,
+        cooperative_id=parcel.cooperative_id, commons_id=parcel.id, crop=crop_row.code, crop_id=crop_row.id,
+        harvested_on=data.harvested_on,
         weight_kg=data.weight_kg, count=data.count, harvested_by_id=data.harvested_by_id, notes=data.notes,
         confirmed_implausible=bool(
             data.confirm_implausible and data.weight_kg and parcel.area_m2
@@ -606,6 +615,18 @@ def subtree_ids(session: Session, commons_id: int) -> list[int]:
     return list(session.scalars(select(tree.c.id)))
 
 
+def get_harvest(session: Session, *, actor: Member | None, harvest_id: int) -> Harvest:
+    """One harvest, when the actor may see its parcel."""
+    harvest = session.get(Harvest, harvest_id)
+    if harvest is None:
+        raise NotFound("soil.no_harvest", field="harvest_id", harvest_id=harvest_id)
+    try:
+        get_commons(session, actor=actor, commons_id=harvest.commons_id)
+    except NotFound as exc:
+        raise NotFound("soil.no_harvest", field="harvest_id", harvest_id=harvest_id) from exc
+    return harvest
+
+
 def get_sample(session: Session, *, actor: Member | None, sample_id: int) -> Sample:
     """One sample, when the actor may see its parcel."""
     sample = session.get(Sample, sample_id)
@@ -670,7 +691,8 @@ def harvest_out(h: Harvest, *, reader: Member | None = None) -> dict[str, Any]:
     """A harvest as a plain dict (with its destinations); who harvested only for the cooperative's members."""
     by = h.harvested_by_id if is_member_of(reader, h.cooperative_id) else None
     return {
-        "id": h.id, "commons_id": h.commons_id, "crop": h.crop, "harvested_on": h.harvested_on,
+        "id": h.id, "commons_id": h.commons_id, "crop": h.crop,
+        "crop_label": {"fr": h.crop_ref.label_fr, "en": h.crop_ref.label_en}, "harvested_on": h.harvested_on,
         "weight_kg": h.weight_kg, "count": h.count, "harvested_by_id": by, "notes": h.notes,
         "confirmed_implausible": h.confirmed_implausible, "source_ref": h.source_ref,
         "destinations": {s.destination: s.amount for s in h.shares},

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from commons_map.db import DbId, Minutes
+from commons_map.fieldforms.schemas import AttachmentOut
 
 
 class WorkLogIn(BaseModel):
@@ -122,3 +123,5 @@ class WorkLogOut(BaseModel):
     corrects_id: DbId | None
     credit_transfer_id: DbId | None
     created_at: datetime
+    attachments: list[AttachmentOut] | None = Field(
+        default=None, description="photos sent with its field form (on the item; not listed in lists)")

@@ -3,9 +3,11 @@
 Run: python -m ingest.forms.build   (or python ingest/forms/build.py)
 
 The workbooks are written byte-for-byte the same every time (fixed timestamps inside the zip),
-so a change shows up in review as a change to this file. The choice lists ``commons``,
-``crops``, ``activities``, ``indicators`` and ``units`` hold placeholders here: the server
-replaces them with the cooperative's data when it serves a form (see ingest/xforms.py).
+so a change shows up in review as a change to this file. The lists that come from the
+cooperative's register (commons, crops, activities, indicators, units) are not in the workbooks:
+the questions read them from CSV media files (``select_one_from_file commons.csv``) the server
+makes from the database when a phone asks (see ingest/xforms.py), so a new garden changes one
+small file and not the form.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ FIXED = (2026, 1, 1, 0, 0, 0)
 SURVEY_COLS = ["type", "name", FR, EN, HFR, HEN, "required", "relevant", "constraint",
                "constraint_message::Français (fr)", "constraint_message::English (en)", "default",
                "appearance", "choice_filter", "calculation", "parameters"]
-
-PLACEHOLDER = [("placeholder", "(liste remplie par le serveur)", "(list filled in by the server)")]
 
 DESTINATIONS = [
     ("members", "Membres", "Members"),
@@ -55,11 +55,11 @@ FORMS: dict[str, dict] = {
     "worklog": {
         "title": "Journal de travail bénévole / Volunteer work log",
         "form_id": "commons_worklog",
-        "version": "2026112701",
+        "version": "2026112901",
         "survey": [
             q("start", "start", "", ""),
             q("end", "end", "", ""),
-            q("select_one commons", "commons", "Sur quel commun avez-vous travaillé ?",
+            q("select_one_from_file commons.csv", "commons", "Sur quel commun avez-vous travaillé ?",
               "Which commons did you work on?", required="yes", appearance="autocomplete"),
             q("date", "work_date", "Date du travail", "Date of the work", required="yes", default="today()",
               constraint=". <= today()", **{"constraint_message::Français (fr)": "Pas dans le futur",
@@ -67,25 +67,24 @@ FORMS: dict[str, dict] = {
             q("decimal", "hours", "Durée (heures, ex. 1,5)", "Duration (hours, e.g. 1.5)", required="yes",
               constraint=". > 0 and . <= 16", **{"constraint_message::Français (fr)": "Entre 0 et 16 heures",
                                                   "constraint_message::English (en)": "Between 0 and 16 hours"}),
-            q("select_one activities", "activity", "Activité", "Activity", required="yes"),
+            q("select_one_from_file activities.csv", "activity", "Activité", "Activity", required="yes"),
             q("text", "notes", "Remarques", "Notes", appearance="multiline"),
             q("geopoint", "location", "Où étiez-vous ? (facultatif)", "Where were you? (optional)"),
             q("image", "photo", "Photo (facultatif)", "Photo (optional)", parameters="max-pixels=1600"),
         ],
-        "choices": [("commons", *PLACEHOLDER[0]), ("activities", *PLACEHOLDER[0])],
+        "choices": [],
     },
     "harvest": {
         "title": "Récolte / Harvest",
         "form_id": "commons_harvest",
-        "version": "2026112701",
+        "version": "2026112901",
         "survey": [
-            q("select_one commons", "commons", "Parcelle, jardin ou planche", "Parcel, garden or bed",
+            q("select_one_from_file commons.csv", "commons", "Parcelle, jardin ou planche", "Parcel, garden or bed",
               required="yes", appearance="autocomplete"),
             q("date", "harvested_on", "Date de la récolte", "Harvest date", required="yes", default="today()",
               constraint=". <= today()"),
             q("begin_repeat", "crops", "Culture récoltée", "Crop harvested"),
-            q("select_one crops", "crop", "Culture", "Crop", required="yes", appearance="autocomplete"),
-            q("text", "crop_other", "Quelle culture ?", "Which crop?", required="yes", relevant="${crop} = 'autre'"),
+            q("select_one_from_file crops.csv", "crop", "Culture", "Crop", required="yes", appearance="autocomplete"),
             q("decimal", "weight_kg", "Poids (kg, frais)", "Weight (kg, fresh)", constraint=". > 0"),
             q("integer", "count", "Nombre (sans balance)", "Count (no scale)", relevant="not(${weight_kg} > 0)",
               constraint=". > 0"),
@@ -94,23 +93,22 @@ FORMS: dict[str, dict] = {
             q("text", "notes", "Remarques", "Notes", appearance="multiline"),
             q("image", "photo", "Photo (facultatif)", "Photo (optional)", parameters="max-pixels=1600"),
         ],
-        "choices": [("commons", *PLACEHOLDER[0]), ("crops", *PLACEHOLDER[0]),
-                    ("crops", "autre", "Autre…", "Other…"),
-                    *[("destinations", *d) for d in DESTINATIONS]],
+        "choices": [*[("destinations", *d) for d in DESTINATIONS]],
     },
     "soil": {
         "title": "Observation du sol / Soil observation",
         "form_id": "commons_soil",
-        "version": "2026112701",
+        "version": "2026112901",
         "survey": [
-            q("select_one commons", "commons", "Parcelle, jardin ou planche", "Parcel, garden or bed",
+            q("select_one_from_file commons.csv", "commons", "Parcelle, jardin ou planche", "Parcel, garden or bed",
               required="yes", appearance="autocomplete"),
             q("date", "sampled_on", "Date", "Date", required="yes", default="today()", constraint=". <= today()"),
             q("geopoint", "point", "Point de prélèvement", "Sampling point"),
             q("begin_repeat", "measures", "Mesure", "Measurement"),
-            q("select_one indicators", "indicator", "Indicateur", "Indicator", required="yes"),
+            q("select_one_from_file indicators.csv", "indicator", "Indicateur", "Indicator", required="yes"),
             q("decimal", "value", "Valeur", "Value", required="yes"),
-            q("select_one units", "unit", "Unité", "Unit", required="yes", choice_filter="indicator=${indicator}"),
+            q("select_one_from_file units.csv", "unit", "Unité", "Unit", required="yes",
+              choice_filter="indicator=${indicator}"),
             q("integer", "depth_top_cm", "Profondeur haut (cm)", "Depth top (cm)", constraint=". >= 0"),
             q("integer", "depth_bottom_cm", "Profondeur bas (cm)", "Depth bottom (cm)",
               constraint=". > ${depth_top_cm}"),
@@ -119,21 +117,20 @@ FORMS: dict[str, dict] = {
             q("image", "photo", "Photo du profil (facultatif)", "Photo of the profile (optional)",
               parameters="max-pixels=1600"),
         ],
-        "choices": [("commons", *PLACEHOLDER[0]), ("indicators", *PLACEHOLDER[0]),
-                    ("units", "placeholder", "(unité)", "(unit)", "placeholder")],
+        "choices": [],
     },
     "inventory": {
         "title": "Inventaire d'un commun / Commons inventory check",
         "form_id": "commons_inventory",
-        "version": "2026112701",
+        "version": "2026112901",
         "survey": [
-            q("select_one commons", "commons", "Outil, lieu ou terrain vérifié", "Tool, place or land checked",
-              required="yes", appearance="autocomplete"),
+            q("select_one_from_file commons.csv", "commons", "Outil, lieu ou terrain vérifié",
+              "Tool, place or land checked", required="yes", appearance="autocomplete"),
             q("select_one states", "state", "État constaté", "State found", required="yes"),
             q("image", "photo", "Photo", "Photo", parameters="max-pixels=1600"),
             q("text", "notes", "Remarques", "Notes", appearance="multiline"),
         ],
-        "choices": [("commons", *PLACEHOLDER[0]), *[("states", *s) for s in STATES]],
+        "choices": [*[("states", *s) for s in STATES]],
     },
 }
 

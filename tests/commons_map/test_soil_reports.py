@@ -112,7 +112,7 @@ def test_annual_report_has_every_section_and_adds_up(db, people):
     assert food["total_kg"] == pytest.approx(sum(food["kg_by_crop"].values()), abs=0.1)
     assert food["total_kg"] == pytest.approx(sum(food["kg_by_destination"].values()), abs=0.5)
     assert 0.05 < food["households_in_need_share"] < 0.4
-    assert food["count_by_crop"].get("laitue", 0) > 0 or "laitue" not in food["kg_by_crop"]
+    assert food["count_by_crop"].get("lettuce", 0) > 0 or "lettuce" not in food["kg_by_crop"]
     assert all(0 < y["kg_per_m2"] < 40 for y in food["yields_per_bed_and_season"])
     assert all(y["season"].startswith(("2024-winter", "2025-")) for y in food["yields_per_bed_and_season"])
     hours = rep["volunteer_hours"]

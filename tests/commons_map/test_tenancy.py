@@ -59,6 +59,7 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "reservation_waits": (_via("commons", "resource_id"), "false"),
     "calendar_tokens": (_via("members", "member_id"), "false"),
     "soil_indicators": ("t.cooperative_id", "true"),
+    "crops": ("t.cooperative_id", "true"),  # public harvests name them, like the indicators
     "soil_samples": ("t.cooperative_id", _public_commons("commons_id")),
     "soil_measurements": (_via("soil_samples", "sample_id"), "EXISTS (SELECT 1 FROM soil_samples s JOIN commons c"
                           " ON c.id = s.commons_id WHERE s.id = t.sample_id AND c.visibility = 'public')"),

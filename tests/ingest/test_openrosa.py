@@ -60,7 +60,8 @@ def test_form_list_with_token(orclient, token):
     wl = forms["commons_worklog"]
     url = wl.find("x:downloadUrl", NS).text
     assert url.endswith(f"/openrosa/key/{token}/forms/commons_worklog.xml")
-    assert wl.find("x:manifestUrl", NS) is None
+    # Its choice lists are media files (CSV): the manifest lists them.
+    assert wl.find("x:manifestUrl", NS).text.endswith(f"/openrosa/key/{token}/forms/commons_worklog/manifest")
     form = orclient.get(url.split("testserver", 1)[1])
     assert form.status_code == 200
     assert_openrosa_headers(form)
@@ -96,30 +97,77 @@ def test_revoked_or_unknown_token_is_refused(orclient, db, people, token):
     assert orclient.head(f"/openrosa/key/{token}/submission").status_code == 401
 
 
-def test_choices_come_from_the_database_and_change_the_hash(orclient, db, people, token):
+NS_MANIFEST = {"m": "http://openrosa.org/xforms/xformsManifest"}
+
+
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def test_choice_lists_are_csv_media_a_new_garden_changes_the_csv_not_the_form(orclient, db, people, token):
+    """Issue 18, item 5: the lists are media files; the form's bytes, hash and version stay."""
     from commons_map.register.schemas import CommonsIn
     from commons_map.register.service import create_commons
 
     def worklog_form():
-        lst = ET.fromstring(orclient.get(f"/openrosa/key/{token}/formList?formID=commons_worklog").content)
-        return lst.find("x:xform/x:hash", NS).text, lst.find("x:xform/x:version", NS).text, \
-            orclient.get(f"/openrosa/key/{token}/forms/commons_worklog.xml").text
+        resp = orclient.get(f"/openrosa/key/{token}/formList?formID=commons_worklog")
+        lst = ET.fromstring(resp.content)
+        manifest_url = lst.find("x:xform/x:manifestUrl", NS).text
+        assert manifest_url.endswith(f"/openrosa/key/{token}/forms/commons_worklog/manifest")
+        manifest = orclient.get(manifest_url.split("testserver", 1)[-1])
+        assert manifest.status_code == 200
+        assert_openrosa_headers(manifest)
+        root = ET.fromstring(manifest.content)
+        assert root.tag == "{http://openrosa.org/xforms/xformsManifest}manifest"
+        media = {m.find("m:filename", NS_MANIFEST).text: (m.find("m:hash", NS_MANIFEST).text,
+                                                          m.find("m:downloadUrl", NS_MANIFEST).text)
+                 for m in root.findall("m:mediaFile", NS_MANIFEST)}
+        xml = orclient.get(f"/openrosa/key/{token}/forms/commons_worklog.xml").content
+        return lst.find("x:xform/x:hash", NS).text, lst.find("x:xform/x:version", NS).text, xml, media
 
-    hash1, version1, form1 = worklog_form()
+    hash1, version1, form1, media1 = worklog_form()
+    assert set(media1) == {"commons.csv", "activities.csv"}
+    assert b'src="jr://file-csv/commons.csv"' in form1 and b"<value>c" not in form1
+    assert hash1 == "md5:" + hashlib.md5(form1).hexdigest()
+    url = media1["commons.csv"][1].split("testserver", 1)[-1]
+    got = orclient.get(url)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    assert media1["commons.csv"][0] == "md5:" + hashlib.md5(got.content).hexdigest()
+    rows = _csv_rows(got.content)
     garden = commons_id(db, "demo:garden-0")
-    assert f"c{garden}" in form1
     name = db.scalar(select(Commons.name).where(Commons.id == garden))
-    assert name in form1
+    assert any(r["name"] == f"c{garden}" and name in r["label"] and name in r["label::English (en)"] for r in rows)
     # Private homes of others are not offered to a plain member.
     home = commons_id(db, "demo:home-0")
-    assert f"<value>c{home}</value>" not in form1
+    assert f"c{home}" not in {r["name"] for r in rows}
+
     new = create_commons(db, actor=people.coordinator, data=CommonsIn(
         kind="garden", name="Jardin de la Gare", visibility="members",
         geometry={"type": "Polygon", "coordinates": [[[5.190, 44.690], [5.1905, 44.690], [5.1905, 44.6903],
                                                       [5.190, 44.6903], [5.190, 44.690]]]}))
-    hash2, version2, form2 = worklog_form()
-    assert "Jardin de la Gare" in form2 and f"c{new.id}" in form2
-    assert hash2 != hash1 and version2 != version1
+    hash2, version2, form2, media2 = worklog_form()
+    assert (hash2, version2, form2) == (hash1, version1, form1)  # the form: not downloaded again
+    assert media2["commons.csv"][0] != media1["commons.csv"][0]  # one small file is
+    assert media2["activities.csv"] == media1["activities.csv"]
+    rows = _csv_rows(orclient.get(url).content)
+    assert any(r["name"] == f"c{new.id}" and r["label::Français (fr)"].startswith("Jardin de la Gare") for r in rows)
+
+
+def test_media_needs_credentials_and_names_unknown_files(orclient, people, token):
+    assert orclient.get("/openrosa/forms/commons_harvest/manifest").status_code == 401
+    assert orclient.get("/openrosa/forms/commons_harvest/media/crops.csv").status_code == 401
+    assert orclient.get("/openrosa/key/not-a-token/forms/commons_harvest/media/crops.csv").status_code == 401
+    resp = orclient.get(f"/openrosa/key/{token}/forms/commons_harvest/media/secret.csv")
+    assert resp.status_code == 404 and "crops.csv" in message(resp)
+    assert orclient.get(f"/openrosa/key/{token}/forms/nope/manifest").status_code == 404
+    crops = _csv_rows(orclient.get(f"/openrosa/key/{token}/forms/commons_harvest/media/crops.csv").content)
+    assert {"name": "tomato", "label": "Tomate / Tomato", "label::Français (fr)": "Tomate",
+            "label::English (en)": "Tomato"} in crops
+    units = _csv_rows(orclient.get(f"/openrosa/key/{token}/forms/commons_soil/media/units.csv").content)
+    assert any(u["indicator"] == "bulk_density" and u["label"] == "g/cm3" for u in units)
 
 
 def test_head_submission_is_204(orclient, token):
@@ -276,7 +324,7 @@ def test_harvest_submission_records_each_crop(orclient, db, people, activity):
     assert sub.status == "processed", sub.problem
     rows = db.scalars(select(Harvest).where(Harvest.id.in_(sub.records["ids"])).order_by(Harvest.id)).all()
     assert [(h.crop, h.weight_kg, h.source_ref) for h in rows] == [
-        ("tomate", 3.5, f"{iid}/crops[1]"), ("physalis", 0.4, f"{iid}/crops[2]")]
+        ("tomato", 3.5, f"{iid}/crops[1]"), ("physalis", 0.4, f"{iid}/crops[2]")]
     orclient.post(f"/openrosa/key/{secret}/submission", **files(body))
     assert db.scalar(select(func.count()).select_from(Harvest).where(Harvest.source_ref.like(iid + "%"))) == 2
 
@@ -409,7 +457,7 @@ def test_harvest_edit_replaces_its_harvests(orclient, db, people):
     assert db.scalar(select(func.count()).select_from(Harvest).where(Harvest.id.in_(old_ids))) == 0
     rows = db.scalars(select(Harvest).where(Harvest.id.in_(new_sub.records["ids"])).order_by(Harvest.id)).all()
     assert [(h.crop, h.weight_kg, h.source_ref) for h in rows] == [
-        ("tomate", 5.25, f"{new}/crops[1]"), ("physalis", 0.4, f"{new}/crops[2]")]
+        ("tomato", 5.25, f"{new}/crops[1]"), ("physalis", 0.4, f"{new}/crops[2]")]
     assert db.scalar(select(func.count()).select_from(Harvest).where(
         Harvest.source_ref.like(old + "%") | Harvest.source_ref.like(new + "%"))) == 2
 
