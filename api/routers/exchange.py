@@ -209,6 +209,22 @@ def approve_support(support_id: DbId, session: SessionDep, member: CurrentMember
     return service.support_out(service.approve_support(session, actor=member, support_id=support_id))
 
 
+class EndSupportIn(BaseModel):
+    """Why the support ends (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = ""
+
+
+@router.post("/solidarity/supports/{support_id}/end")
+def end_support(support_id: DbId, session: SessionDep, member: CurrentMember,
+                body: EndSupportIn | None = None) -> dict[str, Any]:
+    """A fund steward ends a support or withdraws a proposal (one steward is enough); the member may end theirs."""
+    support = service.end_support(session, actor=member, support_id=support_id, reason=body.reason if body else "")
+    return service.support_out(support) | {"ended": True}
+
+
 @router.get("/figures", responses={200: {"content": {"text/csv": {}}}})
 def exchange_figures(session: SessionDep, member: CurrentMember,
                      format: Literal["json", "csv"] = "json") -> Any:
