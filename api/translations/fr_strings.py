@@ -552,7 +552,7 @@ FR.update({
     "approved by %(name)s": "approuvé par %(name)s",
     "Approve (second steward)": "Approuver (deuxième gardien·ne)",
     "You proposed it: another steward approves it.": "Vous l'avez proposé : un·e autre gardien·ne l'approuve.",
-    "Why it ends (optional)": "Pourquoi il prend fin (facultatif)",
+    "Why the support of %(name)s ends (optional)": "Pourquoi le soutien de %(name)s prend fin (facultatif)",
     "End this support": "Mettre fin à ce soutien",
     "Withdraw the proposal": "Retirer la proposition",
     "Nobody is supported yet.": "Personne n'est soutenu·e pour l'instant.",
