@@ -243,3 +243,23 @@ def test_solidarity_fund_four_eyes_at_360px_in_french_and_english(new_phone, mak
     member.reload()
     assert not member.get_by_text("Your needs are covered").count()
     no_violations(member)
+
+
+@pytest.mark.parametrize(("locale", "context_locale", "headings"), [
+    ("en", "en-GB", ["Offers and needs", "Post an offer or a need", "My exchanges", "Solidarity fund"]),
+    ("fr", "fr-FR", ["Offres et besoins", "Publier une offre ou un besoin", "Mes échanges", "Fonds de solidarité"]),
+])
+def test_every_exchange_page_in_each_language_at_360px(new_phone, make_member, locale, context_locale,  # noqa: F811
+                                                       headings):
+    username = make_member(f"pages-{locale}", locale=locale)
+    page = new_phone(context_locale).new_page()
+    sign_in(page, username)
+    for path, heading in zip(["/app/exchange", "/app/exchange/new", "/app/exchange/mine",
+                              "/app/exchange/solidarity"], headings, strict=True):
+        page.goto(path)
+        assert page.get_by_role("heading", name=heading, exact=True).is_visible(), path
+        assert page.locator("html").get_attribute("lang") == locale
+        _fits(page)
+        no_violations(page)
+    # A plain member sees the fund, not who it supports.
+    assert not page.locator("#supports").count()

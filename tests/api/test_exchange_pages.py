@@ -347,3 +347,20 @@ def test_a_member_who_is_not_a_steward_cannot_propose_approve_or_end(app, db):
                       follow_redirects=False).status_code == 404
     db.refresh(support)
     assert support.ended_at is None and _count(db, Support) == before
+
+
+def test_a_coordinator_reads_a_disputed_exchange_and_may_cancel_it(app, db):
+    ex = _open_exchange(db)
+    service.dispute(db, actor=_member(db, "samir"), exchange_id=ex.id, reason="Pas venu.")
+    db.flush()
+    camille, ct = _client(app, "camille")
+    page = camille.get(f"/app/exchange/exchanges/{ex.id}")
+    assert page.status_code == 200 and "Pas venu." in page.text
+    assert 'name="body"' not in page.text  # not a party: no message form
+    r = camille.post(f"/app/exchange/exchanges/{ex.id}/cancel", data={"csrf_token": ct}, follow_redirects=False)
+    assert r.status_code == 303
+    db.refresh(ex)
+    assert ex.state == "cancelled"
+    denied = camille.post(f"/app/exchange/exchanges/{ex.id}/messages", data={"body": "Bonjour", "csrf_token": ct},
+                          follow_redirects=False)
+    assert denied.status_code == 403 and _messages(db, ex.id) == ["Bonjour !", "Pas venu."]
