@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from commons_map.people.models import Member
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 BASE = PREFIX + "/exchange"
 POST_FIELDS = {"kind", "title", "description", "category", "minutes", "when", "visibility", "lat", "lon"}
+GIFT_MAX_MINUTES = 100 * 60  # as service.give
 ACTIONS = {"accept": service.accept, "done": service.done, "cancel": service.cancel,
            "solidarity": service.ask_fund}
 
@@ -68,12 +70,15 @@ def new_post(page: PageDep) -> Response:
     return _post_form(page)
 
 
-def _minutes(problems: Any, raw: str) -> int | None:
+def _minutes(problems: Any, raw: str, maximum: int = service.MAX_MINUTES) -> int | None:
     try:
-        return round(float((raw or "").replace(",", ".")))
+        value = float((raw or "").replace(",", "."))
     except ValueError:
-        problems.add("minutes", "exchange.minutes_range", minimum=service.MIN_MINUTES, maximum=service.MAX_MINUTES)
+        value = math.nan
+    if not math.isfinite(value):
+        problems.add("minutes", "exchange.minutes_range", minimum=service.MIN_MINUTES, maximum=maximum)
         return None
+    return round(value)
 
 
 def _coordinate(problems: Any, name: str, raw: str, limit: float) -> float | None:
@@ -246,7 +251,9 @@ def _fund_page(page: Any, me: Any, values: dict[str, str] | None = None, errors:
                status_code: int = 200) -> Response:
     fund = service.solidarity_out(page.session, actor=me)
     names = _members(page, me) if fund["i_am_steward"] else {}
-    return page.render("exchange_fund.html", fund=fund, names=names, values=values or {}, errors=errors or {},
+    values = dict(values or {})
+    values.setdefault("idempotency_key", str(uuid.uuid4()))  # a gift sent twice is given once
+    return page.render("exchange_fund.html", fund=fund, names=names, values=values, errors=errors or {},
                        choices=[(str(i), n) for i, n in names.items()], status_code=status_code)
 
 
@@ -255,6 +262,26 @@ def solidarity(page: PageDep) -> Response:
     """The solidarity fund: its hours and stewards, my support; for its stewards, every support."""
     me = page.require()
     return _fund_page(page, me)
+
+
+@router.post(BASE + "/solidarity/gifts")
+def give(page: PageDep, form: Form) -> Response:
+    """A member gives minutes of their time account to the fund; refusals next to the field."""
+    me = page.require()
+    values = field_values(form)
+
+    def send():  # noqa: ANN202
+        problems = collector()
+        minutes = _minutes(problems, values.get("minutes", ""), maximum=GIFT_MAX_MINUTES)
+        problems.raise_if_any()
+        return service.give(page.session, actor=me, minutes=minutes,
+                            idempotency_key=values.get("idempotency_key") or str(uuid.uuid4()))
+
+    _, errors = try_action(page.session, send, fields={"minutes"},
+                           aliases={"amount": "minutes", "to_account_id": "", "idempotency_key": ""})
+    if errors is not None:
+        return _fund_page(page, me, values, errors, status_code=422)
+    return page.redirect(f"{BASE}/solidarity", done="saved")
 
 
 def _member_id(problems: Any, raw: str) -> int | None:

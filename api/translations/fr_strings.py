@@ -561,6 +561,11 @@ FR.update({
     "Note for the stewards": "Note pour les gardien·nes",
     "Seen only by the fund's stewards.": "Vue seulement par les gardien·nes du fonds.",
     "Propose": "Proposer",
+    "Give time to the fund": "Donner du temps au fonds",
+    "Minutes to give": "Minutes à donner",
+    "From your time account, for the needs of members the fund supports.":
+        "De votre compte temps, pour les besoins des membres que le fonds soutient.",
+    "Give": "Donner",
     "A support starts when a second steward approves it. One steward can end it.":
         "Un soutien commence quand un·e deuxième gardien·ne l'approuve. Un·e seul·e gardien·ne peut y mettre fin.",
 })

@@ -364,3 +364,43 @@ def test_a_coordinator_reads_a_disputed_exchange_and_may_cancel_it(app, db):
     denied = camille.post(f"/app/exchange/exchanges/{ex.id}/messages", data={"body": "Bonjour", "csrf_token": ct},
                           follow_redirects=False)
     assert denied.status_code == 403 and _messages(db, ex.id) == ["Bonjour !", "Pas venu."]
+
+
+def _fund_balance(db) -> int:
+    from commons_map.ledger.models import Account
+
+    db.expire_all()
+    return db.scalar(select(Account.balance).where(Account.kind == "solidarity_fund",
+                                                   Account.cooperative_id == _member(db, "pierre").cooperative_id))
+
+
+def test_a_member_gives_time_to_the_fund_once_even_if_sent_twice(app, db):
+    pierre, pt = _client(app, "pierre")
+    page = pierre.get("/app/exchange/solidarity")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)
+    before = _fund_balance(db)
+    for _ in range(2):  # the same form sent twice (a double tap, a resend)
+        r = pierre.post("/app/exchange/solidarity/gifts", data={"minutes": "30", "idempotency_key": key,
+                                                                "csrf_token": pt}, follow_redirects=False)
+        assert r.status_code == 303
+    assert _fund_balance(db) == before + 30
+
+
+@pytest.mark.parametrize("minutes", ["", "abc", "-5", "0", "6001", "inf", "nan"])
+def test_a_bad_gift_names_the_field_and_writes_nothing(app, db, minutes):
+    oksana, ot = _client(app, "oksana")
+    before = _fund_balance(db)
+    r = oksana.post("/app/exchange/solidarity/gifts", data={"minutes": minutes, "idempotency_key": "k-bad",
+                                                            "csrf_token": ot}, follow_redirects=False)
+    assert r.status_code == 422 and 'id="minutes-error"' in r.text
+    assert "between 1 and 6000" in r.text and f'value="{minutes}"' in r.text
+    assert _fund_balance(db) == before
+
+
+@pytest.mark.parametrize("minutes", ["inf", "nan", "1e400"])
+def test_minutes_that_are_not_a_number_are_refused_on_a_post(app, db, minutes):
+    c, token = _client(app, "oksana")
+    before = _count(db, Post)
+    r = c.post("/app/exchange/new", data=_new_post_form(token, minutes=minutes), follow_redirects=False)
+    assert r.status_code == 422 and 'id="minutes-error"' in r.text
+    assert _count(db, Post) == before

@@ -207,6 +207,8 @@ ROWS += [
     # The supported member's name and the stewards' note: the fund's stewards only.
     Row("GET", f"{A}/solidarity", rule(200, anonymous=303), page=True, body=_support_listed,
         hidden={"ex_support_note": ["steward", "coordinator"]}, shown=True),
+    Row("POST", f"{A}/solidarity/gifts", every(303), page=True,
+        body=lambda s, role: {"data": {"minutes": "10", "idempotency_key": f"matrice-page-{role}"}}),
     Row("POST", f"{A}/solidarity/supports", rule(403, anonymous=303, steward=303, coordinator=303), page=True,
         body=_page_propose_form),
     # Proposed by the coordinator: the other steward approves; the proposer is told why not (four eyes).
