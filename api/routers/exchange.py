@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
-from commons_map.exchange import figures, service
+from commons_map.exchange import charts, figures, service
 from commons_map.exchange.schemas import GiftIn, MessageIn, PostIn, PostPatch, ReplyIn, StewardIn, SupportIn
 
 router = APIRouter(prefix="/api/v1/exchange", tags=["exchange"])
@@ -209,12 +209,35 @@ def approve_support(support_id: DbId, session: SessionDep, member: CurrentMember
     return service.support_out(service.approve_support(session, actor=member, support_id=support_id))
 
 
-@router.get("/figures", responses={200: {"content": {"text/csv": {}}}})
+class EndSupportIn(BaseModel):
+    """Why the support ends (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = ""
+
+
+@router.post("/solidarity/supports/{support_id}/end")
+def end_support(support_id: DbId, session: SessionDep, member: CurrentMember,
+                body: EndSupportIn | None = None) -> dict[str, Any]:
+    """A fund steward ends a support or withdraws a proposal (one steward is enough); the member may end theirs."""
+    support = service.end_support(session, actor=member, support_id=support_id, reason=body.reason if body else "")
+    return service.support_out(support) | {"ended": True}
+
+
+@router.get("/figures", responses={200: {"content": {"text/csv": {}, "image/png": {}}}})
 def exchange_figures(session: SessionDep, member: CurrentMember,
-                     format: Literal["json", "csv"] = "json") -> Any:
-    """Hours exchanged per month and category, members active, share reaching supported members, pairs."""
-    data = figures.figures(session, actor=member)
+                     format: Literal["json", "csv", "png"] = "json",
+                     year: Annotated[int | None, Query(ge=1990, le=2200, description="one calendar year")] = None,
+                     lang: Literal["fr", "en"] | None = None) -> Any:
+    """Hours exchanged per month and category, members active, share reaching supported members, pairs.
+
+    ``format=png`` draws them as the annual report's chart (French and English, or ``lang`` only).
+    """
+    data = figures.figures(session, actor=member, year=year)
     if format == "csv":
         return Response(figures.to_csv(data), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="exchange-figures.csv"'})
+    if format == "png":
+        return Response(charts.figures_png(data, locale=lang), media_type="image/png")
     return data

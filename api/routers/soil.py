@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import CurrentMember, OptionalMember, SessionDep
 from api.errors import request_locale
 from commons_map.db import DbId
-from commons_map.errors import ValidationFailed
+from commons_map.errors import PermissionDenied, ValidationFailed
 from commons_map.fieldforms.attachments import attachments_out
 from commons_map.people.models import Member
 from commons_map.soil import charts, printable, reports, service
@@ -244,9 +244,21 @@ def printable_report(
 
 @router.get("/charts/{name}.png")
 def chart(
-    name: Literal["soc", "yields"], session: SessionDep, member: OptionalMember, cooperative_id: DbId | None = None,
+    name: Literal["soc", "yields", "exchange"], session: SessionDep, member: OptionalMember,
+    cooperative_id: DbId | None = None,
+    year: Annotated[int | None, Query(ge=1990, le=2200, description="exchange: this year when left out")] = None,
+    lang: Literal["fr", "en"] | None = None,
 ) -> Response:
-    """A chart as PNG: the SOC trend per parcel, or yields per garden and year."""
+    """A chart as PNG: the SOC trend per parcel, yields per garden and year, or the year's exchanges
+    in time (members of the cooperative only; French and English, or ``lang`` only)."""
+    if name == "exchange":
+        from commons_map.exchange import charts as exchange_charts
+
+        rep = reports.exchange_figures(session, actor=member, cooperative_id=_coop(member, cooperative_id),
+                                        year=year or date.today().year)
+        if rep is None:
+            raise PermissionDenied("people.members_only", field="cooperative_id")
+        return Response(exchange_charts.figures_png(rep, locale=lang), media_type="image/png")
     data = reports.chart_series(session, actor=member, cooperative_id=_coop(member, cooperative_id))
     png = charts.soc_trend_png(data["soc"]) if name == "soc" else charts.yields_png(data["yields"])
     return Response(png, media_type="image/png")

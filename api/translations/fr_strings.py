@@ -492,3 +492,83 @@ FR.update({
     "The member is retired: they can no longer sign in. What they did stays.": "Le membre est retiré·e : iel ne peut plus se connecter. Ce qu'iel a fait reste.",
     "Retire": "Retirer",
 })
+
+# Exchange pages: the place of a post, an exchange's page (thread, dispute), the solidarity fund.
+FR.update({
+    "Place (optional)": "Lieu (facultatif)",
+    "Tap the map where it happens. Others see the place only within about 500 m, unless you choose to show it exactly. Never put your home unless you want to.":
+        "Touchez la carte là où cela se passe. Les autres ne voient le lieu qu'à 500 m près environ, sauf si vous "
+        "choisissez de le montrer exactement. N'indiquez jamais votre domicile si vous ne le voulez pas.",
+    "Map to choose the place": "Carte pour choisir le lieu",
+    "Place chosen: latitude %(lat)s, longitude %(lon)s.": "Lieu choisi : latitude %(lat)s, longitude %(lon)s.",
+    "No place.": "Pas de lieu.",
+    "Latitude": "Latitude",
+    "Longitude": "Longitude",
+    "Show the exact place": "Montrer le lieu exact",
+    "Unticked, the dashed square on the map is all others learn: the point is moved to the centre of its square of about 500 m.":
+        "Sans cette case, les autres n'apprennent que le carré en pointillés de la carte : le point est déplacé "
+        "au centre de son carré d'environ 500 m.",
+    "Remove the place": "Retirer le lieu",
+    "Map of the place": "Carte du lieu",
+    "The exact place.": "Le lieu exact.",
+    "Others see this place only within about 500 m.": "Les autres ne voient ce lieu qu'à 500 m près environ.",
+    "The place within about 500 m.": "Le lieu, à 500 m près environ.",
+    "Solidarity fund": "Fonds de solidarité",
+    "%(num)d message": ("%(num)d message", "%(num)d messages"),
+    "See the post": "Voir l'annonce",
+    "To be paid by the solidarity fund": "Sera payé par le fonds de solidarité",
+    "This exchange is disputed: nobody is paid automatically. Talk it over in the messages below; a coordinator can cancel it.":
+        "Cet échange est contesté : personne n'est payé automatiquement. Parlez-en dans les messages ci-dessous ; "
+        "une personne de la coordination peut l'annuler.",
+    "The provider says it is done: confirm it to pay them, or dispute it. Without a dispute it is paid after 14 days.":
+        "La personne qui rend le service dit que c'est fait : confirmez-le pour la payer, ou contestez. Sans "
+        "contestation, elle est payée au bout de 14 jours.",
+    "Waiting for the receiver to confirm. Without a dispute you are paid after 14 days.":
+        "En attente de la confirmation de la personne qui a reçu le service. Sans contestation, vous êtes payé·e "
+        "au bout de 14 jours.",
+    "Have the solidarity fund pay": "Faire payer le fonds de solidarité",
+    "Messages": "Messages",
+    "No message yet.": "Pas encore de message.",
+    "Your message": "Votre message",
+    "Send": "Envoyer",
+    "Dispute": "Contester",
+    "What went wrong": "Ce qui ne va pas",
+    "Disputing stops the automatic payment. Your reason goes into the messages.":
+        "Contester arrête le paiement automatique. Votre raison s'ajoute aux messages.",
+    "Dispute this exchange": "Contester cet échange",
+    "The fund pays for the needs of members its stewards chose to support. Who is supported is known only to the stewards and to the member: a provider sees only that the fund paid.":
+        "Le fonds paie les besoins des membres que ses gardien·nes ont choisi de soutenir. Qui est soutenu·e "
+        "n'est connu que des gardien·nes et de la personne : qui rend le service voit seulement que le fonds a payé.",
+    "Hours in the fund": "Heures dans le fonds",
+    "Stewards: %(names)s": "Gardien·nes : %(names)s",
+    "Your support": "Votre soutien",
+    "Your needs are covered": "Vos besoins sont couverts",
+    "When you receive a service, open the exchange and choose “Have the solidarity fund pay”.":
+        "Quand vous recevez un service, ouvrez l'échange et choisissez « Faire payer le fonds de solidarité ».",
+    "Proposed, waiting for a second steward": "Proposé, en attente d'un·e deuxième gardien·ne",
+    "Why you end it (optional)": "Pourquoi vous y mettez fin (facultatif)",
+    "End my support": "Mettre fin à mon soutien",
+    "Supported members": "Membres soutenu·es",
+    "Active": "Actif",
+    "Waiting for a second steward": "En attente d'un·e deuxième gardien·ne",
+    "Proposed by %(name)s": "Proposé par %(name)s",
+    "approved by %(name)s": "approuvé par %(name)s",
+    "Approve (second steward)": "Approuver (deuxième gardien·ne)",
+    "You proposed it: another steward approves it.": "Vous l'avez proposé : un·e autre gardien·ne l'approuve.",
+    "Why the support of %(name)s ends (optional)": "Pourquoi le soutien de %(name)s prend fin (facultatif)",
+    "End this support": "Mettre fin à ce soutien",
+    "Withdraw the proposal": "Retirer la proposition",
+    "Nobody is supported yet.": "Personne n'est soutenu·e pour l'instant.",
+    "Propose a support": "Proposer un soutien",
+    "Member": "Membre",
+    "Note for the stewards": "Note pour les gardien·nes",
+    "Seen only by the fund's stewards.": "Vue seulement par les gardien·nes du fonds.",
+    "Propose": "Proposer",
+    "Give time to the fund": "Donner du temps au fonds",
+    "Minutes to give": "Minutes à donner",
+    "From your time account, for the needs of members the fund supports.":
+        "De votre compte temps, pour les besoins des membres que le fonds soutient.",
+    "Give": "Donner",
+    "A support starts when a second steward approves it. One steward can end it.":
+        "Un soutien commence quand un·e deuxième gardien·ne l'approuve. Un·e seul·e gardien·ne peut y mettre fin.",
+})

@@ -15,15 +15,20 @@ from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import require_member
 
 
-def figures(session: Session, *, actor: Member) -> dict[str, Any]:
-    """The cooperative's exchange figures (paid exchanges only), for its members."""
+def figures(session: Session, *, actor: Member, year: int | None = None) -> dict[str, Any]:
+    """The cooperative's exchange figures (paid exchanges only, of one year if given), for its members."""
     require_member(actor, actor.cooperative_id)
     coop = actor.cooperative_id
     tz = session.scalar(select(Cooperative.timezone).where(Cooperative.id == coop)) or "Europe/Paris"
     paid = [Exchange.cooperative_id == coop, Exchange.transfer_id.is_not(None)]
+    if year is not None:  # the cooperative's calendar year, in its time zone
+        paid.append(func.extract("year", func.timezone(tz, Exchange.paid_at)) == year)
     month = func.to_char(func.timezone(tz, Exchange.paid_at), "YYYY-MM")
-    per_month = [{"month": m, "minutes": int(minutes), "exchanges": n} for m, minutes, n in session.execute(
-        select(month, func.sum(Exchange.minutes), func.count()).where(*paid).group_by(month).order_by(month))]
+    supported = func.sum(Exchange.minutes * cast(Exchange.by_fund, Integer))
+    per_month = [{"month": m, "minutes": int(minutes), "exchanges": n, "supported_minutes": int(fund)}
+                 for m, minutes, n, fund in session.execute(
+        select(month, func.sum(Exchange.minutes), func.count(), supported).where(*paid)
+        .group_by(month).order_by(month))]
     per_category = [{"category": code, "label_fr": fr, "label_en": en, "minutes": int(minutes), "exchanges": n}
                     for code, fr, en, minutes, n in session.execute(
         select(Category.code, Category.label_fr, Category.label_en, func.sum(Exchange.minutes), func.count())
@@ -39,6 +44,7 @@ def figures(session: Session, *, actor: Member) -> dict[str, Any]:
         select(Exchange.receiver_id.label("m")).where(*paid)).subquery()
     active = session.scalar(select(func.count()).select_from(people))
     return {
+        "year": year,
         "minutes_exchanged": int(total), "members_active": int(active or 0), "distinct_pairs": int(pairs),
         "supported_minutes": int(by_fund),
         "supported_share": round(int(by_fund) / int(total), 4) if total else 0.0,

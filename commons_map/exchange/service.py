@@ -747,6 +747,32 @@ def approve_support(session: Session, *, actor: Member, support_id: int) -> Supp
     return support
 
 
+def end_support(session: Session, *, actor: Member, support_id: int, reason: str = "") -> Support:
+    """A fund steward ends a support, or withdraws one not yet approved; the member may end their own.
+
+    One steward is enough: four eyes guard the fund's hours going out, and ending a support only
+    stops them. An exchange the fund was asked to pay and not yet paid is then paid by the receiver.
+    """
+    require_member(actor, actor.cooperative_id)
+    support = session.scalar(select(Support).where(Support.id == support_id).with_for_update())
+    steward = is_fund_steward(session, actor, actor.cooperative_id)
+    # Who is supported is private: to anyone else a support is not there at all.
+    if support is None or support.cooperative_id != actor.cooperative_id or (
+            not steward and support.member_id != actor.id):
+        raise NotFound("exchange.no_support", field="support_id", support_id=support_id)
+    problems = collector()
+    _check_text(problems, "reason", reason, MAX_MESSAGE)
+    problems.raise_if_any()
+    if support.ended_at is not None:
+        raise Conflict("exchange.support_ended", field="support_id")
+    support.ended_at = _now(session)
+    _record(session, cooperative_id=support.cooperative_id, actor=actor, action="support_ended",
+            support_id=support.id, changes={"reason": (reason or "").strip(),
+                                            "was_active": support.approved_at is not None})
+    session.flush()
+    return support
+
+
 def give(session: Session, *, actor: Member, minutes: int, idempotency_key: str,
          from_cooperative: bool = False) -> Transfer:
     """A member gives hours to the solidarity fund; a coordinator gives from the cooperative account."""

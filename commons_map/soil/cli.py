@@ -111,22 +111,32 @@ def timeline(
 
 @app.command("charts")
 def charts_cmd(
-    out: Annotated[Path, typer.Option(help="directory for soc.png and yields.png")] = Path("."),
+    out: Annotated[Path, typer.Option(help="directory for soc.png, yields.png and exchange.png")] = Path("."),
+    year: Annotated[int, typer.Option(help="the calendar year of the exchange chart")] = date.today().year,
     as_: AsOpt = None,
     cooperative: CoopOpt = None,
 ) -> None:
-    """PNG charts: SOC trend per parcel (soc.png) and yields per garden and year (yields.png)."""
+    """PNG charts: SOC trend per parcel (soc.png), yields per garden and year (yields.png), and the
+    year's exchanges in time (exchange.png, French and English)."""
+    from commons_map.exchange import charts as exchange_charts
     from commons_map.soil import charts, reports
 
+    if not 1990 <= year <= 2200:
+        raise typer.BadParameter("--year must be between 1990 and 2200")
     out.mkdir(parents=True, exist_ok=True)
     engine = make_engine(get_settings())
     try:
         with session_scope(engine) as session:
             actor, coop_id = _actor(session, as_, cooperative)
             data = reports.chart_series(session, actor=actor, cooperative_id=coop_id)
+            exchange = reports.exchange_figures(session, actor=actor, cooperative_id=coop_id, year=year)
         (out / "soc.png").write_bytes(charts.soc_trend_png(data["soc"]))
         (out / "yields.png").write_bytes(charts.yields_png(data["yields"]))
-        console.print(f"wrote {out / 'soc.png'} and {out / 'yields.png'}")
+        written = [out / "soc.png", out / "yields.png"]
+        if exchange is not None:
+            (out / "exchange.png").write_bytes(exchange_charts.figures_png(exchange))
+            written.append(out / "exchange.png")
+        console.print("wrote " + ", ".join(str(p) for p in written))
     except DomainError as exc:
         raise fail(exc) from exc
     finally:

@@ -226,7 +226,18 @@ def annual_report(session: Session, *, actor: Member | None, cooperative_id: int
         "parcels": [s.as_dict() for s in sorted(soil.values(), key=lambda s: s.commons_id)],
         "food": food,
         "volunteer_hours": hours,
+        "exchange": exchange_figures(session, actor=actor, cooperative_id=cooperative_id, year=year),
     }
+
+
+def exchange_figures(session: Session, *, actor: Member | None, cooperative_id: int, year: int) -> dict | None:
+    """The year's exchanges in time (hours per month and category, members active, pairs, share
+    to supported members), for the cooperative's members only; None for anyone else."""
+    if not is_member_of(actor, cooperative_id):
+        return None
+    from commons_map.exchange.figures import figures
+
+    return figures(session, actor=actor, year=year)  # type: ignore[arg-type]
 
 
 def harvest_figures(
@@ -327,6 +338,16 @@ def report_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
     add("summary", "harvest_total", rep["food"]["total_kg"], "kg")
     add("summary", "households_in_need_share", rep["food"]["households_in_need_share"], "share")
     add("summary", "volunteer_hours", rep["volunteer_hours"]["total"], "h")
+    ex = rep.get("exchange")
+    if ex is not None:
+        add("exchange", "hours_exchanged", round(ex["minutes_exchanged"] / 60, 2), "h")
+        add("exchange", "members_active", ex["members_active"], "members")
+        add("exchange", "distinct_pairs", ex["distinct_pairs"], "pairs")
+        add("exchange", "supported_share", ex["supported_share"], "share")
+        for m in ex["per_month"]:
+            add("exchange", "hours_by_month", round(m["minutes"] / 60, 2), "h", name=m["month"])
+        for c in ex["per_category"]:
+            add("exchange", "hours_by_category", round(c["minutes"] / 60, 2), "h", name=c["category"])
     for p in rep["parcels"]:
         base = {"commons_id": p["commons_id"], "name": p["name"], "status": p["status"]}
         add("parcel", "soc_stock", p["soc_stock_t_ha"], "t C/ha", **base)

@@ -31,7 +31,7 @@ def test_report_timeline_and_charts_from_the_command_line(engine, database_url, 
     assert "tillage" in r.stdout and "bulk_density" in r.stdout
     r = run(database_url, "charts", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
-    for name in ("soc.png", "yields.png"):
+    for name in ("soc.png", "yields.png", "exchange.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     r = run(database_url, "timeline", "demo:nowhere")
     assert r.returncode != 0 and "no parcel" in (r.stderr + r.stdout)

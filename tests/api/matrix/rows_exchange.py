@@ -14,6 +14,7 @@ from tests.api.test_access_matrix import SEE_MEMBERS, Row, Subjects, coordinator
 P = "/api/v1/exchange"
 MEMBERS_TITLE = "MATRIX-POST-MEMBERS bricolage"
 THREAD = "MATRIX-THREAD message"
+SUPPORT_NOTE = "MATRIX-SUPPORT-NOTE"
 
 
 def _post(s: Subjects, visibility: str, title: str) -> int:
@@ -81,7 +82,7 @@ def support(s: Subjects) -> int:
         from sqlalchemy import select
 
         member = s.db.scalars(select(amina).where(amina.username == "amina")).one()
-        sup = service.propose_support(s.db, actor=s.people.coordinator, member_id=member.id, note="matrice")
+        sup = service.propose_support(s.db, actor=s.people.coordinator, member_id=member.id, note=SUPPORT_NOTE)
         s.db.flush()
         return sup.id
 
@@ -99,7 +100,8 @@ def _propose_body(s: Subjects, role: str) -> dict[str, Any]:
 
 SUBJECTS = {"ex_members_post": members_post, "ex_public_post": public_post, "ex_proposed": proposed,
             "ex_accepted": accepted, "ex_support": support}
-TEXTS = {"ex_members_title": lambda s: MEMBERS_TITLE, "ex_thread": lambda s: THREAD}
+TEXTS = {"ex_members_title": lambda s: MEMBERS_TITLE, "ex_thread": lambda s: THREAD,
+         "ex_support_note": lambda s: SUPPORT_NOTE}
 
 OURS_SEE = ["member", "steward", "other_steward", "coordinator"]
 PARTIES = ["member", "steward"]
@@ -159,11 +161,24 @@ ROWS = [
     # Proposed by the coordinator: the other fund steward approves; the proposer may not (four eyes).
     Row("POST", f"{P}/solidarity/supports/{{support_id}}/approve",
         rule(403, anonymous=401, steward=200, coordinator=422), url=f"{P}/solidarity/supports/{{ex_support}}/approve"),
+    # Ending: one fund steward is enough (the proposer too); to anyone else the support is not there.
+    Row("POST", f"{P}/solidarity/supports/{{support_id}}/end",
+        rule(404, anonymous=401, steward=200, coordinator=200), url=f"{P}/solidarity/supports/{{ex_support}}/end",
+        body=lambda s, role: {"json": {"reason": "matrice"}}),
     Row("GET", f"{P}/figures", signed_in(200)),
 ]
 
 # --- the members' pages (/app/exchange), signed in through the real form
 A = "/app/exchange"
+
+
+def _page_propose_form(s: Subjects, role: str) -> dict[str, Any]:
+    return {"data": {"member_id": str(_propose_body(s, role)["json"]["member_id"]), "note": "matrice"}}
+
+
+def _support_listed(s: Subjects, role: str) -> dict[str, Any]:
+    support(s)
+    return {}
 
 
 def _page_post_form(s: Subjects, role: str) -> dict[str, Any]:
@@ -180,6 +195,29 @@ ROWS += [
     Row("POST", f"{A}/posts/{{post_id}}/reply", rule(303, steward=422, outsider=404), page=True,
         url=f"{A}/posts/{{ex_members_post}}/reply", body=lambda s, role: {"data": {"minutes": "20"}}),
     Row("GET", f"{A}/mine", rule(200, anonymous=303), page=True),
+    Row("GET", f"{A}/exchanges/{{exchange_id}}", rule(404, anonymous=303, member=200, steward=200, coordinator=200),
+        url=f"{A}/exchanges/{{ex_proposed}}", page=True, hidden={"ex_thread": ["member", "steward", "coordinator"]},
+        shown=True),
+    Row("POST", f"{A}/exchanges/{{exchange_id}}/messages",
+        rule(404, anonymous=303, member=303, steward=303, coordinator=403), page=True,
+        url=f"{A}/exchanges/{{ex_proposed}}/messages", body=lambda s, role: {"data": {"body": "Matrice"}}),
+    Row("POST", f"{A}/exchanges/{{exchange_id}}/dispute",
+        rule(404, anonymous=303, member=303, steward=303, coordinator=403), page=True,
+        url=f"{A}/exchanges/{{ex_accepted}}/dispute", body=lambda s, role: {"data": {"reason": "Matrice"}}),
+    # The supported member's name and the stewards' note: the fund's stewards only.
+    Row("GET", f"{A}/solidarity", rule(200, anonymous=303), page=True, body=_support_listed,
+        hidden={"ex_support_note": ["steward", "coordinator"]}, shown=True),
+    Row("POST", f"{A}/solidarity/gifts", every(303), page=True,
+        body=lambda s, role: {"data": {"minutes": "10", "idempotency_key": f"matrice-page-{role}"}}),
+    Row("POST", f"{A}/solidarity/supports", rule(403, anonymous=303, steward=303, coordinator=303), page=True,
+        body=_page_propose_form),
+    # Proposed by the coordinator: the other steward approves; the proposer is told why not (four eyes).
+    Row("POST", f"{A}/solidarity/supports/{{support_id}}/approve",
+        rule(403, anonymous=303, steward=303, coordinator=409), page=True,
+        url=f"{A}/solidarity/supports/{{ex_support}}/approve"),
+    Row("POST", f"{A}/solidarity/supports/{{support_id}}/end",
+        rule(404, anonymous=303, steward=303, coordinator=303), page=True,
+        url=f"{A}/solidarity/supports/{{ex_support}}/end", body=lambda s, role: {"data": {"reason-0": ""}}),
     Row("POST", f"{A}/exchanges/{{exchange_id}}/{{action}}",
         rule(404, anonymous=303, member=403, steward=303, coordinator=403), page=True,
         url=f"{A}/exchanges/{{ex_proposed}}/accept"),
