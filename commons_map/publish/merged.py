@@ -99,9 +99,9 @@ def _fine_insert(c: Collection, *, scan: bool) -> str:
         f"INSERT INTO publish_merged ({COLS}) SELECT '{c.id}', {MERGE_MAX_ZOOM},"
         f" (q.k >> {KEY_BITS})::int, (q.k & {KEY_MASK})::int, q.mkey, {AGG}"
     )
-    if scan:  # many cells: read the layer once
+    if scan:  # many cells: read the layer once, over the cells' extent (``area``)
         return (
-            f"{head} FROM ({_cells_of_source(c)}) q"
+            f"{head} FROM ({_cells_of_source(c)} AND s.geom && area) q"
             " WHERE q.k IN (SELECT unnest(cells)) GROUP BY q.k, q.mkey"
         )
     # one cell: its rows through the spatial index (a bounding box holds its centre)
@@ -112,20 +112,19 @@ def _fine_insert(c: Collection, *, scan: bool) -> str:
 
 
 def _delete_all(c: Collection, level_z: str) -> str:
+    # by key (a hash semi-join), within the cells' columns (the primary key's range)
     return (
-        f"DELETE FROM publish_merged m USING unnest(cells) AS u(k) WHERE m.collection = '{c.id}'"
-        f" AND m.z = {level_z} AND m.cx = (u.k >> {KEY_BITS}) AND m.cy = (u.k & {KEY_MASK})"
+        f"DELETE FROM publish_merged m WHERE m.collection = '{c.id}' AND m.z = {level_z}"
+        f" AND m.cx BETWEEN x_lo AND x_hi AND ((m.cx::bigint << {KEY_BITS}) | m.cy) IN (SELECT unnest(cells))"
     )
 
 
 def _parents_insert(c: Collection) -> str:
     return (
         f"INSERT INTO publish_merged ({COLS}) SELECT '{c.id}', lvl, q.cx >> 1, q.cy >> 1, q.mkey,"
-        " sum(q.n)::int, sum(q.area), min(q.x0), min(q.y0), max(q.x1), max(q.y1)"
-        " FROM unnest(cells) AS u(k) JOIN publish_merged q"
-        f" ON q.collection = '{c.id}' AND q.z = lvl + 1"
-        f" AND q.cx BETWEEN (u.k >> {KEY_BITS}) * 2 AND (u.k >> {KEY_BITS}) * 2 + 1"
-        f" AND q.cy BETWEEN (u.k & {KEY_MASK}) * 2 AND (u.k & {KEY_MASK}) * 2 + 1"
+        " sum(q.n)::int, sum(q.area), min(q.x0), min(q.y0), max(q.x1), max(q.y1) FROM publish_merged q"
+        f" WHERE q.collection = '{c.id}' AND q.z = lvl + 1 AND q.cx BETWEEN x_lo * 2 AND x_hi * 2 + 1"
+        f" AND (((q.cx >> 1)::bigint << {KEY_BITS}) | (q.cy >> 1)) IN (SELECT unnest(cells))"
         " GROUP BY q.cx >> 1, q.cy >> 1, q.mkey"
     )
 
@@ -171,6 +170,9 @@ DECLARE
   cell bigint;
   fx integer;
   fy integer;
+  area geometry;
+  x_lo integer;
+  x_hi integer;
 BEGIN
   cells := ARRAY(SELECT DISTINCT k FROM unnest(cells) AS u(k) WHERE k IS NOT NULL);
   IF cardinality(cells) = 0 THEN
@@ -191,11 +193,15 @@ BEGIN
     END LOOP;
     RETURN;
   END IF;
+  area := ST_SetSRID((SELECT ST_Extent(publish_cell_envelope(k)) FROM unnest(cells) AS u(k))::geometry, 4326);
+  SELECT min(k >> {KEY_BITS}), max(k >> {KEY_BITS}) INTO x_lo, x_hi FROM unnest(cells) AS u(k);
   {each(_delete_all, str(MERGE_MAX_ZOOM))};
   {each(lambda c: _fine_insert(c, scan=True))};
   FOR lvl IN REVERSE {MERGE_MAX_ZOOM - 1}..0 LOOP
     cells := ARRAY(SELECT DISTINCT ((k >> {KEY_BITS + 1}) << {KEY_BITS}) | ((k & {KEY_MASK}) >> 1)
                    FROM unnest(cells) AS u(k));
+    x_lo := x_lo >> 1;
+    x_hi := x_hi >> 1;
     {each(_delete_all, "lvl")};
     {each(_parents_insert)};
   END LOOP;
