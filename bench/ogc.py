@@ -171,7 +171,9 @@ def run_pgbench(url: str, sqls: list[str], seconds: int, connections: int) -> tu
             ["pgbench", "-n", "-M", "prepared", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
              "-U", u.username or "postgres",
              "-c", str(connections), "-j", "2", "-T", str(seconds), *files, "-l", "--log-prefix", str(work / "log"),
-             u.database], capture_output=True, text=True, env=env, cwd=work, check=True)
+             u.database], capture_output=True, text=True, env=env, cwd=work)
+        if out.returncode != 0:
+            raise RuntimeError(f"pgbench failed:\n{out.stderr[-2000:]}")
         tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
         lat = sorted(int(line.split()[2]) for f in work.glob("log*") for line in f.read_text().splitlines())
         p95 = lat[int(0.95 * (len(lat) - 1))] / 1000
@@ -348,7 +350,7 @@ def report(rows, n_public: int, args) -> None:  # noqa: ANN001
     print("| --- | --- | --- | --- | --- | --- |")
     for name, o, t, d in rows:
         tip = f"{t[0]:.0f} ({t[1]:.0f})" if t else "-"
-        ratio = f"{o[0] / t[0]:.2f}x" if t else "-"
+        ratio = "-" if not t else f"{o[0] / t[0]:.2f}x" if t[0] else "tipg answered none in the run"
         print(f"| {name} | {o[0]:.0f} ({o[1]:.0f}) | {tip} | {d[0]:.0f} ({d[1]:.0f}) | {ratio} | {o[0] / d[0]:.2f}x |")
 
 

@@ -206,7 +206,8 @@ def _props_sql(collection: Collection, *, skip: tuple[str, ...] = ("id",)) -> st
             continue
         value = qy.sql
         if qy.type == "date-time":
-            value = f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            # the colons quoted: a ``:MI`` would read as a parameter to pgbench (bench/ogc.py runs this SQL)
+            value = f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\":\"MI\":\"SS\"Z\"')"
         pairs.append(f"'{qy.name}', {value}")
     # json_build_object takes at most 100 arguments; we stay far below.
     return "json_build_object(" + ", ".join(pairs) + ")"
