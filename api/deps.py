@@ -29,8 +29,8 @@ def sign_in(request: Request, session: Session, *, username: str, password: str)
     return throttle.sign_in(session, engine, username=username, password=password, remote_addr=address)
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    """The app's settings (async: no worker thread for an attribute read)."""
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings (also called directly, as a function, by api.web)."""
     return request.app.state.settings
 
 
