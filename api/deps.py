@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.cookies import CSRF_HEADER, csrf_header_ok, member_from_cookie
 from commons_map.errors import AuthenticationFailed, PermissionDenied
@@ -29,17 +30,23 @@ def sign_in(request: Request, session: Session, *, username: str, password: str)
 
 
 def get_settings_dep(request: Request) -> Settings:
-    """The app's settings."""
+    """The app's settings (also called directly, as a function, by api.web)."""
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: committed when the handler returns, else rolled back."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request: committed when the handler returns, else rolled back.
+
+    Async, so that a request does not pay two worker-thread hops for it: opening the session does
+    no I/O (it connects on first use, in the handler's thread); the commit, which does, runs in a
+    worker thread, and only when the request began a transaction.
+    """
     session = request.app.state.sessionmaker()
     act_as(session, member_id=None, cooperative_id=None)  # anonymous until a member signs in (tenancy)
     try:
         yield session
-        session.commit()
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
     except BaseException:
         session.rollback()
         raise
@@ -47,20 +54,22 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_public_read_session(
+async def get_public_read_session(
     request: Request, primary: Annotated[Session, Depends(get_session, scope="function")]
-) -> Iterator[Session]:
+) -> AsyncIterator[Session]:
     """A session for a public read (OGC API, tiles, public map, open data): on the streaming replica
     while it is healthy and close enough behind, else the request's session on the primary
     (``commons_map.replica``; an unused session never takes a connection). Never for members'
     pages or writes: those take ``SessionDep``."""
-    session = request.app.state.reads.replica_session()
+    reads = request.app.state.reads
+    # Without a replica there is nothing to check (no I/O); with one, the check may connect.
+    session = await run_in_threadpool(reads.replica_session) if reads.replica is not None else None
     if session is None:
         yield primary
         return
     try:
         yield session
-        session.commit()  # read-only: ends the transaction
+        await run_in_threadpool(session.commit)  # read-only: ends the transaction
     except BaseException:
         session.rollback()
         raise

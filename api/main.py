@@ -40,12 +40,16 @@ from commons_map.db import make_engine, make_replica_engine, make_sessionmaker
 from commons_map.replica import ReadRouter
 from commons_map.settings import Settings, get_settings
 
-ROUTERS = [health.router, auth.router, members.router, commons.router, reservations.router]
+# The public reads first: a request is matched against the routes in this order, one by one, and
+# the OGC API and the tiles are the most requested (~130 routes were tried before an items page).
+# Their paths (/ogc/..., /tiles/...) belong to no other router, so the order changes no answer.
+ROUTERS = [ogc.router, tiles.router]
+ROUTERS += [health.router, auth.router, members.router, commons.router, reservations.router]
 ROUTERS += [ledger.router, worklog.router]
 ROUTERS += [soil.router]
 ROUTERS += [governance.router, pages_governance.router]
 ROUTERS += [exchange.router, pages_exchange.router]
-ROUTERS += [ogc.router, tiles.router, opendata.router, maps.router]
+ROUTERS += [opendata.router, maps.router]
 ROUTERS += [pages.router, pages_field.router, pages_work.router, pages_reserve.router]
 ROUTERS += [openrosa.router, openrosa.tokens_router, openrosa.attachments_router, ingest_routes.router]
 ROUTERS += [__import__("api.routers.partners", fromlist=["x"]).router,  # partner maps

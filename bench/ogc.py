@@ -1,21 +1,22 @@
-"""Benchmark: our OGC items and vector tiles beside tipg and beside the database itself.
+"""Benchmark: our OGC items and cold vector tiles beside tipg and beside the database itself.
 
-Same PostGIS, same table: the script makes its own database, loads the demo cooperative and
-100,000 synthetic parcels (``commons_map.demo.synth.load_synthetic``), starts our app and tipg
-(from its own venv, on a view of the same public rows) on loopback ports, and times:
+Same PostGIS, same rows: the script makes its own database (the demo cooperative and ``--parcels``
+synthetic parcels, ``commons_map.demo.synth.load_synthetic``), starts ONE ``commons-map serve``
+process with the tile cache off (``COMMONS_TILE_CACHE_MB=0``: every tile request runs its query) and
+tipg (its own venv, on a view of the same public rows, no feature cap), and loads each with ``wrk``
+(8 connections, gzip accepted, cycling over a dozen URLs per case), then runs the very SQL our routes
+run for those URLs with ``pgbench`` (8 clients, one script per URL, parameters inlined, JIT off as
+the service sets it, prepared statements as psycopg prepares the statements our server runs
+often): the database's own rate, the floor. Cases (issue 17, items 2 and 5):
 
-- items: bbox of three sizes, limit 100 and 1000 (``/ogc/collections/restored_land/items``);
-- tiles: zooms 10 to 16 (``/tiles/restored_land/{z}/{x}/{y}.mvt``), twice: "cold" from a second
-  server of ours with the tile cache off (``COMMONS_TILE_CACHE_MB=0``: every request runs the
-  tile query), and "warm" from the default server, where the cycle over a dozen tiles hits the
-  cache after its first pass (each hit still runs the tile's fingerprint query);
-- the floor: our very SQL run directly with psycopg (no HTTP, no Python web stack).
+- items: a ~200 m bbox, limit 100 (``/ogc/collections/restored_land/items``), and a ~1 km one;
+- tiles z10, z12 (merged: ``publish_merged``), z14, z16 (one feature per parcel), restored_land.
 
-It prints requests per second and p50/p95 latency for each, and the ratios. Loopback only,
-bounded loops. Needs tipg installed apart (to avoid dependency clashes):
+It prints requests per second and p95 for ours, tipg and pgbench side by side, and the ratios
+(goals: tiles >= 1.5x tipg and >= 0.5x pgbench; items >= 2x tipg and >= 0.2x pgbench).
 
-    python3 -m venv /tmp/tipg-venv && /tmp/tipg-venv/bin/pip install tipg uvicorn
-    .venv/bin/python bench/ogc.py            # --parcels 100000 --rounds 30 --keep
+    scripts/ensure-bench.sh            # wrk, pgbench, tipg in .bench/tipg
+    .venv/bin/python bench/ogc.py      # --parcels 100000 --seconds 10 --tipg .bench/tipg/bin/uvicorn --keep/--reuse
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import argparse
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,16 +76,6 @@ def wait_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def serve_ours(port: int, env: dict[str, str]) -> subprocess.Popen:
-    """Our app on a loopback port, as uvicorn serves it."""
-    return subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), "--factory", "api.main:app_factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-
-
 def setup(url: str, parcels: int) -> None:
     from commons_map.demo.load import load_demo
     from commons_map.demo.synth import load_synthetic
@@ -117,43 +110,6 @@ def make_view(url: str) -> None:
     engine.dispose()
 
 
-def timed(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def stats(times: list[float]) -> dict[str, float]:
-    qs = statistics.quantiles(times, n=20) if len(times) >= 2 else [times[0]] * 19
-    return {
-        "rps": len(times) / sum(times),
-        "p50": statistics.median(times) * 1000,
-        "p95": qs[18] * 1000,
-    }
-
-
-def http_case(client: httpx.Client, urls: list[str], rounds: int, check) -> list[float]:
-    for u in urls[:3]:  # warm up (connections, prepared statements, caches)
-        check(client.get(u))
-    times: list[float] = []
-    for i in range(rounds):
-        u = urls[i % len(urls)]
-        t = time.perf_counter()
-        r = client.get(u)
-        body = r.content
-        times.append(time.perf_counter() - t)
-        check(r, body)
-    return times
-
-
-def ok(r: httpx.Response, body: bytes | None = None) -> None:
-    if r.status_code not in (200, 204):
-        raise RuntimeError(f"{r.request.url} -> {r.status_code}: {r.text[:300]}")
-
-
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     import math
 
@@ -164,20 +120,125 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     )
 
 
+
+LUA = """
+local paths = {PATHS}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("P95_US %d\\n", latency:percentile(95)))
+  io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.connect + summary.errors.read
+                                         + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
+    """Requests per second and p95 (ms) of ``wrk`` cycling over ``paths``; errors are fatal."""
+    lua = LUA.replace("{PATHS}", "{" + ", ".join(json.dumps(p) for p in paths) + "}")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(lua)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s", "-s", fh.name,
+             "-H", "Accept-Encoding: gzip", "-H", "Accept: application/geo+json", base],
+            capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(fh.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+    p95 = int(re.search(r"P95_US (\d+)", out.stdout).group(1)) / 1000  # type: ignore[union-attr]
+    errors = int(re.search(r"ERRORS (\d+)", out.stdout).group(1))  # type: ignore[union-attr]
+    if errors:
+        raise RuntimeError(f"wrk saw {errors} errors on {base}{paths[0]}:\n{out.stdout}")
+    return rps, p95
+
+
+def run_pgbench(url: str, sqls: list[str], seconds: int, connections: int) -> tuple[float, float]:
+    """Transactions per second and p95 (ms) of ``pgbench`` running one of ``sqls`` per transaction."""
+    u = make_url(url)
+    work = Path(tempfile.mkdtemp(prefix="pgbench-ogc-"))
+    files = []
+    for i, sql in enumerate(sqls):
+        f = work / f"q{i}.sql"
+        f.write_text(sql.strip().rstrip(";") + ";\n")
+        files += ["-f", str(f)]
+    env = dict(os.environ, PGPASSWORD=u.password or "", PGOPTIONS="-c jit=off")
+    try:
+        out = subprocess.run(
+            ["pgbench", "-n", "-M", "prepared", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
+             "-U", u.username or "postgres",
+             "-c", str(connections), "-j", "2", "-T", str(seconds), *files, "-l", "--log-prefix", str(work / "log"),
+             u.database], capture_output=True, text=True, env=env, cwd=work)
+        if out.returncode != 0:
+            raise RuntimeError(f"pgbench failed:\n{out.stderr[-2000:]}")
+        tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+        lat = sorted(int(line.split()[2]) for f in work.glob("log*") for line in f.read_text().splitlines())
+        p95 = lat[int(0.95 * (len(lat) - 1))] / 1000
+    finally:
+        shutil.rmtree(work)
+    return tps, p95
+
+
+def inline(raw: psycopg.Connection, sql: str, values: dict) -> str:
+    """Our statement with its parameters inlined, as pgbench runs it."""
+    return psycopg.ClientCursor(raw).mogrify(*to_psycopg(sql, values))
+
+
+def to_psycopg(sql: str, values: dict) -> tuple[str, dict]:
+    """SQLAlchemy ``:name`` parameters as psycopg ``%(name)s`` ones (outside casts)."""
+    out = re.sub(r"(?<![:\w\\]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+    return out, values
+
+
+def serve_ours(port: int, env: dict[str, str]) -> subprocess.Popen:
+    """ONE ``commons-map serve`` process (one worker), as a cooperative runs it."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "commons-map"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def serve_tipg(uvicorn: str, port: int, url: str) -> subprocess.Popen:
+    """tipg 1.x on the view of the same public rows, no feature cap per tile."""
+    pg = make_url(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
+    auth = f"{pg.username}:{pg.password}" if pg.password else pg.username
+    dsn = f"postgresql://{auth}@{pg.host}:{pg.port or 5432}/{pg.database}"
+    env.update({"DATABASE_URL": dsn, "TIPG_DATABASE_URL": dsn, "TIPG_DB_SCHEMAS": '["public"]',
+                "TIPG_DB_TABLES": json.dumps([f"public.{VIEW}"]), "TIPG_MAX_FEATURES_PER_TILE": "1000000",
+                "TIPG_TILE_BUFFER": "64", "DB_MAX_CONN_SIZE": "10"})
+    return subprocess.Popen([uvicorn, "tipg.main:app", "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning", "--no-access-log"], env=env, cwd="/tmp",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parcels", type=int, default=100_000)
-    ap.add_argument("--rounds", type=int, default=30, help="requests per case and server")
-    ap.add_argument(
-        "--tipg", default="/tmp/tipg-venv/bin/uvicorn", help="uvicorn of the venv where tipg is"
-    )
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk and pgbench run")
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--tipg", default=str(ROOT / ".bench/tipg/bin/uvicorn"), help="uvicorn of tipg's venv")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing benchmark database")
+    ap.add_argument("--database", default="cm_bench_ogc", help="name of the benchmark database")
+    ap.add_argument("--only", default="", help="comma-separated case names to run (default: all)")
     args = ap.parse_args()
-    args.tipg = str(Path(args.tipg).resolve())  # the servers run from other folders
-
-    base = get_settings().sync_url
-    url = make_url(base).set(database="cm_bench_ogc").render_as_string(hide_password=False)
+    for tool in ("wrk", "pgbench"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: scripts/ensure-bench.sh installs it")
+    tipg_bin = str(Path(args.tipg).resolve())
+    url = make_url(get_settings().sync_url).set(database=args.database).render_as_string(hide_password=False)
     if not args.reuse:
         setup(url, args.parcels)
     else:
@@ -187,230 +248,110 @@ def main() -> None:
     make_view(url)
     side = int(args.parcels**0.5) + 1
     extent = (GRID_LON0, GRID_LAT0, GRID_LON0 + side * STEP_LON, GRID_LAT0 + side * STEP_LAT)
-
     ours_port, tipg_port = free_port(), free_port()
-    env = {**os.environ, "COMMONS_DATABASE_URL": url}
-    cold_port = free_port()
-    pg = make_url(url)
-    tipg_env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
-    tipg_env.update(
-        {
-            # tipg 1.x reads DATABASE_URL (older releases TIPG_DATABASE_URL): give both.
-            "DATABASE_URL": f"postgresql://{pg.username}@{pg.host}:{pg.port or 5432}/{pg.database}",
-            "TIPG_DATABASE_URL": f"postgresql://{pg.username}@{pg.host}:{pg.port or 5432}/{pg.database}",
-            "TIPG_DB_SCHEMAS": '["public"]',
-            "TIPG_DB_TABLES": json.dumps([f"public.{VIEW}"]),
-            "TIPG_MAX_FEATURES_PER_TILE": "1000000",
-            "TIPG_TILE_BUFFER": "64",
-            "DB_MAX_CONN_SIZE": "10",
-        }
-    )
-    tipg = None
-    ours = cold = None
+    env = {**os.environ, "COMMONS_DATABASE_URL": url, "COMMONS_TILE_CACHE_MB": "0", "PYTHONPATH": str(ROOT)}
+    ours = tipg = None
     try:
         ours = serve_ours(ours_port, env)
-        cold = serve_ours(cold_port, {**env, "COMMONS_TILE_CACHE_MB": "0"})
-        if Path(args.tipg).exists():
-            tipg = subprocess.Popen(
-                [args.tipg, "tipg.main:app", "--host", "127.0.0.1", "--port", str(tipg_port),
-                 "--log-level", "warning"],
-                env=tipg_env,
-                cwd="/tmp",
-            )
         wait_up(f"http://127.0.0.1:{ours_port}/ogc", ours)
-        wait_up(f"http://127.0.0.1:{cold_port}/ogc", cold)
-        if tipg is not None:
+        if Path(tipg_bin).exists():
+            tipg = serve_tipg(tipg_bin, tipg_port, url)
             wait_up(f"http://127.0.0.1:{tipg_port}/collections", tipg)
-        run(args, url, extent, ours_port, tipg_port if tipg else None, cold_port)
+        else:
+            print(f"tipg not found at {tipg_bin}: scripts/ensure-bench.sh installs it", flush=True)
+        run(args, url, extent, ours_port, tipg_port if tipg else None)
     finally:
-        for proc in (ours, cold, tipg):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(ours)
+        stop(tipg)
         if not args.keep:
             drop_database(url)
 
 
-def run(args, url: str, extent, ours_port: int, tipg_port: int | None, cold_port: int) -> None:
-    rng = random.Random(42)
-    ours_base = f"http://127.0.0.1:{ours_port}"
-    cold_base = f"http://127.0.0.1:{cold_port}"
-    tipg_base = f"http://127.0.0.1:{tipg_port}" if tipg_port else None
-    tipg_coll = f"public.{VIEW}"
-    headers = {"Accept-Encoding": "gzip", "Accept": "application/geo+json"}
-    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
-    conn.prepare_threshold = 0
-    conn.execute("SET jit = off")  # as our service does (service.no_jit) before a tile query
+def cases(rng: random.Random, extent) -> list[tuple[str, str, list]]:
+    """(name, kind, items) per case: bboxes for items, (z, x, y) tiles for tiles."""
+    out: list[tuple[str, str, list]] = []
+    for name, size in (("items bbox ~200 m, limit 100", 0.0025), ("items bbox ~1 km, limit 100", 0.012)):
+        boxes = []
+        for _ in range(12):
+            x = rng.uniform(extent[0], max(extent[0], extent[2] - size))
+            y = rng.uniform(extent[1], max(extent[1], extent[3] - size * 0.75))
+            boxes.append(",".join(str(round(v, 5)) for v in (x, y, x + size, y + size * 0.75)))
+        out.append((name, "items", boxes))
+    for z in (10, 12, 14, 16):
+        tiles = set()
+        for _ in range(500):
+            tiles.add(tile_of(rng.uniform(extent[0], extent[2]), rng.uniform(extent[1], extent[3]), z))
+            if len(tiles) >= 12:
+                break
+        kind = "merged" if service.merges(COLLECTIONS["restored_land"], z) else "one feature per parcel"
+        out.append((f"tile z{z} cold ({kind}, {len(tiles)} tiles)", "tiles", [(z, x, y) for x, y in sorted(tiles)]))
+    return out
+
+
+def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None:  # noqa: ANN001
     land = COLLECTIONS["restored_land"]
+    coll = f"public.{VIEW}"
+    raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                          autocommit=True)
+    engine = make_engine(url=url)
     from commons_map.publish import figures
 
-    engine = make_engine(url=url)
     with session_scope(engine) as session:
-        figures.sync(session)  # the figures table, as the servers keep it
-        n_figs = session.scalar(text("SELECT count(*) FROM publish_figures"))
+        figures.sync(session)  # the figures table, as the server keeps it
         n_public = session.scalar(text(f"SELECT count(*) FROM {VIEW}"))
-        # The plan of a medium bbox page, to show the GiST index at work.
-        q = service.ItemsQuery(land, limit=100, bbox=service.parse_bbox("5.05,44.62,5.062,44.632"))
-        p = Params()
-        plan = (
-            session.execute(
-                text("EXPLAIN " + service.items_sql(q, p)),
-                {"nodata_fr": "", "nodata_en": "", **p.values},
-            )
-            .scalars()
-            .all()
-        )
+        labels = figures.status_labels()["no_data"]
     engine.dispose()
-    print(f"\n{n_public} public parcels in restored_land; {n_figs} parcels with figures")
-    print("bbox page plan uses the GiST index:", any("idx_commons_geom" in line for line in plan))
-
-    rows: list[tuple] = []
-    with httpx.Client(headers=headers, timeout=120) as client:
-        for label, size in BBOX_SIZES.items():
-            boxes = []
-            for _ in range(max(args.rounds, 10)):
-                x = rng.uniform(extent[0], max(extent[0], extent[2] - size))
-                y = rng.uniform(extent[1], max(extent[1], extent[3] - size * 0.75))
-                boxes.append(
-                    (round(x, 5), round(y, 5), round(x + size, 5), round(y + size * 0.75, 5))
-                )
-            for limit in (100, 1000):
-                bb = [",".join(map(str, b)) for b in boxes]
-                ours_t = http_case(
-                    client,
-                    [
-                        f"{ours_base}/ogc/collections/restored_land/items?bbox={b}&limit={limit}"
-                        for b in bb
-                    ],
-                    args.rounds,
-                    ok,
-                )
-                tipg_t = (
-                    http_case(
-                        client,
-                        [
-                            f"{tipg_base}/collections/{tipg_coll}/items?bbox={b}&limit={limit}"
-                            for b in bb
-                        ],
-                        args.rounds,
-                        ok,
-                    )
-                    if tipg_base
-                    else None
-                )
-                floor_t = []
-                for i in range(args.rounds):
-                    b = service.parse_bbox(bb[i % len(bb)])
-                    p = Params()
-                    sql = service.items_sql(service.ItemsQuery(land, limit=limit, bbox=b), p)
-                    sql_pg, values = to_psycopg(
-                        sql,
-                        {
-                            "nodata_fr": "Pas encore mesuré",
-                            "nodata_en": "Not sampled yet",
-                            **p.values,
-                        },
-                    )
-                    t = time.perf_counter()
-                    conn.execute(sql_pg, values).fetchall()
-                    floor_t.append(time.perf_counter() - t)
-                rows.append((f"items {label} limit {limit}", ours_t, tipg_t, floor_t))
-        cx = (extent[0] + extent[2]) / 2
-        cy = (extent[1] + extent[3]) / 2
-        for z in range(10, 17):
-            tiles = set()
-            for _ in range(200):
-                lon = rng.uniform(extent[0], extent[2])
-                lat = rng.uniform(extent[1], extent[3])
-                tiles.add(tile_of(lon, lat, z))
-                if len(tiles) >= 12:
-                    break
-            tiles.add(tile_of(cx, cy, z))
-            tl = sorted(tiles)
-            cold_t = http_case(
-                client,
-                [f"{cold_base}/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in tl],
-                args.rounds,
-                ok,
-            )
-            ours_t = http_case(
-                client,
-                [f"{ours_base}/tiles/restored_land/{z}/{x}/{y}.mvt" for x, y in tl],
-                args.rounds,
-                ok,
-            )
-            tipg_t = (
-                http_case(
-                    client,
-                    [
-                        f"{tipg_base}/collections/{tipg_coll}/tiles/WebMercatorQuad/{z}/{x}/{y}"
-                        for x, y in tl
-                    ],
-                    args.rounds,
-                    ok,
-                )
-                if tipg_base
-                else None
-            )
-            tsql = service.tile_sql(land)
-            floor_t = []
-            for i in range(args.rounds):
-                x, y = tl[i % len(tl)]
-                sql_pg, values = to_psycopg(
-                    tsql,
-                    {
-                        "nodata_fr": "Pas encore mesuré",
-                        "nodata_en": "Not sampled yet",
-                        "layer": land.id,
-                        "z": z,
-                        "x": x,
-                        "y": y,
-                    },
-                )
-                t = time.perf_counter()
-                conn.execute(sql_pg, values).fetchall()
-                floor_t.append(time.perf_counter() - t)
-            rows.append((f"tiles z{z} ({len(tl)} tiles) cold", cold_t, tipg_t, floor_t))
-            rows.append((f"tiles z{z} ({len(tl)} tiles) warm", ours_t, tipg_t, floor_t))
-    conn.close()
-    report(rows)
-
-
-def to_psycopg(sql: str, values: dict) -> tuple[str, dict]:
-    """SQLAlchemy ``:name`` parameters as psycopg ``%(name)s`` ones (outside casts)."""
-    import re
-
-    out = re.sub(r"(?<![:\w\\]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
-    return out, values
-
-
-def report(rows) -> None:
-    head = (
-        f"{'case':34} {'ours rps':>9} {'p50 ms':>8} {'p95 ms':>8} | {'tipg rps':>9} {'p50 ms':>8}"
-        f" {'p95 ms':>8} | {'SQL p50':>8} | {'ours/tipg rps':>13} {'ours/SQL p50':>12}"
-    )
-    print("\n" + head + "\n" + "-" * len(head))
-    for name, ours_t, tipg_t, floor_t in rows:
-        o, f = stats(ours_t), stats(floor_t)
-        if tipg_t:
-            t = stats(tipg_t)
-            tip = f"{t['rps']:9.1f} {t['p50']:8.1f} {t['p95']:8.1f}"
-            ratio = f"{o['rps'] / t['rps']:13.2f}"
+    base_values = {"nodata_fr": labels["fr"], "nodata_en": labels["en"]}
+    only = {o.strip() for o in args.only.split(",") if o.strip()}
+    rows = []
+    client = httpx.Client(timeout=120, headers={"Accept-Encoding": "gzip"})
+    for name, kind, items in cases(random.Random(42), extent):
+        if only and not any(o in name for o in only):
+            continue
+        if kind == "items":
+            ours = [f"/ogc/collections/restored_land/items?bbox={b}&limit=100" for b in items]
+            theirs = [f"/collections/{coll}/items?bbox={b}&limit=100" for b in items]
+            sqls = []
+            for b in items:
+                p = Params()
+                sql = service.items_sql(service.ItemsQuery(land, limit=100, bbox=service.parse_bbox(b)), p)
+                sqls.append(inline(raw, sql, {**base_values, **p.values}))
         else:
-            tip, ratio = f"{'-':>9} {'-':>8} {'-':>8}", f"{'-':>13}"
-        print(
-            f"{name:34} {o['rps']:9.1f} {o['p50']:8.1f} {o['p95']:8.1f} | {tip} | {f['p50']:8.1f} |"
-            f" {ratio} {o['p50'] / f['p50']:12.2f}"
-        )
-    print(
-        "\nrps: sequential requests per second over one keep-alive connection (gzip accepted);"
-        " SQL: the same statement run directly with psycopg (the floor)."
-        "\ntiles cold: our server with the tile cache off (every request runs the tile query);"
-        " warm: the default server, cycling over the same tiles (cache hits after the first pass)."
-    )
+            ours = [f"/tiles/restored_land/{z}/{x}/{y}.mvt" for z, x, y in items]
+            theirs = [f"/collections/{coll}/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in items]
+            sqls = []
+            for z, x, y in items:
+                merged = service.merges(land, z)
+                values = {**base_values, "layer": land.id, "z": z, "x": x, "y": y,
+                          **(service.merge_params(land, z, x, y) if merged else {})}
+                sqls.append(inline(raw, service.tile_sql(land, merged=merged), values))
+        for base, paths in ((f"http://127.0.0.1:{ours_port}", ours),
+                            (f"http://127.0.0.1:{tipg_port}" if tipg_port else None, theirs)):
+            for path in paths if base else ():  # every URL answers before the load
+                r = client.get(base + path)
+                if r.status_code not in (200, 204):
+                    raise RuntimeError(f"{base}{path} -> {r.status_code}: {r.text[:300]}")
+        o = run_wrk(f"http://127.0.0.1:{ours_port}", ours, args.seconds, args.connections)
+        t = run_wrk(f"http://127.0.0.1:{tipg_port}", theirs, args.seconds, args.connections) if tipg_port else None
+        d = run_pgbench(url, sqls, args.seconds, args.connections)
+        rows.append((name, o, t, d))
+        print(f"{name}: ours {o[0]:.1f}/s, tipg {t[0] if t else float('nan'):.1f}/s, pgbench {d[0]:.1f}/s",
+              flush=True)
+    client.close()
+    raw.close()
+    report(rows, n_public, args)
+
+
+def report(rows, n_public: int, args) -> None:  # noqa: ANN001
+    print(f"\n{n_public} public parcels in restored_land; {args.connections} connections; {args.seconds} s a run;"
+          f" {os.cpu_count()} CPUs shared with the database, the load generator and the other users of the machine")
+    print("ours: ONE `commons-map serve` process, tile cache off; tipg 1.x beside it; pgbench: our SQL, 8 clients\n")
+    print("| case | ours req/s (p95 ms) | tipg req/s (p95 ms) | pgbench tx/s (p95 ms) | ours / tipg | ours / pgbench |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, o, t, d in rows:
+        tip = f"{t[0]:.0f} ({t[1]:.0f})" if t else "-"
+        ratio = "-" if not t else f"{o[0] / t[0]:.2f}x" if t[0] else "tipg answered none in the run"
+        print(f"| {name} | {o[0]:.0f} ({o[1]:.0f}) | {tip} | {d[0]:.0f} ({d[1]:.0f}) | {ratio} | {o[0] / d[0]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -272,7 +272,7 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
     return merged
 
 
-def sync(session: Session) -> tuple:
+def sync(session: Session, *, jit_off: bool = False) -> tuple:
     """Bring the ``publish_figures`` table up to the current figures; the stamp of what it holds.
 
     Per cooperative, the table is rewritten (in the caller's transaction) when the digest it
@@ -287,12 +287,14 @@ def sync(session: Session) -> tuple:
     """
     key_db = db_key(session)
     replica = on_replica(session)
-    held = {
-        row.cooperative_id: row
-        for row in session.execute(
-            text("SELECT cooperative_id, digest, computed_at FROM publish_figures_digests")
-        )
-    }
+    # ``jit_off``: the same round trip also turns JIT off for the transaction (``service.no_jit``).
+    digests = (
+        "SELECT d.cooperative_id, d.digest, d.computed_at FROM (SELECT set_config('jit', 'off', true)) j"
+        " LEFT JOIN publish_figures_digests d ON true"
+        if jit_off
+        else "SELECT cooperative_id, digest, computed_at FROM publish_figures_digests"
+    )
+    held = {row.cooperative_id: row for row in session.execute(text(digests)) if row.cooperative_id is not None}
     stamp: list = [key_db]
     for coop_id in _coop_ids(session, key_db, True):
         fresh = _computed(session, (key_db, coop_id), True)

@@ -22,6 +22,7 @@ from commons_map.publish import tilecache
 from commons_map.publish.collections import Collection, Queryable
 from commons_map.publish.cql2 import Params, compile_filter
 from commons_map.publish.crs import CRS84, STORAGE, Crs
+from commons_map.publish.merged import MERGE_GRID, MERGE_MAX_ZOOM, cells_where  # noqa: F401 - MERGE_GRID re-exported
 from commons_map.publish.sql import figures_join, public_source
 
 DEFAULT_LIMIT = 10
@@ -205,7 +206,8 @@ def _props_sql(collection: Collection, *, skip: tuple[str, ...] = ("id",)) -> st
             continue
         value = qy.sql
         if qy.type == "date-time":
-            value = f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            # the colons quoted: a ``:MI`` would read as a parameter to pgbench (bench/ogc.py runs this SQL)
+            value = f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\":\"MI\":\"SS\"Z\"')"
         pairs.append(f"'{qy.name}', {value}")
     # json_build_object takes at most 100 arguments; we stay far below.
     return "json_build_object(" + ", ".join(pairs) + ")"
@@ -225,10 +227,14 @@ def _base_params(collection: Collection, session: Session) -> dict[str, Any]:
     return _figures_params(collection, session)[0]
 
 
-def _figures_params(collection: Collection, session: Session) -> tuple[dict[str, Any], tuple]:
+def _figures_params(
+    collection: Collection, session: Session, *, jit_off: bool = False
+) -> tuple[dict[str, Any], tuple]:
     if not collection.figures:
+        if jit_off:
+            no_jit(session)
         return {}, ()
-    stamp = figs.sync(session)
+    stamp = figs.sync(session, jit_off=jit_off)
     labels = figs.status_labels()["no_data"]
     return {"nodata_fr": labels["fr"], "nodata_en": labels["en"]}, stamp
 
@@ -331,12 +337,6 @@ def _tile_rows(collection: Collection, *, row_version: bool = False) -> tuple[st
     )
 
 
-MERGE_MAX_ZOOM = 13
-"""Zooms 0-13 draw merged polygons (``merged_tile_sql``), zooms 14 and above one feature per commons."""
-MERGE_GRID = 64
-"""A merged tile is cut into MERGE_GRID x MERGE_GRID cells (64 tile units, ~4-8 screen pixels each)."""
-
-
 def _tile_cols(collection: Collection, static: bool) -> list[tuple[str, str]]:
     cols = []
     for name in collection.props_of_tiles(static):
@@ -354,10 +354,9 @@ def merges(collection: Collection, z: int) -> bool:
     return collection.merge_by is not None and z <= MERGE_MAX_ZOOM
 
 
-def merge_params(z: int, x: int, y: int) -> dict[str, float]:
-    """The tile's west and north edges and its cell size, in EPSG:3857 metres."""
-    size = 2 * MERC_HALF / 2**z
-    return {"tx0": -MERC_HALF + x * size, "ty1": MERC_HALF - y * size, "cell": size / MERGE_GRID}
+def merge_params(collection: Collection, z: int, x: int, y: int) -> dict[str, object]:
+    """The parameters a merged tile query takes beside :z/:x/:y."""
+    return {"merged_collection": collection.id}
 
 
 def tile_sql(collection: Collection, *, static: bool = False, merged: bool = False) -> str:
@@ -381,54 +380,62 @@ def tile_sql(collection: Collection, *, static: bool = False, merged: bool = Fal
     )
 
 
-def merged_tile_sql(collection: Collection, *, static: bool = False) -> str:
-    """SQL of a low-zoom tile: polygons merged per ``merge_by`` value and grid cell; points kept.
-
-    Each polygon is counted in exactly one tile per zoom and one cell of it: the one holding the
-    centre of its bounding box (half-open cells, in EPSG:3857). A merged feature is the bounding
-    box of the polygons of one value in one cell (its centre as a point when the box is smaller than
-    a tile unit), with ``count`` (how many commons) and ``area_m2`` (their total area): nothing is
-    dropped, every public commons counts once. It carries no id
-    and no name. Points (places, approximate locations) stay one feature each, as at high zoom.
-    Reads only rows the fingerprint (``tile_fingerprint_sql``) reads: the cache works alike.
-    """
-    key = collection.merge_by
-    qkey = collection.queryable(key or "")
-    assert qkey is not None, key
-    cols = _tile_cols(collection, static)
-    names = [n for n, _ in cols]
-    extra_area = "area_m2" not in names
+def _points_sql(collection: Collection, cols: list[tuple[str, str]], extra_area: bool) -> str:
+    """The points of a merged tile, one feature each (places, approximate locations)."""
     source, where = _tile_rows(collection)
-    fj = figures_join(collection)
     env = f"ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true"
-    point = "GeometryType(s.geom) IN ('POINT', 'MULTIPOINT')"
-    single = (
+    return (
         "SELECT s.id AS fid, " + ", ".join(f"{v} AS {n}" for n, v in cols) + ", NULL::int AS count"
         + (", NULL::float8 AS area_m2" if extra_area else "")
         + f", ST_AsMVTGeom(ST_Transform(s.geom, 3857), {env}) AS geom"
-        f"{source}{fj}{where} AND {point}"
+        f"{source}{figures_join(collection)}{where} AND {POINTS}"
     )
-    area = "round(sum(m.area)::numeric, 1)::float8"  # NULL when no area is known
-    out = ["m.mkey" if n == key else area if n == "area_m2" else "NULL" for n in names]
-    cx = f"floor(({MERC} * radians((ST_XMin(s.geom) + ST_XMax(s.geom)) / 2) - :tx0) / :cell)::int"
-    cy = (
-        f"floor((:ty1 - {MERC} * ln(tan(pi() / 4 + radians((ST_YMin(s.geom) + ST_YMax(s.geom)) / 2) / 2)))"
-        " / :cell)::int"
-    )
-    box = "ST_Transform(ST_SetSRID(ST_Extent(m.geom)::geometry, 4326), 3857)"
+
+
+POINTS = "GeometryType(s.geom) IN ('POINT', 'MULTIPOINT')"
+
+
+def merged_tile_sql(collection: Collection, *, static: bool = False) -> str:
+    """SQL of a low-zoom tile: polygons merged per ``merge_by`` value and grid cell; points kept.
+
+    The merged features come from ``publish_merged`` (``publish.merged``: precomputed per cell and
+    kept by the database when the rows change). Each polygon is counted in exactly one tile per
+    zoom and one cell of it: the one holding the centre of its bounding box. A merged feature is the
+    bounding box of the polygons of one value in one cell (its centre as a point when the box is
+    smaller than a tile unit), with ``count`` (how many commons) and ``area_m2`` (their total area):
+    nothing is dropped, every public commons counts once. It carries no id and no name. Points
+    (places, approximate locations) stay one feature each, as at high zoom.
+    """
+    key = collection.merge_by
+    cols = _tile_cols(collection, static)
+    names = [n for n, _ in cols]
+    extra_area = "area_m2" not in names
+    env = f"ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true"
+    area = "round(m.area::numeric, 1)::float8"  # NULL when no area is known
+    out = ["NULLIF(m.mkey, '')" if n == key else area if n == "area_m2" else "NULL" for n in names]
+    box = "ST_MakeEnvelope(m.x0, m.y0, m.x1, m.y1, 3857)"
     merged = (
-        "SELECT NULL::bigint, " + ", ".join(out) + ", count(*)::int"
+        "SELECT NULL::bigint, " + ", ".join(out) + ", m.n"
         + (f", {area}" if extra_area else "")
         + f", COALESCE(ST_AsMVTGeom({box}, {env}), ST_AsMVTGeom(ST_Centroid({box}), {env}))"
-        f" FROM (SELECT s.geom, s.area_m2 AS area, {qkey.sql} AS mkey, {cx} AS cx, {cy} AS cy"
-        f"{source}{fj}{where} AND NOT {point}) m"
-        f" WHERE m.cx >= 0 AND m.cx < {MERGE_GRID} AND m.cy >= 0 AND m.cy < {MERGE_GRID}"
-        " GROUP BY m.mkey, m.cx, m.cy"
+        f" FROM publish_merged m WHERE {cells_where('m')}"
     )
     return (
         f"SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
-        f"{single} UNION ALL {merged}"
+        f"{_points_sql(collection, cols, extra_area)} UNION ALL {merged}"
         ") t WHERE t.geom IS NOT NULL"
+    )
+
+
+def merged_fingerprint_sql(collection: Collection) -> str:
+    """SQL of the fingerprint of merged tile :z/:x/:y: its cells' row versions and its points'."""
+    source, where = _tile_rows(collection, row_version=True)
+    return (
+        "SELECT (SELECT count(*) FROM publish_merged m WHERE " + cells_where("m") + ")"
+        f" + (SELECT count(*){source}{where} AND {POINTS}) AS n,"
+        " (SELECT COALESCE(sum(hashtextextended(m.xmin::text || m.ctid::text, 0)), 0)"
+        f" FROM publish_merged m WHERE {cells_where('m')})::text || '/'"
+        f" || (SELECT COALESCE(sum(s.row_version), 0){source}{where} AND {POINTS})::text AS h"
     )
 
 
@@ -462,19 +469,22 @@ def tile_entry(
     gives a new key, so the cache never serves a tile from before a change it can see.
     """
     check_tile(z, x, y)
-    no_jit(session)
-    base, stamp = _figures_params(collection, session)
+    base, stamp = _figures_params(collection, session, jit_off=True)  # one round trip for both
     where = {"z": z, "x": x, "y": y}
     cache = tilecache.CACHE
     key: tuple | None = None
     if cache.enabled:
-        fp = session.execute(text(tile_fingerprint_sql(collection)), where).one()
+        merged = merges(collection, z)
+        fp_sql = merged_fingerprint_sql(collection) if merged else tile_fingerprint_sql(collection)
+        fp = session.execute(
+            text(fp_sql), {**where, **(merge_params(collection, z, x, y) if merged else {})}
+        ).one()
         key = (figs.db_key(session), collection.id, static, z, x, y, fp.n, fp.h, stamp)
         hit = cache.get(key)
         if hit is not None:
             return hit
     merged = merges(collection, z)
-    values = {**base, "layer": collection.id, **where, **(merge_params(z, x, y) if merged else {})}
+    values = {**base, "layer": collection.id, **where, **(merge_params(collection, z, x, y) if merged else {})}
     data = session.execute(text(tile_sql(collection, static=static, merged=merged)), values).scalar()
     entry = tilecache.TileEntry(bytes(data or b""))
     if key is not None:

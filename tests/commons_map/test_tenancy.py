@@ -73,6 +73,7 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "field_submission_attachments": (_via("field_submissions", "submission_id"), "false"),
     "publish_figures": ("t.cooperative_id", "true"),
     "publish_figures_digests": ("t.cooperative_id", "true"),
+    "publish_merged": (None, "true"),  # low-zoom tiles per cell: derived from public rows, no one owns a cell
     "exchange_posts": ("t.cooperative_id", "t.visibility = 'public'"),
     "exchanges": ("t.cooperative_id", "false"),
     "exchange_messages": (_via("exchanges", "exchange_id"), "false"),
