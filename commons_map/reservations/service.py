@@ -1145,6 +1145,71 @@ def find_free(
     ]
 
 
+STATUS_HORIZON = timedelta(days=7)
+
+
+def status_now(
+    session: Session, *, actor: Member | None, resources: list[Commons], now: datetime | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Whether each resource is free now, and until when, in one query over their bookings.
+
+    Per resource id: ``state`` is ``free`` (``until`` the next booking or maintenance within
+    ``STATUS_HORIZON``, else None), ``taken`` (``until`` it is free again, back-to-back bookings and
+    their buffers followed; None while an overdue item is still out), ``maintenance`` (``until`` its
+    end, None when open-ended: until a steward clears it) or ``closed`` (outside its opening hours).
+    No names: a member sees when, never who.
+    """
+    now = _now(now)
+    visible = [c for c in resources if c.id is not None]
+    ids = [c.id for c in visible]
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Reservation)
+        .where(
+            Reservation.resource_id.in_(ids),
+            Reservation.state.in_(ACTIVE_STATES),
+            Reservation.starts_at < now + STATUS_HORIZON,
+            or_(Reservation.blocked_until.is_(None), Reservation.blocked_until > now,
+                Reservation.state == "checked_out"),
+        )
+        .order_by(Reservation.resource_id, Reservation.starts_at)
+    ).all()
+    by_resource: dict[int, list[Reservation]] = {}
+    for r in rows:
+        by_resource.setdefault(r.resource_id, []).append(r)
+    rules = {r.commons_id: r for r in session.scalars(select(ResourceRules).where(ResourceRules.commons_id.in_(ids)))}
+    out: dict[int, dict[str, Any]] = {}
+    for c in visible:
+        mine = by_resource.get(c.id, [])
+        current = [r for r in mine if r.starts_at <= now]
+        if current:
+            first = current[0]
+            if first.kind == "maintenance":
+                out[c.id] = {"state": "maintenance", "until": first.ends_at}
+                continue
+            if any(r.blocked_until is not None and r.blocked_until <= now for r in current):
+                out[c.id] = {"state": "taken", "until": None, "overdue": True}  # still out, past its end
+                continue
+            until: datetime | None = max(r.blocked_until for r in current if r.blocked_until is not None)
+            for r in mine:  # follow the bookings that start before it is free again
+                if until is not None and r.starts_at <= until and r.starts_at > now:
+                    if r.kind == "maintenance" and r.blocked_until is None:
+                        until = None
+                        break
+                    until = max(until, r.blocked_until) if r.blocked_until is not None else None
+            out[c.id] = {"state": "taken", "until": until}
+            continue
+        rule = rules.get(c.id)
+        if rule is not None and rule.opening_hours is not None and _opening_problem(
+            rule, _timezone(session, c), now, now + timedelta(minutes=1)
+        ):
+            out[c.id] = {"state": "closed", "until": None}
+            continue
+        out[c.id] = {"state": "free", "until": mine[0].starts_at if mine else None}
+    return out
+
+
 # --- waiting list -----------------------------------------------------------------------------
 
 
