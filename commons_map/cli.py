@@ -244,6 +244,90 @@ def members_retire(
         engine.dispose()
 
 
+def _role_change_line(out: dict) -> str:
+    return (f"#{out['id']} {out['action']} {out['role']} {out['member']}: {out['state']}"
+            f" (asked by {out['requested_by']}" + (f", decided by {out['decided_by']})" if out["decided_by"] else ")"))
+
+
+@members_app.command("role")
+def members_role(
+    username: str,
+    action: Annotated[str, typer.Argument(help="grant or revoke")],
+    by: Annotated[str, typer.Option("--by", help="the coordinator who asks (username)")],
+    role: Annotated[str, typer.Option(help="the role")] = "coordinator",
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Ask to grant or take back a role: another coordinator approves it (`members approve`)."""
+    from commons_map.people import service as people
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = people.get_cooperative(session, cooperative) if cooperative else people.default_cooperative(session)
+            actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+            member = people.get_member(session, cooperative_id=coop.id, username_or_id=username)
+            change = people.request_role_change(session, actor=actor, member=member, role=role, action=action)
+            typer.echo(_role_change_line(people.role_change_out(session, change)))
+    except DomainError as exc:
+        raise fail(exc.summary(terminal_locale())) from exc
+    finally:
+        engine.dispose()
+
+
+@members_app.command("role-changes")
+def members_role_changes(
+    by: Annotated[str, typer.Option("--by", help="a coordinator (username)")],
+    all_: Annotated[bool, typer.Option("--all", help="decided ones too")] = False,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """The role changes waiting for a coordinator's approval (or all of them)."""
+    from commons_map.people import service as people
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = people.get_cooperative(session, cooperative) if cooperative else people.default_cooperative(session)
+            actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+            for change in people.list_role_changes(session, actor=actor, pending_only=not all_):
+                typer.echo(_role_change_line(people.role_change_out(session, change)))
+    except DomainError as exc:
+        raise fail(exc.summary(terminal_locale())) from exc
+    finally:
+        engine.dispose()
+
+
+@members_app.command("decide")
+def members_decide(
+    change_id: int,
+    decision: Annotated[str, typer.Argument(help="approve or decline")],
+    by: Annotated[str, typer.Option("--by", help="the coordinator who decides (username)")],
+    note: Annotated[str, typer.Option(help="a note")] = "",
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Approve a role change another coordinator asked for, or decline it (who asked withdraws it)."""
+    from commons_map.people import service as people
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = people.get_cooperative(session, cooperative) if cooperative else people.default_cooperative(session)
+            actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+            if decision == "approve":
+                change = people.approve_role_change(session, actor=actor, change_id=change_id, note=note)
+            elif decision == "decline":
+                change = people.decline_role_change(session, actor=actor, change_id=change_id, note=note)
+            else:
+                from commons_map.errors import ValidationFailed
+
+                raise ValidationFailed("form.unknown_action", field="decision", action=decision,
+                                       known=["approve", "decline"])
+            typer.echo(_role_change_line(people.role_change_out(session, change)))
+    except DomainError as exc:
+        raise fail(exc.summary(terminal_locale())) from exc
+    finally:
+        engine.dispose()
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",

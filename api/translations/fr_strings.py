@@ -8,6 +8,10 @@ FR: dict[str, str | tuple[str, str]] = {
         "1 saisie d'un·e autre membre attend sur ce téléphone qu'il ou elle se connecte.",
     "%(num)s entries saved by other members wait on this phone until they sign in.":
         "%(num)s saisies d'autres membres attendent sur ce téléphone qu'ils ou elles se connectent.",
+    "Asked: another coordinator approves it before it applies.":
+        "Demandé : un·e autre coordinateur·rice le valide avant qu'il s'applique.",
+    "Approved: the role change applies.":
+        "Validé : le changement de rôle s'applique.",
     "Free now, until %(when)s":
         "Libre maintenant, jusqu'à %(when)s",
     "Free now":
@@ -18,6 +22,12 @@ FR: dict[str, str | tuple[str, str]] = {
         "En maintenance jusqu'à %(when)s",
     "In maintenance until a steward clears it":
         "En maintenance jusqu'à ce qu'un·e référent·e la lève",
+    "Role changes waiting for a second coordinator":
+        "Changements de rôle en attente d'un·e second·e coordinateur·rice",
+    "Make %(member)s coordinator":
+        "Nommer %(member)s à la coordination",
+    "Remove the coordinator role of %(member)s":
+        "Retirer la coordination à %(member)s",
     "Taken, not brought back yet":
         "Pris, pas encore rendu",
     "Taken until %(when)s":
@@ -30,6 +40,8 @@ FR: dict[str, str | tuple[str, str]] = {
         "Pour",
     "Reading your position…":
         "Lecture de votre position…",
+    "The role change will not apply.":
+        "Le changement de rôle ne s'appliquera pas.",
     "This browser cannot give your position.":
         "Ce navigateur ne peut pas donner votre position.",
     "Find what is free near me":
@@ -302,6 +314,8 @@ FR: dict[str, str | tuple[str, str]] = {
     "Why refuse": "Motif du refus",
     "Why reject": "Motif du refus",
     "With whom (optional)": "Avec qui (facultatif)",
+    "Withdraw":
+        "Retirer ma demande",
     "Within":
         "Dans un rayon de",
     "Work": "Travail",
@@ -318,6 +332,8 @@ FR: dict[str, str | tuple[str, str]] = {
         "Votre position est nécessaire : autorisez la page à la lire, puis réessayez.",
     "Zoom in": "Zoomer",
     "Zoom out": "Dézoomer",
+    "asked by %(who)s":
+        "demandé par %(who)s",
     "ring (cylinder)": "cylindre",
     "2 mm sieve": "tamis de 2 mm",
     "in water": "dans l'eau",
@@ -394,6 +410,8 @@ FR: dict[str, str | tuple[str, str]] = {
     "stewards": "référent·es",
     "tenure": "statut foncier",
     "visibility": "visibilité",
+    "waiting for a second coordinator":
+        "en attente d'un·e second·e coordinateur·rice",
     "waiting for approval": "en attente de validation",
     "work credited": "travail crédité",
     # --- the exchange network (offers and needs)

@@ -42,6 +42,7 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "login_failures": (None, "true"),
     "members": ("t.cooperative_id", "false"),
     "member_roles": (_via("members", "member_id"), "false"),
+    "role_changes": ("t.cooperative_id", "false"),
     "commons": ("t.cooperative_id", "t.visibility = 'public'"),
     "commons_stewards": (_via("commons", "commons_id"), "false"),
     "commons_history": (_via("commons", "commons_id"), _public_commons("commons_id")),
