@@ -28,6 +28,8 @@ members_app = typer.Typer(help="Members of a cooperative.", no_args_is_help=True
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(members_app, name="members")
+kinds_app = typer.Typer(help="Kinds of commons: list them, add one for a cooperative.", no_args_is_help=True)
+app.add_typer(kinds_app, name="kinds")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(soil_app, name="soil")
 app.add_typer(maps_app, name="maps")
@@ -322,6 +324,44 @@ def members_decide(
                 raise ValidationFailed("form.unknown_action", field="decision", action=decision,
                                        known=["approve", "decline"])
             typer.echo(_role_change_line(people.role_change_out(session, change)))
+    except DomainError as exc:
+        raise fail(exc.summary(terminal_locale())) from exc
+    finally:
+        engine.dispose()
+
+
+@kinds_app.command("add")
+def kinds_add(
+    code: str,
+    label_fr: Annotated[str, typer.Option("--fr", help="the French label")],
+    label_en: Annotated[str, typer.Option("--en", help="the English label")],
+    category: Annotated[str, typer.Option(help="land, garden, bed, tool, housing or place")],
+    geometry: Annotated[str, typer.Option(help="area, point or any")],
+    by: Annotated[str, typer.Option("--by", help="the coordinator who adds it (username)")],
+    parent_kind: Annotated[list[str] | None, typer.Option(help="a kind it may sit inside (repeatable)")] = None,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Add a kind of commons for a cooperative (a coordinator), with its French and English labels."""
+    from pydantic import ValidationError
+
+    from commons_map.people.service import default_cooperative, get_cooperative, get_member
+    from commons_map.register.schemas import KindIn
+    from commons_map.register.service import add_kind
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            coop = get_cooperative(session, cooperative) if cooperative else default_cooperative(session)
+            actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
+            try:
+                data = KindIn(code=code, label_fr=label_fr, label_en=label_en, category=category,
+                              geometry=geometry, parent_kinds=parent_kind or [])
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+                typer.echo(problems, err=True)
+                raise typer.Exit(1) from exc
+            kind = add_kind(session, actor=actor, data=data)
+            typer.echo(f"added kind {kind.code} ({kind.label_fr} / {kind.label_en}) to {coop.slug}")
     except DomainError as exc:
         raise fail(exc.summary(terminal_locale())) from exc
     finally:

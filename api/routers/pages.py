@@ -188,7 +188,7 @@ def home(page: PageDep) -> Response:
 @router.get(PREFIX + "/commons")
 def commons_list(page: PageDep, kind: str = "", q: str = "") -> Response:
     """A map and a list of the commons I may see, filtered by kind."""
-    kinds = register.list_kinds(page.session)
+    kinds = register.list_kinds(page.session, cooperative_id=page.member.cooperative_id if page.member else None)
     known = {k.code for k in kinds}
     errors = data.FormErrors()
     if kind and kind not in known:

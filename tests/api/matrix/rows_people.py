@@ -39,4 +39,7 @@ ROWS = [
     Row("POST", "/app/role-changes/{change_id}/{decision}",
         rule(403, anonymous=303, coordinator=303, outsider=NOT_OURS),
         url="/app/role-changes/{role_change}/approve", page=True),
+    Row("POST", "/api/v1/kinds", rule(403, anonymous=401, coordinator=201, outsider=201),
+        body=lambda s, role: {"json": {"code": f"matrice_{role}", "label_fr": "Four", "label_en": "Oven",
+                                       "category": "place", "geometry": "point"}}),
 ]
