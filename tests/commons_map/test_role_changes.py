@@ -130,23 +130,39 @@ def test_the_api_asks_lists_and_approves(client, db, people, auth):
     assert client.post("/api/v1/members/role-changes/999999/approve", headers=auth(camille)).status_code == 404
 
 
-def test_the_cli_asks_and_another_coordinator_decides(settings, engine):
-    """The CLI, as a coordinator would type it, against the committed test database."""
-    cli = str(Path(sys.executable).parent / "commons-map")
-    env = dict(os.environ, COMMONS_DATABASE_URL=settings.database_url)
-    run = lambda *a: subprocess.run([cli, "members", *a], env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
-    username = "cli-role-" + os.urandom(3).hex()
-    added = subprocess.run([cli, "members", "add", username, "--password-stdin",
-                                                 "--cooperative", "cic-saillans"], input="assez-long-123\n",
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert added.returncode == 0, added.stderr
-    asked = run("role", username, "grant", "--by", "camille", "--cooperative", "cic-saillans")
-    assert asked.returncode == 0 and ": pending" in asked.stdout, asked.stderr
-    change_id = asked.stdout.split()[0].lstrip("#")
-    own = run("decide", change_id, "approve", "--by", "camille", "--cooperative", "cic-saillans")
-    assert own.returncode == 1
-    listed = run("role-changes", "--by", "yasmine", "--cooperative", "cic-saillans")
-    assert f"#{change_id} grant coordinator {username}: pending" in listed.stdout
-    # decline (withdrawn by who asked) leaves the committed database as it was for the other tests
-    done = run("decide", change_id, "decline", "--by", "camille", "--cooperative", "cic-saillans")
-    assert done.returncode == 0 and ": withdrawn" in done.stdout, done.stderr
+def test_the_cli_asks_and_another_coordinator_decides(fresh_database):
+    """The CLI, as coordinators would type it, on a database of its own (the change is committed)."""
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from commons_map.db import make_engine, session_scope
+    from commons_map.geo import to_ewkt
+    from commons_map.people.models import Cooperative, MemberRole
+
+    url = fresh_database()
+    engine = make_engine(url=url)
+    try:
+        with session_scope(engine) as s:
+            coop = Cooperative(slug="yeux", name="Quatre yeux", territory=to_ewkt(MultiPolygon([Polygon(
+                [(5.1, 44.6), (5.3, 44.6), (5.3, 44.8), (5.1, 44.8), (5.1, 44.6)])])))
+            s.add(coop)
+            s.flush()
+            s.add_all([Member(cooperative_id=coop.id, username=u, display_name=u, password_hash="-",
+                              role_rows=[MemberRole(role="coordinator")] if u != "pm" else [])
+                       for u in ("ca", "cb", "pm")])
+        cli = str(Path(sys.executable).parent / "commons-map")
+        env = dict(os.environ, COMMONS_DATABASE_URL=url)
+        run = lambda *a: subprocess.run([cli, "members", *a, "--cooperative", "yeux"], env=env,  # noqa: E731
+                                        capture_output=True, text=True, timeout=120)
+        asked = run("role", "pm", "grant", "--by", "ca")
+        assert asked.returncode == 0 and ": pending" in asked.stdout, asked.stderr
+        change_id = asked.stdout.split()[0].lstrip("#")
+        own = run("decide", change_id, "approve", "--by", "ca")
+        assert own.returncode == 1 and own.stdout.strip() == ""
+        listed = run("role-changes", "--by", "cb")
+        assert f"#{change_id} grant coordinator pm: pending (asked by ca)" in listed.stdout
+        done = run("decide", change_id, "approve", "--by", "cb")
+        assert done.returncode == 0 and ": applied" in done.stdout and "decided by cb" in done.stdout, done.stderr
+        with session_scope(engine) as s:
+            assert s.scalars(select(Member).where(Member.username == "pm")).one().is_coordinator
+    finally:
+        engine.dispose()
