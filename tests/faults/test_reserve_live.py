@@ -66,7 +66,7 @@ def world(demo_database):  # noqa: ANN001, ANN201
     server = Server(url=f"http://127.0.0.1:{port}", port=port,
                     env=dict(os.environ, COMMONS_DATABASE_URL=demo_database, COMMONS_SECRET_KEY=SERVER_SECRET))
     server.start()
-    yield {"url": server.url, "ids": ids, "users": users, "tag": tag,
+    yield {"url": server.url, "url_db": demo_database, "ids": ids, "users": users, "tag": tag,
            "taken_until": taken_until, "later_from": later_from}
     server.stop()
     engine.dispose()
@@ -149,6 +149,45 @@ def test_bad_filters_are_a_422_naming_the_field(browser, world):
         assert r.status == 422 and page.locator("#near-error").inner_text()
         r = page.goto("/app/reserve?distance=2000&hours=1")
         assert r.status == 422 and "position" in page.locator("#near-error").inner_text()
+        assert axe_violations(page) == []
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("locale", ["fr", "en"])
+def test_the_members_page_asks_a_second_coordinator(browser, world, locale):
+    """Four eyes on the members page (issue 18 item 22), on the same served demo: yasmine asked to
+    make a member coordinator; camille sees it waiting and approves it. 360 px, axe-core clean."""
+    from commons_map.demo.load import DEMO_PASSWORD
+    from commons_map.people.service import request_role_change
+
+    engine = make_engine(url=world["url_db"])
+    try:
+        with session_scope(engine) as s:
+            yasmine = s.scalars(select(Member).where(Member.username == "yasmine")).one()
+            target = s.scalars(select(Member).where(Member.username == world["users"][locale])).one()
+            request_role_change(s, actor=yasmine, member=target, role="coordinator", action="grant")
+    finally:
+        engine.dispose()
+    ctx = browser.new_context(viewport={"width": 360, "height": 780}, is_mobile=True, has_touch=True,
+                              locale={"fr": "fr-FR", "en": "en-GB"}[locale], base_url=world["url"])
+    try:
+        page = ctx.new_page()
+        page.goto("/app/signin")
+        page.get_by_label(re.compile("^(Identifiant|Username)$")).fill("thomas" if locale == "en" else "camille")
+        page.get_by_label(re.compile("^(Mot de passe|Password)$")).fill(DEMO_PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.goto("/app/members")
+        waiting = page.locator("#role-change-list").inner_text()
+        assert ("Essai " + locale) in waiting
+        assert ("Nommer" in waiting) if locale == "fr" else ("Make" in waiting)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert axe_violations(page) == []
+        with page.expect_navigation():
+            page.locator("#role-change-list").get_by_role(
+                "button", name=re.compile("^(Valider|Approve)")).first.click()
+        assert page.locator(".flash").inner_text().startswith("Validé" if locale == "fr" else "Approved")
         assert axe_violations(page) == []
     finally:
         ctx.close()
