@@ -26,6 +26,8 @@ members_app = typer.Typer(help="Members of a cooperative.", no_args_is_help=True
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(members_app, name="members")
+kinds_app = typer.Typer(help="Kinds of commons: list them, add one for a cooperative.", no_args_is_help=True)
+app.add_typer(kinds_app, name="kinds")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(soil_app, name="soil")
 app.add_typer(maps_app, name="maps")
@@ -212,6 +214,104 @@ def members_retire(
         member = get_member(session, cooperative_id=coop.id, username_or_id=username)
         retire_member(session, actor=actor, member=member)
         typer.echo(f"retired {member.username} from {coop.slug}")
+
+
+def _role_change_line(out: dict) -> str:
+    return (f"#{out['id']} {out['action']} {out['role']} {out['member']}: {out['state']}"
+            f" (asked by {out['requested_by']}" + (f", decided by {out['decided_by']})" if out["decided_by"] else ")"))
+
+
+@members_app.command("role")
+def members_role(
+    username: str,
+    action: Annotated[str, typer.Argument(help="grant or revoke")],
+    by: Annotated[str, typer.Option("--by", help="the coordinator who asks (username)")],
+    role: Annotated[str, typer.Option(help="the role")] = "coordinator",
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Ask to grant or take back a role: another coordinator approves it (`members decide ID approve`)."""
+    from commons_map.people import service as people
+
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+        member = people.get_member(session, cooperative_id=coop.id, username_or_id=username)
+        change = people.request_role_change(session, actor=actor, member=member, role=role, action=action)
+        typer.echo(_role_change_line(people.role_change_out(session, change)))
+
+
+@members_app.command("role-changes")
+def members_role_changes(
+    by: Annotated[str, typer.Option("--by", help="a coordinator (username)")],
+    all_: Annotated[bool, typer.Option("--all", help="decided ones too")] = False,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """The role changes waiting for a coordinator's approval (or all of them)."""
+    from commons_map.people import service as people
+
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+        for change in people.list_role_changes(session, actor=actor, pending_only=not all_):
+            typer.echo(_role_change_line(people.role_change_out(session, change)))
+
+
+@members_app.command("decide")
+def members_decide(
+    change_id: int,
+    decision: Annotated[str, typer.Argument(help="approve or decline")],
+    by: Annotated[str, typer.Option("--by", help="the coordinator who decides (username)")],
+    note: Annotated[str, typer.Option(help="a note")] = "",
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Approve a role change another coordinator asked for, or decline it (who asked withdraws it)."""
+    from commons_map.people import service as people
+
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+        if decision == "approve":
+            change = people.approve_role_change(session, actor=actor, change_id=change_id, note=note)
+        elif decision == "decline":
+            change = people.decline_role_change(session, actor=actor, change_id=change_id, note=note)
+        else:
+            from commons_map.errors import ValidationFailed
+
+            raise ValidationFailed("form.unknown_action", field="decision", action=decision,
+                                   known=["approve", "decline"])
+        typer.echo(_role_change_line(people.role_change_out(session, change)))
+
+
+@kinds_app.command("add")
+def kinds_add(
+    code: str,
+    label_fr: Annotated[str, typer.Option("--fr", help="the French label")],
+    label_en: Annotated[str, typer.Option("--en", help="the English label")],
+    category: Annotated[str, typer.Option(help="land, garden, bed, tool, housing or place")],
+    geometry: Annotated[str, typer.Option(help="area, point or any")],
+    by: Annotated[str, typer.Option("--by", help="the coordinator who adds it (username)")],
+    parent_kind: Annotated[list[str] | None, typer.Option(help="a kind it may sit inside (repeatable)")] = None,
+    cooperative: Annotated[str | None, typer.Option(help="slug; the first cooperative by default")] = None,
+) -> None:
+    """Add a kind of commons for a cooperative (a coordinator), with its French and English labels."""
+    from pydantic import ValidationError
+
+    from commons_map.people.service import get_member
+    from commons_map.register.schemas import KindIn
+    from commons_map.register.service import add_kind
+
+    with unit_of_work() as session:
+        coop = cooperative_named(session, cooperative)
+        actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
+        try:
+            data = KindIn(code=code, label_fr=label_fr, label_en=label_en, category=category,
+                          geometry=geometry, parent_kinds=parent_kind or [])
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+            typer.echo(problems, err=True)
+            raise typer.Exit(1) from exc
+        kind = add_kind(session, actor=actor, data=data)
+        typer.echo(f"added kind {kind.code} ({kind.label_fr} / {kind.label_en}) to {coop.slug}")
 
 
 @app.command("serve")

@@ -11,7 +11,7 @@ from api.deps import CurrentMember, OptionalMember, SessionDep
 from commons_map.db import DbId
 from commons_map.errors import ValidationFailed
 from commons_map.register import service
-from commons_map.register.schemas import CommonsIn, CommonsPatch, FeatureCollection, HistoryOut, KindOut
+from commons_map.register.schemas import CommonsIn, CommonsPatch, FeatureCollection, HistoryOut, KindIn, KindOut
 
 router = APIRouter(prefix="/api/v1", tags=["commons"])
 
@@ -43,9 +43,15 @@ def parse_near(raw: str | None, distance: float | None) -> service.Near | None:
 
 
 @router.get("/kinds", response_model=list[KindOut], tags=["kinds"])
-def kinds(session: SessionDep) -> list[Any]:
-    """The kinds of commons."""
-    return service.list_kinds(session)
+def kinds(session: SessionDep, member: OptionalMember) -> list[Any]:
+    """The kinds of commons: the shipped ones, and those my cooperative added (signed in)."""
+    return service.list_kinds(session, cooperative_id=member.cooperative_id if member is not None else None)
+
+
+@router.post("/kinds", response_model=KindOut, status_code=201, tags=["kinds"])
+def add_kind(body: KindIn, session: SessionDep, member: CurrentMember) -> Any:
+    """Add a kind of commons for my cooperative (coordinators): code, French and English labels."""
+    return service.add_kind(session, actor=member, data=body)
 
 
 class ArchiveIn(BaseModel):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, Literal
+
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -98,3 +101,75 @@ def retire(member_id: DbId, member: CurrentMember, session: SessionDep) -> Membe
     and sessions end, and everything they did stays."""
     target = service.get_member(session, cooperative_id=member.cooperative_id, username_or_id=member_id)
     return _out(service.retire_member(session, actor=member, member=target))
+
+
+# --- roles: four eyes ---------------------------------------------------------------------------
+
+
+class RoleChangeIn(BaseModel):
+    """Grant a role to a member, or take it back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["coordinator"] = "coordinator"
+    action: Literal["grant", "revoke"]
+
+
+class DecisionIn(BaseModel):
+    """An optional note with a decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=2000)
+
+
+class RoleChangeOut(BaseModel):
+    """A role change: pending until another coordinator approves it."""
+
+    id: int
+    member: str | None
+    member_id: int
+    role: str
+    action: str
+    state: str
+    requested_by: str | None
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str
+
+
+@router.post("/{member_id}/roles", response_model=RoleChangeOut, status_code=201)
+def request_role_change(member_id: DbId, body: RoleChangeIn, member: CurrentMember,
+                        session: SessionDep) -> dict[str, Any]:
+    """Ask to grant or take back a member's role (coordinators): it waits for another
+    coordinator's approval (state ``pending``), except when the only coordinator grants it."""
+    target = service.get_member(session, cooperative_id=member.cooperative_id, username_or_id=member_id)
+    change = service.request_role_change(session, actor=member, member=target, role=body.role,
+                                         action=body.action)
+    return service.role_change_out(session, change)
+
+
+@router.get("/role-changes", response_model=list[RoleChangeOut])
+def role_changes(member: CurrentMember, session: SessionDep, pending: bool = True) -> list[dict[str, Any]]:
+    """My cooperative's role changes, newest first: the pending ones by default (coordinators)."""
+    return [service.role_change_out(session, c)
+            for c in service.list_role_changes(session, actor=member, pending_only=pending)]
+
+
+@router.post("/role-changes/{change_id}/approve", response_model=RoleChangeOut)
+def approve_role_change(change_id: DbId, member: CurrentMember, session: SessionDep,
+                        body: DecisionIn | None = None) -> dict[str, Any]:
+    """Another coordinator approves a pending role change: it applies now (never who asked)."""
+    change = service.approve_role_change(session, actor=member, change_id=change_id,
+                                         note=body.note if body else "")
+    return service.role_change_out(session, change)
+
+
+@router.post("/role-changes/{change_id}/decline", response_model=RoleChangeOut)
+def decline_role_change(change_id: DbId, member: CurrentMember, session: SessionDep,
+                        body: DecisionIn | None = None) -> dict[str, Any]:
+    """Who asked withdraws a pending role change, or another coordinator refuses it."""
+    change = service.decline_role_change(session, actor=member, change_id=change_id,
+                                         note=body.note if body else "")
+    return service.role_change_out(session, change)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
@@ -187,7 +188,7 @@ def home(page: PageDep) -> Response:
 @router.get(PREFIX + "/commons")
 def commons_list(page: PageDep, kind: str = "", q: str = "") -> Response:
     """A map and a list of the commons I may see, filtered by kind."""
-    kinds = register.list_kinds(page.session)
+    kinds = register.list_kinds(page.session, cooperative_id=page.member.cooperative_id if page.member else None)
     known = {k.code for k in kinds}
     errors = data.FormErrors()
     if kind and kind not in known:
@@ -324,7 +325,7 @@ def members_page(page: PageDep) -> Response:
             .order_by(Member.display_name)
         )
     )
-    return page.render("members.html", members=rows, values={"locale": page.locale})
+    return _members(page, me, rows, values={"locale": page.locale})
 
 
 @router.post(PREFIX + "/members")
@@ -360,9 +361,7 @@ def members_add(page: PageDep, form: Form) -> Response:
                 .order_by(Member.display_name)
             )
         )
-        return page.render(
-            "members.html", status_code=422, members=rows, values=values, errors=errors
-        )
+        return _members(page, me, rows, status_code=422, values=values, errors=errors)
     return page.redirect(PREFIX + "/members", done="member_added")
 
 
@@ -376,7 +375,7 @@ def members_retire(page: PageDep, member_id: int, form: Form) -> Response:
     if errors:
         rows = list(page.session.scalars(
             select(Member).where(Member.cooperative_id == me.cooperative_id).order_by(Member.display_name)))
-        return page.render("members.html", status_code=409, members=rows, values={}, errors=errors)
+        return _members(page, me, rows, status_code=409, values={}, errors=errors)
     return page.redirect(PREFIX + "/members", done="member_retired")
 
 
@@ -389,15 +388,11 @@ def members_role(page: PageDep, member_id: int, form: Form) -> Response:
     )
     action = str(form.get("action") or "")
 
-    def change() -> None:
-        if action == "grant":
-            people.grant_role(page.session, actor=me, member=target, role="coordinator")
-        elif action == "revoke":
-            people.revoke_role(page.session, actor=me, member=target, role="coordinator")
-        else:
-            raise ValidationFailed("form.unknown_action", field="action", action=action, known=["grant", "revoke"])
+    def change() -> Any:
+        return people.request_role_change(page.session, actor=me, member=target, role="coordinator",
+                                          action=action)
 
-    _, errors = try_action(page.session, change, fields=set())
+    made, errors = try_action(page.session, change, fields=set())
     if errors:
         rows = list(
             page.session.scalars(
@@ -406,5 +401,30 @@ def members_role(page: PageDep, member_id: int, form: Form) -> Response:
                 .order_by(Member.display_name)
             )
         )
-        return page.render("members.html", status_code=409, members=rows, values={}, errors=errors)
-    return page.redirect(PREFIX + "/members", done="saved")
+        return _members(page, me, rows, status_code=409, values={}, errors=errors)
+    return page.redirect(PREFIX + "/members", done="saved" if made.state == "applied" else "role_asked")
+
+
+@router.post(PREFIX + "/role-changes/{change_id}/{decision}")
+def role_change_decide(page: PageDep, change_id: int, decision: str, form: Form) -> Response:
+    """Another coordinator approves a role change; who asked withdraws it, another refuses it."""
+    me = page.require()
+    if decision not in ("approve", "decline"):
+        from commons_map.errors import NotFound
+
+        raise NotFound("form.no_action", action=decision)
+    fn = people.approve_role_change if decision == "approve" else people.decline_role_change
+    _, errors = try_action(page.session, lambda: fn(page.session, actor=me, change_id=change_id), fields=set())
+    if errors:
+        rows = list(page.session.scalars(
+            select(Member).where(Member.cooperative_id == me.cooperative_id).order_by(Member.display_name)))
+        return _members(page, me, rows, status_code=409, values={}, errors=errors)
+    return page.redirect(PREFIX + "/members", done="role_approved" if decision == "approve" else "role_declined")
+
+
+def _members(page: Any, me: Member, rows: list[Member], *, status_code: int = 200, **context: Any) -> Response:
+    """The members page, with the role changes waiting for a second coordinator."""
+    changes = people.list_role_changes(page.session, actor=me) if me.is_coordinator else []
+    names = {m.id: m.display_name for m in rows}
+    return page.render("members.html", status_code=status_code, members=rows, changes=changes, names=names,
+                       **context)

@@ -71,12 +71,22 @@ FIELDS = {"start_date", "start_time", "end_date", "end_time", "purpose", "reason
 # --- what can be reserved ------------------------------------------------------------------------
 
 
+NEAR_DISTANCES = (500, 2000, 10000)
+NEAR_HOURS = (1, 2, 4, 8)
+
+
 @router.get(PREFIX + "/reserve")
-def reservable(page: PageDep) -> Response:
-    """The tools and places I may reserve."""
+def reservable(
+    page: PageDep, kind: str = "", near: str = "", distance: str = "", hours: str = ""
+) -> Response:
+    """The tools and places I may reserve, each free now or until when, by kind; and what is
+    free now near me (my position, sent by the page's button), nearest first."""
     me = page.require()
+    from api.routers.reservations import _near
     from commons_map.reservations.models import ResourceRules
 
+    res = _res()
+    errors = FormErrors()
     rows = list(
         page.session.scalars(
             select(Commons)
@@ -91,8 +101,59 @@ def reservable(page: PageDep) -> Response:
         )
     )
     kinds = register.list_kinds(page.session)
+    label = data.kind_labeller(page.locale, kinds)
+    present = sorted({c.kind_code for c in rows}, key=label)
+    if kind and kind not in {k.code for k in kinds}:
+        errors.add("kind", page.t("Unknown kind: %(kind)s", kind=kind))
+        kind = ""
+    shown = [c for c in rows if not kind or c.kind_code == kind]
+    now = datetime.now(_tz(page))
+    nearby: list[dict[str, Any]] | None = None
+    length = 1
+    if near or distance or hours:
+        try:
+            length = int(hours) if hours else 1
+        except ValueError:
+            length = 0
+        if length not in NEAR_HOURS:
+            errors.add("hours", page.t("Choose how long: %(choices)s hours.",
+                                       choices=", ".join(str(h) for h in NEAR_HOURS)))
+        metres: float | None = None
+        if distance:
+            try:
+                metres = float(distance)
+            except ValueError:
+                errors.add("distance", page.t("Choose a distance from the list."))
+        if not near:
+            errors.add("near", page.t("Your position is needed: allow the page to read it, then try again."))
+        if not errors:
+            try:
+                nearby = res.find_free(
+                    page.session, actor=me, kind=kind or None, starts_at=now,
+                    ends_at=now + timedelta(hours=length), near=_near(near, metres), limit=50,
+                )
+            except ValidationFailed as exc:
+                from api.web import errors_from
+
+                errors.update(errors_from(exc, fields={"near", "distance", "kind"}))
+    status = res.status_now(page.session, actor=me, resources=shown)
     return page.render(
-        "reserve_list.html", resources=rows, kind_label=data.kind_labeller(page.locale, kinds)
+        "reserve_list.html",
+        status_code=422 if errors else 200,
+        resources=shown,
+        status=status,
+        today=now.date(),
+        kind=kind,
+        kinds_options=[(code, label(code)) for code in present],
+        kind_label=label,
+        state_label=data.state_label,
+        errors=errors,
+        nearby=nearby,
+        names={c.id: c for c in rows},
+        values={"kind": kind, "near": near, "distance": distance or "2000", "hours": str(length or 1)},
+        distances=[(str(d), page.fmt.unit(d / 1000, "length-kilometer", 1) if d >= 1000
+                    else page.fmt.unit(d, "length-meter", 0)) for d in NEAR_DISTANCES],
+        hour_options=[(str(h), page.fmt.hours(h * 60)) for h in NEAR_HOURS],
     )
 
 

@@ -8,6 +8,56 @@ FR: dict[str, str | tuple[str, str]] = {
         "1 saisie d'un·e autre membre attend sur ce téléphone qu'il ou elle se connecte.",
     "%(num)s entries saved by other members wait on this phone until they sign in.":
         "%(num)s saisies d'autres membres attendent sur ce téléphone qu'ils ou elles se connectent.",
+    "Asked: another coordinator approves it before it applies.":
+        "Demandé : un·e autre coordinateur·rice le valide avant qu'il s'applique.",
+    "Approved: the role change applies.":
+        "Validé : le changement de rôle s'applique.",
+    "Free now, until %(when)s":
+        "Libre maintenant, jusqu'à %(when)s",
+    "Free now":
+        "Libre maintenant",
+    "Closed now":
+        "Fermé en ce moment",
+    "In maintenance until %(when)s":
+        "En maintenance jusqu'à %(when)s",
+    "In maintenance until a steward clears it":
+        "En maintenance jusqu'à ce qu'un·e référent·e la lève",
+    "Role changes waiting for a second coordinator":
+        "Changements de rôle en attente d'un·e second·e coordinateur·rice",
+    "Make %(member)s coordinator":
+        "Nommer %(member)s à la coordination",
+    "Remove the coordinator role of %(member)s":
+        "Retirer la coordination à %(member)s",
+    "Taken, not brought back yet":
+        "Pris, pas encore rendu",
+    "Taken until %(when)s":
+        "Pris jusqu'à %(when)s",
+    "Taken, then in maintenance until a steward clears it":
+        "Pris, puis en maintenance jusqu'à ce qu'un·e référent·e la lève",
+    "Free now near me":
+        "Libre maintenant près de moi",
+    "For":
+        "Pour",
+    "Reading your position…":
+        "Lecture de votre position…",
+    "The role change will not apply.":
+        "Le changement de rôle ne s'appliquera pas.",
+    "This browser cannot give your position.":
+        "Ce navigateur ne peut pas donner votre position.",
+    "Find what is free near me":
+        "Trouver ce qui est libre près de moi",
+    "Free now near you":
+        "Libre maintenant près de vous",
+    "Nothing is free near you for that long.":
+        "Rien n'est libre près de vous pour cette durée.",
+    "Everything I may reserve":
+        "Tout ce que je peux réserver",
+    "Nothing of this kind can be reserved.":
+        "Rien de ce type ne peut être réservé.",
+    "Choose how long: %(choices)s hours.":
+        "Choisissez une durée : %(choices)s heures.",
+    "Choose a distance from the list.":
+        "Choisissez une distance dans la liste.",
     "This entry was saved by another member: it waits for them.":
         "Cette saisie a été faite par un·e autre membre : elle l'attend.",
     "%(num)d commons": ("%(num)d commun", "%(num)d communs"),
@@ -267,6 +317,10 @@ FR: dict[str, str | tuple[str, str]] = {
     "Why refuse": "Motif du refus",
     "Why reject": "Motif du refus",
     "With whom (optional)": "Avec qui (facultatif)",
+    "Withdraw":
+        "Retirer ma demande",
+    "Within":
+        "Dans un rayon de",
     "Work": "Travail",
     "You are on the waiting list.": "Vous êtes sur la liste d'attente.",
     "You may not do this. Nothing was changed.": "Vous ne pouvez pas faire cela. Rien n'a été modifié.",
@@ -275,8 +329,14 @@ FR: dict[str, str | tuple[str, str]] = {
     "Your balance: %(b)s": "Votre solde : %(b)s",
     "Your hours are credited to your time account once a steward of the commons approves them.":
         "Vos heures sont créditées sur votre compte temps dès qu'un·e référent·e du commun les valide.",
+    "Your position could not be read: allow it in your browser, then try again.":
+        "Votre position n'a pas pu être lue : autorisez-la dans votre navigateur, puis réessayez.",
+    "Your position is needed: allow the page to read it, then try again.":
+        "Votre position est nécessaire : autorisez la page à la lire, puis réessayez.",
     "Zoom in": "Zoomer",
     "Zoom out": "Dézoomer",
+    "asked by %(who)s":
+        "demandé par %(who)s",
     "ring (cylinder)": "cylindre",
     "2 mm sieve": "tamis de 2 mm",
     "in water": "dans l'eau",
@@ -353,6 +413,8 @@ FR: dict[str, str | tuple[str, str]] = {
     "stewards": "référent·es",
     "tenure": "statut foncier",
     "visibility": "visibilité",
+    "waiting for a second coordinator":
+        "en attente d'un·e second·e coordinateur·rice",
     "waiting for approval": "en attente de validation",
     "work credited": "travail crédité",
     # --- the exchange network (offers and needs)

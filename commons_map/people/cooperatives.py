@@ -110,7 +110,7 @@ def add_cooperative(
                      minimum=MIN_FOUNDING_COORDINATORS)
     usernames = [f.username.strip().lower() for f in coordinators]
     for i, (founder, username) in enumerate(zip(coordinators, usernames, strict=True)):
-        where = f"coordinators[{i}]"
+        where = f"coordinators.{i}"  # the dotted path the API gives pydantic's own (issue 18 item 8)
         if not USERNAME_RE.match(username):
             problems.add(f"{where}.username", "people.username_form")
         elif usernames.index(username) != i:

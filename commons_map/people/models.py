@@ -10,9 +10,11 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -93,6 +95,32 @@ class MemberRole(Base):
     granted_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class RoleChange(Base):
+    """A coordinator's request to grant or take back a role, applied only when another coordinator
+    approves it (four eyes): pending, then applied, refused (by another coordinator) or withdrawn
+    (by who asked). At most one pending request per member and role."""
+
+    __tablename__ = "role_changes"
+    __table_args__ = (
+        CheckConstraint("action IN ('grant', 'revoke')", name="action"),
+        CheckConstraint("state IN ('pending', 'applied', 'refused', 'withdrawn')", name="state"),
+        Index("uq_role_changes_pending", "member_id", "role", unique=True,
+              postgresql_where=text("state = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, default="pending", server_default="pending")
+    requested_by: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class WebSessionRow(Base):

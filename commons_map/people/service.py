@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.people.auth import hash_password, sign_out_everywhere, verify_password
-from commons_map.people.models import ROLES, Cooperative, Member, MemberRole
+from commons_map.people.models import ROLES, Cooperative, Member, MemberRole, RoleChange
 from commons_map.people.permissions import require_coordinator
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
@@ -84,22 +85,21 @@ def create_member(
         email=email,
         password_hash=hash_password(password),
         locale=locale,
-        role_rows=[MemberRole(role=r) for r in sorted(roles)],
+        role_rows=[MemberRole(role=r) for r in sorted(roles)] if bootstrap else [],
     )
     session.add(member)
     session.flush()
+    for role in sorted(roles) if not bootstrap else []:  # four eyes: asked, another coordinator approves
+        assert actor is not None
+        request_role_change(session, actor=actor, member=member, role=role, action="grant")
     return member
 
 
-def grant_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
-    """Give a member a role; coordinators decide together."""
-    require_coordinator(actor, member.cooperative_id)
-    refuse_direct_role_change(session, member.cooperative_id)
-    if role not in ROLES:
-        raise ValidationFailed("people.unknown_roles", field="role", roles=[role], known=list(ROLES))
-    if role not in member.roles:
-        member.role_rows.append(MemberRole(role=role))
-        session.flush()
+def _other_coordinators(session: Session, cooperative_id: int, but: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(MemberRole).join(Member).where(
+            Member.cooperative_id == cooperative_id, MemberRole.role == "coordinator",
+            Member.id != but, Member.is_active)) or 0
 
 
 def _keep_a_coordinator(session: Session, member: Member, *, field: str) -> None:
@@ -109,22 +109,115 @@ def _keep_a_coordinator(session: Session, member: Member, *, field: str) -> None
     each other at the same moment would each count the other and leave none. The second waits,
     then counts."""
     session.execute(select(Cooperative.id).where(Cooperative.id == member.cooperative_id).with_for_update())
-    others = session.scalar(
-        select(func.count()).select_from(MemberRole).join(Member).where(
-            Member.cooperative_id == member.cooperative_id, MemberRole.role == "coordinator",
-            Member.id != member.id, Member.is_active))
-    if not others:
+    if not _other_coordinators(session, member.cooperative_id, member.id):
         raise Conflict("people.last_coordinator", field=field)
 
 
-def revoke_role(session: Session, *, actor: Member, member: Member, role: str) -> None:
-    """Take a role back, never leaving the cooperative without a coordinator."""
+def _apply_role_change(session: Session, change: RoleChange, member: Member) -> None:
+    if change.action == "grant":
+        if not member.is_active:
+            raise Conflict("people.already_retired", field="member", member=member.username)
+        if change.role not in member.roles:
+            member.role_rows.append(MemberRole(role=change.role))
+    else:
+        if change.role == "coordinator" and member.is_coordinator:
+            _keep_a_coordinator(session, member, field="role")
+        member.role_rows = [r for r in member.role_rows if r.role != change.role]
+
+
+def request_role_change(session: Session, *, actor: Member, member: Member, role: str, action: str) -> RoleChange:
+    """Ask to grant a member a role or take it back (coordinators). Four eyes: it applies only when
+    another coordinator approves it (``approve_role_change``). The only active coordinator of a
+    cooperative grants the role at once: nobody could approve, and it makes the second pair of eyes.
+    Nothing is taken from the cooperative's last coordinator."""
     require_coordinator(actor, member.cooperative_id)
     refuse_direct_role_change(session, member.cooperative_id)
-    if role == "coordinator" and member.is_coordinator:
+    if action not in ("grant", "revoke"):
+        raise ValidationFailed("form.unknown_action", field="action", action=action, known=["grant", "revoke"])
+    if role not in ROLES:
+        raise ValidationFailed("people.unknown_roles", field="role", roles=[role], known=list(ROLES))
+    if action == "grant" and role in member.roles:
+        raise Conflict("people.role_held", field="role", member=member.username, role=role)
+    if action == "grant" and not member.is_active:
+        raise Conflict("people.already_retired", field="member", member=member.username)
+    if action == "revoke" and role not in member.roles:
+        raise Conflict("people.role_not_held", field="role", member=member.username, role=role)
+    if action == "revoke" and role == "coordinator":
         _keep_a_coordinator(session, member, field="role")
-    member.role_rows = [r for r in member.role_rows if r.role != role]
+    change = RoleChange(cooperative_id=member.cooperative_id, member_id=member.id, role=role, action=action,
+                        requested_by=actor.id)
+    try:
+        with session.begin_nested():
+            session.add(change)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("people.role_change_pending", field="member", member=member.username, role=role) from exc
+    if action == "grant":
+        # Alone: the lock on the cooperative makes "no other coordinator" hold until commit.
+        session.execute(select(Cooperative.id).where(Cooperative.id == member.cooperative_id).with_for_update())
+        if not _other_coordinators(session, member.cooperative_id, actor.id):
+            _apply_role_change(session, change, member)
+            change.state, change.decided_by, change.decided_at = "applied", actor.id, func.now()
+            change.note = "sole_coordinator"
+            session.flush()
+    return change
+
+
+def _pending_change(session: Session, actor: Member, change_id: int) -> RoleChange:
+    change = session.scalar(select(RoleChange).where(RoleChange.id == change_id).with_for_update())
+    if change is None:
+        raise NotFound("people.no_role_change", field="change_id", change_id=change_id)
+    require_coordinator(actor, change.cooperative_id)
+    if change.state != "pending":
+        raise Conflict("people.role_change_decided", field="change_id", change_id=change_id, state=change.state)
+    return change
+
+
+def approve_role_change(session: Session, *, actor: Member, change_id: int, note: str = "") -> RoleChange:
+    """Another coordinator approves a pending role change: it applies now. Who asked cannot approve
+    it; two approvals at the same moment apply it once (the row is locked: the second finds it
+    decided); the last-coordinator rule still holds."""
+    change = _pending_change(session, actor, change_id)
+    if change.requested_by == actor.id:
+        raise PermissionDenied("people.role_change_own", field="change_id", change_id=change_id)
+    refuse_direct_role_change(session, change.cooperative_id)
+    member = session.get(Member, change.member_id)
+    assert member is not None
+    _apply_role_change(session, change, member)
+    change.state, change.decided_by, change.decided_at, change.note = "applied", actor.id, func.now(), note
     session.flush()
+    return change
+
+
+def decline_role_change(session: Session, *, actor: Member, change_id: int, note: str = "") -> RoleChange:
+    """Who asked withdraws a pending role change, or another coordinator refuses it."""
+    change = _pending_change(session, actor, change_id)
+    change.state = "withdrawn" if change.requested_by == actor.id else "refused"
+    change.decided_by, change.decided_at, change.note = actor.id, func.now(), note
+    session.flush()
+    return change
+
+
+def list_role_changes(session: Session, *, actor: Member, pending_only: bool = True) -> list[RoleChange]:
+    """My cooperative's role changes, newest first (coordinators)."""
+    require_coordinator(actor, actor.cooperative_id)
+    stmt = select(RoleChange).where(RoleChange.cooperative_id == actor.cooperative_id)
+    if pending_only:
+        stmt = stmt.where(RoleChange.state == "pending")
+    return list(session.scalars(stmt.order_by(RoleChange.id.desc()).limit(500)))
+
+
+def role_change_out(session: Session, change: RoleChange) -> dict:
+    """A role change as the API shows it (usernames, not only ids)."""
+    names = dict(session.execute(select(Member.id, Member.username).where(
+        Member.id.in_({change.member_id, change.requested_by, change.decided_by or 0}))).all())
+    return {
+        "id": change.id, "member": names.get(change.member_id), "member_id": change.member_id,
+        "role": change.role, "action": change.action, "state": change.state,
+        "requested_by": names.get(change.requested_by), "requested_at": change.requested_at,
+        "decided_by": names.get(change.decided_by) if change.decided_by else None,
+        "decided_at": change.decided_at, "note": change.note,
+    }
 
 
 def get_member(session: Session, *, cooperative_id: int, username_or_id: str | int) -> Member:

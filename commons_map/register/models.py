@@ -28,6 +28,7 @@ STATES = ("active", "restoring", "fallow", "needs_repair", "out_of_service", "lo
 TENURES = ("owned", "lent", "municipal_agreement", "lease", "commons_trust", "other")
 PRECISIONS = ("exact", "approximate")
 GEOMETRY_CLASSES = ("area", "point", "any")
+CATEGORIES = ("land", "garden", "bed", "tool", "housing", "place")
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -41,6 +42,8 @@ class CommonsKind(Base):
     __table_args__ = (CheckConstraint(f"geometry IN {_in(GEOMETRY_CLASSES)}", name="geometry"),)
 
     code: Mapped[str] = mapped_column(Text, primary_key=True)
+    # None: shipped with the software, everyone's; else the cooperative that added it (its own).
+    cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"), index=True)
     label_fr: Mapped[str] = mapped_column(Text)
     label_en: Mapped[str] = mapped_column(Text)
     # land, garden, bed, tool, housing or place: what the maps and rules group by.

@@ -61,6 +61,23 @@ class CommonsPatch(BaseModel):
     steward_ids: list[DbId] | None = None
 
 
+class KindIn(BaseModel):
+    """A new kind of commons, added by a coordinator for their cooperative."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$",
+                      description="2 to 40 characters: lower-case letters, digits, underscore")
+    label_fr: str = Field(min_length=1, max_length=80)
+    label_en: str = Field(min_length=1, max_length=80)
+    category: Literal["land", "garden", "bed", "tool", "housing", "place"]
+    geometry: Literal["area", "point", "any"]
+    parent_kinds: list[str] = Field(default_factory=list, max_length=20)
+    requires_parent: bool = False
+    may_be_kept: bool = False
+    default_visibility: Literal["public", "members", "private"] = "members"
+
+
 class KindOut(BaseModel):
     """A kind of commons."""
 
@@ -75,6 +92,7 @@ class KindOut(BaseModel):
     requires_parent: bool
     may_be_kept: bool
     default_visibility: str
+    cooperative_id: int | None = None
 
 
 class Feature(BaseModel):

@@ -11,16 +11,17 @@ from shapely import affinity
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.geo import check_geometry_class, parse_geojson_geometry, to_ewkt
 from commons_map.people.cooperatives import not_archived
 from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of
 from commons_map.people.service import refuse_direct_role_change
 from commons_map.register.models import Commons, CommonsHistory, CommonsKind, Steward
-from commons_map.register.schemas import CommonsIn, CommonsPatch
+from commons_map.register.schemas import CommonsIn, CommonsPatch, KindIn
 from commons_map.settings import get_settings
 
 # Approximate places are shown to outsiders snapped to a grid of this many degrees (~500 m).
@@ -91,28 +92,56 @@ def get_commons(session: Session, *, actor: Member | None, commons_id: int) -> C
 # --- kinds ------------------------------------------------------------------------------------
 
 
-def list_kinds(session: Session) -> list[CommonsKind]:
-    """Every kind of commons, ordered by category then code."""
-    return list(session.scalars(select(CommonsKind).order_by(CommonsKind.category, CommonsKind.code)))
+def list_kinds(session: Session, *, cooperative_id: int | None = None) -> list[CommonsKind]:
+    """The kinds of commons, ordered by category then code: the shipped ones and, given a
+    cooperative, the ones it added (without one: every kind, to name any commons)."""
+    stmt = select(CommonsKind).order_by(CommonsKind.category, CommonsKind.code)
+    if cooperative_id is not None:
+        stmt = stmt.where(or_(CommonsKind.cooperative_id.is_(None), CommonsKind.cooperative_id == cooperative_id))
+    return list(session.scalars(stmt))
 
 
-def get_kind(session: Session, code: str, *, field: str = "kind") -> CommonsKind:
-    """The kind with that code, or a ValidationFailed listing the known ones."""
+def get_kind(session: Session, code: str, *, field: str = "kind", cooperative_id: int | None = None) -> CommonsKind:
+    """The kind with that code, or a ValidationFailed listing the known ones. Given a cooperative,
+    another cooperative's kind is unknown there."""
     kind = session.get(CommonsKind, code)
-    if kind is None:
-        known = [k.code for k in list_kinds(session)]
+    if kind is None or (cooperative_id is not None and kind.cooperative_id not in (None, cooperative_id)):
+        known = [k.code for k in list_kinds(session, cooperative_id=cooperative_id)]
         raise ValidationFailed("register.unknown_kind", field=field, kind=code, known=known)
     return kind
 
 
-def add_kind(session: Session, *, actor: Member, kind: CommonsKind) -> CommonsKind:
-    """A new kind of commons, added by a coordinator."""
-    if not actor.is_coordinator:
+def add_kind(session: Session, *, actor: Member | None, data: KindIn) -> CommonsKind:
+    """A new kind of commons for the coordinator's cooperative (its members use it; the shipped
+    kinds are everyone's). French and English labels; a code unique in the install."""
+    if actor is None or not actor.is_coordinator:
         raise PermissionDenied("register.add_kind_coordinators")
-    if session.get(CommonsKind, kind.code) is not None:
-        raise Conflict("register.kind_exists", field="code", kind=kind.code)
-    session.add(kind)
-    session.flush()
+    problems = collector()
+    for label in ("label_fr", "label_en"):
+        if not getattr(data, label).strip():
+            problems.add(label, "form.empty")
+    for i, parent in enumerate(data.parent_kinds):
+        if parent == data.code:
+            continue
+        found = session.get(CommonsKind, parent)
+        if found is None or found.cooperative_id not in (None, actor.cooperative_id):
+            problems.add(f"parent_kinds.{i}", "register.unknown_kind", kind=parent,
+                         known=[k.code for k in list_kinds(session, cooperative_id=actor.cooperative_id)])
+    if data.requires_parent and not data.parent_kinds:
+        problems.add("parent_kinds", "register.kind_needs_parent_kinds")
+    problems.raise_if_any()
+    kind = CommonsKind(
+        code=data.code, cooperative_id=actor.cooperative_id, label_fr=data.label_fr.strip(),
+        label_en=data.label_en.strip(), category=data.category, geometry=data.geometry,
+        parent_kinds=list(data.parent_kinds), requires_parent=data.requires_parent, may_be_kept=data.may_be_kept,
+        default_visibility=data.default_visibility,
+    )
+    try:
+        with session.begin_nested():
+            session.add(kind)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("register.kind_exists", field="code", kind=data.code) from exc
     return kind
 
 
@@ -298,7 +327,7 @@ def create_commons(
     assert coop is not None
     if not is_member_of(actor, coop.id):
         raise PermissionDenied("register.add_members_only")
-    kind = get_kind(session, data.kind)
+    kind = get_kind(session, data.kind, cooperative_id=coop.id)
     geom = _geometry(session, coop, kind, data.geometry, data.kept_at_id)
     parent = _check_parent(session, coop, kind, data.parent_id, geom)
     _check_kept_at(session, coop, kind, data.kept_at_id)
@@ -354,7 +383,7 @@ def update_commons(session: Session, *, actor: Member | None, commons_id: int, p
     coop = session.get(Cooperative, commons.cooperative_id)
     assert coop is not None
     given = patch.model_dump(exclude_unset=True)
-    kind = get_kind(session, given.get("kind") or commons.kind_code)
+    kind = get_kind(session, given.get("kind") or commons.kind_code, cooperative_id=commons.cooperative_id)
     changes: dict[str, tuple[Any, Any]] = {}
     if kind.code != commons.kind_code:
         changes["kind"] = (commons.kind_code, kind.code)

@@ -244,6 +244,20 @@ def _opening_problem(
     return "reservations.outside_hours", params
 
 
+def booked_minutes(starts_at: datetime, ends_at: datetime, tz: ZoneInfo) -> tuple[float, float]:
+    """The length of a booking in minutes two ways: elapsed, and on the local wall clock.
+
+    They differ only across a change of clocks: a whole local day is 25 hours elapsed on the last
+    Sunday of October in Europe/Paris and 23 in March, and 24 on the wall clock both times. The
+    duration rules take the reading kindest to the member (too long only if too long both ways,
+    too short only if too short both ways), so a whole day is one day whatever its length in hours.
+    """
+    elapsed = (ends_at.astimezone(UTC) - starts_at.astimezone(UTC)).total_seconds() / 60
+    ls, le = starts_at.astimezone(tz), ends_at.astimezone(tz)
+    wall = (le.replace(tzinfo=None) - ls.replace(tzinfo=None)).total_seconds() / 60
+    return elapsed, wall
+
+
 def _check_interval(
     session: Session,
     commons: Commons,
@@ -262,17 +276,18 @@ def _check_interval(
                                starts_at=starts_at)
     if starts_at < now - NOW_GRACE:
         raise ValidationFailed("reservations.starts_in_past", field="starts_at", starts_at=starts_at)
-    minutes = (ends_at - starts_at).total_seconds() / 60
-    if minutes < rules.min_minutes:
+    tz = _timezone(session, commons)
+    elapsed, wall = booked_minutes(starts_at, ends_at, tz)
+    if max(elapsed, wall) < rules.min_minutes:
         raise ValidationFailed("reservations.too_short", field="ends_at", name=commons.name,
-                               min_minutes=rules.min_minutes, asked_minutes=int(minutes))
-    if minutes > rules.max_minutes:
+                               min_minutes=rules.min_minutes, asked_minutes=int(max(elapsed, wall)))
+    if min(elapsed, wall) > rules.max_minutes:
         raise ValidationFailed("reservations.too_long", field="ends_at", name=commons.name,
-                               max_minutes=rules.max_minutes, asked_minutes=int(minutes))
+                               max_minutes=rules.max_minutes, asked_minutes=int(min(elapsed, wall)))
     if starts_at > now + timedelta(days=rules.max_days_ahead):
         raise ValidationFailed("reservations.too_far_ahead", field="starts_at", name=commons.name,
                                days=rules.max_days_ahead, starts_at=starts_at)
-    problem = _opening_problem(rules, _timezone(session, commons), starts_at, ends_at)
+    problem = _opening_problem(rules, tz, starts_at, ends_at)
     if problem:
         code, params = problem
         raise ValidationFailed(code, field="starts_at", name=commons.name, **params)
@@ -1045,7 +1060,7 @@ def find_free(
     located = func.coalesce(Commons.geom, place.geom)
     t1 = literal(starts_at, DateTime(timezone=True))
     t2 = literal(ends_at, DateTime(timezone=True))
-    minutes = func.extract("epoch", t2 - t1) / 60
+    elapsed = func.extract("epoch", t2 - t1) / 60
     blocked_end = t2 + func.make_interval(0, 0, 0, 0, 0, rules.buffer_minutes)
     taken = (
         select(literal(1))
@@ -1077,6 +1092,7 @@ def find_free(
     day_start = func.date_trunc("day", local_start)
     start_min = func.extract("epoch", local_start - day_start) / 60
     end_min = func.extract("epoch", local_end - day_start) / 60
+    wall = func.extract("epoch", local_end - local_start) / 60  # as booked_minutes(): DST days
     weekday = pg_array(list(WEEKDAYS))[func.extract("isodow", local_start).cast(Integer)]
     win = func.jsonb_array_elements(rules.opening_hours.op("->")(weekday)).table_valued("value").alias("w")
     fits_hours = or_(
@@ -1091,8 +1107,8 @@ def find_free(
         Commons.archived_at.is_(None),
         Commons.state.notin_(UNREASONABLE_STATES),
         rules.enabled.is_(True),
-        minutes >= rules.min_minutes,
-        minutes <= rules.max_minutes,
+        func.greatest(elapsed, wall) >= rules.min_minutes,
+        func.least(elapsed, wall) <= rules.max_minutes,
         t1 >= literal(now - NOW_GRACE, DateTime(timezone=True)),  # "free now" is asked a moment late
         t1 <= literal(now, DateTime(timezone=True)) + func.make_interval(0, 0, 0, rules.max_days_ahead),
         fits_hours,
@@ -1127,6 +1143,71 @@ def find_free(
          "booking_mode": r.booking_mode}
         for r in rows
     ]
+
+
+STATUS_HORIZON = timedelta(days=7)
+
+
+def status_now(
+    session: Session, *, actor: Member | None, resources: list[Commons], now: datetime | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Whether each resource is free now, and until when, in one query over their bookings.
+
+    Per resource id: ``state`` is ``free`` (``until`` the next booking or maintenance within
+    ``STATUS_HORIZON``, else None), ``taken`` (``until`` it is free again, back-to-back bookings and
+    their buffers followed; None while an overdue item is still out), ``maintenance`` (``until`` its
+    end, None when open-ended: until a steward clears it) or ``closed`` (outside its opening hours).
+    No names: a member sees when, never who.
+    """
+    now = _now(now)
+    visible = [c for c in resources if c.id is not None]
+    ids = [c.id for c in visible]
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Reservation)
+        .where(
+            Reservation.resource_id.in_(ids),
+            Reservation.state.in_(ACTIVE_STATES),
+            Reservation.starts_at < now + STATUS_HORIZON,
+            or_(Reservation.blocked_until.is_(None), Reservation.blocked_until > now,
+                Reservation.state == "checked_out"),
+        )
+        .order_by(Reservation.resource_id, Reservation.starts_at)
+    ).all()
+    by_resource: dict[int, list[Reservation]] = {}
+    for r in rows:
+        by_resource.setdefault(r.resource_id, []).append(r)
+    rules = {r.commons_id: r for r in session.scalars(select(ResourceRules).where(ResourceRules.commons_id.in_(ids)))}
+    out: dict[int, dict[str, Any]] = {}
+    for c in visible:
+        mine = by_resource.get(c.id, [])
+        current = [r for r in mine if r.starts_at <= now]
+        if current:
+            first = current[0]
+            if first.kind == "maintenance":
+                out[c.id] = {"state": "maintenance", "until": first.ends_at}
+                continue
+            if any(r.blocked_until is not None and r.blocked_until <= now for r in current):
+                out[c.id] = {"state": "taken", "until": None, "overdue": True}  # still out, past its end
+                continue
+            until: datetime | None = max(r.blocked_until for r in current if r.blocked_until is not None)
+            for r in mine:  # follow the bookings that start before it is free again
+                if until is not None and r.starts_at <= until and r.starts_at > now:
+                    if r.kind == "maintenance" and r.blocked_until is None:
+                        until = None
+                        break
+                    until = max(until, r.blocked_until) if r.blocked_until is not None else None
+            out[c.id] = {"state": "taken", "until": until}
+            continue
+        rule = rules.get(c.id)
+        if rule is not None and rule.opening_hours is not None and _opening_problem(
+            rule, _timezone(session, c), now, now + timedelta(minutes=1)
+        ):
+            out[c.id] = {"state": "closed", "until": None}
+            continue
+        out[c.id] = {"state": "free", "until": mine[0].starts_at if mine else None}
+    return out
 
 
 # --- waiting list -----------------------------------------------------------------------------

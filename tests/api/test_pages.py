@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from api.cookies import COOKIE
 from commons_map.demo.load import DEMO_PASSWORD
-from commons_map.people.models import Member, WebSessionRow
+from commons_map.people.models import Member, RoleChange, WebSessionRow
 from commons_map.register.models import Commons, CommonsHistory
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -304,22 +304,46 @@ def test_add_member_error_next_to_field(client, db):
     assert db.scalar(select(Member).where(Member.display_name == "Double")) is None
 
 
-def test_coordinator_grants_and_revokes_the_role(client, db):
+def test_coordinator_role_changes_need_a_second_coordinator(client, db):
+    """Four eyes (issue 18 item 22): camille asks, she cannot approve it herself, yasmine does."""
     token = sign_in(client, "camille")
     lucas = db.scalars(select(Member).where(Member.username == "lucas")).one()
-    r = client.post(
-        f"/app/members/{lucas.id}/roles",
-        data={"action": "grant", "csrf_token": token},
-        follow_redirects=False,
-    )
+    r = client.post(f"/app/members/{lucas.id}/roles", data={"action": "grant", "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "done=role_asked" in r.headers["location"]
+    db.refresh(lucas)
+    assert not lucas.is_coordinator
+    page = client.get("/app/members").text
+    change = db.scalars(select(RoleChange).where(RoleChange.member_id == lucas.id,
+                                                 RoleChange.state == "pending")).one()
+    assert f'id="change-{change.id}"' in page and f"/role-changes/{change.id}/approve" not in page  # not hers
+    r = client.post(f"/app/role-changes/{change.id}/approve", data={"csrf_token": token})
+    assert r.status_code == 403
+    db.refresh(lucas)
+    assert not lucas.is_coordinator
+    token = sign_in(client, "yasmine")
+    assert f"/role-changes/{change.id}/approve" in client.get("/app/members").text
+    r = client.post(f"/app/role-changes/{change.id}/approve", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
     db.refresh(lucas)
     assert lucas.is_coordinator
-    r = client.post(
-        f"/app/members/{lucas.id}/roles",
-        data={"action": "revoke", "csrf_token": token},
-        follow_redirects=False,
-    )
+    again = client.post(f"/app/role-changes/{change.id}/approve", data={"csrf_token": token})
+    assert again.status_code == 409 and "déjà été décidé" in again.text
+    # Taking it back: yasmine asks, then withdraws; asked again, camille approves.
+    r = client.post(f"/app/members/{lucas.id}/roles", data={"action": "revoke", "csrf_token": token},
+                    follow_redirects=False)
+    back = db.scalars(select(RoleChange).where(RoleChange.member_id == lucas.id,
+                                               RoleChange.state == "pending")).one()
+    r = client.post(f"/app/role-changes/{back.id}/decline", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    db.refresh(back)
+    assert back.state == "withdrawn"
+    client.post(f"/app/members/{lucas.id}/roles", data={"action": "revoke", "csrf_token": token})
+    back = db.scalars(select(RoleChange).where(RoleChange.member_id == lucas.id,
+                                               RoleChange.state == "pending")).one()
+    token = sign_in(client, "camille")
+    r = client.post(f"/app/role-changes/{back.id}/approve", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
     db.refresh(lucas)
     assert not lucas.is_coordinator
 

@@ -62,9 +62,9 @@ def test_a_new_cooperative_comes_with_its_territory_and_first_coordinators(db, s
     ({"territory": None}, "territory", "cooperatives.territory_invalid"),
     ({"coordinators": FOUNDERS[:1]}, "coordinators", "cooperatives.coordinators_few"),
     ({"coordinators": []}, "coordinators", "cooperatives.coordinators_few"),
-    ({"coordinators": [FOUNDERS[0], FOUNDERS[0]]}, "coordinators[1].username", "cooperatives.coordinator_twice"),
-    ({"coordinators": [FOUNDERS[0], Founder("bob", "court")]}, "coordinators[1].password", "people.password_short"),
-    ({"coordinators": [FOUNDERS[0], Founder("B@d", PW)]}, "coordinators[1].username", "people.username_form"),
+    ({"coordinators": [FOUNDERS[0], FOUNDERS[0]]}, "coordinators.1.username", "cooperatives.coordinator_twice"),
+    ({"coordinators": [FOUNDERS[0], Founder("bob", "court")]}, "coordinators.1.password", "people.password_short"),
+    ({"coordinators": [FOUNDERS[0], Founder("B@d", PW)]}, "coordinators.1.username", "people.username_form"),
     ({"name": " "}, "name", "form.empty"),
 ])
 def test_bad_input_names_what_and_where_and_writes_nothing(db, changes, field, code):

@@ -15,7 +15,7 @@ from commons_map.governance.models import Agreement, CircleRole, Position, Propo
 from commons_map.governance.schemas import CircleIn, EffectIn, PositionIn, ProposalIn, ProposalPatch
 from commons_map.ledger.models import Account, AccountHistory
 from commons_map.people.models import Member
-from commons_map.people.service import create_member, grant_role, revoke_role
+from commons_map.people.service import approve_role_change, create_member, request_role_change
 from commons_map.register.models import Commons, CommonsHistory
 from commons_map.register.schemas import CommonsPatch
 from commons_map.register.service import archive_commons, update_commons
@@ -324,8 +324,10 @@ def test_a_member_gone_and_the_last_coordinator_are_reported(db, people):
     db.flush()
     assert close(db, p).outcome["effect"]["code"] == "governance.effect_member_gone"
     assert "coordinator" not in chloe.roles
-    for u in ("yasmine", "thomas"):
-        revoke_role(db, actor=people.coordinator, member=m(db, u), role="coordinator")
+    for u in ("yasmine", "thomas"):  # four eyes: camille asks, the coordinator concerned approves
+        asked = request_role_change(db, actor=people.coordinator, member=m(db, u), role="coordinator",
+                                    action="revoke")
+        approve_role_change(db, actor=m(db, u), change_id=asked.id)
     q = propose(db, people.member, effect=EffectIn(type="coordinator_withdraw", target=people.coordinator.id))
     position(db, people.member, q, "consent")
     assert close(db, q).outcome["effect"]["code"] == "governance.effect_last_coordinator"
@@ -357,8 +359,10 @@ def test_roles_by_decision_only_refuses_direct_grants(db, people):
     assert p.outcome["effect"]["applied"] is True
     chloe = m(db, "chloe")
     for attempt in (
-        lambda: grant_role(db, actor=people.coordinator, member=chloe, role="coordinator"),
-        lambda: revoke_role(db, actor=people.coordinator, member=m(db, "yasmine"), role="coordinator"),
+        lambda: request_role_change(db, actor=people.coordinator, member=chloe, role="coordinator",
+                                    action="grant"),
+        lambda: request_role_change(db, actor=people.coordinator, member=m(db, "yasmine"), role="coordinator",
+                                    action="revoke"),
         lambda: update_commons(db, actor=people.coordinator, commons_id=commons(db, "demo:shed").id,
                                patch=CommonsPatch(steward_ids=[chloe.id])),
         lambda: create_member(db, cooperative=people.coop, username="nouvelle", display_name="Nouvelle",

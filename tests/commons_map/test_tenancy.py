@@ -32,7 +32,7 @@ def _public_commons(fk: str) -> str:
 # here, or without row-level security and policies, fails test_every_table_has_row_level_security.
 OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "cooperatives": ("t.id", "true"),
-    "commons_kinds": (None, "true"),
+    "commons_kinds": ("t.cooperative_id", "true"),  # shipped ones (NULL) and a cooperative's own, read by all
     "exchange_categories": (None, "true"),
     "work_activities": ("t.cooperative_id", "t.cooperative_id IS NULL"),  # shipped ones: everyone's
     "work_activities_retired": ("t.cooperative_id", "false"),
@@ -42,6 +42,7 @@ OWNERSHIP: dict[str, tuple[str | None, str]] = {
     "login_failures": (None, "true"),
     "members": ("t.cooperative_id", "false"),
     "member_roles": (_via("members", "member_id"), "false"),
+    "role_changes": ("t.cooperative_id", "false"),
     "commons": ("t.cooperative_id", "t.visibility = 'public'"),
     "commons_stewards": (_via("commons", "commons_id"), "false"),
     "commons_history": (_via("commons", "commons_id"), _public_commons("commons_id")),
