@@ -164,6 +164,16 @@ PNG_1PX = bytes.fromhex(
 )
 
 
+def _refuse(asked: list[str]):
+    """A route handler that refuses the request (as when offline) and notes its URL."""
+
+    def handle(route) -> None:  # noqa: ANN001
+        asked.append(route.request.url)
+        route.abort()
+
+    return handle
+
+
 def test_without_its_base_map_the_map_says_so_and_still_draws(browser, live_server, db):
     """OpenStreetMap's tiles refused (offline, blocked): a plain background, a notice in the page's
     language, the restored land drawn all the same; at 360 px, accessible (axe-core)."""
@@ -174,7 +184,7 @@ def test_without_its_base_map_the_map_says_so_and_still_draws(browser, live_serv
                                 ("en", "en-GB", "OpenStreetMap base map could not be loaded")):
         page = browser.new_page(viewport={"width": 360, "height": 740}, locale=locale)
         asked: list[str] = []
-        page.route(osm, lambda r, asked=asked: (asked.append(r.request.url), r.abort()))
+        page.route(osm, _refuse(asked))
         page.goto(live_server.url + f"/maps/public?lang={lang}", wait_until="networkidle")
         page.wait_for_function("window.commonsMap && window.commonsMap.loaded.tiles", timeout=30_000)
         notice = page.locator("#commons-basemap-notice")
