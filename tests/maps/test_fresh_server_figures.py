@@ -60,3 +60,26 @@ def test_after_clear_cache_figures_are_computed_when_asked(db, monkeypatch):
     monkeypatch.setattr(figures, "_compute_as", lambda s, coop: computed.append(coop) or real(s, coop))
     figures.sync(db)
     assert sorted(computed) == sorted(_held(db))
+
+
+def test_figures_asked_together_are_computed_once(monkeypatch):
+    """The first tiles of a map come together: one computation, the others wait for it."""
+    import threading
+    import time
+
+    calls: list[int] = []
+
+    def slow(_session, coop: int):
+        calls.append(coop)
+        time.sleep(0.3)
+        return figures.Computed.of({"1": {"status": "stable"}})
+
+    monkeypatch.setattr(figures, "_compute_as", slow)
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(figures._computed(None, ("bench-db", 7), True)))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [7] and len(got) == 6 and len({id(g) for g in got}) == 1
