@@ -105,4 +105,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory api.main:app_factory`."""
+    from commons_map.publish import figures
+
+    figures.serve_held_at_start()  # a fresh server's first visitors need not wait for the soil sums
     return create_app()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,8 @@ TEXT = {
         "source": "Source",
         "partner_cut": "premières entités seulement",
         "colon": " : ",
+        "basemap_failed": "Le fond de carte OpenStreetMap n'a pas pu être chargé : "
+                          "les terres, jardins, outils et lieux restent affichés sur fond uni.",
     },
     "en": {
         "title": "Restored land and shared commons",
@@ -96,6 +99,8 @@ TEXT = {
         "source": "Source",
         "partner_cut": "first features only",
         "colon": ": ",
+        "basemap_failed": "The OpenStreetMap base map could not be loaded: "
+                          "land, gardens, tools and places are still shown on a plain background.",
     },
 }
 GARDEN_COLOUR = "#7b3294"
@@ -383,6 +388,68 @@ class ClusterPointsByUrl(MacroElement):
         self.colours = colours
 
 
+class FitView(MacroElement):
+    """The first view: the public layers' box, set at once (no zoom animation, during which the
+    layers added next would load the tiles of the view being left)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        {{ this._parent.get_name() }}.fitBounds({{ this.bounds|tojson }}, {animate: false});
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, bounds: tuple[float, float, float, float]) -> None:
+        super().__init__()
+        self._name = "FitView"
+        minx, miny, maxx, maxy = bounds
+        self.bounds = [[miny, minx], [maxy, maxx]]
+
+
+class BasemapNotice(MacroElement):
+    """When the OpenStreetMap tiles cannot be loaded (offline, blocked, down): a notice, in the
+    page's language, over the map's plain background (``#commons-basemap-notice``)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        (function () {
+            var failed = 0, loaded = 0, shown = false;
+            function show() {
+                if (shown) { return; }
+                shown = true;
+                var n = document.getElementById("commons-basemap-notice");
+                n.textContent = {{ this.message|tojson }};
+                n.hidden = false;
+                // a banner over the map's top edge: the controls and the title move down below it
+                var h = n.offsetHeight + "px";
+                document.querySelectorAll(".leaflet-top, #commons-title").forEach(function (el) {
+                    el.style.marginTop = h;
+                });
+                window.commonsMap.basemap = "failed";
+            }
+            {{ this.base.get_name() }}.on("tileload", function () {
+                loaded += 1;
+                window.commonsMap.basemap = "loaded";
+            });
+            // One tile lost in a shaky connection is not a lost base map; none coming is.
+            {{ this.base.get_name() }}.on("tileerror", function () {
+                failed += 1;
+                if (loaded === 0 || failed >= 4) { show(); }
+            });
+        })();
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, base: folium.TileLayer, message: str) -> None:
+        super().__init__()
+        self._name = "BasemapNotice"
+        self.base = base
+        self.message = message
+
+
 def _helpers_js(t: dict[str, str], status_labels: dict[str, str], lang: str) -> str:
     """Shared page script: HTML escaping, number formats, the popup, and paged GeoJSON loading."""
     return (
@@ -520,8 +587,14 @@ def _legend_html(
 .lg-dot {{display:inline-block; width:11px; height:11px; border-radius:50%; margin-right:5px; vertical-align:-1px}}
 .commons-popup th {{text-align:left; padding-right:8px; font-weight:600}}
 .lg-unavailable {{color:#8a1c1c; font-style:italic}}
+/* Without its base map (offline, blocked) the map is a plain background, never Leaflet's grey. */
+.leaflet-container {{background:#f3f1ea}}
+#commons-basemap-notice {{position:absolute; z-index:1100; top:0; left:0; right:0;
+  background:#fff8e1; color:#3d2f00; border-bottom:1px solid #b08d00; padding:6px 10px;
+  box-shadow:0 1px 4px rgba(0,0,0,.25); font:13px/1.35 system-ui,sans-serif;}}
 </style>
 <div id="commons-title"><b>{html.escape(t["title"])}</b>{"".join(links)}</div>
+<div id="commons-basemap-notice" role="status" hidden></div>
 <div id="commons-legend" role="region" aria-label="{html.escape(t["legend"])}">
 <h3>{html.escape(t["legend"])}</h3>{rows}
 <div class="lg-expl" style="margin-left:0">{html.escape(t["legend_merged"])}</div>
@@ -587,13 +660,18 @@ def build_public_map(
     _use_local_assets(
         m, [("leaflet", f"{a}/leaflet/leaflet.js")], [("leaflet_css", f"{a}/leaflet/leaflet.css")]
     )
+    if bounds is not None:
+        # Before any layer: tiles are asked for the view the visitor gets, not for a first
+        # view that fitBounds replaces at once (on 100,000 parcels, dozens of tiles more).
+        m.add_child(FitView(bounds))
     if basemap == "osm":
-        folium.TileLayer(
+        base = folium.TileLayer(
             "OpenStreetMap",
             name="OpenStreetMap",
             overlay=False,
             control=True,
         ).add_to(m)
+        m.add_child(BasemapNotice(base, t["basemap_failed"]))
     m.get_root().header.add_child(
         Element(
             f'<meta name="description" content="{t["title"]}"><link rel="icon" href="data:,">'
@@ -664,9 +742,6 @@ def build_public_map(
 
     m.get_root().html.add_child(Element(_legend_html(t, legend, lang, sources)))
     folium.LayerControl(collapsed=False).add_to(m)
-    if bounds is not None:
-        minx, miny, maxx, maxy = bounds
-        m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m
 
 
@@ -681,4 +756,7 @@ def _attribution(p: PartnerSource, layer: PartnerLayerSource) -> str:
 def render(m: folium.Map, *, lang: str = "fr") -> str:
     """The map's full HTML page (lang set on <html>)."""
     page = m.get_root().render()
+    # folium's page forbids zooming (maximum-scale=1, user-scalable=no): WCAG 1.4.4 wants it allowed.
+    page = re.sub(r'<meta name="viewport" content="[^"]*"\s*/?>',
+                  '<meta name="viewport" content="width=device-width, initial-scale=1.0" />', page, count=1)
     return page.replace("<!DOCTYPE html>\n<html>", f'<!DOCTYPE html>\n<html lang="{lang}">', 1)

@@ -50,6 +50,10 @@ NO_DATA_LABELS = {
 }
 
 _cache: dict[tuple[str, int], Computed] = {}
+_computing: dict[tuple[str, int], threading.Lock] = {}
+# A server (``serve_held_at_start``), until ``clear_cache``, serves the figures table as it finds
+# it while it computes them; the CLI and the tests compute them when asked.
+_HELD_AT_START = False
 _coops: dict[str, tuple[float, list[int]]] = {}
 _lock = threading.Lock()
 
@@ -239,14 +243,41 @@ class Computed:
         return cls(time.monotonic(), datetime.now(UTC), figures, hashlib.sha1(body.encode()).hexdigest())
 
 
-def _computed(session: Session, key: tuple[str, int], use_cache: bool) -> Computed:
-    """A cooperative's figures from the cache (refreshed in the background when stale) or now."""
+def _computed(
+    session: Session, key: tuple[str, int], use_cache: bool, *, held_at: datetime | None = None
+) -> Computed | None:
+    """A cooperative's figures from the cache (refreshed in the background when stale) or now.
+
+    ``held_at``: when the figures the table holds for this cooperative were computed (by any
+    process). In a process that has not computed them yet (a server just started, or another
+    worker), while ``_HELD_AT_START``, answer None: the caller serves what the table holds, which
+    is the cache of every process; when it is older than ``CACHE_SECONDS`` it is computed again in
+    the background. On 100,000 parcels the soil summaries take tens of seconds, which the first
+    visitor of a fresh server would otherwise wait for.
+    """
     with _lock:
         hit = _cache.get(key) if use_cache else None
-    if hit is None:
+        lazy = hit is None and held_at is not None and use_cache and _HELD_AT_START
+    if lazy:
+        if (datetime.now(UTC) - held_at).total_seconds() >= CACHE_SECONDS:
+            _refresh_later(session, key)
+        return None
+    if hit is None and not use_cache:
         hit = _compute_as(session, key[1])
         with _lock:
             _cache[key] = hit
+    elif hit is None:
+        with _lock:
+            gate = _computing.setdefault(key, threading.Lock())
+        # One computation per cooperative at a time: the map's first tiles, asked together, used
+        # to compute the same figures each (24 times over, on 100,000 parcels: minutes).
+        with gate:
+            with _lock:
+                hit = _cache.get(key)
+            if hit is None:
+                hit = _compute_as(session, key[1])
+                with _lock:
+                    _cache[key] = hit
     elif time.monotonic() - hit.at >= CACHE_SECONDS:
         _refresh_later(session, key)
     return hit
@@ -268,7 +299,9 @@ def figures_for(session: Session, *, use_cache: bool = True) -> dict[str, dict[s
     key_db = db_key(session)
     merged: dict[str, dict[str, Any]] = {}
     for coop_id in _coop_ids(session, key_db, use_cache):
-        merged.update(_computed(session, (key_db, coop_id), use_cache).figures)
+        computed = _computed(session, (key_db, coop_id), use_cache)
+        assert computed is not None
+        merged.update(computed.figures)
     return merged
 
 
@@ -297,10 +330,11 @@ def sync(session: Session, *, jit_off: bool = False) -> tuple:
     held = {row.cooperative_id: row for row in session.execute(text(digests)) if row.cooperative_id is not None}
     stamp: list = [key_db]
     for coop_id in _coop_ids(session, key_db, True):
-        fresh = _computed(session, (key_db, coop_id), True)
         have = held.get(coop_id)
         digest = have.digest if have is not None else None
-        if digest != fresh.digest and (have is None or have.computed_at < fresh.wall):
+        fresh = _computed(session, (key_db, coop_id), True,
+                          held_at=have.computed_at if have is not None else None)
+        if fresh is not None and digest != fresh.digest and (have is None or have.computed_at < fresh.wall):
             if replica:
                 _sync_on_primary_later(session.info[PRIMARY_ENGINE], key_db)
             else:
@@ -393,8 +427,16 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     threading.Thread(target=run, name="publish-figures", daemon=True).start()
 
 
+def serve_held_at_start() -> None:
+    """For a server process: serve the figures table's content while computing them (``_computed``)."""
+    global _HELD_AT_START
+    _HELD_AT_START = True
+
+
 def clear_cache() -> None:
-    """Forget the cached figures (tests, or after an import)."""
+    """Forget the cached figures (tests, or after an import): from now on they are computed when asked."""
+    global _HELD_AT_START
     with _lock:
+        _HELD_AT_START = False
         _cache.clear()
         _coops.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from commons_map.register.models import Commons
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, axe_violations
 
 
 def open_map(browser, url: str, shot: str, locale: str = "fr-FR"):
@@ -156,3 +156,67 @@ def test_pmtiles_page_works_from_a_plain_static_server(browser, db, settings, tm
     assert "Terrasses du Rocher" in text_ and "Surface" in text_
     page.close()
     assert problems == []
+
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cf000000030101003a35b8f20000000049454e44ae426082"
+)
+
+
+def _refuse(asked: list[str]):
+    """A route handler that refuses the request (as when offline) and notes its URL."""
+
+    def handle(route) -> None:  # noqa: ANN001
+        asked.append(route.request.url)
+        route.abort()
+
+    return handle
+
+
+def test_without_its_base_map_the_map_says_so_and_still_draws(browser, live_server, db):
+    """OpenStreetMap's tiles refused (offline, blocked): a plain background, a notice in the page's
+    language, the restored land drawn all the same; at 360 px, accessible (axe-core)."""
+    import re
+
+    osm = re.compile(r"^https://tile\.openstreetmap\.org/")
+    for lang, locale, words in (("fr", "fr-FR", "fond de carte OpenStreetMap n'a pas pu être chargé"),
+                                ("en", "en-GB", "OpenStreetMap base map could not be loaded")):
+        page = browser.new_page(viewport={"width": 360, "height": 740}, locale=locale)
+        asked: list[str] = []
+        page.route(osm, _refuse(asked))
+        page.goto(live_server.url + f"/maps/public?lang={lang}", wait_until="networkidle")
+        page.wait_for_function("window.commonsMap && window.commonsMap.loaded.tiles", timeout=30_000)
+        notice = page.locator("#commons-basemap-notice")
+        notice.wait_for(state="visible", timeout=10_000)
+        assert asked and words in notice.inner_text()
+        assert notice.get_attribute("role") == "status"
+        state = page.evaluate("({parcels: Object.keys(window.commonsMap.parcels).length,"
+                              " merged: window.commonsMap.merged, errors: window.commonsMap.errors,"
+                              " basemap: window.commonsMap.basemap})")
+        assert state["basemap"] == "failed" and state["errors"] == []
+        assert state["parcels"] + state["merged"] > 0  # the restored land is drawn
+        assert page.locator(".leaflet-tile-container canvas, canvas.leaflet-tile").count() > 0
+        # a plain background, not Leaflet's grey (#ddd) where the base map is missing
+        assert page.evaluate(
+            "getComputedStyle(document.querySelector('.leaflet-container')).backgroundColor"
+        ) == "rgb(243, 241, 234)"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"public-map-no-basemap-{lang}-360.png"))
+        assert axe_violations(page) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.close()
+
+
+def test_with_its_base_map_the_map_shows_no_notice(browser, live_server):
+    """Base map tiles that load (answered here with a 1-pixel PNG): no notice."""
+    import re
+
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    page.route(re.compile(r"^https://tile\.openstreetmap\.org/"),
+               lambda r: r.fulfill(status=200, content_type="image/png", body=PNG_1PX))
+    page.goto(live_server.url + "/maps/public", wait_until="networkidle")
+    page.wait_for_function("window.commonsMap && window.commonsMap.loaded.tiles"
+                           " && window.commonsMap.basemap === 'loaded'", timeout=30_000)
+    assert page.locator("#commons-basemap-notice").is_hidden()
+    page.close()
