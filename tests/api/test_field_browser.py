@@ -15,7 +15,19 @@ from commons_map.people.models import Member
 from tests.api.test_pages_browser import make_member, new_phone, shot, sign_in, steward_land  # noqa: F401
 from tests.conftest import axe_violations
 
-JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
+
+def _jpeg() -> bytes:
+    """A real photo in miniature (a green square), as a phone's camera would send it."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (46, 125, 50)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+JPEG = _jpeg()
 
 
 @pytest.mark.parametrize(("locale", "label", "crop"), [("fr", "Culture", "Tomate"), ("en", "Crop", "Tomato")])
@@ -62,6 +74,8 @@ def test_a_work_logs_photo_shows_on_the_stewards_approvals_page(new_phone, make_
     assert img.get_attribute("src") == src and "Photo envoyée du terrain" in img.get_attribute("alt")
     got = steward.request.get(src)
     assert got.status == 200 and got.body() == JPEG
+    img.scroll_into_view_if_needed()
+    steward.wait_for_function("e => e.complete && e.naturalWidth === 64", arg=img.element_handle())  # it shows
     shot(steward, "21-approvals-photo-fr")
     assert axe_violations(steward) == []
     # The worker, in English, on their own list.
