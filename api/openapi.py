@@ -86,6 +86,15 @@ MEDIA: dict[str, dict[str, list[str]]] = {
     "/openrosa/key/{token}/forms/{filename}": {"2xx": [XML], "errors": [XML]},
     "/openrosa/submission": {"2xx": [XML], "errors": [XML]},
     "/openrosa/key/{token}/submission": {"2xx": [XML], "errors": [XML]},
+    # A form's media: its manifest (XML) and its choice lists as CSV.
+    "/openrosa/forms/{form_id}/manifest": {"2xx": [XML], "errors": [XML]},
+    "/openrosa/key/{token}/forms/{form_id}/manifest": {"2xx": [XML], "errors": [XML]},
+    "/openrosa/forms/{form_id}/media/{filename}": {"2xx": [CSV], "errors": [XML]},
+    "/openrosa/key/{token}/forms/{form_id}/media/{filename}": {"2xx": [CSV], "errors": [XML]},
+    # A photo (or sound, video) sent with a field form, as it came.
+    "/api/v1/attachments/{kind}/{record_id}/{name}": {"2xx": [
+        "image/jpeg", "image/png", "image/webp", "image/heic", "image/gif", "audio/mp4", "audio/mpeg", "audio/ogg",
+        "audio/wav", "video/mp4", "video/webm", "video/3gpp", "application/octet-stream"]},
 }
 
 # Statuses an operation answers beyond the rules in `error_statuses`, with why.
