@@ -128,6 +128,10 @@ ROWS = [
     # Replying: not to one's own post (422), not to a post one may not read (404).
     Row("POST", f"{P}/posts/{{post_id}}/replies", rule(201, anonymous=401, steward=422, outsider=404),
         url=f"{P}/posts/{{ex_members_post}}/replies", body=lambda s, role: {"json": {"message": "Bonjour"}}),
+    # A public post: the outsider's cooperative (the Diois) has an accepted clearing line with ours, so
+    # its members may answer it too (issue 16 point 3; a cooperative without one: test_exchange_network).
+    Row("POST", f"{P}/posts/{{post_id}}/replies", rule(201, anonymous=401, steward=422),
+        url=f"{P}/posts/{{ex_public_post}}/replies", body=lambda s, role: {"json": {"message": "Bonjour"}}),
     Row("GET", f"{P}/exchanges", signed_in(200), body=lambda s, role: (proposed(s), {})[1],
         hidden={"ex_thread": PARTIES}, shown=True),
     Row("GET", f"{P}/exchanges/{{exchange_id}}", rule(404, anonymous=401, member=200, steward=200, coordinator=200),
