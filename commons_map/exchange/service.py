@@ -19,7 +19,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, Text, and_, case, cast, false, func, literal, or_, select, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, aliased
@@ -251,13 +269,6 @@ class Near:
     distance_m: float
 
 
-def _visible_posts(actor: Member | None, P: Any = Post) -> ColumnElement[bool]:  # noqa: N803
-    public = and_(P.visibility == "public", not_archived(P.cooperative_id))
-    if actor is None or not actor.is_active:
-        return public
-    return or_(public, P.cooperative_id == actor.cooperative_id)
-
-
 def search_tsquery(q: str) -> Any:
     """The French-aware query for ``q``: unaccented, stemmed, each word a prefix (plurals forgiven)."""
     parsed = cast(func.websearch_to_tsquery(literal(SEARCH_CONFIG).cast(REGCONFIG), q), Text)
@@ -315,37 +326,70 @@ def search_posts(
         refuse_category()
     problems.raise_if_any()
 
+    seen: datetime | None = since if isinstance(since, datetime) else None
+    if since == "last_visit" and actor is not None:
+        seen = session.scalar(select(Visit.seen_at).where(Visit.member_id == actor.id))
+    member = actor is not None and actor.is_active
+    shape = (actor is not None, member, bool(mine and actor is not None), bool(kind), bool(category),
+             bool(q and q.strip()), seen is not None, near is not None)
+    stmt = _SEARCHES.get(shape)
+    if stmt is None:
+        stmt = _SEARCHES.setdefault(shape, _search_statement(*shape))
+    params: dict[str, Any] = {"actor_id": actor.id if actor is not None else None,
+                              "coop_id": actor.cooperative_id if actor is not None else None,
+                              "kind": kind, "category": category, "q": (q or "").strip(), "since": seen,
+                              "lim": limit, "off": offset}
+    if near is not None:
+        params.update(lon=near.lon, lat=near.lat, distance=near.distance_m)
+    rows = session.execute(stmt, params).all()
+    if not rows and category is not None and unknown(category):
+        refuse_category()
+        problems.raise_if_any()
+    features = [_feature(row, row.geojson, actor, row.label_fr, row.label_en, row.author_name, row.distance)
+                for row in rows]
+    matched = rows[0].matched if rows else 0
+    return {"type": "FeatureCollection", "features": features, "numberMatched": matched,
+            "numberReturned": len(features), "limit": limit, "offset": offset}
+
+
+# One statement per shape of search (which filters are given), built once and kept: its values are
+# bound parameters. Building a statement of this size and its cache key cost more CPU per request
+# than reading the rows.
+_SEARCHES: dict[tuple[bool, ...], Any] = {}
+
+
+def _search_statement(signed_in: bool, member: bool, mine: bool, kind: bool, category: bool, q: bool,
+                      since: bool, near: bool) -> Any:
     P = Readable  # noqa: N806
-    conditions: list[ColumnElement[bool]] = [_visible_posts(actor, P)]
-    if mine and actor is not None:
-        conditions.append(P.author_id == actor.id)
+    public = and_(P.visibility == "public", not_archived(P.cooperative_id))
+    conditions: list[ColumnElement[bool]] = [
+        or_(public, P.cooperative_id == bindparam("coop_id", type_=Integer)) if member else public]
+    if mine:
+        conditions.append(P.author_id == bindparam("actor_id", type_=Integer))
     else:
         conditions += [P.archived_at.is_(None), P.expires_at > func.now()]
     if kind:
-        conditions.append(P.kind == kind)
+        conditions.append(P.kind == bindparam("kind", type_=Text))
     if category:
-        conditions.append(P.category_code == category)
-    if q and q.strip():
-        conditions.append(P.search.op("@@")(search_tsquery(q.strip())))
-    if since == "last_visit" and actor is not None:
-        seen = session.scalar(select(Visit.seen_at).where(Visit.member_id == actor.id))
-        if seen is not None:
-            conditions.append(P.created_at > seen)
-    elif isinstance(since, datetime):
-        conditions.append(P.created_at > since)
-    own = P.author_id == actor.id if actor is not None else false()
+        conditions.append(P.category_code == bindparam("category", type_=Text))
+    if q:
+        conditions.append(P.search.op("@@")(search_tsquery(bindparam("q", type_=Text))))
+    if since:
+        conditions.append(P.created_at > bindparam("since", type_=DateTime(timezone=True)))
+    own = P.author_id == bindparam("actor_id", type_=Integer) if signed_in else false()
     place = _case(own, P.geom, P.shown)
-    distance = literal(None)
+    distance: Any = literal(None)
     order: list[Any] = [P.created_at.desc(), P.id.desc()]
-    if near is not None:
-        target = func.Geography(func.ST_SetSRID(func.ST_MakePoint(near.lon, near.lat), 4326))
+    if near:
+        target = func.Geography(func.ST_SetSRID(func.ST_MakePoint(
+            bindparam("lon", type_=Float), bindparam("lat", type_=Float)), 4326))
         # On what others are shown (the snapped point, indexed), so that small distances never
         # reveal the exact spot.
-        conditions.append(func.ST_DWithin(func.Geography(P.shown), target, near.distance_m))
+        conditions.append(func.ST_DWithin(func.Geography(P.shown), target, bindparam("distance", type_=Float)))
         distance = func.ST_Distance(func.Geography(P.shown), target)
         order = [func.Geography(P.shown).op("<->")(target), P.id]
-    member_of = P.cooperative_id == actor.cooperative_id if actor is not None and actor.is_active else false()
-    stmt = (
+    member_of = P.cooperative_id == bindparam("coop_id", type_=Integer) if member else false()
+    return (
         # columns, not Post objects: what a feature shows, without the ORM's bookkeeping per row
         select(*(getattr(P, name) for name in FEATURE_COLUMNS),
                func.ST_AsGeoJSON(place, 7).label("geojson"), distance.label("distance"),
@@ -355,17 +399,9 @@ def search_posts(
         .join(Category, Category.code == P.category_code)
         # outer: another cooperative's member is out of reach of the reader (row-level security)
         .outerjoin(Member, Member.id == P.author_id)
-        .where(*conditions).order_by(*order).limit(limit).offset(offset)
+        .where(*conditions).order_by(*order)
+        .limit(bindparam("lim", type_=Integer)).offset(bindparam("off", type_=Integer))
     )
-    rows = session.execute(stmt).all()
-    if not rows and category is not None and unknown(category):
-        refuse_category()
-        problems.raise_if_any()
-    features = [_feature(row, row.geojson, actor, row.label_fr, row.label_en, row.author_name, row.distance)
-                for row in rows]
-    matched = rows[0].matched if rows else 0
-    return {"type": "FeatureCollection", "features": features, "numberMatched": matched,
-            "numberReturned": len(features), "limit": limit, "offset": offset}
 
 
 FEATURE_COLUMNS = ("id", "cooperative_id", "author_id", "kind", "title", "description", "category_code", "minutes",
