@@ -35,7 +35,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
+                message["headers"] = list(message.get("headers", []))  # a tuple would not take appends
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
                     if name not in headers:

@@ -8,13 +8,16 @@ Saillans (random categories, titles from a small French vocabulary, points withi
 public), then measures the same search twice, with 8 connections each:
 
 1. through the API: ``GET /api/v1/exchange/posts?category=reparer&q=velo&near=...&distance=2000``
-   signed in with a bearer token, served by uvicorn (``--workers``), loaded by ``wrk`` (Debian
-   package ``wrk``) with a Lua hook printing the 95th percentile;
+   served by ONE ``commons-map serve`` process (as deployed: the app's role, row-level security
+   on), loaded by ``wrk`` (Debian package ``wrk``) with a Lua script that signs in with a bearer
+   token and prints the 95th percentile;
 2. in the database alone: the very SQL the service ran for that request (captured from SQLAlchemy
-   and rendered with its parameters), run by ``pgbench -c 8``; p95 from pgbench's transaction log.
+   and rendered with its parameters), in the transaction the app runs it in (logged in as the
+   app's role, the acting member and cooperative set first), run by ``pgbench -c 8``; p95 from
+   pgbench's transaction log.
 
 Prints requests per second and p95 side by side, and their ratio. The API side also does what a
-request needs beyond that SQL (authentication, the category check, JSON): that is the point.
+request needs beyond that SQL (authentication, JSON, HTTP): that is the point.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ WORDS = ["Réparation de vélos", "Réparation de vélo électrique", "Cours de 
 CATEGORIES = ["se_nourrir", "se_loger", "se_soigner", "s_entraider", "apprendre", "reparer", "se_deplacer",
               "garder", "jardiner", "bricoler", "accompagner"]
 LUA = """
+init = function(args)
+  wrk.headers["Authorization"] = "Bearer " .. args[1]
+end
 done = function(summary, latency, requests)
   io.write(string.format("P95_US %d\\n", latency:percentile(95)))
   io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.connect + summary.errors.read
@@ -109,13 +115,15 @@ def setup(url: str, posts: int) -> tuple[int, int]:
 
 
 def captured_sql(url: str, member_id: int, params: dict) -> tuple[str, int]:
-    """The search's SQL as the service runs it, with its parameters inlined; and how many rows it finds."""
+    """The search's SQL as the service runs it for the member (logged in as the app's role, as the
+    served app), with its parameters inlined; and how many rows it finds."""
     import psycopg
 
     from commons_map.exchange import service
     from commons_map.people.models import Member
+    from commons_map.tenancy import act_for_member
 
-    engine = make_engine(url=url)
+    engine = make_engine(url=Settings(database_url=url).app_url)
     seen: list[tuple[str, object]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -124,6 +132,7 @@ def captured_sql(url: str, member_id: int, params: dict) -> tuple[str, int]:
             seen.append((statement, parameters))
 
     with session_scope(engine) as s:
+        act_for_member(s, member_id)
         member = s.scalars(select(Member).where(Member.id == member_id)).one()
         result = service.search_posts(s, actor=member, category=params["category"], q=params["q"],
                                       near=service.Near(params["lon"], params["lat"], params["distance"]),
@@ -140,7 +149,7 @@ def run_wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(LUA)
     out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-                          "-s", fh.name, "-H", f"Authorization: Bearer {token}", url],
+                          "-s", fh.name, url, "--", token],
                          capture_output=True, text=True, check=True)
     os.unlink(fh.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
@@ -151,10 +160,17 @@ def run_wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float
     return rps, p95
 
 
-def run_pgbench(url: str, sql: str, seconds: int, connections: int) -> tuple[float, float]:
-    u = make_url(url)
+def run_pgbench(url: str, sql: str, seconds: int, connections: int, *, coop_id: int, member_id: int
+                ) -> tuple[float, float]:
+    """The SQL as the app runs it: logged in as the app's role, in a transaction that first sets the
+    acting cooperative and member (commons_map.tenancy)."""
+    u = make_url(Settings(database_url=url).app_url)
     work = Path(tempfile.mkdtemp(prefix="pgbench-exchange-"))
-    (work / "query.sql").write_text(sql.strip().rstrip(";") + ";\n")
+    (work / "query.sql").write_text(
+        "BEGIN;\n"
+        f"SELECT set_config('app.cooperative_id', '{coop_id}', true),"
+        f" set_config('app.member_id', '{member_id}', true);\n"
+        + " ".join(sql.split()).rstrip(";") + ";\nCOMMIT;\n")
     env = dict(os.environ, PGPASSWORD=u.password or "")
     out = subprocess.run(["pgbench", "-n", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
                           "-U", u.username or "postgres", "-c", str(connections), "-j", "2", "-T", str(seconds),
@@ -172,7 +188,6 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=15, help="duration of each of the two runs")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -194,12 +209,14 @@ def main() -> None:
         engine.dispose()
         port = free_port()
         env = dict(os.environ, COMMONS_DATABASE_URL=url, COMMONS_SECRET_KEY=SECRET, PYTHONPATH=str(ROOT))
-        server = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "--factory", "api.main:app_factory",
-                                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-                                   "--log-level", "warning"], cwd=ROOT, env=env)
+        # one process, as `commons-map serve` runs by default (its access log to /dev/null)
+        server = subprocess.Popen([sys.executable, "-m", "commons_map.cli", "serve", "--host", "127.0.0.1",
+                                   "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         api = (f"http://127.0.0.1:{port}/api/v1/exchange/posts?category=reparer&q=velo"
                f"&near={ORIGIN[0]},{ORIGIN[1]}&distance=2000&limit=50")
         try:
+            r = None
             for _ in range(100):
                 try:
                     r = httpx.get(api, headers={"Authorization": f"Bearer {token}"}, timeout=5)
@@ -208,18 +225,20 @@ def main() -> None:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.3)
+            assert r is not None and r.status_code == 200, r
             assert r.json()["numberMatched"] == matched, "the API and the captured SQL disagree"
             api_rps, api_p95 = run_wrk(api, token, args.seconds, args.connections)
         finally:
             server.terminate()
             server.wait(timeout=30)
-        db_rps, db_p95 = run_pgbench(url, sql, args.seconds, args.connections)
+        db_rps, db_p95 = run_pgbench(url, sql, args.seconds, args.connections, coop_id=coop_id, member_id=member_id)
         print(f"\n{args.posts} posts, {args.connections} connections, {args.seconds} s each, "
-              f"uvicorn workers {args.workers}, {os.cpu_count()} CPUs (shared)")
-        print(f"{'':28}{'req/s':>10}{'p95 ms':>10}")
-        print(f"{'API (wrk)':28}{api_rps:>10.1f}{api_p95:>10.2f}")
-        print(f"{'same SQL (pgbench)':28}{db_rps:>10.1f}{db_p95:>10.2f}")
-        print(f"{'ratio database / API':28}{db_rps / api_rps:>10.2f}{api_p95 / db_p95:>10.2f}")
+              f"one `commons-map serve` process, {os.cpu_count()} CPUs (shared), load average "
+              f"{os.getloadavg()[0]:.1f}")
+        print(f"{'':32}{'req/s':>10}{'p95 ms':>10}")
+        print(f"{'API (wrk)':32}{api_rps:>10.1f}{api_p95:>10.2f}")
+        print(f"{'same SQL (pgbench, app role)':32}{db_rps:>10.1f}{db_p95:>10.2f}")
+        print(f"{'ratio database / API':32}{db_rps / api_rps:>10.2f}{api_p95 / db_p95:>10.2f}")
     finally:
         if not args.keep:
             drop_database(url)

@@ -170,8 +170,17 @@ def act_for_member(session: Session, member_id: int | None) -> int | None:
     Returns the cooperative id, or None (then anonymous) when there is no such member."""
     coop = None
     if member_id is not None:
-        coop = session.scalar(text("SELECT commons_member_cooperative(:m)"), {"m": int(member_id)})
-    act_as(session, member_id=member_id if coop is not None else None, cooperative_id=coop)
+        # One round trip: the lookup and the transaction's settings together (a member of no
+        # cooperative sets nobody, as act_as below does again for the transactions after).
+        coop = session.scalar(text(
+            "SELECT c FROM (SELECT commons_member_cooperative(:m) AS c) x,"
+            " LATERAL (SELECT set_config(:k1, coalesce(c::text, ''), true),"
+            " set_config(:k2, CASE WHEN c IS NULL THEN '' ELSE :mt END, true)) s"),
+            {"m": int(member_id), "mt": str(int(member_id)), "k1": SETTING_COOP, "k2": SETTING_MEMBER})
+    member = member_id if coop is not None else None
+    session.info[INFO_KEY] = (member, coop)  # set in this transaction already; in each one after
+    if member_id is None and session.in_transaction():
+        _apply(session, session.connection())
     return coop
 
 

@@ -19,12 +19,32 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from commons_map.clearing import service as clearing
+from commons_map.clearing.models import ClearingLine
 from commons_map.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, collector
 from commons_map.exchange.models import (
     POST_KINDS,
@@ -44,8 +64,9 @@ from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Account, Transfer
 from commons_map.notify.service import notify
 from commons_map.people.cooperatives import not_archived
-from commons_map.people.models import Member
+from commons_map.people.models import Cooperative, Member
 from commons_map.people.permissions import is_coordinator_of, is_member_of, require_coordinator, require_member
+from commons_map.tenancy import acting, acting_cooperative
 
 MIN_MINUTES, MAX_MINUTES = 1, 24 * 60
 EXPIRY_DAYS = 60
@@ -231,6 +252,14 @@ def update_post(session: Session, *, actor: Member, post_id: int, data: Any) -> 
     return post
 
 
+# The posts the caller may read, by the very rule of exchange_posts' policies, as a view the owner
+# owns (migration 0019_exchange_network): under the table's policies the text search's @@ and
+# PostGIS's && (not leakproof) kept the search from its indexes. The search reads it as a Post.
+READABLE = Table("exchange_posts_readable", MetaData(),
+                 *(Column(c.name, c.type, key=c.key) for c in Post.__table__.columns))
+Readable = aliased(Post, READABLE, adapt_on_names=True)
+
+
 @dataclass
 class Near:
     """A point and a distance in metres."""
@@ -238,13 +267,6 @@ class Near:
     lon: float
     lat: float
     distance_m: float
-
-
-def _visible_posts(actor: Member | None) -> ColumnElement[bool]:
-    public = and_(Post.visibility == "public", not_archived(Post.cooperative_id))
-    if actor is None or not actor.is_active:
-        return public
-    return or_(public, Post.cooperative_id == actor.cooperative_id)
 
 
 def search_tsquery(q: str) -> Any:
@@ -281,8 +303,17 @@ def search_posts(
         problems.add("offset", "exchange.offset_negative")
     if kind is not None and kind not in POST_KINDS:
         problems.add("kind", "exchange.kind", known=", ".join(POST_KINDS))
-    if category is not None and ("\x00" in category or session.get(Category, category) is None):
+    def unknown(category: str) -> bool:
+        return "\x00" in category or session.get(Category, category) is None
+
+    def refuse_category() -> None:
         problems.add("category", "exchange.category", known=", ".join(c.code for c in list_categories(session)))
+
+    # An unknown category is looked up now only beside other problems (all are named at once), or
+    # when the search finds nothing below (a category that finds posts is known: the join says so):
+    # one round trip less for every search that finds something.
+    if category is not None and "\x00" in category:
+        refuse_category()
     if near is not None:
         if not (-180 <= near.lon <= 180 and -90 <= near.lat <= 90):
             problems.add("near", "exchange.near_range")
@@ -291,56 +322,94 @@ def search_posts(
     _check_text(problems, "q", q, 200)
     if (since == "last_visit" or mine) and actor is None:
         problems.add("since" if since else "mine", "exchange.sign_in_first")
+    if problems.problems and category is not None and "\x00" not in category and unknown(category):
+        refuse_category()
     problems.raise_if_any()
 
-    conditions: list[ColumnElement[bool]] = [_visible_posts(actor)]
-    if mine and actor is not None:
-        conditions.append(Post.author_id == actor.id)
-    else:
-        conditions += [Post.archived_at.is_(None), Post.expires_at > func.now()]
-    if kind:
-        conditions.append(Post.kind == kind)
-    if category:
-        conditions.append(Post.category_code == category)
-    if q and q.strip():
-        conditions.append(Post.search.op("@@")(search_tsquery(q.strip())))
+    seen: datetime | None = since if isinstance(since, datetime) else None
     if since == "last_visit" and actor is not None:
         seen = session.scalar(select(Visit.seen_at).where(Visit.member_id == actor.id))
-        if seen is not None:
-            conditions.append(Post.created_at > seen)
-    elif isinstance(since, datetime):
-        conditions.append(Post.created_at > since)
-    own = Post.author_id == actor.id if actor is not None else false()
-    place = _case(own, Post.geom, Post.shown)
-    distance = literal(None)
-    order: list[Any] = [Post.created_at.desc(), Post.id.desc()]
+    member = actor is not None and actor.is_active
+    shape = (actor is not None, member, bool(mine and actor is not None), bool(kind), bool(category),
+             bool(q and q.strip()), seen is not None, near is not None)
+    stmt = _SEARCHES.get(shape)
+    if stmt is None:
+        stmt = _SEARCHES.setdefault(shape, _search_statement(*shape))
+    params: dict[str, Any] = {"actor_id": actor.id if actor is not None else None,
+                              "coop_id": actor.cooperative_id if actor is not None else None,
+                              "kind": kind, "category": category, "q": (q or "").strip(), "since": seen,
+                              "lim": limit, "off": offset}
     if near is not None:
-        target = func.Geography(func.ST_SetSRID(func.ST_MakePoint(near.lon, near.lat), 4326))
-        # On what others are shown (the snapped point, indexed), so that small distances never
-        # reveal the exact spot.
-        conditions.append(func.ST_DWithin(func.Geography(Post.shown), target, near.distance_m))
-        distance = func.ST_Distance(func.Geography(Post.shown), target)
-        order = [func.Geography(Post.shown).op("<->")(target), Post.id]
-    member_of = Post.cooperative_id == actor.cooperative_id if actor is not None and actor.is_active else false()
-    stmt = (
-        select(Post, func.ST_AsGeoJSON(place, 7).label("geojson"), distance.label("distance"),
-               Category.label_fr, Category.label_en,
-               _case(member_of, Member.display_name, literal(None)).label("author_name"),
-               func.count().over().label("matched"))
-        .join(Category, Category.code == Post.category_code)
-        # outer: another cooperative's member is out of reach of the reader (row-level security)
-        .outerjoin(Member, Member.id == Post.author_id)
-        .where(*conditions).order_by(*order).limit(limit).offset(offset)
-    )
-    rows = session.execute(stmt).all()
-    features = [_feature(row.Post, row.geojson, actor, row.label_fr, row.label_en, row.author_name, row.distance)
+        params.update(lon=near.lon, lat=near.lat, distance=near.distance_m)
+    rows = session.execute(stmt, params).all()
+    if not rows and category is not None and unknown(category):
+        refuse_category()
+        problems.raise_if_any()
+    features = [_feature(row, row.geojson, actor, row.label_fr, row.label_en, row.author_name, row.distance)
                 for row in rows]
     matched = rows[0].matched if rows else 0
     return {"type": "FeatureCollection", "features": features, "numberMatched": matched,
             "numberReturned": len(features), "limit": limit, "offset": offset}
 
 
-def _feature(post: Post, geojson: str | None, actor: Member | None, label_fr: str, label_en: str,
+# One statement per shape of search (which filters are given), built once and kept: its values are
+# bound parameters. Building a statement of this size and its cache key cost more CPU per request
+# than reading the rows.
+_SEARCHES: dict[tuple[bool, ...], Any] = {}
+
+
+def _search_statement(signed_in: bool, member: bool, mine: bool, kind: bool, category: bool, q: bool,
+                      since: bool, near: bool) -> Any:
+    P = Readable  # noqa: N806
+    public = and_(P.visibility == "public", not_archived(P.cooperative_id))
+    conditions: list[ColumnElement[bool]] = [
+        or_(public, P.cooperative_id == bindparam("coop_id", type_=Integer)) if member else public]
+    if mine:
+        conditions.append(P.author_id == bindparam("actor_id", type_=Integer))
+    else:
+        conditions += [P.archived_at.is_(None), P.expires_at > func.now()]
+    if kind:
+        conditions.append(P.kind == bindparam("kind", type_=Text))
+    if category:
+        conditions.append(P.category_code == bindparam("category", type_=Text))
+    if q:
+        conditions.append(P.search.op("@@")(search_tsquery(bindparam("q", type_=Text))))
+    if since:
+        conditions.append(P.created_at > bindparam("since", type_=DateTime(timezone=True)))
+    own = P.author_id == bindparam("actor_id", type_=Integer) if signed_in else false()
+    place = _case(own, P.geom, P.shown)
+    distance: Any = literal(None)
+    order: list[Any] = [P.created_at.desc(), P.id.desc()]
+    if near:
+        target = func.Geography(func.ST_SetSRID(func.ST_MakePoint(
+            bindparam("lon", type_=Float), bindparam("lat", type_=Float)), 4326))
+        # On what others are shown (the snapped point, indexed), so that small distances never
+        # reveal the exact spot.
+        conditions.append(func.ST_DWithin(func.Geography(P.shown), target, bindparam("distance", type_=Float)))
+        distance = func.ST_Distance(func.Geography(P.shown), target)
+        order = [func.Geography(P.shown).op("<->")(target), P.id]
+    member_of = P.cooperative_id == bindparam("coop_id", type_=Integer) if member else false()
+    return (
+        # columns, not Post objects: what a feature shows, without the ORM's bookkeeping per row
+        select(*(getattr(P, name) for name in FEATURE_COLUMNS),
+               func.ST_AsGeoJSON(place, 7).label("geojson"), distance.label("distance"),
+               Category.label_fr, Category.label_en,
+               _case(member_of, Member.display_name, literal(None)).label("author_name"),
+               func.count().over().label("matched"))
+        .join(Category, Category.code == P.category_code)
+        # outer: another cooperative's member is out of reach of the reader (row-level security)
+        .outerjoin(Member, Member.id == P.author_id)
+        .where(*conditions).order_by(*order)
+        .limit(bindparam("lim", type_=Integer)).offset(bindparam("off", type_=Integer))
+    )
+
+
+FEATURE_COLUMNS = ("id", "cooperative_id", "author_id", "kind", "title", "description", "category_code", "minutes",
+                   "when_text", "starts_on", "ends_on", "exact_place", "visibility", "expires_at", "archived_at",
+                   "created_at")
+
+
+def _feature(post: Any, geojson: str | None, actor: Member | None, label_fr: str, label_en: str,
              author_name: str | None, distance: float | None = None) -> dict[str, Any]:
     props: dict[str, Any] = {
         "kind": post.kind, "title": post.title, "description": post.description, "category": post.category_code,
@@ -378,12 +447,51 @@ def record_visit(session: Session, *, actor: Member) -> datetime | None:
 
 
 # --- exchanges --------------------------------------------------------------------------------
+#
+# An exchange may join members of two cooperatives that agreed to it: an accepted clearing line
+# between them (commons_map.clearing), the one agreement two cooperatives make, by a coordinator
+# of each. A member of B answers a public post of A; the exchange and its thread live in A's tables
+# (its post's), and B's party reads and writes them through the ``party`` policies (migration
+# 0019_exchange_network); the receiver's confirmation pays through the crossing payment (both
+# ledgers, the clearing accounts, the line's limit). The other party's name and notifications are
+# read and written in their own cooperative (``acting_cooperative``), nothing else there.
+
+
+def _cooperative_of(session: Session, member_id: int) -> int | None:
+    """A member's cooperative, whichever it is (the narrow lookup of commons_map.tenancy)."""
+    return session.scalar(text("SELECT commons_member_cooperative(:m)"), {"m": member_id})
+
+
+def _cooperative_name(session: Session, cooperative_id: int) -> str:
+    return session.scalar(select(Cooperative.name).where(Cooperative.id == cooperative_id)) or str(cooperative_id)
+
+
+def _line_between(session: Session, a: int, b: int) -> ClearingLine | None:
+    """The accepted clearing line between two cooperatives, or None."""
+    return session.scalar(select(ClearingLine).where(ClearingLine.state == "accepted", or_(
+        and_(ClearingLine.cooperative_id == a, ClearingLine.partner_cooperative_id == b),
+        and_(ClearingLine.cooperative_id == b, ClearingLine.partner_cooperative_id == a))))
+
+
+def _parties_by_cooperative(session: Session, exchange: Exchange, ids: list[int]) -> dict[int | None, list[int]]:
+    out: dict[int | None, list[int]] = {}
+    for i in ids:
+        coop = _cooperative_of(session, i)
+        out.setdefault(coop, []).append(i)
+    return out
+
 
 
 def reply(session: Session, *, actor: Member, post_id: int, minutes: int | None = None, message: str = "") -> Exchange:
     """Reply to someone else's open post: an exchange is proposed between a provider and a receiver."""
     post = get_post(session, actor=actor, post_id=post_id)
-    require_member(actor, post.cooperative_id)
+    if post.cooperative_id == actor.cooperative_id:
+        require_member(actor, post.cooperative_id)
+    else:  # a post of another cooperative (a public one: get_post): only if the two agreed to it
+        require_member(actor, actor.cooperative_id)
+        if _line_between(session, post.cooperative_id, actor.cooperative_id) is None:
+            raise PermissionDenied("exchange.no_line", field="post_id",
+                                   cooperative=_cooperative_name(session, post.cooperative_id))
     if post.author_id == actor.id:
         raise ValidationFailed("exchange.own_post", field="post_id")
     if post.archived_at is not None:
@@ -476,10 +584,19 @@ def _tell(session: Session, actor: Member | None, exchange: Exchange, event: str
     """Notify the parties of an exchange but the one who acted (both when the schedule acted)."""
     post = session.get(Post, exchange.post_id)
     others = [i for i in (exchange.provider_id, exchange.receiver_id) if actor is None or i != actor.id]
-    notify(session, recipients=others, kind="exchange", code=f"notify.exchange_{event}",
-           params={"title": post.title if post else "", "minutes": exchange.minutes,
-                   "who": actor.display_name if actor is not None else ""},
-           link=f"/app/exchange/mine#exchange-{exchange.id}", dedupe=key or f"exchange:{exchange.id}:{event}")
+    here = acting(session)[1]
+    for coop, ids in _parties_by_cooperative(session, exchange, others).items():
+        def tell(ids: list[int] = ids) -> None:
+            notify(session, recipients=ids, kind="exchange", code=f"notify.exchange_{event}",
+                   params={"title": post.title if post else "", "minutes": exchange.minutes,
+                           "who": actor.display_name if actor is not None else ""},
+                   link=f"/app/exchange/mine#exchange-{exchange.id}",
+                   dedupe=key or f"exchange:{exchange.id}:{event}")
+        if here is None or coop is None or coop == here:  # the owner (the schedule), or our own
+            tell()
+        else:  # WRITES ACROSS COOPERATIVES: the other party's notification, in their cooperative
+            with acting_cooperative(session, coop):
+                tell()
 
 
 def cancel(session: Session, *, actor: Member, exchange_id: int) -> Exchange:
@@ -543,6 +660,10 @@ def _pay(session: Session, actor: Member | None, exchange: Exchange) -> Exchange
     The caller holds the exchange row's lock and has checked it is unpaid; limits are enforced by
     the ledger (a receiver over their limit gets ``exchange.limit_below`` with the minutes short).
     """
+    provider_coop = _cooperative_of(session, exchange.provider_id)
+    receiver_coop = _cooperative_of(session, exchange.receiver_id)
+    if provider_coop != receiver_coop:
+        return _pay_across(session, actor, exchange, provider_coop=provider_coop, receiver_coop=receiver_coop)
     provider = session.get(Member, exchange.provider_id)
     receiver = session.get(Member, exchange.receiver_id)
     if exchange.by_fund and _active_support(session, exchange.receiver_id) is None:
@@ -571,6 +692,44 @@ def _pay(session: Session, actor: Member | None, exchange: Exchange) -> Exchange
     return _move(session, actor, exchange, "done", transfer_id=transfer.id, by_fund=exchange.by_fund)
 
 
+def _pay_across(session: Session, actor: Member | None, exchange: Exchange, *, provider_coop: int | None,
+                receiver_coop: int | None) -> Exchange:
+    """Pay the provider of another cooperative: a crossing payment from the receiver (both ledgers
+    through their clearing accounts, within the line's limit: ``clearing.limit_exceeded``, a 409
+    naming the line and the minutes), idempotent by the exchange's key. The exchange names the
+    transfer in its own cooperative's ledger.
+
+    The session acts for the receiver's cooperative (the receiver confirms) or is the owner's (the
+    schedule): the receiver is read here; the provider's username is read in theirs."""
+    assert provider_coop is not None and receiver_coop is not None
+    receiver = session.get(Member, exchange.receiver_id)
+    if receiver is None:  # pragma: no cover - only the receiver or the schedule pays
+        raise PermissionDenied("exchange.receiver_only", field="exchange_id")
+    with acting_cooperative(session, provider_coop):  # READS ACROSS: the provider's username
+        username = session.scalar(select(Member.username).where(Member.id == exchange.provider_id))
+    slug = session.scalar(select(Cooperative.slug).where(Cooperative.id == provider_coop))
+    title = session.scalar(select(Post.title).where(Post.id == exchange.post_id)) or ""
+    try:
+        crossing = clearing.pay_across(
+            session, payer=receiver, payee=f"{username}@{slug}", minutes=exchange.minutes,
+            reason=f"Échange n° {exchange.id} : {title}"[:ledger.MAX_REASON],
+            idempotency_key=f"exchange:{exchange.id}:payment",
+        )
+    except ledger.LimitExceeded as exc:
+        if exc.code == "ledger.limit_below":
+            raise ledger.LimitExceeded("exchange.limit_below", field="minutes",
+                                       short_minutes=exc.params["short_minutes"],
+                                       limit_minutes=exc.params["limit_minutes"], detail=exc.detail) from exc
+        raise
+    transfer = crossing.payer_transfer if receiver_coop == exchange.cooperative_id else crossing.payee_transfer
+    now = _now(session)
+    if exchange.state != "done":
+        exchange.done_recorded_by_id, exchange.done_recorded_at = (actor.id if actor else None), now
+    exchange.transfer_id, exchange.paid_at = transfer.id, now
+    return _move(session, actor, exchange, "done", transfer_id=transfer.id, by_fund=False,
+                 crossing_payment_id=crossing.payment.id)
+
+
 def add_message(session: Session, *, actor: Member, exchange_id: int, body: str) -> ExchangeMessage:
     """A party writes in the exchange's thread."""
     exchange = get_exchange(session, actor=actor, exchange_id=exchange_id)
@@ -596,6 +755,8 @@ def ask_fund(session: Session, *, actor: Member, exchange_id: int) -> Exchange:
         raise _wrong_state(exchange)
     if _active_support(session, actor.id) is None:
         raise PermissionDenied("exchange.not_supported", field="exchange_id")
+    if _cooperative_of(session, exchange.provider_id) != actor.cooperative_id:
+        raise Conflict("exchange.fund_not_across", field="exchange_id")
     exchange.by_fund = True
     _record(session, cooperative_id=exchange.cooperative_id, actor=actor, action="fund_asked",
             exchange_id=exchange.id)
@@ -607,6 +768,13 @@ def exchange_out(session: Session, *, actor: Member, exchange: Exchange) -> dict
     """An exchange as its parties see it: who, minutes, state, who must act next, its thread."""
     names = dict(session.execute(select(Member.id, Member.display_name).where(
         Member.id.in_([exchange.provider_id, exchange.receiver_id]))).all())
+    here = acting(session)[1]
+    for i in {exchange.provider_id, exchange.receiver_id} - set(names):
+        coop = _cooperative_of(session, i)  # a party of another cooperative: their name, and its
+        if coop is not None and here is not None:
+            with acting_cooperative(session, coop):  # READS ACROSS: the other party's name only
+                name = session.scalar(select(Member.display_name).where(Member.id == i))
+            names[i] = f"{name} ({_cooperative_name(session, coop)})"
     post = session.get(Post, exchange.post_id)
     awaiting = None
     if exchange.state == "proposed":

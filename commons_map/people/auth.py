@@ -77,10 +77,12 @@ def member_from_token(session: Session, token: str, settings: Settings) -> Membe
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise AuthenticationFailed("people.token_expired") from exc
     act_for_member(session, member_id)  # the token is signed: its member acts (tenancy)
-    member = session.get(Member, member_id)
-    if member is None or not member.is_active or member.token_version != version or _archived(session, member):
+    # the member and whether their cooperative is archived, in one round trip
+    row = session.execute(select(Member, Cooperative.archived_at).join(
+        Cooperative, Cooperative.id == Member.cooperative_id).where(Member.id == member_id)).first()
+    if row is None or not row[0].is_active or row[0].token_version != version or row[1] is not None:
         raise AuthenticationFailed("people.token_revoked")
-    return member
+    return row[0]
 
 
 def _archived(session: Session, member: Member) -> bool:

@@ -178,8 +178,12 @@ def test_reply_refusals_write_nothing(db, people):
         with pytest.raises(ValidationFailed) as bad:
             service.reply(db, actor=receiver, post_id=post.id, minutes=minutes)
         assert bad.value.field == "minutes"
-    with pytest.raises(PermissionDenied):
-        service.reply(db, actor=people.outsider, post_id=_post(db, provider, visibility="public").id)
+    # a member of a cooperative with no accepted clearing line (Crest) to ours: no exchange across
+    # (the Diois, which has one, may: tests/api/test_exchange_network.py)
+    crest = db.scalars(select(Member).where(Member.username == "gaspard")).one()
+    with pytest.raises(PermissionDenied) as no_line:
+        service.reply(db, actor=crest, post_id=_post(db, provider, visibility="public").id)
+    assert no_line.value.code == "exchange.no_line" and no_line.value.field == "post_id"
     db.execute(text(f"UPDATE exchange_posts SET expires_at = now() - interval '1 day' WHERE id = {post.id}"))
     db.expire(post)
     with pytest.raises(Conflict) as expired:

@@ -108,6 +108,18 @@ TWO_SIDED = {
                              " AND (l.cooperative_id = {c} OR l.partner_cooperative_id = {c}))",
 }
 OWNERSHIP.update({t: ("t.cooperative_id", "false") for t in TWO_SIDED})
+# Rows an exchange's parties reach across cooperatives (migration 0019_exchange_network): owned by
+# the exchange's cooperative (its post's, OWNERSHIP above), read and written also by the party from
+# another cooperative ({m}: the acting member, who must be a member of the acting cooperative; a new
+# exchange also needs an accepted line). A third cooperative reaches none of them
+# (test_only_the_parties_of_an_exchange_across_reach_it).
+PARTIES = {
+    "exchanges": "{m} IN (t.provider_id, t.receiver_id)",
+    "exchange_messages": "EXISTS (SELECT 1 FROM exchanges e WHERE e.id = t.exchange_id"
+                         " AND {m} IN (e.provider_id, e.receiver_id))",
+    "exchange_history": "EXISTS (SELECT 1 FROM exchanges e WHERE e.id = t.exchange_id"
+                        " AND e.cooperative_id = t.cooperative_id AND {m} IN (e.provider_id, e.receiver_id))",
+}
 OWNED = sorted(t for t, (owner, _) in OWNERSHIP.items() if owner is not None and t not in TWO_SIDED)
 NOT_APP_TABLES = ("alembic_version", "spatial_ref_sys")  # the migrations' and PostGIS's own
 
@@ -480,3 +492,107 @@ def test_db_upgrade_gives_the_app_role_the_password_of_its_url(settings, engine)
     finally:  # trust authentication here: the password is not asked; leave the role as it was
         with engine.begin() as c:
             c.exec_driver_sql(f'ALTER ROLE "{settings.app_role}" PASSWORD NULL')
+
+
+# --- exchanges across cooperatives (migration 0019_exchange_network) -----------------------------
+
+
+def _as_app(c: Connection, settings: Settings, actor: tuple[int, int] | None) -> None:
+    c.execute(text(f'SET LOCAL ROLE "{settings.app_role}"'))
+    act(c, actor)
+
+
+@pytest.mark.parametrize("table", sorted(PARTIES))
+def test_only_the_parties_of_an_exchange_across_reach_it(table, engine, settings) -> None:
+    """An exchange of a Saillans post with a Diois member (the two have an accepted line), made by the
+    owner in a transaction rolled back after: the Diois party and Saillans read it; another Diois
+    member, a Crest member, and the party's id under another cooperative read none of it, and
+    update or delete none of it."""
+    with engine.connect() as c, c.begin() as tx:
+        ids = dict(c.execute(text("SELECT slug, id FROM cooperatives")).all())
+        saillans, diois, crest = ids[DEMO_SLUG], ids[OTHER_SLUG], ids["cic-crest"]
+        post, author = c.execute(text("SELECT id, author_id FROM exchange_posts WHERE cooperative_id = :s"
+                                      " ORDER BY id LIMIT 1"), {"s": saillans}).one()
+        party, bystander = c.execute(text("SELECT id FROM members WHERE cooperative_id = :d ORDER BY id LIMIT 2"),
+                                     {"d": diois}).scalars().all()
+        other = c.execute(text("SELECT min(id) FROM members WHERE cooperative_id = :c"), {"c": crest}).scalar_one()
+        ex = c.execute(text(
+            "INSERT INTO exchanges (cooperative_id, post_id, provider_id, receiver_id, opened_by_id, minutes)"
+            " VALUES (:s, :p, :a, :m, :m, 30) RETURNING id"), {"s": saillans, "p": post, "a": author, "m": party}
+        ).scalar_one()
+        c.execute(text("INSERT INTO exchange_messages (exchange_id, author_id, body) VALUES (:e, :m, 'Bonjour')"),
+                  {"e": ex, "m": party})
+        c.execute(text("INSERT INTO exchange_history (cooperative_id, exchange_id, member_id, action, changes)"
+                       " VALUES (:s, :e, :m, 'proposed', '{}')"), {"s": saillans, "e": ex, "m": party})
+        this = f"{PARTIES[table].format(m=party)} AND {'t.id' if table == 'exchanges' else 't.exchange_id'} = {ex}"
+        expected = c.execute(text(f"SELECT count(*) FROM {table} t WHERE {this}")).scalar_one()
+        assert expected >= 1
+        for actor, sees in (((diois, party), expected), ((saillans, author), expected), ((diois, bystander), 0),
+                            ((crest, other), 0), ((crest, party), 0), (None, 0)):
+            c.execute(text("SAVEPOINT actor"))
+            _as_app(c, settings, actor)
+            assert c.execute(text(f"SELECT count(*) FROM {table} t WHERE {this}")).scalar_one() == sees, actor
+            if sees == 0:
+                col = "exchange_id" if table != "exchanges" else "id"
+                assert c.execute(text(f"UPDATE {table} t SET {col} = {col} WHERE {this}")).rowcount == 0
+                assert c.execute(text(f"DELETE FROM {table} t WHERE {this}")).rowcount == 0
+            c.execute(text("ROLLBACK TO SAVEPOINT actor"))
+        tx.rollback()
+
+
+def test_a_party_opens_an_exchange_across_only_along_an_accepted_line(engine, settings) -> None:
+    """The Diois member may write an exchange into Saillans' table naming themselves (the two agreed);
+    a Crest member may not (Crest's line is not accepted), nor may anyone move an exchange away."""
+    with engine.connect() as c, c.begin() as tx:
+        ids = dict(c.execute(text("SELECT slug, id FROM cooperatives")).all())
+        saillans, diois, crest = ids[DEMO_SLUG], ids[OTHER_SLUG], ids["cic-crest"]
+        post, author = c.execute(text("SELECT id, author_id FROM exchange_posts WHERE cooperative_id = :s"
+                                      " ORDER BY id LIMIT 1"), {"s": saillans}).one()
+        member = dict(c.execute(text("SELECT cooperative_id, min(id) FROM members GROUP BY 1")).all())
+        insert = text("INSERT INTO exchanges (cooperative_id, post_id, provider_id, receiver_id, opened_by_id,"
+                      " minutes) VALUES (:s, :p, :a, :m, :m, 30) RETURNING id")
+        c.execute(text("SAVEPOINT diois"))
+        _as_app(c, settings, (diois, member[diois]))
+        ex = c.execute(insert, {"s": saillans, "p": post, "a": author, "m": member[diois]}).scalar_one()
+        with pytest.raises(DBAPIError) as err:  # and it stays in Saillans' table
+            c.execute(text("UPDATE exchanges SET cooperative_id = :d WHERE id = :e"), {"d": diois, "e": ex})
+        assert err.value.orig.sqlstate == "55000", err.value.orig
+        c.execute(text("ROLLBACK TO SAVEPOINT diois"))
+        _as_app(c, settings, (crest, member[crest]))
+        with pytest.raises(DBAPIError) as err:
+            c.execute(insert, {"s": saillans, "p": post, "a": author, "m": member[crest]})
+        assert "row-level security" in str(err.value.orig), err.value.orig
+        tx.rollback()
+
+
+def test_the_posts_view_shows_what_the_table_would(engine, app_engine, coops) -> None:
+    """``exchange_posts_readable`` (the search's source, owned by the owner): a cooperative's own posts
+    and public ones, nothing else, for anyone; read-only."""
+    demo, other = coops["demo"], coops["other"]
+    with engine.connect() as c:
+        public = c.execute(text("SELECT count(*) FROM exchange_posts WHERE visibility = 'public'")).scalar_one()
+        demo_hidden = c.execute(text("SELECT count(*) FROM exchange_posts WHERE visibility <> 'public'"
+                                     " AND cooperative_id = :d"), {"d": demo[0]}).scalar_one()
+        everything = c.execute(text("SELECT count(*) FROM exchange_posts")).scalar_one()
+        assert c.execute(text("SELECT count(*) FROM exchange_posts_readable")).scalar_one() == everything  # owner
+    assert demo_hidden > 0
+    with app_engine.connect() as c:
+        hidden = "visibility <> 'public' AND cooperative_id <> app_cooperative_id()"
+        for actor in (other, None):
+            act(c, actor)
+            assert c.execute(text("SELECT count(*) FROM exchange_posts_readable"
+                                  " WHERE visibility <> 'public' AND cooperative_id = :d"), {"d": demo[0]}
+                             ).scalar_one() == 0
+            assert c.execute(text(f"SELECT count(*) FROM exchange_posts_readable WHERE {hidden}")).scalar_one() == 0
+        act(c, demo)
+        assert c.execute(text("SELECT count(*) FROM exchange_posts_readable WHERE visibility <> 'public'"
+                              " AND cooperative_id = :d"), {"d": demo[0]}).scalar_one() == demo_hidden
+        assert c.execute(text("SELECT count(*) FROM exchange_posts_readable WHERE visibility = 'public'")
+                         ).scalar_one() == public
+        for write in ("DELETE FROM exchange_posts_readable", "UPDATE exchange_posts_readable SET title = title",
+                      "INSERT INTO exchange_posts_readable (title) VALUES ('x')"):
+            with pytest.raises(ProgrammingError) as err:  # read-only for the app: no way past the policies
+                c.execute(text(write))
+            assert "permission denied" in str(err.value.orig), err.value.orig
+            c.rollback()
+            act(c, demo)

@@ -127,7 +127,8 @@ ROWS = [
         hidden={"ex_members_title": OURS_SEE}, shown=True),
     Row("PATCH", f"{P}/posts/{{post_id}}", rule(403, anonymous=401, steward=200, outsider=404),
         url=f"{P}/posts/{{ex_members_post}}", body=lambda s, role: {"json": {"title": "Matrice modifiée"}}),
-    # Replying: not to one's own post (422), not to a post one may not read (404).
+    # Replying: not to one's own post (422), not to a post one may not read (404). A public post is
+    # answered across cooperatives along an accepted clearing line: tests/api/test_exchange_network.py.
     Row("POST", f"{P}/posts/{{post_id}}/replies", rule(201, anonymous=401, steward=422, outsider=404),
         url=f"{P}/posts/{{ex_members_post}}/replies", body=lambda s, role: {"json": {"message": "Bonjour"}}),
     Row("GET", f"{P}/exchanges", signed_in(200), body=lambda s, role: (proposed(s), {})[1],
