@@ -211,6 +211,21 @@ def test_every_table_has_row_level_security(engine) -> None:
         assert tables_without_policies(c) == []
 
 
+def test_the_app_only_reads_through_views(engine, settings) -> None:
+    """A simple view is updatable with its owner's rights, past the policies of the table under it:
+    the default privileges grant the app writes on every new relation, so each view must take them
+    back (as 0019_exchange_network does for exchange_posts_readable)."""
+    with engine.connect() as c:
+        writable = c.execute(text(
+            "SELECT c.relname, p.privilege FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE', 'DELETE']) AS p(privilege)"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm')"
+            " AND has_table_privilege(:role, c.oid, p.privilege) ORDER BY 1, 2"), {"role": settings.app_role}).all()
+        views = c.execute(text("SELECT count(*) FROM pg_views WHERE schemaname = 'public'")).scalar_one()
+    assert views >= 3, "commons_public, reservations_owner, exchange_posts_readable at least"
+    assert writable == []
+
+
 @pytest.mark.parametrize("table", sorted(TWO_SIDED))
 def test_a_third_cooperative_sees_nothing_of_a_line(table, engine, app_engine) -> None:
     """The demo's Saillans-Diois line and its crossing payments: both sides read them, Crest (a third

@@ -20,8 +20,7 @@ Create Date: 2026-11-29
 """
 from alembic import op
 
-from commons_map.settings import get_settings
-from commons_map.tenancy import COOP, MEMBER
+from commons_map.tenancy import COOP, MEMBER, app_role
 
 revision = "0019_exchange_network"
 down_revision = "0018_network_policies"
@@ -60,12 +59,6 @@ CREATE TRIGGER exchanges_stay_in_their_cooperative BEFORE UPDATE OF cooperative_
 """
 
 
-def _role() -> str:
-    role = get_settings().app_role
-    assert role.replace("_", "").isalnum(), role
-    return role
-
-
 def upgrade() -> None:
     for table, (using, check) in POLICIES.items():
         op.execute(f"CREATE POLICY party ON {table} USING ({using}) WITH CHECK ({check})")
@@ -76,8 +69,8 @@ def upgrade() -> None:
     )
     # Read-only for the app: the default privileges (0012_tenancy) grant writes on new relations,
     # views too, and a simple view is updatable with its owner's rights, past the table's policies.
-    op.execute(f'REVOKE ALL ON exchange_posts_readable FROM "{_role()}"')
-    op.execute(f'GRANT SELECT ON exchange_posts_readable TO "{_role()}"')
+    op.execute(f'REVOKE ALL ON exchange_posts_readable FROM "{app_role()}"')
+    op.execute(f'GRANT SELECT ON exchange_posts_readable TO "{app_role()}"')
 
 
 def downgrade() -> None:
