@@ -10,7 +10,11 @@ Over the same file and the same (own, temporary) database:
      columns and foreign keys our rows go through) of a second, freshly migrated database, so that
      it starts from an empty table as our first import did; in one transaction (`-gt unlimited`),
      with COPY: the same write without our checks and history;
-  5. COPY of the same rows (WKB prepared beforehand) straight into `commons`.
+  5. COPY of the same rows (WKB prepared beforehand) straight into `commons`;
+  6. the command line as a user runs it, start-up included: `commons-map ingest --help` (the
+     start-up alone), `commons-map ingest commons FILE --dry-run`, then the real import, into a
+     third, freshly migrated database (an empty `commons`, as for ogr2ogr's bare table), beside
+     `ogr2ogr -f PostgreSQL` of (2).
 
 Run:  .venv/bin/python bench/ingest.py [--rows 100000]
 Prints the times and the ratios measured in this one run. Creates and drops its own database.
@@ -74,6 +78,30 @@ def add_cooperative(engine, bounds: tuple[float, float, float, float]) -> int:
         return coop.id
 
 
+def command_line(url: str, gpkg: Path, rows: int) -> tuple[float, float, float]:
+    """(start-up, dry run, real import) of the `commons-map` command, each timed from outside the process."""
+    script = Path(sys.executable).with_name("commons-map")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "commons_map.cli"]
+    env = dict(os.environ, COMMONS_DATABASE_URL=url)
+    args = [*command, "ingest", "commons", str(gpkg), "--map", "name=nom", "--map", "kind=type",
+            "--external-id", "uuid", "--cooperative", "bench"]
+
+    def timed(argv: list[str], expect: str) -> float:
+        t = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - t
+        if done.returncode != 0 or expect not in done.stdout + done.stderr:
+            sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        return elapsed
+
+    t_start = timed([*command, "ingest", "--help"], "commons")
+    t_dry = timed([*args, "--dry-run"], "dry run")
+    t_real = timed(args, str(rows))
+    print(f"command line: start-up (`commons-map ingest --help`) {t_start:.2f} s, dry run {t_dry:.2f} s,"
+          f" first import {t_real:.2f} s")
+    return t_start, t_dry, t_real
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
@@ -84,12 +112,15 @@ def main() -> None:
     url = make_url(base).set(database=f"cm_bench_ingest_{os.getpid()}").render_as_string(hide_password=False)
     url_append = make_url(url).set(database=f"cm_bench_ingest_{os.getpid()}_append").render_as_string(
         hide_password=False)
+    url_cli = make_url(url).set(database=f"cm_bench_ingest_{os.getpid()}_cli").render_as_string(hide_password=False)
     ensure_database(url)
     ensure_database(url_append)
+    ensure_database(url_cli)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         upgrade(url)
         upgrade(url_append)
+        upgrade(url_cli)
         gpkg = tmp / "parcelles.gpkg"
         t = time.perf_counter()
         bounds = make_gpkg(gpkg, args.rows)
@@ -99,6 +130,10 @@ def main() -> None:
         coop_id = add_cooperative(engine, bounds)
         engine_append = make_engine(url=url_append)
         append_coop_id = add_cooperative(engine_append, bounds)
+        engine_cli = make_engine(url=url_cli)
+        add_cooperative(engine_cli, bounds)
+        engine_cli.dispose()
+        t_start, t_cli_dry, t_cli = command_line(url_cli, gpkg, args.rows)
 
         from ingest.geodata import ImportOptions, import_commons
 
@@ -192,11 +227,15 @@ def main() -> None:
               f"   ours / COPY into commons = {t_ours / t_commons:.1f}")
         print(f"        ours / ogr2ogr -append into commons = {t_ours / t_append:.2f}"
               f"   ogr2ogr -append into commons / ogr2ogr = {t_append / t_ogr:.1f}")
+        print(f"command line, start-up included: `commons-map ingest commons` {t_cli:.2f} s (dry run {t_cli_dry:.2f} s,"
+              f" start-up alone {t_start:.2f} s) beside `ogr2ogr -f PostgreSQL` into a bare table {t_ogr:.2f} s:"
+              f" {t_cli / t_ogr:.2f}x (dry run {t_cli_dry / t_ogr:.2f}x; goal: within 2x)")
         engine.dispose()
         engine_append.dispose()
     finally:
         drop_database(url)
         drop_database(url_append)
+        drop_database(url_cli)
         for f in tmp.iterdir():
             f.unlink()
         tmp.rmdir()

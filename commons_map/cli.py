@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,13 +12,7 @@ from sqlalchemy.engine import make_url
 from commons_map.clikit import console, cooperative_named, fail, progress, unit_of_work
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
-from commons_map.exchange.cli import app as exchange_app
-from commons_map.governance.cli import app as governance_app
-from commons_map.ledger.cli import ledger_app
-from commons_map.reservations.cli import app as reservations_app
 from commons_map.settings import get_settings
-from commons_map.soil.cli import app as soil_app
-from maps.cli import app as maps_app
 
 app = typer.Typer(help="commons-map: the register and map of a cooperative's commons.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: create, migrate.", no_args_is_help=True)
@@ -28,15 +23,42 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(members_app, name="members")
 kinds_app = typer.Typer(help="Kinds of commons: list them, add one for a cooperative.", no_args_is_help=True)
 app.add_typer(kinds_app, name="kinds")
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(soil_app, name="soil")
-app.add_typer(maps_app, name="maps")
-app.add_typer(reservations_app, name="reservations")
-app.add_typer(governance_app, name="governance")
-app.add_typer(exchange_app, name="exchange")
-app.add_typer(__import__("commons_map.people.cli", fromlist=["app"]).app, name="cooperatives")  # many cooperatives
-app.add_typer(__import__("commons_map.partners.cli", fromlist=["app"]).app, name="partners")  # partner maps
-app.add_typer(__import__("commons_map.notify.cli", fromlist=["app"]).app, name="notify")  # notifications
+
+# The command groups kept in modules of their own: (module, attribute). Importing all of them costs
+# about a second (the services, models and libraries behind each), so the command line run as
+# `commons-map GROUP ...` imports only that group's (see ``_groups_to_load``).
+GROUPS: dict[str, tuple[str, str]] = {
+    "ledger": ("commons_map.ledger.cli", "ledger_app"),
+    "soil": ("commons_map.soil.cli", "app"),
+    "maps": ("maps.cli", "app"),
+    "reservations": ("commons_map.reservations.cli", "app"),
+    "governance": ("commons_map.governance.cli", "app"),
+    "exchange": ("commons_map.exchange.cli", "app"),
+    "cooperatives": ("commons_map.people.cli", "app"),  # many cooperatives
+    "partners": ("commons_map.partners.cli", "app"),  # partner maps
+    "notify": ("commons_map.notify.cli", "app"),  # notifications
+    "ingest": ("ingest.cli", "app"),  # importers (ingest/)
+}
+
+
+def _groups_to_load(argv: list[str]) -> list[str]:
+    """Every group, unless this process is the ``commons-map`` command itself run for one group.
+
+    ``commons-map ingest commons FILE`` needs only ``ingest``; help, completion, the commands of
+    this module and any other importer of ``app`` (tests, ``CliRunner``) get them all.
+    """
+    program = Path(argv[0]).name if argv else ""
+    if program not in ("commons-map", "cli.py") or len(argv) < 2:
+        return list(GROUPS)
+    return [argv[1]] if argv[1] in GROUPS else list(GROUPS)
+
+
+def _add_groups(names: list[str]) -> None:
+    from importlib import import_module
+
+    for name in names:
+        module, attribute = GROUPS[name]
+        app.add_typer(getattr(import_module(module), attribute), name=name)
 
 
 
@@ -335,7 +357,7 @@ def serve(
                 timeout_worker_healthcheck=60)
 
 
-app.add_typer(__import__("ingest.cli", fromlist=["app"]).app, name="ingest")  # importers (ingest/)
+_add_groups(_groups_to_load(sys.argv))
 
 if __name__ == "__main__":  # pragma: no cover
     app()

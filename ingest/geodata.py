@@ -277,32 +277,96 @@ def _stage_rows(table: SourceTable, mapping: dict[str, str], options: ImportOpti
 
 def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, table: SourceTable,
          mapping: dict[str, str], options: ImportOptions, source: str, say: Progress) -> ImportReport:
+    """The pipeline, in the caller's transaction: stage the rows, check each on its own, check them
+    against each other and the register, write (unless a dry run or rows are rejected), report."""
     total = len(table)
     suffix = uuid.uuid4().hex[:10]
     raw_t, imp_t, cls_t = f"imp_raw_{suffix}", f"imp_{suffix}", f"imp_cls_{suffix}"
     conn = session.connection()
+    kinds = _kind_words(conn)
+    _take_turn(conn, cooperative.id)
+    saved = _tune_planner(conn)
+    _stage(conn, raw_t=raw_t, table=table, mapping=mapping, options=options, kinds=kinds, say=say)
+    say("staged", total, total)
+    params = _check_params(conn, cooperative, options)
+    temp_tables = [raw_t]
+    if "parent" in mapping:
+        # Parents are looked for among the file's rows too: pass 1 is kept in a table, indexed, analysed.
+        _keep_row_checks(conn, raw_t=raw_t, imp_t=imp_t, params=params)
+        temp_tables.append(imp_t)
+        rows_source = imp_t
+        say("checked rows", total, total)
+    else:  # pass 1 is a subquery of pass 2: one statement, one temporary table less
+        rows_source = f"({_row_checks_sql(raw_t)})"
+    _classify(conn, rows_source=rows_source, imp_t=imp_t, cls_t=cls_t, mapping=mapping, params=params)
+    temp_tables.append(cls_t)
+    if "parent" not in mapping:
+        say("checked rows", total, total)
+    say("checked against the register", total, total)
+    rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
+    write = not options.dry_run and (rejected == 0 or options.skip_rejected)
+    if write:
+        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
+               total=total)
+        say("written", total, total)
+    report_rows = _report_rows(conn, cls_t=cls_t, mapping=mapping, label=table.row_label)
+    conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
+    _restore_planner(conn, saved)
+    return ImportReport(file="", format=table.format, crs=table.crs_note, row_label=table.row_label,
+                        mapping=mapping, rows=report_rows, dry_run=options.dry_run, written=write)
+
+
+def _driver(conn: Any) -> Any:
+    """psycopg's own connection under SQLAlchemy's (for COPY and plain-tuple reads)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
+
+
+def _kind_words(conn: Any) -> dict[str, str]:
+    """Every kind's code, French and English label (lower case) -> its code."""
     kinds: dict[str, str] = {}
     for code, fr, en in conn.execute(text("SELECT code, label_fr, label_en FROM commons_kinds")):
         kinds.setdefault(fr.lower(), code)
         kinds.setdefault(en.lower(), code)
     for code in list(kinds.values()):
         kinds[code] = code
-    # Imports into one cooperative take turns: the comparison with what exists stays true until written.
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('commons-map:import'), :c)"), {"c": cooperative.id})
-    # Planner settings for this import's few large one-shot statements, put back at the end (SET LOCAL
-    # would otherwise last to the end of the caller's transaction). JIT compiles each statement for
-    # ~0.3 s because PostGIS functions' declared costs make every plan look huge; 4 MB of work_mem
-    # makes the sorts and hashes of 100,000 rows spill to disk. Durability is not touched.
-    saved = conn.execute(text(
+    return kinds
+
+
+def _take_turn(conn: Any, cooperative_id: int) -> None:
+    """Imports into one cooperative take turns: the comparison with what exists stays true until written."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('commons-map:import'), :c)"), {"c": cooperative_id})
+
+
+def _tune_planner(conn: Any) -> Any:
+    """Planner settings for the import's few large one-shot statements; returns the former ones.
+
+    Put back by ``_restore_planner`` (SET LOCAL would otherwise last to the end of the caller's
+    transaction). JIT compiles each statement for ~0.3 s because PostGIS functions' declared costs
+    make every plan look huge; 4 MB of work_mem makes the sorts and hashes of 100,000 rows spill to
+    disk. Durability is not touched.
+    """
+    return conn.execute(text(
         "SELECT current_setting('jit'), current_setting('work_mem'), set_config('jit', 'off', true),"
         " set_config('work_mem', :wm, true)"), {"wm": IMPORT_WORK_MEM}).one()
+
+
+def _restore_planner(conn: Any, saved: Any) -> None:
+    conn.execute(text("SELECT set_config('jit', :jit, true), set_config('work_mem', :wm, true)"),
+                 {"jit": saved[0], "wm": saved[1]})
+
+
+def _stage(conn: Any, *, raw_t: str, table: SourceTable, mapping: dict[str, str], options: ImportOptions,
+           kinds: dict[str, str], say: Progress) -> None:
+    """The file's rows, as text and WKB, COPYed (binary) into the temporary table ``raw_t``."""
+    total = len(table)
     conn.exec_driver_sql(
         f"CREATE TEMP TABLE {raw_t} (rn int, external_id text, name text, kind text, description text,"
         " visibility text, visibility_bad text, state text, state_bad text, parent text, geom geometry(Geometry, 4326),"
         " problems text[])"
     )
-    raw = conn.connection.driver_connection
-    assert raw is not None
+    raw = _driver(conn)
     # Binary COPY: the WKB goes as it is to PostGIS's receive function, which gives it the column's SRID.
     with raw.cursor() as cur, cur.copy(
         f"COPY {raw_t} (rn, external_id, name, kind, description, visibility, visibility_bad, state, state_bad,"
@@ -317,13 +381,19 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
             write((rn, ext, name, kind, descr, *vis, *state, parent, wkb, problems))
             if n % 5000 == 0:
                 say("staged", n, total)
-    say("staged", total, total)
-    known = ", ".join(session.scalars(text("SELECT code FROM commons_kinds ORDER BY code")))
+
+
+def _check_params(conn: Any, cooperative: Cooperative, options: ImportOptions) -> dict[str, Any]:
+    """The values the checks' SQL is run with."""
+    known = ", ".join(conn.execute(text("SELECT code FROM commons_kinds ORDER BY code")).scalars())
     margin = get_settings().territory_margin_m
-    params = {"coop": cooperative.id, "make_valid": options.make_valid, "known": known, "margin": margin,
-              "margin_km": f"{margin / 1000:g}", "coop_name": cooperative.name}
-    # Pass 1: each row on its own (kind, texts, validity and repair, geometry class, territory).
-    pass1 = f"""
+    return {"coop": cooperative.id, "make_valid": options.make_valid, "known": known, "margin": margin,
+            "margin_km": f"{margin / 1000:g}", "coop_name": cooperative.name}
+
+
+def _row_checks_sql(raw_t: str) -> str:
+    """Pass 1: each row on its own (kind, texts, validity and repair, geometry class, territory)."""
+    return f"""
         WITH t AS (SELECT territory FROM cooperatives WHERE id = :coop)
         SELECT r.rn, r.external_id, first_value(r.rn) OVER w AS first_rn, btrim(r.name) AS name, r.description,
                r.parent AS parent_ext,
@@ -386,18 +456,19 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                                    END AS geom) f
         WINDOW w AS (PARTITION BY r.external_id ORDER BY r.rn)
     """
-    temp_tables = [raw_t]
-    if "parent" in mapping:
-        # Parents are looked for among the file's rows too: pass 1 is kept in a table, indexed, analysed.
-        conn.execute(text(f"CREATE TEMP TABLE {imp_t} AS {pass1}"), params)
-        conn.exec_driver_sql(f"CREATE INDEX ON {imp_t} (external_id)")
-        conn.exec_driver_sql(f"ANALYZE {imp_t}")
-        temp_tables.append(imp_t)
-        rows_source = imp_t
-        say("checked rows", total, total)
-    else:  # pass 1 is a subquery of pass 2: one statement, one temporary table less
-        rows_source = f"({pass1})"
-    # Pass 2: rows against each other and against the register (parents, archived, unchanged).
+
+
+def _keep_row_checks(conn: Any, *, raw_t: str, imp_t: str, params: dict[str, Any]) -> None:
+    """Pass 1 kept in the temporary table ``imp_t``, indexed by external id and analysed."""
+    conn.execute(text(f"CREATE TEMP TABLE {imp_t} AS {_row_checks_sql(raw_t)}"), params)
+    conn.exec_driver_sql(f"CREATE INDEX ON {imp_t} (external_id)")
+    conn.exec_driver_sql(f"ANALYZE {imp_t}")
+
+
+def _classify(conn: Any, *, rows_source: str, imp_t: str, cls_t: str, mapping: dict[str, str],
+              params: dict[str, Any]) -> None:
+    """Pass 2, into ``cls_t``: rows against each other and against the register (parents, archived,
+    unchanged), each row's action (create, update, unchanged, rejected) and every reason."""
     compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
                "gd.moved"]
     changes = [
@@ -467,32 +538,20 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
                              WHERE c.id IS NOT NULL OFFSET 0) gd ON true{parent_joins}
         ) x
     """), params)
-    temp_tables.append(cls_t)
-    if "parent" not in mapping:
-        say("checked rows", total, total)
-    say("checked against the register", total, total)
-    rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
-    write = not options.dry_run and (rejected == 0 or options.skip_rejected)
-    if write:
-        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
-               total=total)
-    say("written", total, total) if write else None
-    columns = {t: c for t, c in mapping.items()}
-    label = table.row_label
-    with _collector_paused(), raw.cursor() as cur:  # plain tuples: no SQLAlchemy Row objects
+
+
+def _report_rows(conn: Any, *, cls_t: str, mapping: dict[str, str], label: str) -> list[RowReport]:
+    """Each row's outcome, in the file's order."""
+    columns = dict(mapping)
+    with _collector_paused(), _driver(conn).cursor() as cur:  # plain tuples: no SQLAlchemy Row objects
         cur.execute(
             f"SELECT rn, external_id, action, CASE WHEN cardinality(all_reasons) > 0 THEN all_reasons END,"
             f" coalesce(repaired, false) AND action <> 'rejected', commons_id FROM {cls_t} ORDER BY rn")
-        report_rows = [
+        return [
             RowReport(rn, ext, action, [_row_problem(m, columns, label, rn) for m in reasons] if reasons else [],
                       repaired, commons_id)
             for rn, ext, action, reasons, repaired, commons_id in cur.fetchall()
         ]
-    conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
-    conn.execute(text("SELECT set_config('jit', :jit, true), set_config('work_mem', :wm, true)"),
-                 {"jit": saved[0], "wm": saved[1]})
-    return ImportReport(file="", format=table.format, crs=table.crs_note, row_label=table.row_label,
-                        mapping=mapping, rows=report_rows, dry_run=options.dry_run, written=write)
 
 
 @contextmanager

@@ -214,20 +214,33 @@ def read_vector(path: Path, *, crs: str | None, layer: str | None, encoding: str
         raise ValidationFailed("ingest.no_geometry_layer", field="file")
     else:
         raise ValidationFailed("ingest.several_layers", field="layer", layers=with_geom)
-    frames = []
+    # pyogrio's raw reader: the attributes as arrays and the geometries as the file's WKB, with no
+    # GeoDataFrame between; the WKB goes on to PostGIS as it is unless it must be reprojected or flattened.
+    parts = []
     for name in chosen:
         try:
-            frames.append(pyogrio.read_dataframe(path, layer=name, encoding=encoding))
+            meta, _fids, wkb, fields = pyogrio.raw.read(path, layer=name, encoding=encoding)
         except Exception as exc:  # noqa: BLE001
             raise ValidationFailed("ingest.layer_unreadable", field="file", layer=name, reason=str(exc)) from exc
-    gdf = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    file_crs = gdf.crs
+        wkb = np.empty(0, dtype=object) if wkb is None else wkb  # a layer without geometry column
+        parts.append((meta, wkb, pd.DataFrame(dict(zip([str(f) for f in meta["fields"]], fields, strict=True)),
+                                              index=pd.RangeIndex(len(wkb)))))
+    first_crs = parts[0][0]["crs"]  # KML's folders all share WGS84
+    file_crs = CRS.from_user_input(first_crs) if first_crs else None
+    if len(parts) == 1:
+        wkb_in, attrs = parts[0][1], parts[0][2]
+    else:
+        wkb_in = np.concatenate([w for _, w, _ in parts])
+        attrs = pd.concat([a for _, _, a in parts], ignore_index=True)
     source_crs, note = _choose_crs(file_crs, crs)
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    try:
+        geoms = shapely.from_wkb(wkb_in)
+    except shapely.errors.GEOSException as exc:
+        raise ValidationFailed("ingest.layer_unreadable", field="file", layer=", ".join(chosen),
+                               reason=str(exc)) from exc
     if fmt == "KML":  # LIBKML's display fields are not attributes anyone mapped
         attrs = attrs.drop(columns=[c for c in KML_DISPLAY if c in attrs.columns])
-    return _finish(fmt, attrs, geoms, source_crs, note, start=1, label="feature")
+    return _finish(fmt, attrs, geoms, source_crs, note, start=1, label="feature", wkb_in=wkb_in)
 
 
 def _choose_crs(file_crs: CRS | None, given: str | None) -> tuple[CRS, str]:
@@ -246,8 +259,11 @@ def _choose_crs(file_crs: CRS | None, given: str | None) -> tuple[CRS, str]:
 
 def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, note: str,
             *, start: int, label: str, row_numbers: list[int] | None = None,
-            problems: dict[int, list[str]] | None = None) -> SourceTable:
-    """Reproject to WGS84, flatten to 2D, check coordinates, and encode as WKB (all vectorised)."""
+            problems: dict[int, list[str]] | None = None, wkb_in: np.ndarray | None = None) -> SourceTable:
+    """Reproject to WGS84, flatten to 2D, check coordinates, and encode as WKB (all vectorised).
+
+    ``wkb_in``: the geometries as the file gave them; sent on as they are when nothing changed them.
+    """
     problems = dict(problems or {})
     n = len(geoms)
     present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -257,8 +273,10 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
     has_m = getattr(shapely, "has_m", None)
     if shapely.has_z(geoms).any() or (has_m is not None and has_m(geoms).any()):
         geoms = shapely.force_2d(geoms)  # rebuilds every geometry: only when some have Z or M
+        wkb_in = None
     wgs84 = CRS.from_epsg(4326)
     if CRS(source_crs) != wgs84:
+        wkb_in = None
         from pyproj import Transformer
 
         tr = Transformer.from_crs(source_crs, wgs84, always_xy=True)
@@ -276,7 +294,10 @@ def _finish(fmt: str, attrs: pd.DataFrame, geoms: np.ndarray, source_crs: CRS, n
                           lon=f"{bounds[i, 0]:.6g}", lat=f"{bounds[i, 1]:.6g}")
         problems.setdefault(int(i), []).append(msg)
     ok = present & in_range
-    wkb: list[bytes | None] = shapely.to_wkb(np.where(ok, geoms, None)).tolist()  # None where not ok
+    if wkb_in is not None:  # the file's own WKB, unchanged (2D, already WGS84)
+        wkb: list[bytes | None] = np.where(ok, wkb_in, None).tolist()
+    else:
+        wkb = shapely.to_wkb(np.where(ok, geoms, None)).tolist()  # None where not ok
     text_attrs = attrs.astype(object).where(attrs.notna(), None)
     return SourceTable(
         format=fmt,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +18,15 @@ from commons_map.settings import Settings
 from commons_map.tenancy import act_for_member, member_id_by
 
 _hasher = PasswordHasher()
-# A hash to verify against when the username is unknown, so timing does not tell.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the username is unknown, so timing does not tell (made on first
+    use: an argon2 hash costs ~0.1-0.4 s, which every command that imports this module paid)."""
+    return _hasher.hash("not-a-real-password")
+
+
 ALGORITHM = "HS256"
 
 
@@ -45,7 +53,7 @@ def authenticate(session: Session, *, username: str, password: str) -> Member:
     if "\x00" not in name and act_for_member(session, member_id_by(session, "username", name)) is not None:
         member = session.scalar(select(Member).where(Member.username == name))
     if member is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         raise AuthenticationFailed("people.bad_credentials")
     if not verify_password(member.password_hash, password) or not member.is_active:
         raise AuthenticationFailed("people.bad_credentials")

@@ -156,7 +156,7 @@ def yields(data: dict[str, dict[int, float]], *, fmt: str = "png", locale: str |
     ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(t["yield_y"])
     ax.set_title(title or t["yield_title"])
-    if not data:
+    if not years:
         ax.text(0.5, 0.5, t["no_yield"], ha="center", va="center", transform=ax.transAxes)
     else:
         ax.legend(fontsize=8)

@@ -139,6 +139,10 @@ def test_coordinator_corrects_too(client, auth, people, db, recorded):
         ("withdraw", {"reason": ""}, "reason", None),
         ("withdraw", {"reason": "   "}, "reason", "soil.withdraw_reason"),
         ("withdraw", {}, "reason", None),
+        ("withdraw", {"reason": "a\x00b"}, "reason", None),
+        ("put", {"reason": "a\x00b"}, "reason", None),
+        ("put", {"point": {"type": "LineString", "coordinates": [[5.1, 44.7], [5.2, 44.8]]}}, "point",
+         "soil.point_not_point"),
     ],
 )
 def test_bad_input_names_the_field_and_changes_nothing(client, auth, people, db, recorded, path, change, field, code):

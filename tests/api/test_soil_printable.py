@@ -4,6 +4,7 @@ printed to PDF by Chromium, in French and English; charts that stay readable wit
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import date
 from html import unescape
 
@@ -80,3 +81,11 @@ def test_up_to_eight_parcels_each_have_their_colour_marker_and_a_direct_label():
         assert svg.count(f"Parcelle {i:02d}") >= 2  # in the legend and at the end of its line
     styles = {tuple(charts.style(i).values()) for i in range(32)}
     assert len(styles) == 32  # no two of the first 32 series drawn alike
+
+
+def test_gardens_without_a_harvest_in_the_years_shown_say_so():
+    """The printable report keeps a year's series only: a garden may be left with no year at all."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned of an empty legend
+        svg = charts.yields({"Jardin des Tilleuls": {}}, fmt="svg", locale="en").decode()
+    assert "No harvest yet" in svg
