@@ -283,7 +283,7 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     suffix = uuid.uuid4().hex[:10]
     raw_t, imp_t, cls_t = f"imp_raw_{suffix}", f"imp_{suffix}", f"imp_cls_{suffix}"
     conn = session.connection()
-    kinds = _kind_words(conn)
+    kinds = _kind_words(conn, cooperative)
     _take_turn(conn, cooperative.id)
     saved = _tune_planner(conn)
     _stage(conn, raw_t=raw_t, table=table, mapping=mapping, options=options, kinds=kinds, say=say)
@@ -323,10 +323,15 @@ def _driver(conn: Any) -> Any:
     return raw
 
 
-def _kind_words(conn: Any) -> dict[str, str]:
-    """Every kind's code, French and English label (lower case) -> its code."""
+# The kinds a cooperative may use: the shipped ones and its own (another cooperative's are not).
+OWN_KINDS = "SELECT code, label_fr, label_en FROM commons_kinds WHERE cooperative_id IS NULL OR cooperative_id = :coop"
+
+
+def _kind_words(conn: Any, cooperative: Cooperative) -> dict[str, str]:
+    """Every kind's code, French and English label (lower case) -> its code, of the kinds the
+    cooperative may use."""
     kinds: dict[str, str] = {}
-    for code, fr, en in conn.execute(text("SELECT code, label_fr, label_en FROM commons_kinds")):
+    for code, fr, en in conn.execute(text(OWN_KINDS), {"coop": cooperative.id}):
         kinds.setdefault(fr.lower(), code)
         kinds.setdefault(en.lower(), code)
     for code in list(kinds.values()):
@@ -385,7 +390,7 @@ def _stage(conn: Any, *, raw_t: str, table: SourceTable, mapping: dict[str, str]
 
 def _check_params(conn: Any, cooperative: Cooperative, options: ImportOptions) -> dict[str, Any]:
     """The values the checks' SQL is run with."""
-    known = ", ".join(conn.execute(text("SELECT code FROM commons_kinds ORDER BY code")).scalars())
+    known = ", ".join(sorted(row[0] for row in conn.execute(text(OWN_KINDS), {"coop": cooperative.id})))
     margin = get_settings().territory_margin_m
     return {"coop": cooperative.id, "make_valid": options.make_valid, "known": known, "margin": margin,
             "margin_km": f"{margin / 1000:g}", "coop_name": cooperative.name}
@@ -442,7 +447,7 @@ def _row_checks_sql(raw_t: str) -> str:
                ], NULL) AS reasons
         FROM {raw_t} r
         CROSS JOIN t
-        LEFT JOIN commons_kinds k ON k.code = r.kind
+        LEFT JOIN commons_kinds k ON k.code = r.kind AND (k.cooperative_id IS NULL OR k.cooperative_id = :coop)
         CROSS JOIN LATERAL (SELECT r.geom AS g0) g
         -- ST_IsValidDetail (for the reason) only on the few rows ST_IsValid finds invalid.
         CROSS JOIN LATERAL (SELECT g.g0 IS NULL OR ST_IsValid(g.g0) AS ok) q

@@ -193,6 +193,26 @@ def test_unknown_kind_and_bad_values_name_row_field_and_column(db, people, tmp_p
     assert not report.written
 
 
+def test_another_cooperatives_kind_is_unknown_here_and_ours_is_known(db, people, tmp_path):
+    from commons_map.register.models import CommonsKind
+
+    db.add_all([CommonsKind(code="four_a_pain_diois", cooperative_id=people.other_coop.id, label_fr="Four à pain",
+                            label_en="Bread oven", category="place", geometry="point"),
+                CommonsKind(code="four_a_pain_saillans", cooperative_id=people.coop.id, label_fr="Four banal",
+                            label_en="Communal oven", category="place", geometry="point")])
+    db.flush()
+    f = tmp_path / "fours.csv"
+    f.write_text("id;nom;genre;lat;lon\n"
+                 "f1;Four du Diois;four_a_pain_diois;44,70;5,19\n"
+                 "f2;Four de Saillans;Four banal;44,70;5,19\n", encoding="utf-8")
+    report = import_commons(db, actor=people.coordinator, path=f, options=ImportOptions(
+        mapping={"external_id": "id", "kind": "genre"}, dry_run=True))
+    reasons = {r.row: r.reasons for r in report.rows if r.reasons}
+    assert list(reasons) == [2], reasons
+    assert reasons[2][0].startswith("line 2, kind (column 'genre'): unknown kind 'four_a_pain_diois'; known kinds:")
+    assert "four_a_pain_saillans" in reasons[2][0] and "four_a_pain_diois;" not in reasons[2][0].split(":", 2)[2]
+
+
 def test_mapping_errors_name_the_columns(db, people):
     with pytest.raises(ValidationFailed) as exc:
         run(db, people, "parcelles.gpkg", mapping={"name": "nom_parcelle", "external_id": "uuid"}, kind="land")
