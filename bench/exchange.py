@@ -40,6 +40,7 @@ import httpx  # noqa: E402
 from sqlalchemy import event, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.wrk import run_wrk  # noqa: E402
 from commons_map.db import drop_database, ensure_database, make_engine, session_scope  # noqa: E402
 from commons_map.settings import Settings, get_settings  # noqa: E402
 
@@ -50,16 +51,6 @@ WORDS = ["Réparation de vélos", "Réparation de vélo électrique", "Cours de 
          "Pain au levain", "Soutien scolaire", "Électricité et prises", "Couture et retouches"]
 CATEGORIES = ["se_nourrir", "se_loger", "se_soigner", "s_entraider", "apprendre", "reparer", "se_deplacer",
               "garder", "jardiner", "bricoler", "accompagner"]
-LUA = """
-init = function(args)
-  wrk.headers["Authorization"] = "Bearer " .. args[1]
-end
-done = function(summary, latency, requests)
-  io.write(string.format("P95_US %d\\n", latency:percentile(95)))
-  io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.connect + summary.errors.read
-                                         + summary.errors.write + summary.errors.timeout))
-end
-"""
 
 
 def free_port() -> int:
@@ -145,19 +136,6 @@ def captured_sql(url: str, member_id: int, params: dict) -> tuple[str, int]:
     return sql, result["numberMatched"]
 
 
-def run_wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(LUA)
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-                          "-s", fh.name, url, "--", token],
-                         capture_output=True, text=True, check=True)
-    os.unlink(fh.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
-    p95 = int(re.search(r"P95_US (\d+)", out.stdout).group(1)) / 1000  # type: ignore[union-attr]
-    errors = int(re.search(r"ERRORS (\d+)", out.stdout).group(1))  # type: ignore[union-attr]
-    if errors:
-        raise RuntimeError(f"wrk saw {errors} errors:\n{out.stdout}")
-    return rps, p95
 
 
 def run_pgbench(url: str, sql: str, seconds: int, connections: int, *, coop_id: int, member_id: int
@@ -227,7 +205,12 @@ def main() -> None:
                 time.sleep(0.3)
             assert r is not None and r.status_code == 200, r
             assert r.json()["numberMatched"] == matched, "the API and the captured SQL disagree"
-            api_rps, api_p95 = run_wrk(api, token, args.seconds, args.connections)
+            base, path = api.split("/api/", 1)
+            w = run_wrk(base, [f"/api/{path}"], seconds=args.seconds, connections=args.connections,
+                        headers={"Authorization": f"Bearer {token}"}, timeout_s=10)
+            if w.errors:
+                raise RuntimeError(f"wrk saw {w.errors} failed requests")
+            api_rps, api_p95 = w.rps, w.p95_ms
         finally:
             server.terminate()
             server.wait(timeout=30)

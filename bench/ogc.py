@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.wrk import run_wrk  # noqa: E402
 from commons_map.db import drop_database, ensure_database, make_engine, session_scope  # noqa: E402
 from commons_map.publish import service  # noqa: E402
 from commons_map.publish.collections import COLLECTIONS  # noqa: E402
@@ -121,39 +122,15 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 
-LUA = """
-local paths = {PATHS}
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i % #paths) + 1])
-end
-done = function(summary, latency, requests)
-  io.write(string.format("P95_US %d\\n", latency:percentile(95)))
-  io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.connect + summary.errors.read
-                                         + summary.errors.write + summary.errors.timeout))
-end
-"""
 
 
-def run_wrk(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
-    """Requests per second and p95 (ms) of ``wrk`` cycling over ``paths``; errors are fatal."""
-    lua = LUA.replace("{PATHS}", "{" + ", ".join(json.dumps(p) for p in paths) + "}")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(lua)
-    try:
-        out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s", "-s", fh.name,
-             "-H", "Accept-Encoding: gzip", "-H", "Accept: application/geo+json", base],
-            capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(fh.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
-    p95 = int(re.search(r"P95_US (\d+)", out.stdout).group(1)) / 1000  # type: ignore[union-attr]
-    errors = int(re.search(r"ERRORS (\d+)", out.stdout).group(1))  # type: ignore[union-attr]
-    if errors:
-        raise RuntimeError(f"wrk saw {errors} errors on {base}{paths[0]}:\n{out.stdout}")
-    return rps, p95
+def wrk_rate(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
+    """Requests per second and p95 (ms) of ``wrk`` over ``paths`` (bench/wrk.py); errors are fatal."""
+    w = run_wrk(base, paths, seconds=seconds, connections=connections,
+                headers={"Accept": "application/geo+json"})
+    if w.errors:
+        raise RuntimeError(f"wrk saw {w.errors} failed requests on {base}{paths[0]}")
+    return w.rps, w.p95_ms
 
 
 def run_pgbench(url: str, sqls: list[str], seconds: int, connections: int) -> tuple[float, float]:
@@ -331,8 +308,8 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None: 
                 r = client.get(base + path)
                 if r.status_code not in (200, 204):
                     raise RuntimeError(f"{base}{path} -> {r.status_code}: {r.text[:300]}")
-        o = run_wrk(f"http://127.0.0.1:{ours_port}", ours, args.seconds, args.connections)
-        t = run_wrk(f"http://127.0.0.1:{tipg_port}", theirs, args.seconds, args.connections) if tipg_port else None
+        o = wrk_rate(f"http://127.0.0.1:{ours_port}", ours, args.seconds, args.connections)
+        t = wrk_rate(f"http://127.0.0.1:{tipg_port}", theirs, args.seconds, args.connections) if tipg_port else None
         d = run_pgbench(url, sqls, args.seconds, args.connections)
         rows.append((name, o, t, d))
         print(f"{name}: ours {o[0]:.1f}/s, tipg {t[0] if t else float('nan'):.1f}/s, pgbench {d[0]:.1f}/s",
