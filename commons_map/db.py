@@ -78,7 +78,11 @@ def make_replica_engine(url: str, **kw) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep objects usable after commit."""
+    """Sessions that keep objects usable after commit. Every model is imported first: a mapper's
+    relationships and foreign keys name other rooms' tables (the command line imports only the
+    group it runs, so nothing else may have imported them yet)."""
+    import commons_map.models  # noqa: F401
+
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

@@ -352,10 +352,10 @@ def test_in_french_no_english_is_left_on_the_members_pages(new_phone, make_membe
     page.get_by_role("button", name="Change").click()
     page.wait_for_load_state()
     assert page.locator("html").get_attribute("lang") == "fr"
-    with Session(engine) as s:  # people's names are proper nouns, whatever they look like
+    with Session(engine) as s:  # people's and places' names are proper nouns ("Pré Long"), whatever they look like
         names = {
             w.lower()
-            for n in s.scalars(select(Member.display_name))
+            for n in [*s.scalars(select(Member.display_name)), *s.scalars(select(Commons.name))]
             for w in re.findall(r"[A-Za-zÀ-ÿ]{3,}", n)
         }
     vocabulary = english_vocabulary() - names

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from api.i18n import Formats
 from commons_map.db import make_engine, session_scope
 from commons_map.demo.load import offset
 from commons_map.people.models import Cooperative, Member
@@ -97,13 +98,23 @@ WORDS = {
 }
 
 
+def _when(moment: datetime, locale: str) -> str:
+    """A time as the page says it: the time of day in the member's locale ("13:27", "1:27 PM"),
+    after the weekday when it is not today (a booking three hours ahead may fall after midnight)."""
+    fmt = Formats(locale, "Europe/Paris")
+    local = moment.astimezone(fmt.tz)
+    if local.date() == datetime.now(fmt.tz).date():
+        return fmt.time(moment)
+    return f"{fmt.weekday(local.date())} {fmt.time(moment)}"
+
+
 @pytest.mark.parametrize("locale", ["fr", "en"])
 def test_the_reserve_page_says_what_is_free_now_and_until_when(browser, world, locale):
     ctx, page = _phone(browser, world, locale)
     try:
         w, ids = WORDS[locale], world["ids"]
         page.goto("/app/reserve")
-        hhmm = {"taken": world["taken_until"].strftime("%H:%M"), "later": world["later_from"].strftime("%H:%M")}
+        hhmm = {"taken": _when(world["taken_until"], locale), "later": _when(world["later_from"], locale)}
         assert page.locator(f"#res-{ids['kitchen']}").count() == 1
         for key in ("taken", "later", "idle", "broken"):
             text = page.locator(f"#res-{ids[key]}").inner_text()

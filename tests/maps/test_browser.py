@@ -68,7 +68,9 @@ def check_drawn(page, db) -> None:
         > 0
         or page.locator(".leaflet-overlay-pane path.leaflet-interactive").count() > gardens
     )
-    assert page.locator(".leaflet-control-layers-overlays label").count() == 3
+    # our three layers, and one per layer of the partners listed (the demo's: two)
+    partner_layers = db.scalar(text("SELECT count(*) FROM partner_layers"))
+    assert page.locator(".leaflet-control-layers-overlays label").count() == 3 + partner_layers
     assert page.locator(".leaflet-control-scale").count() == 1
     # A click on a parcel opens its popup with its figures.
     lon, lat = db.execute(

@@ -101,7 +101,11 @@ def test_static_export_writes_the_data_beside_the_page(db, settings, tmp_path):
     )
     page = (tmp_path / "index.html").read_text()
     assert '"tiles/restored_land/{z}/{x}/{y}.mvt"' in page and '"data/gardens.geojson"' in page
-    assert not re.search(r'(src|href)="(https?:)?//', page)
+    # nothing loaded from elsewhere (scripts, styles, images): the folder works offline; the only
+    # links out are the partners' own pages, named in the legend (the demo lists one)
+    assert not re.search(r'src="(https?:)?//', page) and not re.search(r'<link[^>]*href="(https?:)?//', page)
+    links_out = set(re.findall(r'href="((?:https?:)?//[^"]*)"', page))
+    assert links_out <= set(db.scalars(text("SELECT link FROM partners"))), links_out
     assert (tmp_path / "vendor" / "leaflet" / "leaflet.js").exists()
     assert "ODbL" in (tmp_path / "LICENCE.txt").read_text()
     # The same layers as one PMTiles archive, zoom 0-16, and the pages that read it.
@@ -110,7 +114,11 @@ def test_static_export_writes_the_data_beside_the_page(db, settings, tmp_path):
     for name in ("pmtiles.html", "pmtiles.en.html"):
         page = (tmp_path / name).read_text()
         assert '"public.pmtiles"' in page and "vendor/pmtiles/pmtiles.js" in page
-        assert not re.search(r'(src|href)="(https?:)?//', page)
+        # nothing loaded from elsewhere (scripts, styles, images): the folder works offline; the only
+    # links out are the partners' own pages, named in the legend (the demo lists one)
+    assert not re.search(r'src="(https?:)?//', page) and not re.search(r'<link[^>]*href="(https?:)?//', page)
+    links_out = set(re.findall(r'href="((?:https?:)?//[^"]*)"', page))
+    assert links_out <= set(db.scalars(text("SELECT link FROM partners"))), links_out
     assert (tmp_path / "vendor" / "pmtiles" / "LICENSE").exists()
     from pmtiles.reader import MmapSource, Reader
 
