@@ -3,8 +3,13 @@ their own database (concurrency, the command line)."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from shapely.geometry import MultiPolygon, Polygon
 
+from commons_map.errors import Conflict
+from commons_map.exchange import service
 from commons_map.geo import to_ewkt
 from commons_map.people.models import Cooperative, Member
 
@@ -20,3 +25,32 @@ def small_coop(session, slug: str) -> tuple[Cooperative, Member, Member]:  # noq
     session.add_all([provider, receiver])
     session.flush()
     return coop, provider, receiver
+
+
+def race_confirmations(sessions, actor_of, ids: list[int], *, threads: int) -> list[tuple[int, str]]:  # noqa: ANN001
+    """``threads`` connections confirm each exchange of ``ids`` as done at the same moment (a
+    barrier per exchange), each in a session from ``sessions`` acting as ``actor_of(session)``;
+    (exchange id, "paid" or the refusal's code) for every attempt."""
+    barrier = threading.Barrier(threads)
+    outcomes: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def confirm(exchange_id: int) -> None:
+        with sessions() as s:
+            actor = actor_of(s)
+            barrier.wait()
+            try:
+                service.done(s, actor=actor, exchange_id=exchange_id)
+                s.commit()
+                result = "paid"
+            except Conflict as exc:
+                s.rollback()
+                result = exc.code
+        with lock:
+            outcomes.append((exchange_id, result))
+
+    for exchange_id in ids:
+        barrier.reset()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(confirm, [exchange_id] * threads))
+    return outcomes

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 from sqlalchemy import func, select
 
 from commons_map.db import make_engine, make_sessionmaker
-from commons_map.errors import Conflict
 from commons_map.exchange import service
 from commons_map.exchange.models import Exchange
 from commons_map.exchange.schemas import PostIn
 from commons_map.ledger import service as ledger
 from commons_map.ledger.models import Transfer
 from commons_map.people.models import Member
-from tests.commons_map.exchange_helpers import small_coop
+from tests.commons_map.exchange_helpers import race_confirmations, small_coop
 
 THREADS = 8
 EXCHANGES = 6
@@ -37,28 +33,7 @@ def test_concurrent_confirmations_pay_once(fresh_database):
             s.commit()
             receiver_id, provider_id = receiver.id, provider.id
 
-        barrier = threading.Barrier(THREADS)
-        outcomes: list[tuple[int, str]] = []
-        lock = threading.Lock()
-
-        def confirm(exchange_id: int) -> None:
-            with Session() as s:
-                actor = s.get(Member, receiver_id)
-                barrier.wait()
-                try:
-                    service.done(s, actor=actor, exchange_id=exchange_id)
-                    s.commit()
-                    result = "paid"
-                except Conflict as exc:
-                    s.rollback()
-                    result = exc.code
-            with lock:
-                outcomes.append((exchange_id, result))
-
-        for exchange_id in ids:
-            barrier.reset()
-            with ThreadPoolExecutor(THREADS) as pool:
-                list(pool.map(confirm, [exchange_id] * THREADS))
+        outcomes = race_confirmations(Session, lambda s: s.get(Member, receiver_id), ids, threads=THREADS)
 
         with Session() as s:
             for exchange_id in ids:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -16,7 +14,6 @@ from sqlalchemy import func, select
 from commons_map.clearing import service as clearing
 from commons_map.clearing.models import ClearingPayment
 from commons_map.db import make_engine, make_sessionmaker
-from commons_map.errors import Conflict
 from commons_map.exchange import service
 from commons_map.exchange.models import Exchange
 from commons_map.exchange.schemas import PostIn
@@ -25,7 +22,7 @@ from commons_map.ledger.models import Transfer
 from commons_map.people.models import Member, MemberRole
 from commons_map.settings import Settings
 from commons_map.tenancy import act_for_member
-from tests.commons_map.exchange_helpers import small_coop
+from tests.commons_map.exchange_helpers import race_confirmations, small_coop
 
 THREADS = 8
 EXCHANGES = 4
@@ -69,28 +66,7 @@ def test_concurrent_confirmations_across_cooperatives_pay_once(fresh_database):
                 s.commit()
             ids.append(ex.id)
 
-        barrier = threading.Barrier(THREADS)
-        outcomes: list[tuple[int, str]] = []
-        lock = threading.Lock()
-
-        def confirm(exchange_id: int) -> None:
-            with App() as s:
-                actor = as_member(s, receiver_id)
-                barrier.wait()
-                try:
-                    service.done(s, actor=actor, exchange_id=exchange_id)
-                    s.commit()
-                    result = "paid"
-                except Conflict as exc:
-                    s.rollback()
-                    result = exc.code
-            with lock:
-                outcomes.append((exchange_id, result))
-
-        for exchange_id in ids:
-            barrier.reset()
-            with ThreadPoolExecutor(THREADS) as pool:
-                list(pool.map(confirm, [exchange_id] * THREADS))
+        outcomes = race_confirmations(App, lambda s: as_member(s, receiver_id), ids, threads=THREADS)
 
         with Owner() as s:
             for exchange_id in ids:
