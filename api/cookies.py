@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -131,7 +131,7 @@ def member_from_cookie(request: Request, session: Session, settings: Settings) -
     if ws is None or ws.member_id is None:
         return None
     act_for_member(session, ws.member_id)  # the cookie is signed: its member acts (tenancy)
-    member = session.get(Member, ws.member_id)
+    member = session.get(Member, ws.member_id, options=[joinedload(Member.role_rows)])  # one round trip
     if member is None or not member.is_active or member.token_version != ws.version:
         return None
     if not web_session_open(session, sid=ws.sid, member_id=member.id):

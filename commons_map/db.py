@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from annotated_types import Interval
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import DateTime, MetaData, create_engine, func
+from sqlalchemy import DateTime, MetaData, create_engine, event, func
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from commons_map.settings import Settings, get_settings
@@ -54,8 +56,33 @@ class Timestamped:
     )
 
 
+# A pooled connection idle for longer than this is pinged before it is handed out (a database
+# restart, or a connection the server or the network dropped, costs nobody a request). One busier
+# than that skips the ping: under load it would be one round trip more on every request, and a
+# connection that breaks while busy is seen by its own query anyway (SQLAlchemy then replaces
+# every connection of the pool, and the app answers 503 meanwhile).
+PING_AFTER_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool drops this connection and hands out a fresh one
+            raise DisconnectionError(f"a pooled connection was gone: {exc}") from exc
+
+
 def make_engine(settings: Settings | None = None, *, url: str | None = None, **kw) -> Engine:
-    """An engine for the configured database (or ``url``), with pre-ping for restarts.
+    """An engine for the configured database (or ``url``); a connection idle for a while is
+    pinged before use, so a database restart costs no request (``PING_AFTER_IDLE_S``).
 
     JIT compilation is off for its connections: the app's queries are short, and when a plan's
     estimate passed ``jit_above_cost`` (a search on 100,000 posts whose filter row-level security
@@ -64,10 +91,12 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None, **k
     connect_args = dict(kw.pop("connect_args", None) or {})
     connect_args.setdefault("options", "-c jit=off")
     kw["connect_args"] = connect_args
-    kw.setdefault("pool_pre_ping", True)
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
-    return create_engine(url or settings.sync_url, **kw)
+    engine = create_engine(url or settings.sync_url, **kw)
+    if not kw.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
 
 
 def make_replica_engine(url: str, **kw) -> Engine:

@@ -146,8 +146,9 @@ def _apply(session: Session, conn: Any) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _after_begin(session: Session, transaction: Any, connection: Any) -> None:
-    """Each transaction a session begins carries its actor (or explicitly nobody)."""
-    if INFO_KEY in session.info:
+    """Each transaction a session begins carries its actor. Nobody needs no round trip: the
+    settings are transaction-local, so a transaction begins with none set (read as nobody)."""
+    if session.info.get(INFO_KEY, (None, None)) != (None, None):
         _apply(session, connection)
 
 

@@ -10,7 +10,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from commons_map.errors import AuthenticationFailed
 from commons_map.people.models import Cooperative, Member, WebSessionRow
@@ -85,9 +85,10 @@ def member_from_token(session: Session, token: str, settings: Settings) -> Membe
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise AuthenticationFailed("people.token_expired") from exc
     act_for_member(session, member_id)  # the token is signed: its member acts (tenancy)
-    # the member and whether their cooperative is archived, in one round trip
+    # the member, their roles and whether their cooperative is archived, in one round trip
     row = session.execute(select(Member, Cooperative.archived_at).join(
-        Cooperative, Cooperative.id == Member.cooperative_id).where(Member.id == member_id)).first()
+        Cooperative, Cooperative.id == Member.cooperative_id).where(Member.id == member_id)
+        .options(joinedload(Member.role_rows))).unique().first()
     if row is None or not row[0].is_active or row[0].token_version != version or row[1] is not None:
         raise AuthenticationFailed("people.token_revoked")
     return row[0]
