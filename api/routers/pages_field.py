@@ -116,6 +116,7 @@ def _show(
         values=vals,
         errors=errors or {},
         next_step_text=fieldpages.next_step(kind),
+        form_kind=kind,
         **ctx,
     )
 
