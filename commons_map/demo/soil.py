@@ -159,63 +159,74 @@ def _point_in(session: Session, commons: Commons) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]}
 
 
+def _m(indicator: str, value: float, unit: str, method: str, depth: tuple[int, int] | None = None) -> MeasurementIn:
+    top, bottom = depth if depth is not None else (None, None)
+    return MeasurementIn(indicator=indicator, value=value, unit=unit, method=method, depth_top_cm=top,
+                         depth_bottom_cm=bottom)
+
+
+def _carbon(sc: Scenario, soc: float, depth: tuple[int, int]) -> MeasurementIn:
+    """Organic carbon as the parcel's lab reports it: organic matter only, g/kg, or %."""
+    if sc.som_only:
+        return _m("som", round(soc * 2.0, 2), "%", "loss_on_ignition", depth)
+    if sc.soc_unit == "g/kg":
+        return _m("soc", round(soc * 10, 1), "g/kg", "dry_combustion", depth)
+    return _m("soc", round(soc, 2), "%", "dry_combustion", depth)
+
+
+def _lab(sc: Scenario, i: int, dt: int, rng: random.Random) -> tuple[list[MeasurementIn], float, float]:
+    """The lab's measurements of one sampling (carbon, pH, clay the first time); and the year's
+    bulk densities (top, sub), drawn in the same order as ever so the demo stays the same."""
+    soc_top = sc.soc_top + sc.d_soc_top * dt + rng.uniform(-0.02, 0.02)
+    soc_sub = sc.soc_sub + sc.d_soc_sub * dt + rng.uniform(-0.015, 0.015)
+    bd_top = sc.bd_top + sc.d_bd * dt + rng.uniform(-0.01, 0.01)
+    bd_sub = sc.bd_sub + sc.d_bd * dt * 0.6 + rng.uniform(-0.01, 0.01)
+    out: list[MeasurementIn] = []
+    for depth, soc in (((0, 10), soc_top), ((10, 30), soc_sub)):
+        out.append(_carbon(sc, soc, depth))
+        out.append(_m("ph", round(7.9 + rng.uniform(-0.3, 0.2), 1), "pH", "water", depth))
+        if i == 0:  # texture is measured once
+            out.append(_m("clay", round(22 + rng.uniform(-3, 3)), "%", "pipette", depth))
+    return out, bd_top, bd_sub
+
+
+def _field(sc: Scenario, i: int, dt: int, bd: tuple[float, float], rng: random.Random) -> list[MeasurementIn]:
+    """The field team's measurements: bulk density (rings), worms (three pits), infiltration, VESS."""
+    out: list[MeasurementIn] = []
+    if not (sc.bd_once and i > 0):
+        out += [_m("bulk_density", round(v, 2), "g/cm3", "ring", depth) for depth, v in zip(((0, 10), (10, 30)), bd, strict=True)]
+    for _pit in range(3):
+        worms = max(0, round(sc.worms + sc.d_worms * dt + rng.uniform(-2, 2)))
+        out.append(_m("earthworms", worms, "count/pit", "hand_sorting", (0, 20)))
+    infil = sc.infiltration * sc.r_infiltration ** dt * rng.uniform(0.92, 1.08)
+    out.append(_m("infiltration", round(infil, 1), "min/25mm", "single_ring_15cm"))
+    vess = min(5.0, max(1.0, sc.vess + sc.d_vess * dt + rng.uniform(-0.1, 0.1)))
+    out.append(_m("vess", round(vess, 1), "score", "spade_test"))
+    return out
+
+
 def _samples(session: Session, result: Any, rng: random.Random) -> int:
     n = 0
     actor = result.members["camille"]
     for key, sc in SCENARIOS.items():
         parcel = result.commons[key]
         point = _point_in(session, parcel)
-        y0 = sc.years[0]
         for i, year in enumerate(sc.years):
-            dt = year - y0
+            dt = year - sc.years[0]
             on = date(year, 4, 3 + rng.randint(0, 20))
             sampler = result.members[SAMPLERS[(i + len(key)) % len(SAMPLERS)]]
-            soc_top = sc.soc_top + sc.d_soc_top * dt + rng.uniform(-0.02, 0.02)
-            soc_sub = sc.soc_sub + sc.d_soc_sub * dt + rng.uniform(-0.015, 0.015)
-            bd_top = sc.bd_top + sc.d_bd * dt + rng.uniform(-0.01, 0.01)
-            bd_sub = sc.bd_sub + sc.d_bd * dt * 0.6 + rng.uniform(-0.01, 0.01)
-            lab: list[MeasurementIn] = []
-            for (top, bottom), soc, _bd in (((0, 10), soc_top, bd_top), ((10, 30), soc_sub, bd_sub)):
-                if sc.som_only:
-                    lab.append(MeasurementIn(indicator="som", value=round(soc * 2.0, 2), unit="%",
-                                             method="loss_on_ignition", depth_top_cm=top, depth_bottom_cm=bottom))
-                elif sc.soc_unit == "g/kg":
-                    lab.append(MeasurementIn(indicator="soc", value=round(soc * 10, 1), unit="g/kg",
-                                             method="dry_combustion", depth_top_cm=top, depth_bottom_cm=bottom))
-                else:
-                    lab.append(MeasurementIn(indicator="soc", value=round(soc, 2), unit="%",
-                                             method="dry_combustion", depth_top_cm=top, depth_bottom_cm=bottom))
-                lab.append(MeasurementIn(indicator="ph", value=round(7.9 + rng.uniform(-0.3, 0.2), 1), unit="pH",
-                                         method="water", depth_top_cm=top, depth_bottom_cm=bottom))
-                if i == 0:  # texture is measured once
-                    lab.append(MeasurementIn(indicator="clay", value=round(22 + rng.uniform(-3, 3)), unit="%",
-                                             method="pipette", depth_top_cm=top, depth_bottom_cm=bottom))
+            lab, bd_top, bd_sub = _lab(sc, i, dt, rng)
             record_sample(session, actor=actor, data=SampleIn(
                 sampled_on=on, point=point, commons_id=parcel.id, sampled_by_id=sampler.id, lab=sc.lab,
                 lab_report_ref=f"{sc.lab[:3].upper()}-{year}-{1000 + n}",
                 notes="Échantillon composite de 12 carottes, tarière manuelle.", measurements=lab,
             ))
-            n += 1
-            field: list[MeasurementIn] = []
-            if not (sc.bd_once and i > 0):
-                for (top, bottom), bd in (((0, 10), bd_top), ((10, 30), bd_sub)):
-                    field.append(MeasurementIn(indicator="bulk_density", value=round(bd, 2), unit="g/cm3",
-                                               method="ring", depth_top_cm=top, depth_bottom_cm=bottom))
-            for _pit in range(3):
-                worms = max(0, round(sc.worms + sc.d_worms * dt + rng.uniform(-2, 2)))
-                field.append(MeasurementIn(indicator="earthworms", value=worms, unit="count/pit",
-                                           method="hand_sorting", depth_top_cm=0, depth_bottom_cm=20))
-            infil = sc.infiltration * sc.r_infiltration ** dt * rng.uniform(0.92, 1.08)
-            field.append(MeasurementIn(indicator="infiltration", value=round(infil, 1), unit="min/25mm",
-                                       method="single_ring_15cm"))
-            vess = min(5.0, max(1.0, sc.vess + sc.d_vess * dt + rng.uniform(-0.1, 0.1)))
-            field.append(MeasurementIn(indicator="vess", value=round(vess, 1), unit="score", method="spade_test"))
             record_sample(session, actor=actor, data=SampleIn(
                 sampled_on=on, point=point, commons_id=parcel.id, sampled_by_id=sampler.id,
                 notes="Observations de terrain : test bêche, anneau d'infiltration, fosses à vers.",
-                measurements=field,
+                measurements=_field(sc, i, dt, (bd_top, bd_sub), rng),
             ))
-            n += 1
+            n += 2
     return n
 
 
