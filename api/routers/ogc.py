@@ -694,97 +694,68 @@ def openapi(request: Request) -> Response:
     return respond(request, dumps(doc), OPENAPI)
 
 
+def _query(name: str, schema: dict, description: str, *, form: bool = False) -> dict:
+    """A query parameter; ``form``: a comma-separated list or a value as it is (no explode)."""
+    out: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": description,
+                           "schema": schema}
+    if form:
+        out |= {"style": "form", "explode": False}
+    return out
+
+
+def _query_parameters() -> dict[str, dict]:
+    """The query parameters of the OGC endpoints, with the limits and enums clients read."""
+    crs = {"type": "string", "format": "uri", "enum": list(SUPPORTED)}
+    limit = {"type": "integer", "minimum": 1, "maximum": service.MAX_LIMIT, "default": service.DEFAULT_LIMIT}
+    bbox = {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}
+    langs = {"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-text"}
+    return {q["name"]: q for q in (
+        _query("f", {"type": "string", "enum": ["json", "html"]}, "The format of the answer."),
+        _query("limit", limit, f"Features per page; values above {service.MAX_LIMIT} are clamped.", form=True),
+        _query("bbox", bbox, "Bounding box (in bbox-crs, CRS84 by default).", form=True),
+        _query("bbox-crs", crs, "CRS of bbox."),
+        _query("crs", crs, "CRS of the answer."),
+        _query("datetime", {"type": "string"}, "Instant or interval on updated_at (RFC 3339).", form=True),
+        _query("filter", {"type": "string"}, "A CQL2 text filter on the queryables."),
+        _query("filter-lang", langs, "Language of filter (cql-text is accepted as the draft name of cql2-text)."),
+        _query("filter-crs", crs, "CRS of geometries in filter."),
+        _query("cursor", {"type": "string"}, "Where the page starts (from a next link)."),
+    )}
+
+
+_ITEMS_QUERY = ("f", "limit", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs", "cursor")
+# path, summary, its path parameters, its query parameters, the media type of a 200
+_PATHS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str], ...] = (
+    ("/", "Landing page", (), ("f",), JSON),
+    ("/conformance", "Conformance classes", (), ("f",), JSON),
+    ("/collections", "Collections", (), ("f",), JSON),
+    ("/collections/{collectionId}", "One collection", ("collectionId",), ("f",), JSON),
+    ("/collections/{collectionId}/queryables", "Queryables", ("collectionId",), ("f",), SCHEMA),
+    ("/collections/{collectionId}/items", "Features", ("collectionId",), _ITEMS_QUERY, GEOJSON),
+    ("/collections/{collectionId}/items/{featureId}", "One feature", ("collectionId", "featureId"), ("f", "crs"),
+     GEOJSON),
+)
+
+
+def _path_parameter(name: str) -> dict:
+    schema: dict[str, Any] = {"type": "string"}
+    if name == "collectionId":
+        schema["enum"] = list(COLLECTIONS)
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
 def openapi_document(root: str) -> dict:
     """OpenAPI 3.0 for the OGC endpoints, with the limits and enums clients read (GDAL does)."""
-    crs_enum = list(SUPPORTED)
-
-    def p(
-        name: str, schema: dict, desc: str, style: str | None = None, explode: bool | None = None
-    ) -> dict:
-        out: dict[str, Any] = {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "description": desc,
-            "schema": schema,
-        }
-        if style:
-            out["style"] = style
-        if explode is not None:
-            out["explode"] = explode
-        return out
-
-    params = {
-        "f": p("f", {"type": "string", "enum": ["json", "html"]}, "The format of the answer."),
-        "limit": p(
-            "limit",
-            {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": service.MAX_LIMIT,
-                "default": service.DEFAULT_LIMIT,
-            },
-            f"Features per page; values above {service.MAX_LIMIT} are clamped.",
-            "form",
-            False,
-        ),
-        "bbox": p(
-            "bbox",
-            {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
-            "Bounding box (in bbox-crs, CRS84 by default).",
-            "form",
-            False,
-        ),
-        "bbox-crs": p(
-            "bbox-crs", {"type": "string", "format": "uri", "enum": crs_enum}, "CRS of bbox."
-        ),
-        "crs": p(
-            "crs", {"type": "string", "format": "uri", "enum": crs_enum}, "CRS of the answer."
-        ),
-        "datetime": p(
-            "datetime",
-            {"type": "string"},
-            "Instant or interval on updated_at (RFC 3339).",
-            "form",
-            False,
-        ),
-        "filter": p("filter", {"type": "string"}, "A CQL2 text filter on the queryables."),
-        "filter-lang": p(
-            "filter-lang",
-            {"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-text"},
-            "Language of filter (cql-text is accepted as the draft name of cql2-text).",
-        ),
-        "filter-crs": p(
-            "filter-crs",
-            {"type": "string", "format": "uri", "enum": crs_enum},
-            "CRS of geometries in filter.",
-        ),
-        "cursor": p("cursor", {"type": "string"}, "Where the page starts (from a next link)."),
+    responses = {"400": {"description": "Invalid parameter"}, "404": {"description": "Not found"}}
+    paths = {
+        path: {"get": {
+            "summary": summary,
+            "parameters": [_path_parameter(n) for n in in_path]
+            + [{"$ref": f"#/components/parameters/{n}"} for n in in_query],
+            "responses": {"200": {"description": "OK", "content": {media: {}}}, **responses},
+        }}
+        for path, summary, in_path, in_query, media in _PATHS
     }
-    cid = {
-        "name": "collectionId",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "enum": list(COLLECTIONS)},
-    }
-    fid = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}
-
-    def ref(name: str) -> dict:
-        return {"$ref": f"#/components/parameters/{name}"}
-
-    def op(summary: str, parameters: list, media: str) -> dict:
-        return {
-            "get": {
-                "summary": summary,
-                "parameters": parameters,
-                "responses": {
-                    "200": {"description": "OK", "content": {media: {}}},
-                    "400": {"description": "Invalid parameter"},
-                    "404": {"description": "Not found"},
-                },
-            }
-        }
-
     return {
         "openapi": "3.0.3",
         "info": {
@@ -793,34 +764,8 @@ def openapi_document(root: str) -> dict:
             "description": "Public layers of citizens' cooperatives: restored land, gardens, tools and places.",
         },
         "servers": [{"url": f"{root}/ogc"}],
-        "paths": {
-            "/": op("Landing page", [ref("f")], JSON),
-            "/conformance": op("Conformance classes", [ref("f")], JSON),
-            "/collections": op("Collections", [ref("f")], JSON),
-            "/collections/{collectionId}": op("One collection", [cid, ref("f")], JSON),
-            "/collections/{collectionId}/queryables": op("Queryables", [cid, ref("f")], SCHEMA),
-            "/collections/{collectionId}/items": op(
-                "Features",
-                [
-                    cid,
-                    ref("f"),
-                    ref("limit"),
-                    ref("bbox"),
-                    ref("bbox-crs"),
-                    ref("datetime"),
-                    ref("crs"),
-                    ref("filter"),
-                    ref("filter-lang"),
-                    ref("filter-crs"),
-                    ref("cursor"),
-                ],
-                GEOJSON,
-            ),
-            "/collections/{collectionId}/items/{featureId}": op(
-                "One feature", [cid, fid, ref("f"), ref("crs")], GEOJSON
-            ),
-        },
-        "components": {"parameters": params},
+        "paths": paths,
+        "components": {"parameters": _query_parameters()},
     }
 
 
