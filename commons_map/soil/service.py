@@ -615,28 +615,28 @@ def subtree_ids(session: Session, commons_id: int) -> list[int]:
     return list(session.scalars(select(tree.c.id)))
 
 
+def _on_a_visible_parcel(session: Session, actor: Member | None, model: type, row_id: int, field: str, code: str):
+    """The row of ``model`` (a sample or a harvest) when the actor may see its parcel; else the
+    same NotFound as for no row at all (a parcel one may not see is not confirmed to exist)."""
+    row = session.get(model, row_id)
+    try:
+        if row is not None:
+            get_commons(session, actor=actor, commons_id=row.commons_id)
+    except NotFound:
+        row = None
+    if row is None:
+        raise NotFound(code, field=field, **{field: row_id})
+    return row
+
+
 def get_harvest(session: Session, *, actor: Member | None, harvest_id: int) -> Harvest:
     """One harvest, when the actor may see its parcel."""
-    harvest = session.get(Harvest, harvest_id)
-    if harvest is None:
-        raise NotFound("soil.no_harvest", field="harvest_id", harvest_id=harvest_id)
-    try:
-        get_commons(session, actor=actor, commons_id=harvest.commons_id)
-    except NotFound as exc:
-        raise NotFound("soil.no_harvest", field="harvest_id", harvest_id=harvest_id) from exc
-    return harvest
+    return _on_a_visible_parcel(session, actor, Harvest, harvest_id, "harvest_id", "soil.no_harvest")
 
 
 def get_sample(session: Session, *, actor: Member | None, sample_id: int) -> Sample:
     """One sample, when the actor may see its parcel."""
-    sample = session.get(Sample, sample_id)
-    if sample is None:
-        raise NotFound("soil.no_sample", field="sample_id", sample_id=sample_id)
-    try:
-        get_commons(session, actor=actor, commons_id=sample.commons_id)
-    except NotFound as exc:
-        raise NotFound("soil.no_sample", field="sample_id", sample_id=sample_id) from exc
-    return sample
+    return _on_a_visible_parcel(session, actor, Sample, sample_id, "sample_id", "soil.no_sample")
 
 
 def list_samples(
