@@ -194,7 +194,8 @@ def _field(sc: Scenario, i: int, dt: int, bd: tuple[float, float], rng: random.R
     """The field team's measurements: bulk density (rings), worms (three pits), infiltration, VESS."""
     out: list[MeasurementIn] = []
     if not (sc.bd_once and i > 0):
-        out += [_m("bulk_density", round(v, 2), "g/cm3", "ring", depth) for depth, v in zip(((0, 10), (10, 30)), bd, strict=True)]
+        for depth, v in zip(((0, 10), (10, 30)), bd, strict=True):
+            out.append(_m("bulk_density", round(v, 2), "g/cm3", "ring", depth))
     for _pit in range(3):
         worms = max(0, round(sc.worms + sc.d_worms * dt + rng.uniform(-2, 2)))
         out.append(_m("earthworms", worms, "count/pit", "hand_sorting", (0, 20)))

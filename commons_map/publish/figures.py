@@ -427,6 +427,25 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     threading.Thread(target=run, name="publish-figures", daemon=True).start()
 
 
+# When this process last brought the figures table up to date, per database (``sync_recently``).
+_synced_at: dict[str, float] = {}
+SYNC_EVERY_S = 1.0
+
+
+def sync_recently(session: Session) -> None:
+    """``sync``, at most once a second per database and process: for reads that join the figures
+    table but key no cache on its stamp (items pages, one feature, exports). The figures are kept
+    ``CACHE_SECONDS`` anyway; this spares a busy server one round trip on nearly every request."""
+    key_db = db_key(session)
+    with _lock:
+        last = _synced_at.get(key_db)
+    if last is not None and time.monotonic() - last < SYNC_EVERY_S:
+        return
+    sync(session)
+    with _lock:
+        _synced_at[key_db] = time.monotonic()
+
+
 def serve_held_at_start() -> None:
     """For a server process: serve the figures table's content while computing them (``_computed``)."""
     global _HELD_AT_START
@@ -440,3 +459,4 @@ def clear_cache() -> None:
         _HELD_AT_START = False
         _cache.clear()
         _coops.clear()
+        _synced_at.clear()

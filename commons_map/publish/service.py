@@ -223,8 +223,18 @@ def _feature_sql(collection: Collection, crs: Crs) -> str:
 
 
 def _base_params(collection: Collection, session: Session) -> dict[str, Any]:
-    """The parameters every query of the collection takes; brings the figures table up to date."""
-    return _figures_params(collection, session)[0]
+    """The parameters every query of the collection takes; brings the figures table up to date
+    (at most once a second: ``figures.sync_recently``; the tiles, whose cache is keyed by what the
+    table holds, read its stamp on every request instead)."""
+    if not collection.figures:
+        return {}
+    figs.sync_recently(session)
+    return _no_data_labels()
+
+
+def _no_data_labels() -> dict[str, str]:
+    labels = figs.status_labels()["no_data"]
+    return {"nodata_fr": labels["fr"], "nodata_en": labels["en"]}
 
 
 def _figures_params(
@@ -235,8 +245,7 @@ def _figures_params(
             no_jit(session)
         return {}, ()
     stamp = figs.sync(session, jit_off=jit_off)
-    labels = figs.status_labels()["no_data"]
-    return {"nodata_fr": labels["fr"], "nodata_en": labels["en"]}, stamp
+    return _no_data_labels(), stamp
 
 
 @dataclass

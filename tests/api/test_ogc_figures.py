@@ -120,3 +120,31 @@ def test_a_failing_figure_source_leaves_the_layer_working(client, monkeypatch):
     feats = r.json()["features"]
     assert feats and {f["properties"]["status"] for f in feats} == {"no_data"}
     assert any(f["properties"]["volunteer_hours"] > 0 for f in feats)  # the ledger still answered
+
+
+def test_items_pages_bring_the_figures_table_up_to_date_at_most_once_a_second(client, db, monkeypatch):
+    """An items page joins the figures table: it reads their digests (and rewrites stale ones) at
+    most once a second per process, and again at once after the figures are forgotten."""
+    from sqlalchemy import event
+
+    engine = client.app.state.engine
+    digest_reads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.startswith("SELECT") and "publish_figures_digests" in statement:
+            digest_reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        url = "/ogc/collections/restored_land/items?limit=5"
+        for _ in range(3):
+            assert client.get(url).status_code == 200
+        assert len(digest_reads) == 1
+        figures.clear_cache()
+        assert client.get(url).status_code == 200
+        assert len(digest_reads) == 2
+        monkeypatch.setattr(figures, "SYNC_EVERY_S", 0.0)
+        assert client.get(url).status_code == 200
+        assert len(digest_reads) == 3
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
