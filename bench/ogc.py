@@ -275,6 +275,10 @@ def run(args, url: str, extent, ours_port: int, tipg_port: int | None) -> None: 
 
     with session_scope(engine) as session:
         figures.sync(session)  # the figures table, as the server keeps it
+        # They were computed just now, here (their digest may equal what the table held, which is
+        # then left as it was): stamp them so, or a server started on a reused database more than
+        # five minutes after it was made computes them again in the background during the runs.
+        session.execute(text("UPDATE publish_figures_digests SET computed_at = now()"))
         n_public = session.scalar(text(f"SELECT count(*) FROM {VIEW}"))
         labels = figures.status_labels()["no_data"]
     engine.dispose()
