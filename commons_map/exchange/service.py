@@ -590,7 +590,7 @@ def _tell(session: Session, actor: Member | None, exchange: Exchange, event: str
             notify(session, recipients=ids, kind="exchange", code=f"notify.exchange_{event}",
                    params={"title": post.title if post else "", "minutes": exchange.minutes,
                            "who": actor.display_name if actor is not None else ""},
-                   link=f"/app/exchange/mine#exchange-{exchange.id}",
+                   link=f"/app/exchange/exchanges/{exchange.id}",  # its page: thread, actions
                    dedupe=key or f"exchange:{exchange.id}:{event}")
         if here is None or coop is None or coop == here:  # the owner (the schedule), or our own
             tell()

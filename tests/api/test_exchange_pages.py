@@ -14,6 +14,7 @@ from commons_map.exchange import service
 from commons_map.exchange.models import Exchange, ExchangeMessage, Post, Support
 from commons_map.exchange.schemas import PostIn
 from commons_map.ledger import service as ledger
+from commons_map.notify.models import Notification
 from commons_map.people.models import Member
 from tests.api.test_pages import sign_in
 
@@ -46,6 +47,13 @@ def test_post_reply_accept_confirm_through_the_pages(app, db):
     assert r.status_code == 303
     ex = db.scalars(select(Exchange).order_by(Exchange.id.desc())).first()
     assert ex.state == "proposed"
+    # chloe is told, and the notification opens the exchange's own page (thread and actions)
+    told = db.scalars(select(Notification).where(Notification.member_id == ex.provider_id,
+                                                 Notification.kind == "exchange")
+                      .order_by(Notification.id.desc())).first()
+    assert told is not None and told.link == f"/app/exchange/exchanges/{ex.id}"
+    opened = chloe.get(told.link)
+    assert opened.status_code == 200 and "Affûtage de couteaux" in opened.text and "Accepter" in opened.text
     assert chloe.post(f"/app/exchange/exchanges/{ex.id}/accept", data={"csrf_token": ct},
                       follow_redirects=False).status_code == 303
     chloe.post(f"/app/exchange/exchanges/{ex.id}/done", data={"csrf_token": ct}, follow_redirects=False)
