@@ -20,6 +20,7 @@ from commons_map.errors import ValidationFailed, collector
 from commons_map.exchange import service
 from commons_map.exchange.schemas import PostIn
 from commons_map.people.models import Member
+from commons_map.people.permissions import is_coordinator_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 BASE = PREFIX + "/exchange"
@@ -254,7 +255,8 @@ def _fund_page(page: Any, me: Any, values: dict[str, str] | None = None, errors:
     values = dict(values or {})
     values.setdefault("idempotency_key", str(uuid.uuid4()))  # a gift sent twice is given once
     return page.render("exchange_fund.html", fund=fund, names=names, values=values, errors=errors or {},
-                       choices=[(str(i), n) for i, n in names.items()], status_code=status_code)
+                       choices=[(str(i), n) for i, n in names.items()], status_code=status_code,
+                       i_am_coordinator=is_coordinator_of(me, me.cooperative_id))
 
 
 @router.get(BASE + "/solidarity")
@@ -266,7 +268,8 @@ def solidarity(page: PageDep) -> Response:
 
 @router.post(BASE + "/solidarity/gifts")
 def give(page: PageDep, form: Form) -> Response:
-    """A member gives minutes of their time account to the fund; refusals next to the field."""
+    """A member gives minutes of their time account to the fund (a coordinator may give from the
+    cooperative's account instead); refusals next to the field."""
     me = page.require()
     values = field_values(form)
 
@@ -275,7 +278,8 @@ def give(page: PageDep, form: Form) -> Response:
         minutes = _minutes(problems, values.get("minutes", ""), maximum=GIFT_MAX_MINUTES)
         problems.raise_if_any()
         return service.give(page.session, actor=me, minutes=minutes,
-                            idempotency_key=values.get("idempotency_key") or str(uuid.uuid4()))
+                            idempotency_key=values.get("idempotency_key") or str(uuid.uuid4()),
+                            from_cooperative=bool(values.get("from_cooperative")))
 
     _, errors = try_action(page.session, send, fields={"minutes"},
                            aliases={"amount": "minutes", "to_account_id": "", "idempotency_key": ""})

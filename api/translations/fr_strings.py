@@ -628,6 +628,7 @@ FR.update({
     "Propose": "Proposer",
     "Give time to the fund": "Donner du temps au fonds",
     "Minutes to give": "Minutes à donner",
+    "From the cooperative's account (as a coordinator), not from mine": "Depuis le compte de la coopérative (en tant que coordinatrice ou coordinateur), pas depuis le mien",
     "From your time account, for the needs of members the fund supports.":
         "De votre compte temps, pour les besoins des membres que le fonds soutient.",
     "Give": "Donner",

@@ -394,6 +394,34 @@ def test_a_member_gives_time_to_the_fund_once_even_if_sent_twice(app, db):
     assert _fund_balance(db) == before + 30
 
 
+def test_a_coordinator_gives_the_cooperatives_hours_from_the_page_and_a_member_cannot(app, db):
+    from commons_map.ledger import service as ledger_service
+
+    camille, ct = _client(app, "camille")  # a coordinator
+    page = camille.get("/app/exchange/solidarity")
+    assert 'name="from_cooperative"' in page.text and "Depuis le compte de la coopérative" in page.text
+    me = _member(db, "camille")
+    coop_account = ledger_service.cooperative_account(db, cooperative_id=me.cooperative_id)
+    fund, mine, coop = _fund_balance(db), ledger.balance(db, member=me), coop_account.balance
+    r = camille.post("/app/exchange/solidarity/gifts", data={"minutes": "90", "from_cooperative": "1",
+                                                             "idempotency_key": "coop-gift-1", "csrf_token": ct},
+                     follow_redirects=False)
+    assert r.status_code == 303
+    db.expire_all()
+    assert _fund_balance(db) == fund + 90
+    assert ledger.balance(db, member=me) == mine  # not from her own account
+    assert db.get(type(coop_account), coop_account.id).balance == coop - 90
+    # a member without the role sees no such choice, and forcing it is refused, nothing written
+    pierre, pt = _client(app, "pierre")
+    assert 'name="from_cooperative"' not in pierre.get("/app/exchange/solidarity").text
+    before = _fund_balance(db)
+    r = pierre.post("/app/exchange/solidarity/gifts", data={"minutes": "90", "from_cooperative": "1",
+                                                            "idempotency_key": "coop-gift-2", "csrf_token": pt},
+                    follow_redirects=False)
+    assert r.status_code == 403
+    assert _fund_balance(db) == before
+
+
 @pytest.mark.parametrize("minutes", ["", "abc", "-5", "0", "6001", "inf", "nan"])
 def test_a_bad_gift_names_the_field_and_writes_nothing(app, db, minutes):
     oksana, ot = _client(app, "oksana")
