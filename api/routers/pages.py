@@ -24,6 +24,7 @@ from api.web import (
     try_action,
 )
 from commons_map.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
+from commons_map.fieldforms.attachments import commons_photos
 from commons_map.people import service as people
 from commons_map.people import throttle
 from commons_map.people.auth import close_web_session, open_web_session
@@ -252,6 +253,8 @@ def commons_page(page: PageDep, commons_id: int) -> Response:
         land=data.land_figures(page.session, page.member, commons),
         reservable=data.is_reservable(page.session, commons),
         children=data.children(page.session, page.member, commons),
+        photos=commons_photos(page.session, actor=page.member, commons_id=commons.id,
+                              cooperative_id=commons.cooperative_id),
         geojson=json.dumps(feature["geometry"]) if feature["geometry"] else "null",
         change_label=data.change_label,
     )

@@ -628,6 +628,8 @@ FR.update({
     "Propose": "Proposer",
     "Give time to the fund": "Donner du temps au fonds",
     "Minutes to give": "Minutes à donner",
+    "Photos from the field": "Photos du terrain",
+    "Sent with the harvests and soil observations recorded here; seen by the cooperative's members only.": "Envoyées avec les récoltes et les observations du sol enregistrées ici ; vues par les membres de la coopérative seulement.",
     "From the cooperative's account (as a coordinator), not from mine": "Depuis le compte de la coopérative (en tant que coordinatrice ou coordinateur), pas depuis le mien",
     "From your time account, for the needs of members the fund supports.":
         "De votre compte temps, pour les besoins des membres que le fonds soutient.",

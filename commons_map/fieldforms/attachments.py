@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from commons_map.errors import NotFound
@@ -86,3 +86,34 @@ def attachments_out(session: Session, *, actor: Member | None, kind: str, record
     return [{"name": a.name, "content_type": a.content_type, "size": a.size,
              "url": attachment_url(kind, record_id, a.name)}
             for a in attachments_of(session, actor=actor, kind=kind, record_id=record_id)]
+
+
+# The images sent with the harvests and soil samples of one commons (a withdrawn sample's left out).
+_COMMONS_PHOTOS = text("""
+    SELECT * FROM (
+        SELECT DISTINCT ON (a.id) a.id, a.name, a.content_type, a.size, a.received_at,
+               s.records->>'kind' AS kind, r.id::int AS record_id
+          FROM field_submissions s
+          CROSS JOIN LATERAL jsonb_array_elements_text(s.records->'ids') AS r(id)
+          JOIN field_submission_attachments a ON a.submission_id = s.id
+         WHERE s.status <> 'superseded' AND a.content_type LIKE 'image/%'
+           AND ((s.records->>'kind' = 'harvest'
+                 AND r.id::int IN (SELECT id FROM harvests WHERE commons_id = :c))
+             OR (s.records->>'kind' = 'soil_sample'
+                 AND r.id::int IN (SELECT id FROM soil_samples WHERE commons_id = :c AND withdrawn_at IS NULL)))
+         ORDER BY a.id, r.id::int) one_per_file  -- a photo of a form with two crops is shown once
+     ORDER BY received_at DESC, id DESC
+     LIMIT :n""")
+
+
+def commons_photos(session: Session, *, actor: Member | None, commons_id: int, cooperative_id: int,
+                   limit: int = 24) -> list[dict[str, Any]]:
+    """The photos sent from the field with the harvests and soil samples recorded on one commons,
+    newest first, as ``attachments_out`` lists them; for the members of its cooperative only (the
+    rule of ``_readable``: whoever sees the commons sees its harvests and samples), none for
+    anyone else. One query, however many records."""
+    if not is_member_of(actor, cooperative_id):
+        return []
+    rows = session.execute(_COMMONS_PHOTOS, {"c": commons_id, "n": limit})
+    return [{"name": r.name, "content_type": r.content_type, "size": r.size, "kind": r.kind,
+             "url": attachment_url(r.kind, r.record_id, r.name)} for r in rows]

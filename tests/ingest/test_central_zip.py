@@ -227,3 +227,27 @@ def test_the_pages_show_a_work_logs_photo_to_its_worker_and_its_approvers(orclie
     sign_in(orclient, "lea")  # neither did nor approves it
     assert url not in orclient.get("/app/approvals").text
     assert orclient.get(url).status_code == 404
+
+
+@pytest.mark.parametrize(("who", "sees"), [("lea", True), ("camille", True), ("diois", False), (None, False)])
+def test_the_commons_page_shows_the_photos_of_its_harvests_to_the_cooperatives_members(
+        orclient, db, people, tmp_path, attachments, who, sees):
+    from tests.api.test_pages import sign_in
+
+    iid, photo = new_iid(), "1764403555111.jpg"
+    import_export(db, path=harvest_zip(tmp_path, db, iid, photo=photo), cooperative=people.coop,
+                  attachments_dir=attachments)
+    first = db.scalars(select(Harvest).where(Harvest.source_ref == f"{iid}/crops[1]")).one()
+    url = f"/api/v1/attachments/harvest/{first.id}/{photo}"
+    if who is not None:
+        sign_in(orclient, who)
+    page = orclient.get(f"/app/commons/{first.commons_id}")
+    if sees:
+        assert page.status_code == 200 and 'id="field-photos"' in page.text
+        # one photo, shown once though its form made two harvests (two crops), under the first
+        assert page.text.count(f'<img src="{url}"') == 1 and page.text.count(photo) == 2  # the link and the img
+        assert "Photos du terrain" in page.text or "Photos from the field" in page.text
+        assert orclient.get(url).content == JPEG
+    else:  # another cooperative's coordinator, or a visitor: the bed's page, if public, shows no photo
+        assert url not in page.text and 'id="field-photos"' not in page.text
+        assert orclient.get(url).status_code == 404
