@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from commons_map.clikit import console, cooperative_named, fail, progress, unit_of_work
+from commons_map.clikit import console, cooperative_named, fail, member_named, progress, unit_of_work
 from commons_map.db import ensure_database, make_engine, session_scope
 from commons_map.errors import DomainError
 from commons_map.settings import get_settings
@@ -231,8 +231,7 @@ def members_retire(
     from commons_map.people.service import get_member, retire_member
 
     with unit_of_work() as session:
-        coop = cooperative_named(session, cooperative)
-        actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
+        coop, actor = member_named(session, cooperative, by)
         member = get_member(session, cooperative_id=coop.id, username_or_id=username)
         retire_member(session, actor=actor, member=member)
         typer.echo(f"retired {member.username} from {coop.slug}")
@@ -255,8 +254,7 @@ def members_role(
     from commons_map.people import service as people
 
     with unit_of_work() as session:
-        coop = cooperative_named(session, cooperative)
-        actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+        coop, actor = member_named(session, cooperative, by)
         member = people.get_member(session, cooperative_id=coop.id, username_or_id=username)
         change = people.request_role_change(session, actor=actor, member=member, role=role, action=action)
         typer.echo(_role_change_line(people.role_change_out(session, change)))
@@ -272,8 +270,7 @@ def members_role_changes(
     from commons_map.people import service as people
 
     with unit_of_work() as session:
-        coop = cooperative_named(session, cooperative)
-        actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+        coop, actor = member_named(session, cooperative, by)
         for change in people.list_role_changes(session, actor=actor, pending_only=not all_):
             typer.echo(_role_change_line(people.role_change_out(session, change)))
 
@@ -290,8 +287,7 @@ def members_decide(
     from commons_map.people import service as people
 
     with unit_of_work() as session:
-        coop = cooperative_named(session, cooperative)
-        actor = people.get_member(session, cooperative_id=coop.id, username_or_id=by)
+        coop, actor = member_named(session, cooperative, by)
         if decision == "approve":
             change = people.approve_role_change(session, actor=actor, change_id=change_id, note=note)
         elif decision == "decline":
@@ -318,13 +314,11 @@ def kinds_add(
     """Add a kind of commons for a cooperative (a coordinator), with its French and English labels."""
     from pydantic import ValidationError
 
-    from commons_map.people.service import get_member
     from commons_map.register.schemas import KindIn
     from commons_map.register.service import add_kind
 
     with unit_of_work() as session:
-        coop = cooperative_named(session, cooperative)
-        actor = get_member(session, cooperative_id=coop.id, username_or_id=by)
+        coop, actor = member_named(session, cooperative, by)
         try:
             data = KindIn(code=code, label_fr=label_fr, label_en=label_en, category=category,
                           geometry=geometry, parent_kinds=parent_kind or [])

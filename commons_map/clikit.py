@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from commons_map.errors import DomainError
-    from commons_map.people.models import Cooperative
+    from commons_map.people.models import Cooperative, Member
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -47,6 +47,14 @@ def cooperative_named(session: Session, slug: str | None) -> Cooperative:
     from commons_map.people.service import default_cooperative, get_cooperative
 
     return get_cooperative(session, slug) if slug else default_cooperative(session)
+
+
+def member_named(session: Session, slug: str | None, username: str) -> tuple[Cooperative, Member]:
+    """The cooperative a command names and one of its members (``--by``: who acts)."""
+    from commons_map.people.service import get_member
+
+    coop = cooperative_named(session, slug)
+    return coop, get_member(session, cooperative_id=coop.id, username_or_id=username)
 
 
 @contextmanager
