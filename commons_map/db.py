@@ -103,6 +103,9 @@ def make_replica_engine(url: str, **kw) -> Engine:
     """An engine for a streaming replica: a short connect timeout, so a replica that is away costs
     at most one short wait per health check (``commons_map.replica``), never every request."""
     kw.setdefault("connect_args", {"connect_timeout": 2})
+    # Pinged at every checkout, however busy: a replica stops on its own, and ``replica_session``
+    # finds a dead one when it takes its connection, so that read still goes to the primary.
+    kw.setdefault("pool_pre_ping", True)
     return make_engine(url=url, **kw)
 
 

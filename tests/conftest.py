@@ -68,8 +68,12 @@ def fresh_database() -> Iterator[Callable[[], str]]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    """Settings pointing at the test database."""
-    return Settings(database_url=database_url, environment="test", secret_key=TEST_SECRET)
+    """Settings pointing at the test database. The in-process app reads no partner again by itself:
+    its scheduler would write the demo partner's status into the committed baseline every test
+    shares, once the run is older than the refresh period (the scheduler has tests of its own, in
+    tests/api/test_partners_live.py)."""
+    return Settings(database_url=database_url, environment="test", secret_key=TEST_SECRET,
+                    partners_refresh_seconds=0)
 
 
 @pytest.fixture(scope="session")
