@@ -145,7 +145,7 @@ def _soil(session: Session, cooperative_id: int, out: dict[str, dict[str, Any]])
     if summaries is None:
         return
     labels = status_labels()
-    for commons_id, s in summaries(session, cooperative_id=cooperative_id).items():
+    for commons_id, s in summaries(session, cooperative_id=cooperative_id, with_data_only=True).items():
         status = str(_get(s, "status") or "no_data")
         last = _get(s, "last_sampled")
         if isinstance(last, datetime):
