@@ -124,9 +124,9 @@ def build_static_site(
     data = out / "data"
     data.mkdir(exist_ok=True)
     for i, cid in enumerate(COLLECTIONS):
-        body = export.geojson_bytes(session, collection=COLLECTIONS[cid], licence=licence)
-        (data / f"{cid}.geojson").write_bytes(body)
-        counts[f"data/{cid}.geojson"] = len(body)
+        with (data / f"{cid}.geojson").open("wb") as f:  # streamed: a layer may hold 100,000 parcels
+            counts[f"data/{cid}.geojson"] = export.write_geojson(
+                session, f, collection=COLLECTIONS[cid], licence=licence)
         say("data", i + 1, len(COLLECTIONS))
 
     written: dict[str, str] = {}
