@@ -100,8 +100,10 @@ def _fine_insert(c: Collection, *, scan: bool) -> str:
         f" (q.k >> {KEY_BITS})::int, (q.k & {KEY_MASK})::int, q.mkey, {AGG}"
     )
     if scan:  # many cells: read the layer once, over the cells' extent (``area``)
+        # OFFSET 0 keeps the subquery whole: pulled up, its cell key (an inlined expression of two
+        # logarithms and tangents) was computed again for the hash, the sort and each output column.
         return (
-            f"{head} FROM ({_cells_of_source(c)} AND s.geom && area) q"
+            f"{head} FROM ({_cells_of_source(c)} AND s.geom && area OFFSET 0) q"
             " WHERE q.k IN (SELECT unnest(cells)) GROUP BY q.k, q.mkey"
         )
     # one cell: its rows through the spatial index (a bounding box holds its centre)
@@ -173,6 +175,8 @@ DECLARE
   area geometry;
   x_lo integer;
   x_hi integer;
+  y_lo integer;
+  y_hi integer;
 BEGIN
   cells := ARRAY(SELECT DISTINCT k FROM unnest(cells) AS u(k) WHERE k IS NOT NULL);
   IF cardinality(cells) = 0 THEN
@@ -193,8 +197,14 @@ BEGIN
     END LOOP;
     RETURN;
   END IF;
-  area := ST_SetSRID((SELECT ST_Extent(publish_cell_envelope(k)) FROM unnest(cells) AS u(k))::geometry, 4326);
-  SELECT min(k >> {KEY_BITS}), max(k >> {KEY_BITS}) INTO x_lo, x_hi FROM unnest(cells) AS u(k);
+  -- The cells' extent: Web Mercator's x and y map to longitude and latitude one by one, so the
+  -- extent of the cells' envelopes is the envelope of the extreme cells' corners.
+  SELECT min(k >> {KEY_BITS}), max(k >> {KEY_BITS}), min(k & {KEY_MASK}), max(k & {KEY_MASK})
+    INTO x_lo, x_hi, y_lo, y_hi FROM unnest(cells) AS u(k);
+  area := ST_Transform(ST_MakeEnvelope(-{MERC_HALF!r} + x_lo * {2 * MERC_HALF / 2**FINE!r},
+                                       {MERC_HALF!r} - (y_hi + 1) * {2 * MERC_HALF / 2**FINE!r},
+                                       -{MERC_HALF!r} + (x_hi + 1) * {2 * MERC_HALF / 2**FINE!r},
+                                       {MERC_HALF!r} - y_lo * {2 * MERC_HALF / 2**FINE!r}, 3857), 4326);
   {each(_delete_all, str(MERGE_MAX_ZOOM))};
   {each(lambda c: _fine_insert(c, scan=True))};
   FOR lvl IN REVERSE {MERGE_MAX_ZOOM - 1}..0 LOOP
