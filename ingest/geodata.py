@@ -666,24 +666,26 @@ def _insert_created(session: Session, *, cls_t: str, cooperative: Cooperative) -
     the register: the unique constraint then stops the INSERT, and the import fails as a whole,
     naming the external id, rather than overwriting that commons."""
     conn = session.connection()
+    conn.exec_driver_sql("SAVEPOINT import_insert")  # to name the external id if the INSERT fails
     try:
-        with session.begin_nested():
-            conn.execute(text(f"""
-                INSERT INTO commons (id, cooperative_id, kind_code, name, description, geom, state, visibility,
-                                     external_id)
-                SELECT commons_id, :coop, kind_code, name, coalesce(description, ''), geom,
-                       coalesce(state, 'active'), visibility, external_id
-                FROM {cls_t} WHERE action = 'create' ORDER BY rn
-            """), {"coop": cooperative.id})
+        conn.execute(text(f"""
+            INSERT INTO commons (id, cooperative_id, kind_code, name, description, geom, state, visibility,
+                                 external_id)
+            SELECT commons_id, :coop, kind_code, name, coalesce(description, ''), geom,
+                   coalesce(state, 'active'), visibility, external_id
+            FROM {cls_t} WHERE action = 'create' ORDER BY rn
+        """), {"coop": cooperative.id})
     except IntegrityError as exc:
         diag = getattr(exc.orig, "diag", None)
         if getattr(diag, "constraint_name", None) != "uq_commons_external_id":
             raise
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT import_insert")
         taken = conn.scalar(text(f"""
             SELECT x.external_id FROM {cls_t} x JOIN commons c ON c.cooperative_id = :coop
                                                               AND c.external_id = x.external_id
             WHERE x.action = 'create' ORDER BY x.rn LIMIT 1"""), {"coop": cooperative.id})
         raise Conflict("ingest.external_id_taken_meanwhile", field="external_id", external_id=taken) from exc
+    conn.exec_driver_sql("RELEASE SAVEPOINT import_insert")
 
 
 def _update_changed(conn: Any, *, cls_t: str, mapping: dict[str, str]) -> None:
