@@ -319,9 +319,10 @@ def _check(conn: Any, *, raw_t: str, imp_t: str, cls_t: str, cooperative: Cooper
         say("checked rows", total, total)
     else:  # pass 1 is a subquery of pass 2: one statement, one temporary table less
         rows_source = f"({_row_checks_sql(raw_t)})"
-    # A real run numbers the rows to create now (their ids, from the table's own sequence), so that
-    # they are written with a plain INSERT and their history needs no second look-up. A run that ends
-    # up writing nothing leaves a gap in the sequence, as a rolled-back INSERT does.
+    # A real run numbers the rows to create now (their ids, from the table's own sequence, in the
+    # file's order), so that they are written with a plain INSERT and their history needs no second
+    # look-up. A run that ends up writing nothing leaves a gap in the sequence, as a rolled-back
+    # INSERT does. ``cls_t`` is written in the file's order: the writes read it as it is, unsorted.
     _classify(conn, rows_source=rows_source, imp_t=imp_t, cls_t=cls_t, mapping=mapping, params=params,
               assign_ids=not options.dry_run)
     temp_tables.append(cls_t)
@@ -558,7 +559,7 @@ def _classify(conn: Any, *, rows_source: str, imp_t: str, cls_t: str, mapping: d
           -- Whether the geometry changed, computed once per existing commons (none on a first import).
           LEFT JOIN LATERAL (SELECT ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom) AS moved
                              WHERE c.id IS NOT NULL OFFSET 0) gd ON true{parent_joins}
-        ) x
+        ) x ORDER BY x.rn
     """), params)
 
 
@@ -652,7 +653,7 @@ def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Mem
                CASE x.action WHEN 'create' THEN 'created' ELSE 'updated' END,
                CASE x.action WHEN 'create' THEN {CREATED_CHANGES}
                     ELSE x.changes || jsonb_build_object('source', jsonb_build_array(NULL, CAST(:source AS text))) END
-        FROM {cls_t} x WHERE x.action IN ('create', 'update') ORDER BY x.rn
+        FROM {cls_t} x WHERE x.action IN ('create', 'update')
     """), {"actor": actor.id if actor else None, "source": source})
     session.expire_all()
 
@@ -673,7 +674,7 @@ def _insert_created(session: Session, *, cls_t: str, cooperative: Cooperative) -
                                  external_id)
             SELECT commons_id, :coop, kind_code, name, coalesce(description, ''), geom,
                    coalesce(state, 'active'), visibility, external_id
-            FROM {cls_t} WHERE action = 'create' ORDER BY rn
+            FROM {cls_t} WHERE action = 'create'
         """), {"coop": cooperative.id})
     except IntegrityError as exc:
         diag = getattr(exc.orig, "diag", None)

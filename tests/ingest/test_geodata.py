@@ -435,6 +435,7 @@ def test_the_report_gives_the_ids_written_and_none_when_nothing_is(db, people, t
     report = run(db, people, "parcelles.geojson", mapping=PARCEL_MAP)
     ids = dict(db.execute(select(Commons.external_id, Commons.id).where(Commons.external_id.like("f-%"))).all())
     assert {r.external_id: r.commons_id for r in report.rows} == ids and len(ids) == 5
+    assert [r.commons_id for r in sorted(report.rows, key=lambda r: r.row)] == sorted(ids.values())  # file order
 
 
 def test_an_external_id_given_by_another_writer_meanwhile_fails_the_import_by_name(db, people, engine):
