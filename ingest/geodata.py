@@ -292,11 +292,11 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     say("staged", total, total)
     temp_tables = _check(conn, raw_t=raw_t, imp_t=imp_t, cls_t=cls_t, cooperative=cooperative, mapping=mapping,
                          options=options, say=say, total=total)
-    rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
-    write = not options.dry_run and (rejected == 0 or options.skip_rejected)
+    actions = dict(session.execute(text(f"SELECT action, count(*) FROM {cls_t} GROUP BY action")).all())
+    write = not options.dry_run and (not actions.get("rejected") or options.skip_rejected)
     if write:
         _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
-               total=total)
+               total=total, actions=actions)
         say("written", total, total)
     report_rows = _report_rows(conn, cls_t=cls_t, mapping=mapping, label=table.row_label, written=write)
     conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
@@ -635,11 +635,14 @@ CREATED_CHANGES = """CAST(concat(
 
 
 def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Member | None,
-           mapping: dict[str, str], source: str, say: Progress, total: int) -> None:
-    """The rows to create (their ids given by ``_classify``), the rows to update, then their history."""
+           mapping: dict[str, str], source: str, say: Progress, total: int, actions: dict[str, int]) -> None:
+    """The rows to create (their ids given by ``_classify``), the rows to update, then their history
+    (a statement with no row to write is not run)."""
     conn = session.connection()
-    _insert_created(session, cls_t=cls_t, cooperative=cooperative)
-    _update_changed(conn, cls_t=cls_t, mapping=mapping)
+    if actions.get("create"):
+        _insert_created(session, cls_t=cls_t, cooperative=cooperative)
+    if actions.get("update"):
+        _update_changed(conn, cls_t=cls_t, mapping=mapping)
     say("written to the register", total, total)
     if "parent" in mapping:
         conn.execute(text(f"""
