@@ -13,8 +13,9 @@ Over the same file and the same (own, temporary) database:
   5. COPY of the same rows (WKB prepared beforehand) straight into `commons`;
   6. the command line as a user runs it, start-up included: `commons-map ingest --help` (the
      start-up alone), `commons-map ingest commons FILE --dry-run`, then the real import, into a
-     third, freshly migrated database (an empty `commons`, as for ogr2ogr's bare table), beside
-     `ogr2ogr -f PostgreSQL` of (2).
+     third, freshly migrated database (an empty `commons`, as for ogr2ogr's bare table), between
+     two runs of `ogr2ogr -f PostgreSQL` into a bare table (just before and just after: the same
+     load), with the load average.
 
 Run:  .venv/bin/python bench/ingest.py [--rows 100000]
 Prints the times and the ratios measured in this one run. Creates and drops its own database.
@@ -102,6 +103,22 @@ def command_line(url: str, gpkg: Path, rows: int) -> tuple[float, float, float]:
     return t_start, t_dry, t_real
 
 
+def ogr2ogr_bare(url: str, gpkg: Path, table: str) -> float:
+    """`ogr2ogr -f PostgreSQL` of the GeoPackage into a new plain table of its own (no checks): seconds."""
+    u = make_url(url)
+    pg = (f"PG:dbname={u.database} host={u.host or '127.0.0.1'} port={u.port or 5432}"
+          f" user={u.username or 'postgres'}")
+    t = time.perf_counter()
+    subprocess.run(["ogr2ogr", "-f", "PostgreSQL", pg, str(gpkg), "parcelles", "-nln", table,
+                    "-lco", "GEOMETRY_NAME=geom"], check=True, env=dict(os.environ, PGPASSWORD=u.password or ""),
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
@@ -133,7 +150,13 @@ def main() -> None:
         engine_cli = make_engine(url=url_cli)
         add_cooperative(engine_cli, bounds)
         engine_cli.dispose()
+        load_before = load()
+        # The command line and ogr2ogr one after the other, twice (ogr2ogr first, then last), so that
+        # both meet the same load on this shared machine.
+        t_ogr_cli = [ogr2ogr_bare(url_cli, gpkg, "ogr_before")]
         t_start, t_cli_dry, t_cli = command_line(url_cli, gpkg, args.rows)
+        t_ogr_cli.append(ogr2ogr_bare(url_cli, gpkg, "ogr_after"))
+        load_cli = load()
 
         from ingest.geodata import ImportOptions, import_commons
 
@@ -153,6 +176,9 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             print(f"{label}: {elapsed:.2f} s  {report.counts}")
             print("   stages (cumulative s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+            ends = list(stages.values())
+            print("   each stage (s): " + ", ".join(
+                f"{k} {v - (ends[i - 1] if i else 0):.2f}" for i, (k, v) in enumerate(stages.items())))
             return elapsed, report.counts, stages
 
         t_ours, counts, _ = ours("ours, first import ")
@@ -219,17 +245,41 @@ def main() -> None:
                 for r in commons_rows:
                     cp.write_row(r)
             t_commons = time.perf_counter() - t
-        print(f"COPY into commons (its indexes, constraints, generated area and search columns; no checks,"
-              f" no history): {t_commons:.2f} s")
+        print(f"COPY into commons (its indexes, constraints, generated area and search columns, and the map's"
+              f" cells kept by its triggers; no checks, no history): {t_commons:.2f} s")
+        # The same COPY with the map cells' trigger off, rolled back: what the table itself costs.
+        with engine.connect() as c:
+            c.exec_driver_sql("ALTER TABLE commons DISABLE TRIGGER publish_merged_ins")
+            raw = c.connection.driver_connection
+            t = time.perf_counter()
+            with raw.cursor() as cur, cur.copy(
+                "COPY commons (cooperative_id, kind_code, name, external_id, geom) FROM STDIN (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["int4", "text", "text", "text", "bytea"])
+                for coop, kind, name, ext, w in commons_rows:
+                    cp.write_row((coop, kind, name, "nocells:" + ext, w))
+            t_table = time.perf_counter() - t
+            c.rollback()
+        print(f"   the same COPY, the map cells' trigger off (rolled back): {t_table:.2f} s: the table's own cost;"
+              f" the map's cells {t_commons - t_table:.2f} s")
         print()
         print(f"ratios: ours / ogr2ogr = {t_ours / t_ogr:.2f}   ours / COPY = {t_ours / t_copy:.1f}"
               f"   ogr2ogr / COPY = {t_ogr / t_copy:.1f}   re-import / first import = {t_again / t_ours:.2f}"
               f"   ours / COPY into commons = {t_ours / t_commons:.1f}")
         print(f"        ours / ogr2ogr -append into commons = {t_ours / t_append:.2f}"
               f"   ogr2ogr -append into commons / ogr2ogr = {t_append / t_ogr:.1f}")
-        print(f"command line, start-up included: `commons-map ingest commons` {t_cli:.2f} s (dry run {t_cli_dry:.2f} s,"
-              f" start-up alone {t_start:.2f} s) beside `ogr2ogr -f PostgreSQL` into a bare table {t_ogr:.2f} s:"
-              f" {t_cli / t_ogr:.2f}x (dry run {t_cli_dry / t_ogr:.2f}x; goal: within 2x)")
+        t_ogr_side = sum(t_ogr_cli) / len(t_ogr_cli)
+        print()
+        print(f"load average (1/5/15 min) before the command line {load_before}, after it {load_cli},"
+              f" at the end {load()}")
+        print("command line, start-up included, side by side (same minutes):")
+        print(f"  `commons-map ingest commons` (every check, all or nothing, history, map cells): {t_cli:.2f} s"
+              f"   dry run {t_cli_dry:.2f} s   start-up alone {t_start:.2f} s")
+        print(f"  `ogr2ogr -f PostgreSQL` into a bare table, just before and just after:"
+              f" {' and '.join(f'{t:.2f}' for t in t_ogr_cli)} s (mean {t_ogr_side:.2f} s)")
+        print(f"  ratio: {t_cli / t_ogr_side:.2f}x (dry run {t_cli_dry / t_ogr_side:.2f}x; goal: within 2x);"
+              f" beside `ogr2ogr -append` into `commons` (its indexes, constraints and triggers, no checks, no"
+              f" history) {t_cli / t_append:.2f}x")
         engine.dispose()
         engine_append.dispose()
     finally:

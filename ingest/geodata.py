@@ -3,8 +3,9 @@
 The rules are those of ``commons_map.register.service.create_commons`` (kind known, geometry class
 of the kind, inside the territory's margin, parent of the right kind that holds the geometry,
 visibility), applied set-based: the rows are COPYed into a temporary staging table, checked and
-classified with one SQL pass in PostGIS, then written with ``INSERT ... ON CONFLICT
-(cooperative_id, external_id)`` and history rows in bulk, inside the caller's transaction.
+classified with one SQL pass in PostGIS, then written with one INSERT of the new rows (their ids
+drawn while classifying), one UPDATE of the changed ones and history rows in bulk, inside the
+caller's transaction.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.errors import Conflict, PermissionDenied, ValidationFailed
 from commons_map.messages import Message
 from commons_map.notify import jobs
 from commons_map.people.models import Cooperative, Member
@@ -288,6 +290,25 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
     saved = _tune_planner(conn)
     _stage(conn, raw_t=raw_t, table=table, mapping=mapping, options=options, kinds=kinds, say=say)
     say("staged", total, total)
+    temp_tables = _check(conn, raw_t=raw_t, imp_t=imp_t, cls_t=cls_t, cooperative=cooperative, mapping=mapping,
+                         options=options, say=say, total=total)
+    actions = dict(session.execute(text(f"SELECT action, count(*) FROM {cls_t} GROUP BY action")).all())
+    write = not options.dry_run and (not actions.get("rejected") or options.skip_rejected)
+    if write:
+        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
+               total=total, actions=actions)
+        say("written", total, total)
+    report_rows = _report_rows(conn, cls_t=cls_t, mapping=mapping, label=table.row_label, written=write)
+    conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
+    _restore_planner(conn, saved)
+    return ImportReport(file="", format=table.format, crs=table.crs_note, row_label=table.row_label,
+                        mapping=mapping, rows=report_rows, dry_run=options.dry_run, written=write)
+
+
+def _check(conn: Any, *, raw_t: str, imp_t: str, cls_t: str, cooperative: Cooperative, mapping: dict[str, str],
+           options: ImportOptions, say: Progress, total: int) -> list[str]:
+    """Every rule, set-based: each staged row on its own (pass 1), then against the others and the
+    register (pass 2, into ``cls_t``: each row's action and reasons). Returns the temporary tables made."""
     params = _check_params(conn, cooperative, options)
     temp_tables = [raw_t]
     if "parent" in mapping:
@@ -298,22 +319,17 @@ def _run(session: Session, *, cooperative: Cooperative, actor: Member | None, ta
         say("checked rows", total, total)
     else:  # pass 1 is a subquery of pass 2: one statement, one temporary table less
         rows_source = f"({_row_checks_sql(raw_t)})"
-    _classify(conn, rows_source=rows_source, imp_t=imp_t, cls_t=cls_t, mapping=mapping, params=params)
+    # A real run numbers the rows to create now (their ids, from the table's own sequence, in the
+    # file's order), so that they are written with a plain INSERT and their history needs no second
+    # look-up. A run that ends up writing nothing leaves a gap in the sequence, as a rolled-back
+    # INSERT does. ``cls_t`` is written in the file's order: the writes read it as it is, unsorted.
+    _classify(conn, rows_source=rows_source, imp_t=imp_t, cls_t=cls_t, mapping=mapping, params=params,
+              assign_ids=not options.dry_run)
     temp_tables.append(cls_t)
     if "parent" not in mapping:
         say("checked rows", total, total)
     say("checked against the register", total, total)
-    rejected = session.scalar(text(f"SELECT count(*) FROM {cls_t} WHERE action = 'rejected'")) or 0
-    write = not options.dry_run and (rejected == 0 or options.skip_rejected)
-    if write:
-        _write(session, cls_t=cls_t, cooperative=cooperative, actor=actor, mapping=mapping, source=source, say=say,
-               total=total)
-        say("written", total, total)
-    report_rows = _report_rows(conn, cls_t=cls_t, mapping=mapping, label=table.row_label)
-    conn.exec_driver_sql(f"DROP TABLE {', '.join(temp_tables)}")
-    _restore_planner(conn, saved)
-    return ImportReport(file="", format=table.format, crs=table.crs_note, row_label=table.row_label,
-                        mapping=mapping, rows=report_rows, dry_run=options.dry_run, written=write)
+    return temp_tables
 
 
 def _driver(conn: Any) -> Any:
@@ -471,7 +487,7 @@ def _keep_row_checks(conn: Any, *, raw_t: str, imp_t: str, params: dict[str, Any
 
 
 def _classify(conn: Any, *, rows_source: str, imp_t: str, cls_t: str, mapping: dict[str, str],
-              params: dict[str, Any]) -> None:
+              params: dict[str, Any], assign_ids: bool) -> None:
     """Pass 2, into ``cls_t``: rows against each other and against the register (parents, archived,
     unchanged), each row's action (create, update, unchanged, rejected) and every reason."""
     compare = ["c.name IS DISTINCT FROM i.name", "c.kind_code IS DISTINCT FROM i.kind_code",
@@ -520,12 +536,14 @@ def _classify(conn: Any, *, rows_source: str, imp_t: str, cls_t: str, mapping: d
           LEFT JOIN commons pd ON pf.rn IS NULL AND pd.cooperative_id = :coop AND pd.external_id = i.parent_ext
                               AND pd.archived_at IS NULL
           LEFT JOIN commons pe ON pe.cooperative_id = :coop AND pe.external_id = i.parent_ext"""
+    new_id = ("CASE WHEN x.existing_id IS NULL AND cardinality(x.all_reasons) = 0"
+              " THEN nextval('commons_id_seq'::regclass) END") if assign_ids else "NULL"
     conn.execute(text(f"""
         CREATE TEMP TABLE {cls_t} AS
         SELECT x.*, CASE WHEN cardinality(x.all_reasons) > 0 THEN 'rejected'
                          WHEN x.existing_id IS NULL THEN 'create'
                          WHEN x.differs THEN 'update' ELSE 'unchanged' END AS action,
-               x.existing_id AS commons_id
+               coalesce(x.existing_id, {new_id})::int AS commons_id
         FROM (
           SELECT i.*, c.id AS existing_id, c.id IS NOT NULL AND ({' OR '.join(compare)}) AS differs,
                  CASE WHEN c.id IS NOT NULL THEN ({' || '.join(changes)}) END AS changes,
@@ -541,17 +559,19 @@ def _classify(conn: Any, *, rows_source: str, imp_t: str, cls_t: str, mapping: d
           -- Whether the geometry changed, computed once per existing commons (none on a first import).
           LEFT JOIN LATERAL (SELECT ST_AsBinary(c.geom) IS DISTINCT FROM ST_AsBinary(i.geom) AS moved
                              WHERE c.id IS NOT NULL OFFSET 0) gd ON true{parent_joins}
-        ) x
+        ) x ORDER BY x.rn
     """), params)
 
 
-def _report_rows(conn: Any, *, cls_t: str, mapping: dict[str, str], label: str) -> list[RowReport]:
-    """Each row's outcome, in the file's order."""
+def _report_rows(conn: Any, *, cls_t: str, mapping: dict[str, str], label: str, written: bool) -> list[RowReport]:
+    """Each row's outcome, in the file's order (the id of a row to create only once it is written)."""
     columns = dict(mapping)
     with _collector_paused(), _driver(conn).cursor() as cur:  # plain tuples: no SQLAlchemy Row objects
         cur.execute(
             f"SELECT rn, external_id, action, CASE WHEN cardinality(all_reasons) > 0 THEN all_reasons END,"
-            f" coalesce(repaired, false) AND action <> 'rejected', commons_id FROM {cls_t} ORDER BY rn")
+            f" coalesce(repaired, false) AND action <> 'rejected',"
+            f" {'commons_id' if written else 'CASE WHEN action <> ' + repr('create') + ' THEN commons_id END'}"
+            f" FROM {cls_t} ORDER BY rn")
         return [
             RowReport(rn, ext, action, [_row_problem(m, columns, label, rn) for m in reasons] if reasons else [],
                       repaired, commons_id)
@@ -615,24 +635,14 @@ CREATED_CHANGES = """CAST(concat(
 
 
 def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Member | None,
-           mapping: dict[str, str], source: str, say: Progress, total: int) -> None:
-    sets = ["kind_code = EXCLUDED.kind_code", "name = EXCLUDED.name", "geom = EXCLUDED.geom", "updated_at = now()"]
-    for col in ("description", "state", "visibility"):
-        if col in mapping:
-            sets.append(f"{col} = coalesce(EXCLUDED.{col}, commons.{col})")
+           mapping: dict[str, str], source: str, say: Progress, total: int, actions: dict[str, int]) -> None:
+    """The rows to create (their ids given by ``_classify``), the rows to update, then their history
+    (a statement with no row to write is not run)."""
     conn = session.connection()
-    conn.execute(text(f"""
-        WITH up AS (
-          INSERT INTO commons (cooperative_id, kind_code, name, description, geom, state, visibility, external_id)
-          SELECT :coop, kind_code, name, coalesce(description, ''), geom, coalesce(state, 'active'), visibility,
-                 external_id
-          FROM {cls_t} WHERE action IN ('create', 'update') ORDER BY rn
-          ON CONFLICT ON CONSTRAINT uq_commons_external_id DO UPDATE SET {', '.join(sets)}
-          RETURNING id, external_id
-        )
-        UPDATE {cls_t} x SET commons_id = up.id FROM up WHERE x.external_id = up.external_id
-                                                     AND x.action IN ('create', 'update')
-    """), {"coop": cooperative.id})
+    if actions.get("create"):
+        _insert_created(session, cls_t=cls_t, cooperative=cooperative)
+    if actions.get("update"):
+        _update_changed(conn, cls_t=cls_t, mapping=mapping)
     say("written to the register", total, total)
     if "parent" in mapping:
         conn.execute(text(f"""
@@ -646,7 +656,50 @@ def _write(session: Session, *, cls_t: str, cooperative: Cooperative, actor: Mem
                CASE x.action WHEN 'create' THEN 'created' ELSE 'updated' END,
                CASE x.action WHEN 'create' THEN {CREATED_CHANGES}
                     ELSE x.changes || jsonb_build_object('source', jsonb_build_array(NULL, CAST(:source AS text))) END
-        FROM {cls_t} x WHERE x.action IN ('create', 'update') ORDER BY x.rn
+        FROM {cls_t} x WHERE x.action IN ('create', 'update')
     """), {"actor": actor.id if actor else None, "source": source})
     session.expire_all()
 
+
+def _insert_created(session: Session, *, cls_t: str, cooperative: Cooperative) -> None:
+    """The new commons, in one plain INSERT (no ON CONFLICT: its speculative insertion and the
+    RETURNING that gave the ids back cost a fifth of the write).
+
+    Imports into a cooperative take turns (``_take_turn``), but another writer (the register's
+    form) may have given one of these external ids to a commons since the rows were compared with
+    the register: the unique constraint then stops the INSERT, and the import fails as a whole,
+    naming the external id, rather than overwriting that commons."""
+    conn = session.connection()
+    conn.exec_driver_sql("SAVEPOINT import_insert")  # to name the external id if the INSERT fails
+    try:
+        conn.execute(text(f"""
+            INSERT INTO commons (id, cooperative_id, kind_code, name, description, geom, state, visibility,
+                                 external_id)
+            SELECT commons_id, :coop, kind_code, name, coalesce(description, ''), geom,
+                   coalesce(state, 'active'), visibility, external_id
+            FROM {cls_t} WHERE action = 'create'
+        """), {"coop": cooperative.id})
+    except IntegrityError as exc:
+        diag = getattr(exc.orig, "diag", None)
+        if getattr(diag, "constraint_name", None) != "uq_commons_external_id":
+            raise
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT import_insert")
+        taken = conn.scalar(text(f"""
+            SELECT x.external_id FROM {cls_t} x JOIN commons c ON c.cooperative_id = :coop
+                                                              AND c.external_id = x.external_id
+            WHERE x.action = 'create' ORDER BY x.rn LIMIT 1"""), {"coop": cooperative.id})
+        raise Conflict("ingest.external_id_taken_meanwhile", field="external_id", external_id=taken) from exc
+    conn.exec_driver_sql("RELEASE SAVEPOINT import_insert")
+
+
+def _update_changed(conn: Any, *, cls_t: str, mapping: dict[str, str]) -> None:
+    """The commons the file changes: its name, kind and geometry, and what the file gives of the
+    rest (an empty cell keeps the value, as the comparison and the history say)."""
+    sets = ["kind_code = x.kind_code", "name = x.name", "geom = x.geom", "updated_at = now()"]
+    for col in ("description", "state", "visibility"):
+        if col in mapping:
+            sets.append(f"{col} = coalesce(x.{col}, c.{col})")
+    conn.execute(text(f"""
+        UPDATE commons c SET {', '.join(sets)}
+        FROM {cls_t} x WHERE x.action = 'update' AND c.id = x.commons_id
+    """))

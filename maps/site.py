@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -15,15 +16,12 @@ from commons_map.partners import service as partners
 from commons_map.publish import export, service
 from commons_map.publish.collections import COLLECTIONS
 from maps.archive import ARCHIVE_NAME, LayerTiles, write_pmtiles
-from maps.public import (
-    LANGS,
-    VENDOR_DIR,
-    PartnerLayerSource,
-    PartnerSource,
-    Sources,
-    build_public_map,
-    render,
-)
+
+if TYPE_CHECKING:
+    from maps.public import PartnerSource
+
+# maps.public (the pages) is imported where a page is made: it imports folium, and pandas under
+# it (about 45 MB), which ``build_static_site`` so holds only once its data and tiles are written.
 
 MAP_LAYERS = ("restored_land", "gardens", "tools_and_places")
 
@@ -47,6 +45,8 @@ def public_bounds(session: Session) -> tuple[float, float, float, float] | None:
 
 def partner_sources(session: Session, url: Callable[[partners.MapLayer], str]) -> tuple[PartnerSource, ...]:
     """The partners for the map, each layer read from ``url(layer)`` (our copy, never the partner)."""
+    from maps.public import PartnerLayerSource, PartnerSource
+
     return tuple(
         PartnerSource(
             name=p.name, link=p.link, licence=p.licence, available=p.available,
@@ -60,6 +60,8 @@ def partner_sources(session: Session, url: Callable[[partners.MapLayer], str]) -
 
 def server_page(session: Session, *, lang: str, root: str = "", basemap: str | None = "osm") -> str:
     """The HTML of ``GET /maps/public``: layers loaded from this server's tiles and OGC API."""
+    from maps.public import Sources, build_public_map, render
+
     other = "en" if lang == "fr" else "fr"
     sources = Sources(
         restored_land_tiles=f"{root}/tiles/restored_land/{{z}}/{{x}}/{{y}}.mvt",
@@ -117,16 +119,13 @@ def build_static_site(
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _what, _done, _total: None)
     counts: dict[str, int] = {}
-    if (out / "vendor").exists():
-        shutil.rmtree(out / "vendor")
-    shutil.copytree(VENDOR_DIR, out / "vendor")
 
     data = out / "data"
     data.mkdir(exist_ok=True)
     for i, cid in enumerate(COLLECTIONS):
-        body = export.geojson_bytes(session, collection=COLLECTIONS[cid], licence=licence)
-        (data / f"{cid}.geojson").write_bytes(body)
-        counts[f"data/{cid}.geojson"] = len(body)
+        with (data / f"{cid}.geojson").open("wb") as f:  # streamed: a layer may hold 100,000 parcels
+            counts[f"data/{cid}.geojson"] = export.write_geojson(
+                session, f, collection=COLLECTIONS[cid], licence=licence)
         say("data", i + 1, len(COLLECTIONS))
 
     written: dict[str, str] = {}
@@ -137,7 +136,6 @@ def build_static_site(
         (out / name).write_bytes(body)
         written[f"{x.partner_id}/{x.collection_id}"] = name
         counts[name] = len(body)
-    static_partners = partner_sources(session, lambda x: written[f"{x.partner_id}/{x.collection_id}"])
 
     bounds = public_bounds(session)
     tiles_written = 0
@@ -151,13 +149,17 @@ def build_static_site(
         tiles = LayerTiles(session, land)
         try:
             for z, (xs, ys) in plan:
-                made = {(x, y): data for x, y, data in tiles.zoom(z, xs, ys)}
                 for x in xs:
-                    folder = out / "tiles" / land.id / str(z) / str(x)
-                    folder.mkdir(parents=True, exist_ok=True)
+                    (out / "tiles" / land.id / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+                made = set()
+                for x, y, body in tiles.zoom(z, xs, ys):  # each tile written as it comes
+                    (out / "tiles" / land.id / str(z) / str(x) / f"{y}.mvt").write_bytes(body)
+                    made.add((x, y))
+                for x in xs:
                     for y in ys:  # an empty tile is an empty file: no request fails
-                        (folder / f"{y}.mvt").write_bytes(made.get((x, y), b""))
-                        tiles_written += 1
+                        if (x, y) not in made:
+                            (out / "tiles" / land.id / str(z) / str(x) / f"{y}.mvt").write_bytes(b"")
+                tiles_written += len(xs) * len(ys)
                 say("tiles", tiles_written, total)
         finally:
             tiles.drop()
@@ -168,6 +170,15 @@ def build_static_site(
                              max_zoom=archive_max_zoom, attribution=licence, progress=say)
         counts[ARCHIVE_NAME] = made["bytes"]
         counts["archive_tiles"] = made["tiles"]
+
+    # The pages last (see the import of maps.public above).
+    from maps.public import LANGS, VENDOR_DIR, Sources, build_public_map, render
+
+    if (out / "vendor").exists():
+        shutil.rmtree(out / "vendor")
+    shutil.copytree(VENDOR_DIR, out / "vendor")
+    static_partners = partner_sources(session, lambda x: written[f"{x.partner_id}/{x.collection_id}"])
+    if ARCHIVE_NAME in counts:
         for lang in LANGS:
             other = "en" if lang == "fr" else "fr"
             sources = Sources(

@@ -8,6 +8,7 @@ import json
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -32,21 +33,26 @@ def metadata(collection: Collection, *, licence: str, on: date | None = None) ->
     }
 
 
-def geojson_bytes(session: Session, *, collection: Collection, licence: str) -> bytes:
-    """The layer as one GeoJSON FeatureCollection (built by the database, feature by feature)."""
+def write_geojson(session: Session, out: BinaryIO, *, collection: Collection, licence: str) -> int:
+    """Write the layer as one GeoJSON FeatureCollection to ``out``, page by page as the database
+    builds its features (only one page is held at a time); the number of bytes written."""
     meta = metadata(collection, licence=licence)
     head = json.dumps(
         {"type": "FeatureCollection", "name": collection.id, **meta}, ensure_ascii=False
     )
-    parts = [head[:-1].encode(), b',"features":[']
-    first = True
+    written = out.write(head[:-1].encode() + b',"features":[')
+    sep = b""
     for feat in service.all_features(session, collection=collection):
-        if not first:
-            parts.append(b",")
-        parts.append(feat.encode())
-        first = False
-    parts.append(b"]}")
-    return b"".join(parts)
+        written += out.write(sep + feat.encode())
+        sep = b","
+    return written + out.write(b"]}")
+
+
+def geojson_bytes(session: Session, *, collection: Collection, licence: str) -> bytes:
+    """The layer as one GeoJSON FeatureCollection (built by the database, feature by feature)."""
+    buf = io.BytesIO()
+    write_geojson(session, buf, collection=collection, licence=licence)
+    return buf.getvalue()
 
 
 def csv_bytes(session: Session, *, collection: Collection, licence: str) -> bytes:

@@ -25,6 +25,7 @@ differs from what the code makes now (a change of a collection then needs a new 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from commons_map.publish.collections import COLLECTIONS, Collection
 from commons_map.publish.sql import figures_join, public_source
@@ -94,20 +95,46 @@ AGG = "count(*)::int, sum(q.area), min(q.x0), min(q.y0), max(q.x1), max(q.y1)"
 COLS = "collection, z, cx, cy, mkey, n, area, x0, y0, x1, y1"
 
 
-def _fine_insert(c: Collection, *, scan: bool) -> str:
-    head = (
+def _fine_insert(c: Collection) -> str:
+    """One cell: its rows through the spatial index (a bounding box holds its centre)."""
+    return (
         f"INSERT INTO publish_merged ({COLS}) SELECT '{c.id}', {MERGE_MAX_ZOOM},"
         f" (q.k >> {KEY_BITS})::int, (q.k & {KEY_MASK})::int, q.mkey, {AGG}"
-    )
-    if scan:  # many cells: read the layer once, over the cells' extent (``area``)
-        return (
-            f"{head} FROM ({_cells_of_source(c)} AND s.geom && area) q"
-            " WHERE q.k IN (SELECT unnest(cells)) GROUP BY q.k, q.mkey"
-        )
-    # one cell: its rows through the spatial index (a bounding box holds its centre)
-    return (
-        f"{head} FROM ({_cells_of_source(c)} AND s.geom && publish_cell_envelope(cell)) q"
+        f" FROM ({_cells_of_source(c)} AND s.geom && publish_cell_envelope(cell)) q"
         " WHERE q.k = cell GROUP BY q.k, q.mkey"
+    )
+
+
+def _fine_insert_all(cols: list[Collection]) -> str:
+    """Many cells: the finest level of every merged collection from ONE read of the public rows over
+    the cells' extent (``area``). Each collection is the public source of some categories, merged by
+    one of its queryables; so the rows are read once with every category and every merge value, and
+    each collection groups its own (the same rows as one read per collection made)."""
+    assert cols and not any(c.as_points for c in cols), [c.id for c in cols]
+    every = replace(cols[0], categories=None, figures=any(c.figures for c in cols))
+    keys = []
+    for c in cols:
+        key = c.queryable(c.merge_by or "")
+        assert key is not None, c.merge_by
+        keys.append(f"COALESCE({key.sql}::text, '') AS m{len(keys)}")
+    read = (
+        f"SELECT publish_cell_key(s.geom) AS k, s.category, {', '.join(keys)}, s.area_m2 AS area,"
+        f" {merc_x('ST_XMin(s.geom)')} AS x0, {merc_y('ST_YMin(s.geom)')} AS y0,"
+        f" {merc_x('ST_XMax(s.geom)')} AS x1, {merc_y('ST_YMax(s.geom)')} AS y1"
+        f" FROM ({public_source(every)}) s{figures_join(every)}"
+        f" WHERE NOT {POINT.format(g='s.geom')} AND s.geom && area OFFSET 0"
+    )
+    groups = []
+    for i, c in enumerate(cols):
+        where = "" if c.categories is None else (
+            " WHERE q.category IN (" + ", ".join(f"'{cat}'" for cat in c.categories) + ")")
+        groups.append(
+            f"SELECT '{c.id}', {MERGE_MAX_ZOOM}, (q.k >> {KEY_BITS})::int, (q.k & {KEY_MASK})::int, q.m{i}, {AGG}"
+            f" FROM hit q{where} GROUP BY q.k, q.m{i}"
+        )
+    return (
+        f"INSERT INTO publish_merged ({COLS}) WITH hit AS MATERIALIZED (SELECT * FROM ({read}) r"
+        " WHERE r.k IN (SELECT unnest(cells))) " + " UNION ALL ".join(groups)
     )
 
 
@@ -173,6 +200,8 @@ DECLARE
   area geometry;
   x_lo integer;
   x_hi integer;
+  y_lo integer;
+  y_hi integer;
 BEGIN
   cells := ARRAY(SELECT DISTINCT k FROM unnest(cells) AS u(k) WHERE k IS NOT NULL);
   IF cardinality(cells) = 0 THEN
@@ -183,7 +212,7 @@ BEGIN
       fx := cell >> {KEY_BITS};
       fy := cell & {KEY_MASK};
       {_delete_one(str(MERGE_MAX_ZOOM))};
-      {each(lambda c: _fine_insert(c, scan=False))};
+      {each(_fine_insert)};
       FOR lvl IN REVERSE {MERGE_MAX_ZOOM - 1}..0 LOOP
         fx := fx >> 1;
         fy := fy >> 1;
@@ -193,10 +222,16 @@ BEGIN
     END LOOP;
     RETURN;
   END IF;
-  area := ST_SetSRID((SELECT ST_Extent(publish_cell_envelope(k)) FROM unnest(cells) AS u(k))::geometry, 4326);
-  SELECT min(k >> {KEY_BITS}), max(k >> {KEY_BITS}) INTO x_lo, x_hi FROM unnest(cells) AS u(k);
+  -- The cells' extent: Web Mercator's x and y map to longitude and latitude one by one, so the
+  -- extent of the cells' envelopes is the envelope of the extreme cells' corners.
+  SELECT min(k >> {KEY_BITS}), max(k >> {KEY_BITS}), min(k & {KEY_MASK}), max(k & {KEY_MASK})
+    INTO x_lo, x_hi, y_lo, y_hi FROM unnest(cells) AS u(k);
+  area := ST_Transform(ST_MakeEnvelope(-{MERC_HALF!r} + x_lo * {2 * MERC_HALF / 2**FINE!r},
+                                       {MERC_HALF!r} - (y_hi + 1) * {2 * MERC_HALF / 2**FINE!r},
+                                       -{MERC_HALF!r} + (x_hi + 1) * {2 * MERC_HALF / 2**FINE!r},
+                                       {MERC_HALF!r} - y_lo * {2 * MERC_HALF / 2**FINE!r}, 3857), 4326);
   {each(_delete_all, str(MERGE_MAX_ZOOM))};
-  {each(lambda c: _fine_insert(c, scan=True))};
+  {_fine_insert_all(cols)};
   FOR lvl IN REVERSE {MERGE_MAX_ZOOM - 1}..0 LOOP
     cells := ARRAY(SELECT DISTINCT ((k >> {KEY_BITS + 1}) << {KEY_BITS}) | ((k & {KEY_MASK}) >> 1)
                    FROM unnest(cells) AS u(k));

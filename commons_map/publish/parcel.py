@@ -52,7 +52,7 @@ def parcel_story(session: Session, *, commons_id: int) -> ParcelStory:
 
         # the public card of a public parcel, from its cooperative's samples: read as that cooperative
         with acting_cooperative(session, coop):
-            summary = parcel_summaries(session, cooperative_id=coop).get(row.id)
+            summary = parcel_summaries(session, cooperative_id=coop, with_data_only=True).get(row.id)
     status = getattr(summary, "status", None) or "no_data"
     entry = next((r for r in figs.legend() if r["status"] == status), None) or {}
     by_year: dict[int, float] = {}

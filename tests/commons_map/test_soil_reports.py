@@ -46,6 +46,27 @@ def test_summary_figures_say_their_basis_and_co2e_uses_the_area_on_geography(db,
     assert sums[g0.id].harvest_kg_total > 1000
 
 
+@pytest.mark.parametrize("until", [None, date(2024, 6, 1)])
+@pytest.mark.parametrize("role", ["all", "member", "coordinator"])
+def test_with_data_only_leaves_out_exactly_the_parcels_without_any_figure(db, people, until, role):
+    """The public map's figures ask only for the parcels with a sample or a harvest (on them or
+    on their beds): every parcel left out is a bare no_data one, every other is the same summary."""
+    who = {} if role == "all" else {"actor": getattr(people, role), "visible_only": True}
+    every = service.parcel_summaries(db, cooperative_id=people.coop.id, until=until, **who)
+    few = service.parcel_summaries(db, cooperative_id=people.coop.id, until=until, with_data_only=True, **who)
+    assert few and set(few) < set(every)
+    for commons_id, s in every.items():
+        if commons_id in few:
+            assert few[commons_id] == s
+        else:
+            assert (s.status, s.harvest_kg_total, s.last_sampled, s.soc_stock_t_ha) == ("no_data", 0.0, None, None)
+    # a garden whose harvests are all on its beds is there, with its beds' sum
+    g0 = parcel(db, "garden-0")
+    if g0.id in every and every[g0.id].harvest_kg_total:
+        assert few[g0.id].harvest_kg_total == every[g0.id].harvest_kg_total > 0
+    assert any(s.status != "no_data" for s in few.values())
+
+
 def test_som_is_converted_with_the_settings_factor_and_marked_an_estimate(db, people):
     garden = parcel(db, "garden-3")
     service.record_sample(db, actor=people.coordinator, data=SampleIn(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from commons_map.errors import PermissionDenied, ValidationFailed
+from commons_map.errors import Conflict, PermissionDenied, ValidationFailed
 from commons_map.register.models import Commons, CommonsHistory
 from ingest.geodata import ImportOptions, import_commons
 
@@ -401,3 +401,64 @@ def test_rejections_are_codes_said_in_each_language(db, people, tmp_path):
     assert by_id["bad-1"].reasons_in("fr")[0].startswith("entité 1, geometry : invalide (Self-intersection")
     assert "réparez-la avec --make-valid" in by_id["bad-1"].reasons_in("fr")[0]
     assert "hors du territoire de" in by_id["bad-3"].reasons_in("fr")[0]
+
+
+def test_an_empty_cell_keeps_the_value_when_the_row_is_updated(db, people, tmp_path):
+    """The comparison and the history treat an empty description or state as 'keep': so does the write."""
+    data = json.loads((FIX / "parcelles.geojson").read_text())
+    for f in data["features"]:
+        f["properties"]["etat"] = "fallow"
+    first = tmp_path / "parcelles.geojson"
+    first.write_text(json.dumps(data))
+    mapping = dict(PARCEL_MAP, description="description", state="etat")
+    assert import_commons(db, actor=people.coordinator, path=first,
+                          options=ImportOptions(mapping=mapping)).counts["create"] == 5
+    data["features"][0]["properties"].update(nom="Pré de la Tuilière (renommé)", description=None, etat=None)
+    first.write_text(json.dumps(data))
+    report = import_commons(db, actor=people.coordinator, path=first, options=ImportOptions(mapping=mapping))
+    assert report.counts["update"] == 1 and report.counts["unchanged"] == 4
+    c = db.scalars(select(Commons).where(Commons.external_id == "f-land-1")).one()
+    assert (c.name, c.description, c.state) == ("Pré de la Tuilière (renommé)", "Prairie de fauche", "fallow")
+    last = db.scalars(select(CommonsHistory).where(CommonsHistory.commons_id == c.id)
+                      .order_by(CommonsHistory.id.desc())).first()
+    assert set(last.changes) == {"name", "source"}
+
+
+def test_the_report_gives_the_ids_written_and_none_when_nothing_is(db, people, tmp_path):
+    data = json.loads((FIX / "parcelles.geojson").read_text())
+    data["features"][0]["properties"]["type"] = "volcan"  # one rejected row: nothing is written
+    bad = tmp_path / "parcelles.geojson"
+    bad.write_text(json.dumps(data))
+    refused = import_commons(db, actor=people.coordinator, path=bad, options=ImportOptions(mapping=PARCEL_MAP))
+    assert not refused.written and count(db, "f-") == 0
+    assert [r.commons_id for r in refused.rows] == [None] * 5
+    report = run(db, people, "parcelles.geojson", mapping=PARCEL_MAP)
+    ids = dict(db.execute(select(Commons.external_id, Commons.id).where(Commons.external_id.like("f-%"))).all())
+    assert {r.external_id: r.commons_id for r in report.rows} == ids and len(ids) == 5
+    assert [r.commons_id for r in sorted(report.rows, key=lambda r: r.row)] == sorted(ids.values())  # file order
+
+
+def test_an_external_id_given_by_another_writer_meanwhile_fails_the_import_by_name(db, people, engine):
+    """Between the comparison with the register and the write, the register's form gives one of the
+    file's external ids to a commons (committed): the import stops, names it, and writes nothing."""
+
+    def other_writer(stage: str, done: int, total: int) -> None:
+        if stage == "checked against the register":
+            with engine.begin() as c:
+                c.execute(text(
+                    "INSERT INTO commons (cooperative_id, kind_code, name, geom, external_id)"
+                    " VALUES (:c, 'land', 'Saisi entre-temps',"
+                    " ST_GeomFromText('POLYGON((5.18 44.70,5.181 44.70,5.181 44.701,5.18 44.70))', 4326), 'f-land-3')"),
+                    {"c": people.coop.id})
+
+    try:
+        with pytest.raises(Conflict) as err:
+            import_commons(db, actor=None, system=True, cooperative=people.coop, path=FIX / "parcelles.geojson",
+                           options=ImportOptions(mapping=PARCEL_MAP), progress=other_writer)
+        assert err.value.code == "ingest.external_id_taken_meanwhile"
+        assert err.value.params["external_id"] == "f-land-3"
+        assert "f-land-3" in str(err.value)
+        assert db.scalar(text("SELECT count(*) FROM commons WHERE external_id LIKE 'f-%'")) == 1  # theirs only
+    finally:
+        with engine.begin() as c:
+            c.execute(text("DELETE FROM commons WHERE external_id = 'f-land-3' AND name = 'Saisi entre-temps'"))
