@@ -68,10 +68,10 @@ def fresh_database() -> Iterator[Callable[[], str]]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    """Settings pointing at the test database. The in-process app reads no partner again by itself:
-    its scheduler would write the demo partner's status into the committed baseline every test
-    shares, once the run is older than the refresh period (the scheduler has tests of its own, in
-    tests/api/test_partners_live.py)."""
+    """Settings pointing at the test database. The app reads no partner again by itself (in process,
+    and the live server too): its scheduler would write the demo partner (whose address answers
+    nothing here) "unavailable" into the committed baseline every test shares, once the run is
+    older than the refresh period (the scheduler has tests of its own, tests/api/test_partners_live.py)."""
     return Settings(database_url=database_url, environment="test", secret_key=TEST_SECRET,
                     partners_refresh_seconds=0)
 
@@ -233,6 +233,9 @@ def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
         COMMONS_SECRET_KEY=settings.secret_key,
         COMMONS_ENVIRONMENT=settings.environment,
         COMMONS_ATTACHMENTS_DIR=str(settings.attachments_dir),
+        # No partner read again in the background (as for the in-process app, ``settings``): this
+        # server lives the whole run, over the baseline every test shares.
+        COMMONS_PARTNERS_REFRESH_SECONDS=str(settings.partners_refresh_seconds),
     )
     log = Path(tempfile.mkstemp(prefix="cm-live-", suffix=".log")[1])
     cli = str(Path(sys.executable).parent / "commons-map")
