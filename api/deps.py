@@ -16,7 +16,7 @@ from commons_map.people import throttle
 from commons_map.people.auth import member_from_token
 from commons_map.people.models import Member
 from commons_map.settings import Settings
-from commons_map.tenancy import act_as
+from commons_map.tenancy import ONE_STATEMENT_KEY, act_as
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -45,7 +45,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     act_as(session, member_id=None, cooperative_id=None)  # anonymous until a member signs in (tenancy)
     try:
         yield session
-        if session.in_transaction():
+        # A read in one statement (tenancy.read_in_one_statement) ran in autocommit: nothing to end.
+        if session.in_transaction() and not session.info.get(ONE_STATEMENT_KEY):
             await run_in_threadpool(session.commit)
     except BaseException:
         session.rollback()

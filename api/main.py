@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 
 import commons_map
 import commons_map.models  # noqa: F401 - complete the mappers
-from api import errors, openapi, partners_scheduler, security
+from api import errors, fast_tiles, openapi, partners_scheduler, security
+from api.fast_tiles import FastTiles
 from api.limits import BodyLimit, refuse_nul_characters
 from api.routers import (
     auth,
@@ -77,11 +78,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             max_lag_seconds=settings.replica_max_lag_seconds,
             check_seconds=settings.replica_check_seconds,
         )
+        # Tiles on an async pool (api.fast_tiles), unless a replica is configured (the route picks it).
+        app.state.tile_pool = fast_tiles.make_pool(app.state.engine) if app.state.reads.replica is None else None
+        if app.state.tile_pool is not None:
+            await app.state.tile_pool.open(wait=False)
         refresher = partners_scheduler.start(app.state.engine, settings)  # partner maps, in the background
         try:
             yield
         finally:
             await partners_scheduler.stop(refresher)
+            if app.state.tile_pool is not None:
+                await app.state.tile_pool.close()
             app.state.reads.dispose()
             if own:
                 app.state.engine.dispose()
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(FastTiles)  # innermost: inside the body limit and the security headers
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # inside the security headers
     security.install(app)
     for router in ROUTERS:

@@ -48,7 +48,7 @@ from commons_map.db import drop_database, ensure_database, make_engine, session_
 from commons_map.publish import service  # noqa: E402
 from commons_map.publish.collections import COLLECTIONS  # noqa: E402
 from commons_map.publish.cql2 import Params  # noqa: E402
-from commons_map.publish.sql import public_source  # noqa: E402
+from commons_map.publish.sql import psycopg_style, public_source  # noqa: E402
 from commons_map.settings import get_settings  # noqa: E402
 
 VIEW = "bench_public_parcels"
@@ -166,8 +166,7 @@ def inline(raw: psycopg.Connection, sql: str, values: dict) -> str:
 
 def to_psycopg(sql: str, values: dict) -> tuple[str, dict]:
     """SQLAlchemy ``:name`` parameters as psycopg ``%(name)s`` ones (outside casts)."""
-    out = re.sub(r"(?<![:\w\\]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
-    return out, values
+    return psycopg_style(sql), values
 
 
 def serve_ours(port: int, env: dict[str, str]) -> subprocess.Popen:

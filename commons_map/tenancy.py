@@ -165,6 +165,25 @@ def acting(session: Session) -> tuple[int | None, int | None]:
     return session.info.get(INFO_KEY, (None, None))
 
 
+ONE_STATEMENT_KEY = "commons_map.one_statement"  # session.info: its reads run in autocommit
+
+
+def read_in_one_statement(session: Session) -> bool:
+    """Let an anonymous read that is ONE statement run outside a transaction block (autocommit):
+    that spares the BEGIN and COMMIT round trips, and one statement sees one snapshot anyway.
+
+    Only for a session that has not begun (its connection is taken now, in autocommit) and that
+    acts for nobody: the tenancy settings are transaction-local, so in autocommit they would end
+    with the statement that set them. True when applied: the caller then runs one statement, a
+    read (``api.deps.get_session`` has nothing to commit after it). False: a plain transaction.
+    """
+    if session.in_transaction() or acting(session) != (None, None):
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[ONE_STATEMENT_KEY] = True
+    return True
+
+
 def act_for_member(session: Session, member_id: int | None) -> int | None:
     """Act for the member with this id (from a signed token, cookie or a lookup below): their
     cooperative is read through ``commons_member_cooperative`` (any member, active or not).

@@ -92,7 +92,11 @@ def cors_headers() -> dict[str, str]:
 
 def not_modified(request: Request, etag: str) -> bool:
     """True when the client's If-None-Match holds this ETag (weak comparison, as RFC 9110 says)."""
-    inm = request.headers.get("if-none-match")
+    return etag_matches(request.headers.get("if-none-match"), etag)
+
+
+def etag_matches(inm: str | None, etag: str) -> bool:
+    """True when an If-None-Match header value holds this ETag (weak comparison)."""
     if not inm:
         return False
     if inm.strip() == "*":
@@ -120,7 +124,7 @@ def respond(
     if headers:
         hdrs.update(headers)
     if len(body) > compress_over and accepts_gzip(request):
-        body = gzip.compress(body, compresslevel=1)
+        body = gzip.compress(body, compresslevel=1, mtime=0)  # the same bytes, the same ETag, every time
         hdrs["Content-Encoding"] = "gzip"
         hdrs["ETag"] = etag_of(body, "-gz")
     else:

@@ -344,6 +344,8 @@ def sync(session: Session, *, jit_off: bool = False) -> tuple:
                 if written:
                     digest = fresh.digest
         stamp.append((coop_id, digest))
+    with _lock:
+        _synced_at[key_db] = time.monotonic()
     return tuple(stamp)
 
 
@@ -428,23 +430,27 @@ def _refresh_later(session: Session, key: tuple[str, int]) -> None:
     threading.Thread(target=run, name="publish-figures", daemon=True).start()
 
 
-# When this process last brought the figures table up to date, per database (``sync_recently``).
+# When this process last brought the figures table up to date (``sync``), per database.
 _synced_at: dict[str, float] = {}
 SYNC_EVERY_S = 1.0
 
 
-def sync_recently(session: Session) -> None:
-    """``sync``, at most once a second per database and process: for reads that join the figures
-    table but key no cache on its stamp (items pages, one feature, exports). The figures are kept
-    ``CACHE_SECONDS`` anyway; this spares a busy server one round trip on nearly every request."""
-    key_db = db_key(session)
+def sync_due(key_db: str) -> bool:
+    """Whether the figures table of this database (``db_key``) was brought up to date by this
+    process more than ``SYNC_EVERY_S`` ago, or never: ``sync_recently`` would do it now (and may
+    write it), and a read that keys nothing on its stamp may skip it otherwise."""
     with _lock:
         last = _synced_at.get(key_db)
-    if last is not None and time.monotonic() - last < SYNC_EVERY_S:
-        return
-    sync(session)
-    with _lock:
-        _synced_at[key_db] = time.monotonic()
+    return last is None or time.monotonic() - last >= SYNC_EVERY_S
+
+
+def sync_recently(session: Session) -> None:
+    """``sync``, at most once a second per database and process: for reads that join the figures
+    table but key no cache on its stamp (items pages, one feature, exports, tiles with the cache
+    off). The figures are kept ``CACHE_SECONDS`` anyway; this spares a busy server one round trip
+    on nearly every request."""
+    if sync_due(db_key(session)):
+        sync(session)
 
 
 def serve_held_at_start() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from commons_map import tenancy
 from commons_map.errors import NotFound, ValidationFailed
 from commons_map.publish import figures as figs
 from commons_map.publish import tilecache
@@ -374,6 +375,12 @@ def tile_sql(collection: Collection, *, static: bool = False, merged: bool = Fal
     The commons id is the MVT feature id and also an ``id`` property (Leaflet.VectorGrid's
     style functions only see properties). ``static``: the static export's properties.
     ``merged``: the low-zoom form (``merges``), see ``merged_tile_sql``.
+
+    No ``WHERE t.geom IS NOT NULL`` over the features: ST_AsMVT skips a row whose geometry is
+    NULL (one that ST_AsMVTGeom clipped away), so the tile is the same byte for byte. That filter
+    cost a second ST_AsMVTGeom per row: PostgreSQL pushes it down into the scan with the
+    expression put in its place, then computes the expression again for the output. Without it
+    the tile SQL ran 1.3x as fast at z14 and 1.6x at z16 in pgbench (100,000 parcels).
     """
     if merged:
         return merged_tile_sql(collection, static=static)
@@ -385,7 +392,7 @@ def tile_sql(collection: Collection, *, static: bool = False, merged: bool = Fal
         " ST_AsMVTGeom(ST_Transform(s.geom, 3857), ST_TileEnvelope(:z, :x, :y),"
         f" {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
         f"{source}{figures_join(collection)}{where}"
-        ") t WHERE t.geom IS NOT NULL"
+        ") t"
     )
 
 
@@ -432,7 +439,7 @@ def merged_tile_sql(collection: Collection, *, static: bool = False) -> str:
     return (
         f"SELECT ST_AsMVT(t, :layer, {TILE_EXTENT}, 'geom', 'fid') FROM ("
         f"{_points_sql(collection, cols, extra_area)} UNION ALL {merged}"
-        ") t WHERE t.geom IS NOT NULL"
+        ") t"  # no NULL filter: see tile_sql
     )
 
 
@@ -468,6 +475,45 @@ def no_jit(session: Session) -> None:
     session.execute(text("SET LOCAL jit = off"))
 
 
+@dataclass(frozen=True)
+class TilePlan:
+    """The statements of one tile of a public collection, and their parameters: the tile's own
+    (``tile_sql``) and its fingerprint (``tile_fingerprint_sql`` or ``merged_fingerprint_sql``),
+    which keys the tile cache. ``tile_entry`` runs them on a session; ``api.fast_tiles`` on an
+    async connection."""
+
+    collection: Collection
+    z: int
+    x: int
+    y: int
+    static: bool = False
+
+    @property
+    def merged(self) -> bool:
+        return merges(self.collection, self.z)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        c, z, x, y = self.collection, self.z, self.x, self.y
+        return {"z": z, "x": x, "y": y, **(merge_params(c, z, x, y) if self.merged else {})}
+
+    def fingerprint_sql(self) -> str:
+        c = self.collection
+        return merged_fingerprint_sql(c) if self.merged else tile_fingerprint_sql(c)
+
+    def sql(self) -> str:
+        return tile_sql(self.collection, static=self.static, merged=self.merged)
+
+    def values(self) -> dict[str, Any]:
+        """The tile statement's parameters (the "no data" labels of the figures too)."""
+        labels = _no_data_labels() if self.collection.figures else {}
+        return {**labels, "layer": self.collection.id, **self.where}
+
+    def key(self, db: str, n: int, h: str, stamp: tuple) -> tuple:
+        """The tile cache's key: the database, the tile, its fingerprint and the figures' stamp."""
+        return (db, self.collection.id, self.static, self.z, self.x, self.y, n, h, stamp)
+
+
 def tile_entry(
     session: Session, *, collection: Collection, z: int, x: int, y: int, static: bool = False
 ) -> tilecache.TileEntry:
@@ -475,26 +521,28 @@ def tile_entry(
 
     The cache key holds the tile's fingerprint (``tile_fingerprint_sql``), read in this very
     transaction, and the figures' stamp: a change to any row of the tile (or to the figures)
-    gives a new key, so the cache never serves a tile from before a change it can see.
+    gives a new key, so the cache never serves a tile from before a change it can see. With the
+    cache off nothing is keyed: the tile is its one query, and the figures table is brought up to
+    date at most once a second, as for items pages (``_base_params``).
     """
     check_tile(z, x, y)
-    base, stamp = _figures_params(collection, session, jit_off=True)  # one round trip for both
-    where = {"z": z, "x": x, "y": y}
+    plan = TilePlan(collection, z, x, y, static)
     cache = tilecache.CACHE
     key: tuple | None = None
     if cache.enabled:
-        merged = merges(collection, z)
-        fp_sql = merged_fingerprint_sql(collection) if merged else tile_fingerprint_sql(collection)
-        fp = session.execute(
-            text(fp_sql), {**where, **(merge_params(collection, z, x, y) if merged else {})}
-        ).one()
-        key = (figs.db_key(session), collection.id, static, z, x, y, fp.n, fp.h, stamp)
+        _, stamp = _figures_params(collection, session, jit_off=True)  # one round trip for both
+        fp = session.execute(text(plan.fingerprint_sql()), plan.where).one()
+        key = plan.key(figs.db_key(session), fp.n, fp.h, stamp)
         hit = cache.get(key)
         if hit is not None:
             return hit
-    merged = merges(collection, z)
-    values = {**base, "layer": collection.id, **where, **(merge_params(collection, z, x, y) if merged else {})}
-    data = session.execute(text(tile_sql(collection, static=static, merged=merged)), values).scalar()
+    elif collection.figures and figs.sync_due(figs.db_key(session)):
+        figs.sync(session)  # in a transaction: the figures table may be written
+    else:
+        # One statement and nothing written: no BEGIN and no COMMIT (autocommit) when the session
+        # has not begun. JIT is off for the app's connections (db.make_engine).
+        tenancy.read_in_one_statement(session)
+    data = session.execute(text(plan.sql()), plan.values()).scalar()
     entry = tilecache.TileEntry(bytes(data or b""))
     if key is not None:
         cache.put(key, entry)

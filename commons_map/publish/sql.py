@@ -14,6 +14,8 @@ branch and use the GiST index.
 
 from __future__ import annotations
 
+import re
+
 from commons_map.publish.collections import Collection
 from commons_map.register.service import APPROXIMATE_GRID_DEG
 
@@ -94,3 +96,10 @@ def figures_join(collection: Collection) -> str:
     if not collection.figures:
         return ""
     return " LEFT JOIN publish_figures pf ON pf.commons_id = s.id"
+
+
+def psycopg_style(sql: str) -> str:
+    """A statement written with SQLAlchemy's ``:name`` parameters, with psycopg's ``%(name)s``
+    instead (``::`` casts and times left alone, ``%`` escaped): for the statements run on a bare
+    psycopg connection (``api.fast_tiles``, the benchmarks' pgbench scripts)."""
+    return re.sub(r"(?<![:\w\\]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))

@@ -44,7 +44,8 @@ class TileEntry:
 
     def gzipped(self) -> bytes:
         if self._gz is None:
-            self._gz = gzip.compress(self.data, compresslevel=1)
+            # mtime=0: the same bytes every time, so the gzip ETag holds with the cache off too
+            self._gz = gzip.compress(self.data, compresslevel=1, mtime=0)
         return self._gz
 
     def etag(self, gz: bool) -> str:

@@ -147,6 +147,46 @@ def test_tile_query_filters_with_the_gist_index_on_the_transformed_envelope(db):
     )
 
 
+def test_a_row_whose_box_reaches_the_tile_but_not_its_shape_stays_out(client, db):
+    """The tile SQL keeps no NULL filter over the clipped features (ST_AsMVT skips them): a thin
+    diagonal parcel whose bounding box covers a tile's corner, far from its shape, leaves that tile
+    empty (204), in the served form and the static one, and is drawn in the tile its shape crosses."""
+    coop = db.execute(text("SELECT id FROM cooperatives ORDER BY id LIMIT 1")).scalar()
+    cid = db.execute(
+        text(
+            "INSERT INTO commons (cooperative_id, kind_code, name, geom, visibility, state)"
+            " VALUES (:c, 'land', 'Haie en diagonale', ST_GeomFromText("
+            "'POLYGON((6.0 45.0, 6.1 45.1, 6.1 45.0999, 6.0 45.0))', 4326), 'public', 'restoring')"
+            " RETURNING id"
+        ),
+        {"c": coop},
+    ).scalar()
+    land = COLLECTIONS["restored_land"]
+    x, y = tile_of(6.004, 45.096, 14)  # the box's north-west corner, ~0.09 degrees from the shape
+    candidates = db.execute(
+        text(f"SELECT count(*) {service._tile_rows(land)[0]} {service._tile_rows(land)[1]} AND s.id = :i"),
+        {"z": 14, "x": x, "y": y, "i": cid},
+    ).scalar()
+    assert candidates == 1  # the index filter lets it through; the clip throws it away
+    assert client.get(f"/tiles/restored_land/14/{x}/{y}.mvt").status_code == 204
+    assert service.tile(db, collection=land, z=14, x=x, y=y, static=True) == b""
+    x, y = tile_of(6.05, 45.0499, 14)  # on the diagonal
+    assert cid in _tile_features(client, f"/tiles/restored_land/14/{x}/{y}.mvt")
+
+
+def test_the_tile_sql_clips_each_row_once(db):
+    """ST_AsMVTGeom runs once per row: no filter on its result that PostgreSQL would push down into
+    the scan and compute a second time (EXPLAIN VERBOSE shows every place it is computed)."""
+    add_public_parcels(db, 6000)
+    for merged in (False, True):
+        sql = service.tile_sql(COLLECTIONS["restored_land"], merged=merged)
+        params = {"nodata_fr": "", "nodata_en": "", "layer": "restored_land", "z": 16 - 6 * merged,
+                  "x": 33677 >> 6 * merged, "y": 23629 >> 6 * merged, "merged_collection": "restored_land"}
+        plan = "\n".join(r[0] for r in db.execute(text("EXPLAIN VERBOSE " + sql), params)).lower()
+        assert plan.count("st_asmvtgeom(st_transform") == 1, plan
+        assert "st_asmvtgeom(" in plan and "filter: (st_asmvtgeom" not in plan, plan
+
+
 # --- the tile cache (commons_map/publish/tilecache.py) ------------------------------------------
 
 

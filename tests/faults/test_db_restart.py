@@ -37,6 +37,9 @@ def test_app_reconnects_after_the_database_restarts(cluster, server_factory):
             degraded = http.get("/health")
         assert degraded.status_code == 503
         assert degraded.json()["database"] == "unreachable"
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            tile = http.get("/tiles/commons/3/4/2.mvt")  # the fast path gives up; the route says 503
+        assert tile.status_code == 503, tile.text
         time.sleep(0.5)
         cluster.start()
         deadline = time.time() + 30
@@ -48,7 +51,11 @@ def test_app_reconnects_after_the_database_restarts(cluster, server_factory):
             assert healthy, "the app did not reconnect by itself"
             # Every pooled connection was replaced: a burst of requests all succeed.
             codes = [http.get("/api/v1/kinds").status_code for _ in range(40)]
+            # The tiles' fast path (api/fast_tiles.py) lost its connections too: the route answers
+            # while its pool reconnects, and no tile request fails.
+            tiles = [http.get(f"/tiles/commons/{z}/0/0.mvt").status_code for z in range(12) for _ in range(3)]
         assert codes == [200] * 40
+        assert set(tiles) <= {200, 204}, tiles
     finally:
         stop.set()
         for w in workers:
