@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from commons_map.publish import service
 from commons_map.publish.collections import COLLECTIONS, Collection
-from commons_map.publish.sql import figures_join, public_source
+from commons_map.publish.sql import public_rows
 
 ARCHIVE_NAME = "public.pmtiles"
 _names = itertools.count(1)
@@ -79,7 +79,7 @@ class LayerTiles:
             # the centre of the bounding box in EPSG:3857, as merged_tile_sql computes it
             f" {merc} * radians((ST_XMin(s.geom) + ST_XMax(s.geom)) / 2) AS mx,"
             f" {merc} * ln(tan(pi() / 4 + radians((ST_YMin(s.geom) + ST_YMax(s.geom)) / 2) / 2)) AS my"
-            f" FROM ({public_source(collection)}) s{figures_join(collection)}"
+            f"{public_rows(collection)}"
         ), service._base_params(collection, session))  # noqa: SLF001 - the figures' labels
         # The row type of the features: ST_AsMVT takes every column of its row but the geometry
         # and the id as properties, so the tile's own (x, y) must stay out of it.

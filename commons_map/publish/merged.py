@@ -28,7 +28,7 @@ import math
 from dataclasses import replace
 
 from commons_map.publish.collections import COLLECTIONS, Collection
-from commons_map.publish.sql import figures_join, public_source
+from commons_map.publish.sql import public_rows
 
 MERGE_MAX_ZOOM = 13
 """Zooms 0-13 draw merged polygons, zooms 14 and above one feature per commons."""
@@ -86,7 +86,7 @@ def _cells_of_source(c: Collection) -> str:
         "SELECT publish_cell_key(s.geom) AS k, COALESCE(" + key.sql + "::text, '') AS mkey, s.area_m2 AS area,"
         f" {merc_x('ST_XMin(s.geom)')} AS x0, {merc_y('ST_YMin(s.geom)')} AS y0,"
         f" {merc_x('ST_XMax(s.geom)')} AS x1, {merc_y('ST_YMax(s.geom)')} AS y1"
-        f" FROM ({public_source(c)}) s{figures_join(c)}"
+        f"{public_rows(c)}"
         f" WHERE NOT {POINT.format(g='s.geom')}"
     )
 
@@ -121,7 +121,7 @@ def _fine_insert_all(cols: list[Collection]) -> str:
         f"SELECT publish_cell_key(s.geom) AS k, s.category, {', '.join(keys)}, s.area_m2 AS area,"
         f" {merc_x('ST_XMin(s.geom)')} AS x0, {merc_y('ST_YMin(s.geom)')} AS y0,"
         f" {merc_x('ST_XMax(s.geom)')} AS x1, {merc_y('ST_YMax(s.geom)')} AS y1"
-        f" FROM ({public_source(every)}) s{figures_join(every)}"
+        f"{public_rows(every)}"
         f" WHERE NOT {POINT.format(g='s.geom')} AND s.geom && area OFFSET 0"
     )
     groups = []

@@ -24,7 +24,7 @@ from commons_map.publish.collections import Collection, Queryable
 from commons_map.publish.cql2 import Params, compile_filter
 from commons_map.publish.crs import CRS84, STORAGE, Crs
 from commons_map.publish.merged import MERGE_GRID, MERGE_MAX_ZOOM, cells_where  # noqa: F401 - MERGE_GRID re-exported
-from commons_map.publish.sql import figures_join, public_source
+from commons_map.publish.sql import figures_join, public_rows, public_source
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
@@ -266,7 +266,7 @@ def items_sql(q: ItemsQuery, params: Params) -> str:
     c = q.collection
     return (
         f"SELECT s.id, {_feature_sql(c, q.crs)} AS feature"
-        f" FROM ({public_source(c)}) s{figures_join(c)}"
+        f"{public_rows(c)}"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY s.id LIMIT {q.limit + 1}"
     )
@@ -290,7 +290,7 @@ def item(session: Session, *, collection: Collection, feature_id: str, crs: Crs 
         raise NotFound("publish.no_feature", field="featureId", feature_id=feature_id, collection=collection.id)
     sql = (
         f"SELECT {_feature_sql(collection, crs)} AS feature"
-        f" FROM ({public_source(collection)}) s{figures_join(collection)} WHERE s.id = :fid"
+        f"{public_rows(collection)} WHERE s.id = :fid"
     )
     row = session.execute(
         text(sql), {**_base_params(collection, session), "fid": int(feature_id)}
@@ -566,7 +566,7 @@ def all_features(session: Session, *, collection: Collection, chunk: int = 1000)
     c = collection
     sql = (
         f"SELECT {_feature_sql(c, STORAGE)} AS feature"
-        f" FROM ({public_source(c)}) s{figures_join(c)} ORDER BY s.id"
+        f"{public_rows(c)} ORDER BY s.id"
     )
     for row in session.execute(text(sql).execution_options(yield_per=chunk), _base_params(c, session)):
         yield row.feature
@@ -578,7 +578,7 @@ def rows_for_export(session: Session, *, collection: Collection) -> tuple[list[s
     cols = [f"{qy.sql} AS {qy.name}" for qy in collection.queryables]
     sql = (
         f"SELECT {', '.join(cols)}, ST_AsBinary(s.geom) AS wkb"
-        f" FROM ({public_source(collection)}) s{figures_join(collection)} ORDER BY s.id"
+        f"{public_rows(collection)} ORDER BY s.id"
     )
     rows = session.execute(text(sql), _base_params(collection, session)).all()
     return names, [tuple(r) for r in rows]

@@ -98,6 +98,11 @@ def figures_join(collection: Collection) -> str:
     return " LEFT JOIN publish_figures pf ON pf.commons_id = s.id"
 
 
+def public_rows(collection: Collection) -> str:
+    """`` FROM`` the public rows of a collection (alias ``s``) with their figures (``pf``)."""
+    return f" FROM ({public_source(collection)}) s{figures_join(collection)}"
+
+
 def psycopg_style(sql: str) -> str:
     """A statement written with SQLAlchemy's ``:name`` parameters, with psycopg's ``%(name)s``
     instead (``::`` casts and times left alone, ``%`` escaped): for the statements run on a bare

@@ -82,8 +82,9 @@ def test_a_member_or_a_begun_session_keeps_its_transaction(cache_off, own_engine
 
 
 def test_the_served_tile_through_the_real_request_session(cache_off, own_engine, settings, db, monkeypatch):
-    """Through the app's own request session (``api.deps.get_session``, no override): the tile is
-    read in one statement, nothing is left to commit, and the pooled connection is reset."""
+    """Through the app's own request session (``api.deps.get_session``, no override; the route, its
+    fast path set aside): the tile is read in one statement, nothing is left to commit, and the
+    pooled connection is reset."""
     from api.main import create_app
 
     z, x, y = _land_tile(db)
@@ -91,9 +92,14 @@ def test_the_served_tile_through_the_real_request_session(cache_off, own_engine,
     real = tenancy.read_in_one_statement
     monkeypatch.setattr(tenancy, "read_in_one_statement", lambda s: applied.append(real(s)) or applied[-1])
     url = f"/tiles/restored_land/{z}/{x}/{y}.mvt"
-    with TestClient(create_app(settings, engine=own_engine)) as c:
-        first = c.get(url, headers={"Accept-Encoding": "identity"})  # syncs the figures: a transaction
-        second = c.get(url, headers={"Accept-Encoding": "identity"})  # one statement
+    app = create_app(settings, engine=own_engine)
+    with TestClient(app) as c:
+        pool, app.state.tile_pool = app.state.tile_pool, None  # the route, not api.fast_tiles
+        try:
+            first = c.get(url, headers={"Accept-Encoding": "identity"})  # syncs the figures: a transaction
+            second = c.get(url, headers={"Accept-Encoding": "identity"})  # one statement
+        finally:
+            app.state.tile_pool = pool
     assert first.status_code == second.status_code == 200
     assert second.content == first.content  # the figures the first committed, read again
     assert applied == [True]
