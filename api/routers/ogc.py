@@ -102,7 +102,7 @@ def etag_matches(inm: str | None, etag: str) -> bool:
     if inm.strip() == "*":
         return True
     tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
-    return etag in tags
+    return etag.removeprefix("W/") in tags
 
 
 def accepts_gzip(request: Request) -> bool:
@@ -118,17 +118,24 @@ def respond(
     headers: dict[str, str] | None = None,
     cache_control: str = CACHE_CONTROL,
     compress_over: int = 16_384,
+    etag_basis: bytes | None = None,
 ) -> Response:
-    """The answer with ETag, 304, HEAD, CORS, Cache-Control and gzip for large bodies."""
+    """The answer with ETag, 304, HEAD, CORS, Cache-Control and gzip for large bodies.
+
+    ``etag_basis``: for a body that holds the time it was made (an items page's ``timeStamp``),
+    the same body without it. The ETag is then weak (RFC 9110, 8.8.1: the same features and links,
+    the same validator), so a client's ``If-None-Match`` still matches a second later.
+    """
     hdrs = {**cors_headers(), "Cache-Control": cache_control, "Vary": "Accept, Accept-Encoding"}
     if headers:
         hdrs.update(headers)
+    weak = "" if etag_basis is None else "W/"
     if len(body) > compress_over and accepts_gzip(request):
         body = gzip.compress(body, compresslevel=1, mtime=0)  # the same bytes, the same ETag, every time
         hdrs["Content-Encoding"] = "gzip"
-        hdrs["ETag"] = etag_of(body, "-gz")
+        hdrs["ETag"] = weak + etag_of(body if etag_basis is None else etag_basis, "-gz")
     else:
-        hdrs["ETag"] = etag_of(body)
+        hdrs["ETag"] = weak + etag_of(body if etag_basis is None else etag_basis)
     if not_modified(request, hdrs["ETag"]):
         hdrs.pop("Content-Encoding", None)
         return Response(status_code=304, headers=hdrs)
@@ -604,21 +611,14 @@ def items(collection_id: str, request: Request, session: PublicReadSession) -> R
     headers = {"Content-Crs": f"<{query.crs.uri}>"}
     if as_html:
         return respond(request, _items_html(c, page, links), HTML, headers=headers)
-    meta: dict[str, Any] = {
-        "links": links,
-        "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "numberReturned": len(page.features),
-    }
+    counts: dict[str, Any] = {"numberReturned": len(page.features)}
     if page.number_matched is not None:
-        meta["numberMatched"] = page.number_matched
-    tail = dumps(meta)
-    body = (
-        b'{"type":"FeatureCollection","features":['
-        + ",".join(page.features).encode()
-        + b"],"
-        + tail[1:]
-    )
-    return respond(request, body, GEOJSON, headers=headers)
+        counts["numberMatched"] = page.number_matched
+    features = b'{"type":"FeatureCollection","features":[' + ",".join(page.features).encode() + b"],"
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = features + dumps({"links": links, "timeStamp": now, **counts})[1:]
+    basis = features + dumps({"links": links, **counts})[1:]  # the page without the time it was made
+    return respond(request, body, GEOJSON, headers=headers, etag_basis=basis)
 
 
 def _items_html(c: Collection, page: service.Page, links: list[dict]) -> bytes:
