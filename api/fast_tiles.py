@@ -67,7 +67,7 @@ def _statements(collection_id: str, merged: bool) -> tuple[str, str]:
     """(tile, fingerprint with the figures' stamp) of one collection and form, psycopg-style. The
     stamp names the figures the table holds (a digest per cooperative), read in the same snapshot."""
     c = COLLECTIONS[collection_id]
-    fp = service.merged_fingerprint_sql(c) if merged else service.tile_fingerprint_sql(c)
+    fp = service.fingerprint_sql(c, merged=merged)
     stamp = (
         "(SELECT coalesce(string_agg(d.cooperative_id || ':' || d.digest, ',' ORDER BY d.cooperative_id), '')"
         " FROM publish_figures_digests d)"
@@ -104,12 +104,12 @@ class FastTiles:
         if app.dependency_overrides:
             return None
         collection = COLLECTIONS.get(m.group(1))
+        if collection is None:
+            return None
         z, x, y = (int(v) for v in m.group(2, 3, 4))
         try:
             service.check_tile(z, x, y)
         except NotFound:
-            return None
-        if collection is None:
             return None
         if collection.figures and figs.sync_due(_db_key(app)):
             return None

@@ -161,12 +161,7 @@ def run_pgbench(url: str, sqls: list[str], seconds: int, connections: int) -> tu
 
 def inline(raw: psycopg.Connection, sql: str, values: dict) -> str:
     """Our statement with its parameters inlined, as pgbench runs it."""
-    return psycopg.ClientCursor(raw).mogrify(*to_psycopg(sql, values))
-
-
-def to_psycopg(sql: str, values: dict) -> tuple[str, dict]:
-    """SQLAlchemy ``:name`` parameters as psycopg ``%(name)s`` ones (outside casts)."""
-    return psycopg_style(sql), values
+    return psycopg.ClientCursor(raw).mogrify(psycopg_style(sql), values)
 
 
 def serve_ours(port: int, env: dict[str, str]) -> subprocess.Popen:

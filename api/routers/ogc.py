@@ -129,13 +129,15 @@ def respond(
     hdrs = {**cors_headers(), "Cache-Control": cache_control, "Vary": "Accept, Accept-Encoding"}
     if headers:
         hdrs.update(headers)
-    weak = "" if etag_basis is None else "W/"
+    suffix = ""
     if len(body) > compress_over and accepts_gzip(request):
         body = gzip.compress(body, compresslevel=1, mtime=0)  # the same bytes, the same ETag, every time
         hdrs["Content-Encoding"] = "gzip"
-        hdrs["ETag"] = weak + etag_of(body if etag_basis is None else etag_basis, "-gz")
+        suffix = "-gz"
+    if etag_basis is None:
+        hdrs["ETag"] = etag_of(body, suffix)
     else:
-        hdrs["ETag"] = weak + etag_of(body if etag_basis is None else etag_basis)
+        hdrs["ETag"] = "W/" + etag_of(etag_basis, suffix)
     if not_modified(request, hdrs["ETag"]):
         hdrs.pop("Content-Encoding", None)
         return Response(status_code=304, headers=hdrs)

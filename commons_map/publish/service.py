@@ -465,6 +465,11 @@ def tile_fingerprint_sql(collection: Collection) -> str:
     return f"SELECT count(*) AS n, COALESCE(sum(s.row_version), 0)::text AS h{source}{where}"
 
 
+def fingerprint_sql(collection: Collection, *, merged: bool) -> str:
+    """The fingerprint statement of a tile of ``collection``: merged (``merges``) or not."""
+    return merged_fingerprint_sql(collection) if merged else tile_fingerprint_sql(collection)
+
+
 def no_jit(session: Session) -> None:
     """Turn PostgreSQL's JIT off for the rest of this transaction.
 
@@ -498,8 +503,7 @@ class TilePlan:
         return {"z": z, "x": x, "y": y, **(merge_params(c, z, x, y) if self.merged else {})}
 
     def fingerprint_sql(self) -> str:
-        c = self.collection
-        return merged_fingerprint_sql(c) if self.merged else tile_fingerprint_sql(c)
+        return fingerprint_sql(self.collection, merged=self.merged)
 
     def sql(self) -> str:
         return tile_sql(self.collection, static=self.static, merged=self.merged)
